@@ -1,0 +1,1 @@
+"""HTTP interface: FastAPI routers that verify, parse, enqueue and answer."""

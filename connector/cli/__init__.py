@@ -1,0 +1,43 @@
+"""The ``connector`` command line (typer + rich).
+
+The root app lives here; each area registers its own sub-commands from a module of this
+package (``serve``, ``config``, ...), so no single file grows into a grab bag.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from connector import __version__
+from connector.cli import config_cmd, serve_cmd
+
+app = typer.Typer(
+    name="connector",
+    help="Two-way SMS for Microsoft Dataverse through Twilio.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"connector {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Two-way SMS for Microsoft Dataverse through Twilio."""
+
+
+serve_cmd.register(app)
+app.add_typer(config_cmd.app, name="config")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,53 @@
+"""``connector serve``: run the web service (and, as later issues add it, the worker)."""
+
+from __future__ import annotations
+
+import socket
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from connector.api.app import create_app
+from connector.bootstrap import build_container
+from connector.cli.common import settings_or_exit
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind before serving so that ``--port 0`` can report the port it really got."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Interface to listen on (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port to listen on (0 picks a free one)."),
+) -> None:
+    """Run the connector's web service."""
+    settings = settings_or_exit()
+    host = host or settings.server.host
+    port = settings.server.port if port is None else port
+    container = build_container(settings)
+    app = create_app(container)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        Console(stderr=True).print(f"[bold red]Cannot listen on {host}:{port}[/]: {exc.strerror}")
+        raise typer.Exit(1) from None
+    bound_port = sock.getsockname()[1]
+    shown_host = f"[{host}]" if ":" in host else host
+    Console().print(f"Connector listening on http://{shown_host}:{bound_port}", highlight=False)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        container.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to the root command."""
+    app.command("serve")(serve)

@@ -1,0 +1,1 @@
+"""Dataverse Web API access: auth, client, OData helpers, $batch, schema installer."""

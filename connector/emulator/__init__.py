@@ -1,0 +1,1 @@
+"""A Dataverse-compatible Web API server for local mode, tests and benchmarks."""

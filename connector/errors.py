@@ -1,0 +1,251 @@
+"""The connector's one exception tree.
+
+Every error the connector raises on purpose is a :class:`ConnectorError`. Errors carry data,
+not just text: a stable ``code`` (shown to API callers and in the error log), whether the
+failure is ``transient`` (worth retrying), and ``details`` for people and machines. Whether an
+error is transient is decided once, where the error is made; retry code only asks
+:func:`is_transient`.
+
+::
+
+    ConnectorError                      code, message, transient, details
+    ├── ConfigurationError              settings or configuration rows are wrong (start-up, setup)
+    ├── InvalidInputError               bad input from a caller: it will never succeed as sent
+    │   ├── InvalidPhoneNumberError     a phone number that cannot be parsed or is not valid
+    │   └── TemplateError               a template that cannot be rendered for a record
+    ├── SignatureError                  a webhook whose signature does not verify (HTTP 403)
+    ├── UnauthorizedError               an API call without a valid API key (HTTP 401)
+    ├── NotFoundError                   a connector object (message, session...) does not exist
+    ├── AuthenticationError             a token could not be acquired (tenant, client id named)
+    ├── DataverseError                  the Web API answered with an error, or could not be reached
+    │   ├── DataverseNotFoundError      404: the row or table does not exist
+    │   ├── DataverseConflictError      409/412: duplicate key, concurrency conflict
+    │   ├── DataverseThrottledError     429: service protection limit (transient, retry_after)
+    │   └── DataverseUnavailableError   5xx or connection failure (transient)
+    ├── ProviderError                   the SMS provider refused or failed (category, raw code)
+    │   ├── ProviderThrottledError      provider rate limit (transient, retry_after)
+    │   └── RecipientOptedOutError      the recipient has opted out at the provider (21610)
+    └── StateStoreError                 the local state store (journal, outbox, index) failed
+
+Raise with ``raise SomeError(...) from exc`` at every boundary so the cause is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class ConnectorError(Exception):
+    """Base of every error the connector raises on purpose."""
+
+    code: str = "connector_error"
+    default_transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        transient: bool | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.transient = self.default_transient if transient is None else transient
+        self.details: dict[str, Any] = dict(details or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view for logs, the error log table and problem+json bodies."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "transient": self.transient,
+            "details": self.details,
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class ConfigurationError(ConnectorError):
+    """Settings or configuration rows are missing or invalid."""
+
+    code = "configuration_error"
+
+
+class InvalidInputError(ConnectorError):
+    """Input from a caller that can never succeed as sent (a 4xx, never retried)."""
+
+    code = "invalid_input"
+
+
+class InvalidPhoneNumberError(InvalidInputError):
+    """A phone number that cannot be parsed, or parses but is not a valid number."""
+
+    code = "invalid_phone_number"
+
+    def __init__(self, message: str, *, raw: str, reason: str, **kwargs: Any) -> None:
+        details = {"input": raw, "reason": reason, **kwargs.pop("details", {})}
+        super().__init__(message, details=details, **kwargs)
+        self.raw = raw
+        self.reason = reason
+
+
+class TemplateError(InvalidInputError):
+    """A template that cannot be rendered (unknown placeholder, missing value, bad syntax)."""
+
+    code = "template_error"
+
+
+class SignatureError(ConnectorError):
+    """A webhook request whose signature does not verify: answered 403, nothing parsed."""
+
+    code = "invalid_signature"
+
+
+class UnauthorizedError(ConnectorError):
+    """An API call without a valid ``X-API-Key``."""
+
+    code = "unauthorized"
+
+
+class NotFoundError(ConnectorError):
+    """A connector object (message, session, configuration) that does not exist."""
+
+    code = "not_found"
+
+
+class AuthenticationError(ConnectorError):
+    """An access token could not be acquired. Names tenant and client id, never the secret."""
+
+    code = "authentication_failed"
+
+
+class DataverseError(ConnectorError):
+    """The Dataverse Web API answered with an error or could not be reached.
+
+    ``status`` is the HTTP status (0 when no answer came), ``service_code`` the
+    ``error.code`` of the Web API envelope (e.g. ``0x80040237``), ``request_id`` the
+    ``x-ms-service-request-id`` header, ``retry_after`` seconds from ``Retry-After``.
+    """
+
+    code = "dataverse_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        service_code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        details = {
+            "status": status,
+            "service_code": service_code,
+            "request_id": request_id,
+            "retry_after": retry_after,
+            **kwargs.pop("details", {}),
+        }
+        super().__init__(message, details=details, **kwargs)
+        self.status = status
+        self.service_code = service_code
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+
+class DataverseNotFoundError(DataverseError):
+    """404: the addressed row, table or key does not exist."""
+
+    code = "dataverse_not_found"
+
+
+class DataverseConflictError(DataverseError):
+    """409/412: a duplicate alternate key, or an If-Match / If-None-Match precondition failed."""
+
+    code = "dataverse_conflict"
+
+
+class DataverseThrottledError(DataverseError):
+    """429: a service protection limit was hit; wait ``retry_after`` seconds."""
+
+    code = "dataverse_throttled"
+    default_transient = True
+
+
+class DataverseUnavailableError(DataverseError):
+    """5xx, a timeout or a connection failure: Dataverse may answer later."""
+
+    code = "dataverse_unavailable"
+    default_transient = True
+
+
+class ProviderError(ConnectorError):
+    """The SMS provider refused or failed a request.
+
+    ``category`` is the provider-independent failure category (see
+    ``connector.domain.status``), ``provider_code``/``provider_message`` the raw values.
+    """
+
+    code = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        category: str = "unknown",
+        provider_code: str | int | None = None,
+        provider_message: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        details = {
+            "category": category,
+            "provider_code": provider_code,
+            "provider_message": provider_message,
+            "http_status": http_status,
+            "retry_after": retry_after,
+            **kwargs.pop("details", {}),
+        }
+        super().__init__(message, details=details, **kwargs)
+        self.category = category
+        self.provider_code = provider_code
+        self.provider_message = provider_message
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+class ProviderThrottledError(ProviderError):
+    """The provider's rate limit was hit (HTTP 429, Twilio 20429)."""
+
+    code = "provider_throttled"
+    default_transient = True
+
+
+class RecipientOptedOutError(ProviderError):
+    """The recipient opted out at the provider (Twilio 21610): consent must be updated."""
+
+    code = "recipient_opted_out"
+
+
+class StateStoreError(ConnectorError):
+    """The local state store (journal, outbox, phone index) failed."""
+
+    code = "state_store_error"
+    default_transient = True
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying ``exc`` later may succeed.
+
+    Connector errors know it themselves; connection-level built-in errors (timeouts, resets)
+    are transient; anything else is not.
+    """
+    if isinstance(exc, ConnectorError):
+        return exc.transient
+    return isinstance(exc, TimeoutError | ConnectionError)

@@ -1,0 +1,1 @@
+"""SMS providers behind one port: Twilio, and a Twilio-compatible local simulator."""

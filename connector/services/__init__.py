@@ -1,0 +1,1 @@
+"""Use cases: inbound, outbound, sessions, consent, sync, export. Depend on ports only."""

@@ -1,0 +1,253 @@
+"""Typed settings, read from the environment (prefix ``CONNECTOR_``, sections nested with ``__``).
+
+Settings are loaded once, by :func:`load_settings`, in the composition root or the CLI, and
+passed in; nothing reads them at import time. Secrets are :class:`~pydantic.SecretStr` so they
+never print. A validation failure becomes a :class:`~connector.errors.ConfigurationError` whose
+message names the environment variable and says what is wrong.
+
+No Dataverse URL means *local mode*: an embedded emulator and a simulated SMS provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from cryptography.fernet import Fernet
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from connector.errors import ConfigurationError
+
+ENV_PREFIX = "CONNECTOR_"
+NESTED_DELIMITER = "__"
+
+
+def _split_csv(value: object) -> object:
+    """Accept ``a,b,c`` (the natural form in an env var) as well as a JSON or Python list."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            return json.loads(stripped)
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return value
+
+
+class DataverseSettings(BaseModel):
+    """How to reach and authenticate to Dataverse."""
+
+    url: AnyHttpUrl | None = Field(
+        default=None, description="Organization URL, e.g. https://contoso.crm.dynamics.com"
+    )
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    certificate_path: Path | None = None
+    certificate_password: SecretStr | None = None
+    certificate_thumbprint: str | None = None
+    token: SecretStr | None = Field(
+        default=None, description="A static bearer token (the emulator accepts any)"
+    )
+    api_version: str = "v9.2"
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    max_concurrency: int = Field(default=16, ge=1, le=52)
+    max_retries: int = Field(default=5, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _credentials_complete(self) -> DataverseSettings:
+        if self.url is None or self.token is not None:
+            return self
+        missing = [name for name in ("tenant_id", "client_id") if not getattr(self, name)]
+        if missing:
+            raise ValueError(
+                "a Dataverse URL needs either a static token or tenant_id and client_id; "
+                f"missing: {', '.join(missing)}"
+            )
+        if self.client_secret is None and self.certificate_path is None:
+            raise ValueError("a Dataverse URL needs client_secret or certificate_path")
+        return self
+
+    @field_validator("certificate_path")
+    @classmethod
+    def _certificate_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no certificate file at {value}")
+        return value
+
+    @property
+    def local_mode(self) -> bool:
+        """No Dataverse URL: run against the embedded emulator."""
+        return self.url is None
+
+
+class TwilioSettings(BaseModel):
+    """Default Twilio credentials (a configuration row may carry its own, encrypted)."""
+
+    account_sid: str | None = Field(default=None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    auth_token: SecretStr | None = None
+    api_base_url: AnyHttpUrl | None = Field(
+        default=None, description="Override of the REST API host (the local simulator)"
+    )
+
+
+class ApiSettings(BaseModel):
+    """The connector's own REST API."""
+
+    keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        return _split_csv(value)
+
+
+class StateSettings(BaseModel):
+    """Where the local state store lives (SQLite file by default, or PostgreSQL)."""
+
+    url: str = "sqlite:///connector-state.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+
+class ServerSettings(BaseModel):
+    """Where `connector serve` listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class LogSettings(BaseModel):
+    """Log level and rendering (JSON in production, readable on a terminal)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    """All of the connector's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    public_base_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="The URL providers reach us at; webhook signatures are checked against it",
+    )
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    dataverse: DataverseSettings = Field(default_factory=DataverseSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_secret_keys(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for index, key in enumerate(value):
+            try:
+                Fernet(key.get_secret_value().encode())
+            except (ValueError, TypeError):
+                raise ValueError(
+                    f"key #{index + 1} is not a Fernet key (32 url-safe base64-encoded bytes; "
+                    "make one with `connector config new-key`)"
+                ) from None
+        return value
+
+    @property
+    def local_mode(self) -> bool:
+        """No Dataverse URL configured: embedded emulator and simulated provider."""
+        return self.dataverse.local_mode
+
+
+def env_var_name(location: tuple[int | str, ...]) -> str:
+    """The environment variable behind a pydantic error location."""
+    parts = [str(part).upper() for part in location if not isinstance(part, int)]
+    return ENV_PREFIX + NESTED_DELIMITER.join(parts)
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read and validate settings, from ``env`` if given (tests) or the process environment.
+
+    Raises :class:`ConfigurationError` listing every bad variable by name.
+    """
+    try:
+        if env is None:
+            return Settings(**overrides)
+        with _environment(env):
+            return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = tuple(error.get("loc", ()))
+            message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append(
+                f"{env_var_name(location) if location else ENV_PREFIX + '*'}: {message}"
+            )
+        raise ConfigurationError(
+            "invalid settings:\n  " + "\n  ".join(problems),
+            details={"problems": problems},
+        ) from None
+
+
+@contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Temporarily replace the ``CONNECTOR_*`` variables of the process environment."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    for key in saved:
+        del os.environ[key]
+    os.environ.update({k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+    try:
+        yield
+    finally:
+        for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+            del os.environ[key]
+        os.environ.update(saved)
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective settings as a plain dict with every secret shown as ``**********``."""
+    dumped: dict[str, Any] = settings.model_dump(mode="json")
+
+    def mask(value: Any, original: Any) -> Any:
+        if isinstance(original, SecretStr):
+            return "**********"
+        if isinstance(original, BaseModel):
+            return {k: mask(value[k], getattr(original, k)) for k in value}
+        if isinstance(original, list):
+            return [mask(v, o) for v, o in zip(value, original, strict=True)]
+        return value
+
+    return {key: mask(dumped[key], getattr(settings, key)) for key in dumped}

@@ -1,0 +1,1 @@
+"""The local state store (SQLAlchemy Core): journal, outbox, phone index, dedupe keys."""

@@ -1,0 +1,1 @@
+"""Shipped fakes and test helpers, type-checked against connector.ports."""

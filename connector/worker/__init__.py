@@ -1,0 +1,1 @@
+"""Background work: the huey queue and periodic jobs."""
