@@ -1,0 +1,93 @@
+"""The state store's engine and schema registry (SQLAlchemy Core; SQLite or PostgreSQL).
+
+Each state module (``journal``, ``outbox``, ``phone_index``...) declares its tables on the
+shared :data:`metadata`; :meth:`StateStore.create_all` makes whatever is missing. SQLite runs in
+WAL mode with ``synchronous=FULL`` so a row committed before a webhook is answered survives a
+crash of the process or the machine; PostgreSQL is used as is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from connector.errors import StateStoreError
+
+metadata = MetaData()
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings the state store needs.
+
+    ``sqlite://`` (no path) is a private in-memory database shared by every connection of the
+    engine (tests); ``sqlite:///file.db`` a file; ``postgresql://`` uses psycopg 3.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        in_memory = parsed.database in (None, "", ":memory:")
+        engine = create_engine(
+            parsed,
+            connect_args={"check_same_thread": False},
+            poolclass=StaticPool if in_memory else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class StateStore:
+    """One database holding the connector's local state."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> StateStore:
+        """Open (and create if needed) the store at ``url``."""
+        store = cls(make_engine(url))
+        store.create_all()
+        return store
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def create_all(self) -> None:
+        """Create every table declared on :data:`metadata` that does not exist yet."""
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot create the state store tables: {exc}") from exc
+
+    def ping(self) -> None:
+        """Raise :class:`StateStoreError` unless the database answers (readiness check)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"state store unreachable: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
