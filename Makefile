@@ -22,6 +22,7 @@ run: $(STAMP)
 
 ## Run the whole test suite (unit, integration, e2e). pytest's "no tests ran" (5) fails.
 test: $(STAMP)
+	@scripts/ensure-test-services.sh
 	@$(PY) -m pytest tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc

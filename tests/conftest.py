@@ -18,3 +18,36 @@ def _clean_connector_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith(ENV_PREFIX):
             monkeypatch.delenv(key)
     yield
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for this test session (started here, stopped at the end)."""
+    from connector.testing.postgres import start_postgres
+
+    server = start_postgres()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A state-store URL, once for SQLite and once for a real PostgreSQL server.
+
+    Each use gets an empty database: a fresh SQLite file, or a fresh PostgreSQL database.
+    """
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    base: str = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.rsplit("/", 1)[0] + "/" + name

@@ -32,3 +32,18 @@ def test_in_memory_store_is_shared_across_connections() -> None:
 def test_store_in_a_missing_directory_fails_with_a_state_store_error(tmp_path: Path) -> None:
     with pytest.raises(StateStoreError, match="cannot create"):
         StateStore.from_url(f"sqlite:///{tmp_path / 'no-such-dir' / 'state.db'}")
+
+
+def test_store_creates_tables_and_answers_on_both_backends(state_url: str) -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+
+    probe = Table("probe_rows", MetaData(), Column("id", Integer, primary_key=True))
+    store = StateStore.from_url(state_url)
+    store.ping()
+    probe.create(store.engine)
+    with store.engine.begin() as conn:
+        conn.execute(insert(probe).values(id=7))
+    with store.engine.connect() as conn:
+        assert conn.execute(select(probe.c.id)).scalar() == 7
+    assert store.dialect in ("sqlite", "postgresql")
+    store.close()
