@@ -14,11 +14,12 @@ from connector.cli.common import settings_or_exit
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind before serving so that ``--port 0`` can report the port it really got."""
+    """Bind and listen before serving, so ``--port 0`` can report the port it really got."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)  # connections queue from the moment the URL is printed
     sock.set_inheritable(True)
     return sock
 

@@ -1,0 +1,108 @@
+"""The CLI as a user meets it: serve prints its URL and answers, settings fail loudly."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+
+from tests.e2e.conftest import connector_env, run_cli
+
+URL_LINE = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
+
+
+def _start_serve(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector", "serve", "--port", "0"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        match = URL_LINE.search(line)
+        if match:
+            return process, match.group(1), seen
+    process.kill()
+    process.communicate(timeout=30)
+    raise AssertionError("serve never printed its URL:\n" + "".join(seen))
+
+
+def test_serve_prints_its_url_and_answers_healthz(tmp_path: Path) -> None:
+    process, url, _ = _start_serve(connector_env(tmp_path), tmp_path)
+    try:
+        response = requests.get(f"{url}/healthz", timeout=10)
+        assert response.status_code == 200
+        assert response.json()["status"] == "ok"
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def test_serve_logs_never_contain_secrets(tmp_path: Path) -> None:
+    secrets = {
+        "CONNECTOR_TWILIO__AUTH_TOKEN": "tw-auth-token-e2e",
+        "CONNECTOR_API__KEYS": "api-key-e2e",
+        "CONNECTOR_SECRET_KEYS": Fernet.generate_key().decode(),
+    }
+    env = connector_env(tmp_path, {**secrets, "CONNECTOR_LOG__LEVEL": "DEBUG"})
+    process, url, seen = _start_serve(env, tmp_path)
+    try:
+        requests.get(f"{url}/healthz", timeout=10)
+        requests.get(f"{url}/nowhere", headers={"X-API-Key": "api-key-e2e"}, timeout=10)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    text = "".join(seen) + output
+    for value in secrets.values():
+        assert value not in text
+
+
+def test_bad_setting_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    env = connector_env(tmp_path, {"CONNECTOR_SERVER__PORT": "not-a-port"})
+    result = run_cli("serve", env=env)
+    assert result.returncode == 2
+    assert "CONNECTOR_SERVER__PORT" in result.stderr
+
+
+def test_config_check_redacts_every_secret(tmp_path: Path) -> None:
+    fernet = Fernet.generate_key().decode()
+    env = connector_env(
+        tmp_path,
+        {
+            "CONNECTOR_DATAVERSE__URL": "https://contoso.crm.dynamics.com",
+            "CONNECTOR_DATAVERSE__TENANT_ID": "tenant-1",
+            "CONNECTOR_DATAVERSE__CLIENT_ID": "client-1",
+            "CONNECTOR_DATAVERSE__CLIENT_SECRET": "dv-client-secret-e2e",
+            "CONNECTOR_TWILIO__AUTH_TOKEN": "tw-auth-token-e2e",
+            "CONNECTOR_SECRET_KEYS": fernet,
+        },
+    )
+    for args in (("config", "check"), ("config", "check", "--json")):
+        result = run_cli(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        for secret in ("dv-client-secret-e2e", "tw-auth-token-e2e", fernet):
+            assert secret not in result.stdout + result.stderr
+    shown = json.loads(run_cli("config", "check", "--json", env=env).stdout)
+    assert shown["dataverse"]["client_id"] == "client-1"
+    assert shown["dataverse"]["client_secret"] == "**********"
+
+
+def test_version_flag_prints_the_version(tmp_path: Path) -> None:
+    result = run_cli("--version", env=connector_env(tmp_path))
+    assert result.returncode == 0
+    assert re.match(r"connector \d+\.\d+", result.stdout)

@@ -1,0 +1,124 @@
+"""The web service shell over real HTTP: health, readiness, metrics, problem+json errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+from fastapi import APIRouter, Depends
+
+from connector.api.app import create_app
+from connector.api.deps import require_api_key
+from connector.bootstrap import Container
+from connector.errors import DataverseThrottledError, InvalidPhoneNumberError
+from connector.settings import load_settings
+from connector.testing.server import running
+
+
+def _failing_check() -> None:
+    raise ConnectionRefusedError("dataverse down")
+
+
+def _router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/boom/throttled")
+    def throttled() -> None:
+        raise DataverseThrottledError("Number of requests exceeded", status=429, retry_after=7)
+
+    @router.get("/boom/phone")
+    def phone() -> None:
+        raise InvalidPhoneNumberError("'12' is not a phone number", raw="12", reason="too_short")
+
+    @router.get("/boom/crash")
+    def crash() -> None:
+        raise RuntimeError("secret internals")
+
+    @router.get("/private", dependencies=[Depends(require_api_key)])
+    def private() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    return router
+
+
+@pytest.fixture
+def service() -> Iterator[tuple[str, Container]]:
+    container = Container(settings=load_settings({"CONNECTOR_API__KEYS": "key-1,key-2"}))
+    container.routers.append(_router())
+    with running(create_app(container)) as url:
+        yield url, container
+
+
+def test_healthz_answers_while_alive(service: tuple[str, Container]) -> None:
+    url, _ = service
+    response = requests.get(f"{url}/healthz", timeout=5)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_readyz_reports_each_check_and_fails_when_one_fails(
+    service: tuple[str, Container],
+) -> None:
+    url, container = service
+    container.readiness_checks["state_store"] = lambda: None
+    assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+    container.readiness_checks["dataverse"] = _failing_check
+    response = requests.get(f"{url}/readyz", timeout=5)
+    assert response.status_code == 503
+    assert response.json()["checks"] == {
+        "state_store": "ok",
+        "dataverse": "failed: ConnectionRefusedError",
+    }
+
+
+def test_metrics_are_prometheus_text(service: tuple[str, Container]) -> None:
+    url, container = service
+    from prometheus_client import Counter
+
+    Counter("probe_total", "a probe", registry=container.metrics).inc(3)
+    response = requests.get(f"{url}/metrics", timeout=5)
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "probe_total 3.0" in response.text
+
+
+def test_unknown_route_is_a_problem_json_404(service: tuple[str, Container]) -> None:
+    url, _ = service
+    response = requests.get(f"{url}/nowhere", timeout=5)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_throttling_becomes_503_with_retry_after(service: tuple[str, Container]) -> None:
+    url, _ = service
+    response = requests.get(f"{url}/boom/throttled", timeout=5)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    assert response.json()["code"] == "dataverse_throttled"
+
+
+def test_bad_input_is_a_400_naming_the_input(service: tuple[str, Container]) -> None:
+    url, _ = service
+    body = requests.get(f"{url}/boom/phone", timeout=5).json()
+    assert body["status"] == 400
+    assert body["code"] == "invalid_phone_number"
+    assert "'12'" in body["detail"]
+
+
+def test_unexpected_error_hides_internals(service: tuple[str, Container]) -> None:
+    url, _ = service
+    response = requests.get(f"{url}/boom/crash", timeout=5)
+    assert response.status_code == 500
+    assert "secret internals" not in response.text
+    assert response.json()["code"] == "internal_error"
+
+
+def test_api_key_is_required_and_checked(service: tuple[str, Container]) -> None:
+    url, _ = service
+    assert requests.get(f"{url}/private", timeout=5).status_code == 401
+    wrong = requests.get(f"{url}/private", headers={"X-API-Key": "nope"}, timeout=5)
+    assert wrong.status_code == 401
+    assert wrong.json()["code"] == "unauthorized"
+    right = requests.get(f"{url}/private", headers={"X-API-Key": "key-2"}, timeout=5)
+    assert right.json() == {"ok": "yes"}
