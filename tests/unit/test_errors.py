@@ -47,7 +47,12 @@ def test_dataverse_error_carries_its_wire_data() -> None:
 
 @pytest.mark.parametrize(
     "kind",
-    [errors.SignatureError, errors.ConfigurationError, errors.NotFoundError, errors.StateStoreError],
+    [
+        errors.SignatureError,
+        errors.ConfigurationError,
+        errors.NotFoundError,
+        errors.StateStoreError,
+    ],
 )
 def test_every_error_is_a_connector_error_with_a_code(kind: type[errors.ConnectorError]) -> None:
     exc = kind("message")
