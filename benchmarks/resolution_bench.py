@@ -24,9 +24,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from connector.domain.phone_records import IndexEntry
 from connector.domain.routing import Candidate, RecordRef
 from connector.state.db import StateStore
-from connector.state.phone_index import IndexEntry, PhoneIndex
+from connector.state.phone_index import PhoneIndex
 
 PAGE = 5000
 LOOKUP_GOAL_MS = 1.0

@@ -7,10 +7,13 @@ Each area adds its port here as it is built.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from connector.domain.routing import RecordRef, Resolution, SenderContext
+from connector.domain.phone_records import IndexEntry, RecordTypeSpec, SyncCursor
+from connector.domain.routing import Candidate, LeadClaim, RecordRef, Resolution, SenderContext
 
 
 class Clock(Protocol):
@@ -39,3 +42,76 @@ class RecordResolver(Protocol):
     ) -> None:
         """Remember that ``record`` had a conversation with the number (the first rule)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """One page of rows read for the phone sync; the last page of a delta read has its link."""
+
+    rows: list[dict[str, Any]]
+    deleted_ids: list[str] = field(default_factory=list)
+    delta_link: str | None = None
+
+
+class PhoneDirectory(Protocol):
+    """The CRM rows the phone index is built from and the live fallback reads (Dataverse)."""
+
+    def read_records(
+        self, spec: RecordTypeSpec, *, modified_since: datetime | None = None
+    ) -> Iterator[ChangePage]:
+        """Pages of ``spec``'s rows (all, or modified after ``modified_since``)."""
+        ...
+
+    def read_changes(self, spec: RecordTypeSpec, delta_link: str | None) -> Iterator[ChangePage]:
+        """Change-tracking pages: everything with no link, else changes and deletions since it."""
+        ...
+
+    def read_by_ids(self, spec: RecordTypeSpec, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows of ``spec`` with these ids (parents of related records)."""
+        ...
+
+    def find_by_phone(
+        self, specs: Sequence[RecordTypeSpec], variants: Sequence[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Rows per table whose phone columns equal one of ``variants``, in ONE request."""
+        ...
+
+    def create_lead(self, phone_e164: str, owner_id: str | None) -> str:
+        """Create a lead carrying the number; returns its id."""
+        ...
+
+    def team_members(self, team_id: str) -> frozenset[str]:
+        """Ids of the users in ``team_id``."""
+        ...
+
+
+class PhoneIndexStore(Protocol):
+    """The local phone index (``connector.state.phone_index``)."""
+
+    def lookup(self, key: str) -> list[Candidate]: ...
+
+    def entries_for(self, records: Sequence[RecordRef]) -> dict[RecordRef, list[IndexEntry]]: ...
+
+    def replace(self, records: Mapping[RecordRef, Sequence[IndexEntry]]) -> int: ...
+
+    def delete(self, records: Sequence[RecordRef]) -> None: ...
+
+    def records_in(self, table: str) -> set[str]: ...
+
+    def cursor(self, table: str) -> SyncCursor: ...
+
+    def save_cursor(self, cursor: SyncCursor) -> None: ...
+
+
+class ResolutionMemory(Protocol):
+    """Conversation recency per number and lead claims (``connector.state.resolution_ledger``)."""
+
+    def last_conversations(self, key: str) -> dict[RecordRef, datetime]: ...
+
+    def note_conversation(self, key: str, record: RecordRef, at: datetime) -> None: ...
+
+    def claim_lead(self, key: str, now: datetime) -> LeadClaim: ...
+
+    def complete_lead(self, key: str, token: str, lead_id: str) -> None: ...
+
+    def release_lead(self, key: str, token: str) -> None: ...

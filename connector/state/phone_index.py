@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -38,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
+from connector.domain.phone_records import IndexEntry, SyncCursor
 from connector.domain.routing import Candidate, RecordRef
 from connector.errors import StateStoreError
 from connector.state.db import StateStore, metadata
@@ -73,24 +73,6 @@ phone_sync_cursor = Table(
 
 _CHUNK = 500
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
-    """One number of one record: the key it is found by and the candidate it yields."""
-
-    key: str
-    candidate: Candidate
-
-
-@dataclass(frozen=True, slots=True)
-class SyncCursor:
-    """Where the incremental sync of one table resumes."""
-
-    table: str
-    delta_link: str | None = None
-    watermark: datetime | None = None
-    full_sync_at: datetime | None = None
 
 
 class PhoneIndex:

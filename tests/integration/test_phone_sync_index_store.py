@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from connector.domain.phone_records import IndexEntry, SyncCursor
 from connector.domain.routing import Candidate, RecordRef
 from connector.state.db import StateStore
-from connector.state.phone_index import IndexEntry, PhoneIndex, SyncCursor
+from connector.state.phone_index import PhoneIndex
 
 WHEN = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
 
