@@ -25,7 +25,8 @@ error is transient is decided once, where the error is made; retry code only ask
     ├── ProviderError                   the SMS provider refused or failed (category, raw code)
     │   ├── ProviderThrottledError      provider rate limit (transient, retry_after)
     │   └── RecipientOptedOutError      the recipient has opted out at the provider (21610)
-    └── StateStoreError                 the local state store (journal, outbox, index) failed
+    ├── StateStoreError                 the local state store (journal, outbox, index) failed
+    └── ResolutionPendingError          another worker is creating this number's lead (transient)
 
 Raise with ``raise SomeError(...) from exc`` at every boundary so the cause is kept.
 """
@@ -238,6 +239,18 @@ class StateStoreError(ConnectorError):
 
     code = "state_store_error"
     default_transient = True
+
+
+class ResolutionPendingError(ConnectorError):
+    """Another worker is creating the lead for this unknown number right now: retry shortly."""
+
+    code = "resolution_pending"
+    default_transient = True
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, **kwargs: Any) -> None:
+        details = {"retry_after": retry_after, **kwargs.pop("details", {})}
+        super().__init__(message, details=details, **kwargs)
+        self.retry_after = retry_after
 
 
 def is_transient(exc: BaseException) -> bool:
