@@ -107,6 +107,27 @@ class PhoneIndex:
                         out[cand.record].append(IndexEntry(row["lookup_key"], cand))
         return dict(out)
 
+    def entries_via(self, parents: Sequence[RecordRef]) -> dict[RecordRef, list[IndexEntry]]:
+        """Every entry of each record found through one of ``parents``, grouped by record."""
+        related: set[RecordRef] = set()
+        with self._engine.connect() as conn:
+            for table, ids in _by_table(parents).items():
+                for chunk in _chunks(ids):
+                    query = select(phone_index.c.table_name, phone_index.c.record_id).where(
+                        phone_index.c.via_table == table, phone_index.c.via_id.in_(chunk)
+                    )
+                    related.update(RecordRef(*row) for row in conn.execute(query.distinct()))
+            out: dict[RecordRef, list[IndexEntry]] = defaultdict(list)
+            for table, ids in _by_table(sorted(related)).items():
+                for chunk in _chunks(ids):
+                    query = select(phone_index).where(
+                        phone_index.c.table_name == table, phone_index.c.record_id.in_(chunk)
+                    )
+                    for row in conn.execute(query).mappings():
+                        cand = _candidate(row)
+                        out[cand.record].append(IndexEntry(row["lookup_key"], cand))
+        return dict(out)
+
     def replace(self, records: Mapping[RecordRef, Iterable[IndexEntry]]) -> int:
         """Make the index hold exactly these entries for each record; returns rows written."""
         rows = [_row(entry) for entries in records.values() for entry in entries if entry.key]

@@ -5,7 +5,8 @@
 * ``lead_claims``: one row per unknown number while its lead is created. The primary key makes
   exactly one worker the creator however many messages from the number arrive together; the
   others see the claim and wait (retry) until the creator stores the lead id. A claim whose
-  creator died is taken over after ``stale_after`` seconds.
+  creator died is taken over after ``stale_after`` seconds; so is a completed one (by then the
+  lead is in the phone index, and a miss means it was deleted or renumbered).
 """
 
 from __future__ import annotations
@@ -103,14 +104,15 @@ class ResolutionLedger:
             row = conn.execute(select(t).where(t.c.lookup_key == key)).mappings().first()
             if row is None:  # released in between: try again from the start
                 return LeadClaim("pending", token)
-            if row["lead_id"]:
-                return LeadClaim("done", row["token"], row["lead_id"])
-            if _aware(row["claimed_at"]) + self._stale_after > now:
+            fresh = _aware(row["claimed_at"]) + self._stale_after > now
+            if fresh:
+                if row["lead_id"]:
+                    return LeadClaim("done", row["token"], row["lead_id"])
                 return LeadClaim("pending", row["token"])
             taken = conn.execute(
                 sql_update(t)
-                .where(t.c.lookup_key == key, t.c.token == row["token"], t.c.lead_id.is_(None))
-                .values(token=token, claimed_at=now)
+                .where(t.c.lookup_key == key, t.c.token == row["token"])
+                .values(token=token, claimed_at=now, lead_id=None)
             )
         return LeadClaim("mine", token) if taken.rowcount == 1 else LeadClaim("pending", token)
 

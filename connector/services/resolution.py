@@ -1,0 +1,182 @@
+"""The record resolver: which CRM record an inbound number belongs to.
+
+1. Look the number's key up in the local phone index (no Dataverse request).
+2. On a miss, ONE live Dataverse query (a ``$batch`` across the configuration's record
+   types, over the formats people type numbers in) so a contact created a minute ago is
+   still found; what it finds is added to the index at once.
+3. Pick among the candidates with the routing rules (``connector.domain.routing``).
+4. Nothing anywhere: create a lead with the number, exactly once however many messages from
+   the number arrive together (a lead claim in the state store; the losers of the race get a
+   transient :class:`~connector.errors.ResolutionPendingError` and find the lead on retry).
+
+Implements :class:`connector.ports.RecordResolver`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from connector.domain.phone_records import (
+    IndexEntry,
+    Normalizer,
+    RecordTypeSpec,
+    default_specs,
+    entries_for_row,
+)
+from connector.domain.routing import (
+    Candidate,
+    MatchTrace,
+    RecordRef,
+    Resolution,
+    RoutingPolicy,
+    SenderContext,
+    created_lead,
+    decide,
+    moved,
+)
+from connector.errors import ResolutionPendingError
+from connector.log_config import get_logger
+from connector.ports import PhoneDirectory, PhoneIndexStore, ResolutionMemory
+
+log = get_logger(__name__)
+
+SpecsFor = Callable[[SenderContext], Sequence[RecordTypeSpec]]
+
+
+def _default_specs_for(sender: SenderContext) -> Sequence[RecordTypeSpec]:
+    specs = default_specs(sender.default_country)
+    if sender.table_priority:
+        specs = tuple(s for s in specs if s.table in sender.table_priority)
+    return specs
+
+
+class RecordResolutionService:
+    """Index lookup, one live fallback, routing rules, and exactly-once lead creation."""
+
+    def __init__(
+        self,
+        index: PhoneIndexStore,
+        memory: ResolutionMemory,
+        directory: PhoneDirectory,
+        *,
+        lookup_key: Callable[[str], str],
+        variants: Callable[[str], Sequence[str]],
+        normalize: Normalizer,
+        specs_for: SpecsFor = _default_specs_for,
+        policy: RoutingPolicy | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        team_ttl: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self._index = index
+        self._memory = memory
+        self._directory = directory
+        self._key = lookup_key
+        self._variants = variants
+        self._normalize = normalize
+        self._specs_for = specs_for
+        self._policy = policy or RoutingPolicy()
+        self._now = now
+        self._team_ttl = team_ttl
+        self._teams: dict[str, tuple[datetime, frozenset[str]]] = {}
+
+    def resolve(self, phone_e164: str, sender: SenderContext) -> Resolution:
+        """The record for ``phone_e164`` texting ``sender`` (creates a lead when unknown)."""
+        key = self._key(phone_e164)
+        specs = self._specs_for(sender)
+        tables = {s.table for s in specs}
+        candidates = [c for c in self._index.lookup(key) if c.record.table in tables]
+        source: str = "index"
+        if not candidates:
+            candidates, source = self._live(phone_e164, key, specs, sender), "live"
+        if not candidates:
+            return self._create_lead(phone_e164, key, sender)
+        result = decide(
+            phone_e164,
+            candidates,
+            self._with_team(sender),
+            last_conversation=self._memory.last_conversations(key),
+            policy=self._policy,
+            source="live" if source == "live" else "index",
+        )
+        if result.record is not None:
+            self._memory.note_conversation(key, result.record, self._now())
+        log.info(
+            "resolution.resolved",
+            record=str(result.record),
+            rule=result.trace.decided_by,
+            candidates=len(result.trace.candidates),
+            source=source,
+        )
+        return result
+
+    def note_conversation(
+        self, phone_e164: str, record: RecordRef, at: datetime | None = None
+    ) -> None:
+        """Remember that ``record`` had a conversation with the number."""
+        self._memory.note_conversation(self._key(phone_e164), record, at or self._now())
+
+    def move(self, phone_e164: str, target: RecordRef, previous: RecordRef | None) -> MatchTrace:
+        """Make ``target`` the number's most recent conversation, so later replies follow it."""
+        self.note_conversation(phone_e164, target)
+        return moved(phone_e164, target, previous)
+
+    def _live(
+        self, phone: str, key: str, specs: Sequence[RecordTypeSpec], sender: SenderContext
+    ) -> list[Candidate]:
+        direct = [s for s in specs if s.phone_columns]
+        if not direct:
+            return []
+        found = self._directory.find_by_phone(direct, list(self._variants(phone)))
+        by_table = {s.table: s for s in direct}
+        matched: list[Candidate] = []
+        for table, rows in found.items():
+            spec = by_table.get(table)
+            if spec is None:
+                continue
+            for row in rows:
+                entries, _ = entries_for_row(spec, row, sender.default_country, self._normalize)
+                if entries:
+                    self._index.replace({entries[0].candidate.record: entries})
+                matched.extend(e.candidate for e in entries if e.key == key)
+        return matched
+
+    def _create_lead(self, phone: str, key: str, sender: SenderContext) -> Resolution:
+        now = self._now()
+        claim = self._memory.claim_lead(key, now)
+        if claim.state == "done" and claim.lead_id:
+            return created_lead(phone, RecordRef("lead", claim.lead_id))
+        if claim.state == "pending":
+            raise ResolutionPendingError(
+                "a lead for this number is being created by another worker",
+                details={"configuration": sender.configuration_id},
+            )
+        try:
+            lead_id = self._directory.create_lead(phone, sender.owner_id)
+        except Exception:
+            self._memory.release_lead(key, claim.token)
+            raise
+        self._memory.complete_lead(key, claim.token, lead_id)
+        lead = RecordRef("lead", lead_id)
+        cand = Candidate(
+            record=lead,
+            name=phone,
+            owner_id=sender.owner_id,
+            modified_on=now,
+            matched_column="mobilephone",
+        )
+        self._index.replace({lead: [IndexEntry(key, cand)]})
+        self._memory.note_conversation(key, lead, now)
+        log.info("resolution.lead_created", record=str(lead))
+        return created_lead(phone, lead)
+
+    def _with_team(self, sender: SenderContext) -> SenderContext:
+        if sender.team_member_ids or sender.team_id is None:
+            return sender
+        now = self._now()
+        cached = self._teams.get(sender.team_id)
+        if cached is None or cached[0] + self._team_ttl < now:
+            cached = (now, self._directory.team_members(sender.team_id))
+            self._teams[sender.team_id] = cached
+        return replace(sender, team_member_ids=cached[1])
