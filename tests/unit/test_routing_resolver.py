@@ -1,0 +1,186 @@
+"""The record resolver: index first, one live query on a miss, rules, one lead per number."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import phonenumbers
+import pytest
+
+from connector.domain.phone_records import default_specs
+from connector.domain.routing import (
+    RECENT_CONVERSATION,
+    TABLE_PRIORITY,
+    TEAM_MEMBER,
+    RecordRef,
+    SenderContext,
+)
+from connector.errors import InvalidPhoneNumberError, ResolutionPendingError, is_transient
+from connector.services.phone_sync import PhoneSync
+from connector.services.resolution import RecordResolutionService
+from connector.state.db import StateStore
+from connector.state.phone_index import PhoneIndex
+from connector.state.resolution_ledger import ResolutionLedger
+from connector.testing.phone_directory import FakePhoneDirectory
+
+PHONE = "+14155550101"
+SENDER = SenderContext(configuration_id="cfg", owner_id="u-owner", default_country="US")
+
+
+def normalize(raw: str, regions: Sequence[str | None]) -> str:
+    for region in (*regions, None):
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+    raise InvalidPhoneNumberError(f"not a phone number: {raw!r}", raw=raw, reason="invalid")
+
+
+def variants(e164: str) -> list[str]:
+    number = phonenumbers.parse(e164)
+    fmt = phonenumbers.PhoneNumberFormat
+    national = phonenumbers.format_number(number, fmt.NATIONAL)
+    digits = str(number.national_number)
+    dashed = f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
+    return [e164, e164[1:], national, digits, dashed, dashed.replace("-", ".")]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = datetime(2025, 6, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.at += timedelta(seconds=1)
+        return self.at
+
+
+class World:
+    def __init__(self) -> None:
+        self.store = StateStore.from_url("sqlite://")
+        self.directory = FakePhoneDirectory()
+        self.index = PhoneIndex(self.store)
+        self.clock = Clock()
+        self.resolver = RecordResolutionService(
+            self.index,
+            ResolutionLedger(self.store),
+            self.directory,
+            lookup_key=lambda e164: e164.lstrip("+"),
+            variants=variants,
+            normalize=normalize,
+            now=self.clock,
+        )
+
+    def contact(self, cid: str, phone: str, **cols: object) -> None:
+        row = {"contactid": cid, "fullname": cid, "mobilephone": phone, **cols}
+        self.directory.put("contact", row, "contactid")
+
+    def sync(self) -> None:
+        PhoneSync(self.directory, self.index, normalize).run(default_specs("US"), "US", full=True)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_index_hit_costs_no_dataverse_request(world: World) -> None:
+    world.contact("a", "(415) 555-0101")
+    world.sync()
+    before = world.directory.requests
+    result = world.resolver.resolve(PHONE, SENDER)
+    assert result.record == RecordRef("contact", "a")
+    assert result.trace.source == "index"
+    assert world.directory.requests == before
+
+
+def test_index_miss_makes_one_live_query_and_indexes_what_it_finds(world: World) -> None:
+    world.sync()
+    world.contact("fresh", "415-555-0101")  # created after the last sync
+    before = world.directory.requests
+    result = world.resolver.resolve(PHONE, SENDER)
+    assert (result.record, result.trace.source) == (RecordRef("contact", "fresh"), "live")
+    assert world.directory.requests - before == 1
+    again = world.resolver.resolve(PHONE, SENDER)
+    assert again.trace.source == "index"
+    assert world.directory.requests - before == 1
+
+
+def test_contact_beats_lead_on_table_priority(world: World) -> None:
+    world.contact("c", "4155550101")
+    world.directory.put("lead", {"leadid": "l", "fullname": "L", "mobilephone": PHONE}, "leadid")
+    world.sync()
+    result = world.resolver.resolve(PHONE, SENDER)
+    assert (result.record, result.trace.decided_by) == (RecordRef("contact", "c"), TABLE_PRIORITY)
+    assert {c.record.table for c in result.trace.candidates} == {"contact", "lead"}
+
+
+def test_moving_a_conversation_makes_later_replies_follow(world: World) -> None:
+    world.contact("c", "4155550101")
+    world.directory.put("lead", {"leadid": "l", "fullname": "L", "mobilephone": PHONE}, "leadid")
+    world.sync()
+    assert world.resolver.resolve(PHONE, SENDER).record == RecordRef("contact", "c")
+    trace = world.resolver.move(PHONE, RecordRef("lead", "l"), RecordRef("contact", "c"))
+    assert trace.decided_by == "moved"
+    result = world.resolver.resolve(PHONE, SENDER)
+    assert (result.record, result.trace.decided_by) == (RecordRef("lead", "l"), RECENT_CONVERSATION)
+
+
+def test_team_members_are_fetched_once_and_decide(world: World) -> None:
+    world.contact("a", "4155550101", _ownerid_value="u-x")
+    world.contact("b", "4155550101", _ownerid_value="u-mate")
+    world.directory.teams["t1"] = frozenset({"u-mate"})
+    world.sync()
+    sender = SenderContext("cfg", owner_id="u-owner", team_id="t1")
+    before = world.directory.requests
+    first = world.resolver.resolve(PHONE, sender)
+    world.resolver.resolve(PHONE, sender)
+    assert (first.record, first.trace.decided_by) == (RecordRef("contact", "b"), TEAM_MEMBER)
+    assert world.directory.requests - before == 1
+
+
+def test_only_the_configurations_record_types_are_candidates(world: World) -> None:
+    world.contact("c", "4155550101")
+    world.directory.put("lead", {"leadid": "l", "fullname": "L", "mobilephone": PHONE}, "leadid")
+    world.sync()
+    sender = SenderContext("cfg", table_priority=("lead",))
+    assert world.resolver.resolve(PHONE, sender).record == RecordRef("lead", "l")
+
+
+def test_unknown_number_creates_one_lead_while_messages_race(world: World) -> None:
+    world.sync()
+    raced: list[BaseException] = []
+    create = world.directory.create_lead
+
+    def create_while_two_more_arrive(phone: str, owner: str | None) -> str:
+        for _ in range(2):  # two more messages from the number arrive mid-creation
+            try:
+                world.resolver.resolve(phone, SENDER)
+            except ResolutionPendingError as exc:
+                raced.append(exc)
+        return create(phone, owner)
+
+    world.directory.create_lead = create_while_two_more_arrive  # type: ignore[method-assign]
+    result = world.resolver.resolve(PHONE, SENDER)
+    assert result.create_lead and result.trace.decided_by == "no_match"
+    assert len(raced) == 2 and all(is_transient(e) for e in raced)
+    retried = [world.resolver.resolve(PHONE, SENDER) for _ in range(2)]
+    assert {r.record for r in retried} == {result.record}
+    assert [lead["mobilephone"] for lead in world.directory.created_leads] == [PHONE]
+
+
+def test_failed_lead_creation_releases_the_claim(world: World) -> None:
+    world.sync()
+
+    def broken(phone: str, owner: str | None) -> str:
+        raise ConnectionError("dataverse down")
+
+    create = world.directory.create_lead
+    world.directory.create_lead = broken  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        world.resolver.resolve(PHONE, SENDER)
+    world.directory.create_lead = create  # type: ignore[method-assign]
+    assert world.resolver.resolve(PHONE, SENDER).create_lead
+    assert len(world.directory.created_leads) == 1
