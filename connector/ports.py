@@ -13,7 +13,15 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from connector.domain.phone_records import IndexEntry, RecordTypeSpec, SyncCursor
-from connector.domain.routing import Candidate, LeadClaim, RecordRef, Resolution, SenderContext
+from connector.domain.routing import (
+    Candidate,
+    LeadClaim,
+    MatchTrace,
+    RecordRef,
+    Resolution,
+    SenderContext,
+    SessionLink,
+)
 
 
 class Clock(Protocol):
@@ -117,3 +125,16 @@ class ResolutionMemory(Protocol):
     def complete_lead(self, key: str, token: str, lead_id: str) -> None: ...
 
     def release_lead(self, key: str, token: str) -> None: ...
+
+
+class SessionLinks(Protocol):
+    """Reads and re-links a conversation session's regarding record (Dataverse sessions)."""
+
+    def session_link(self, session_id: str) -> SessionLink:
+        """The session's number and regarding record; ``NotFoundError`` when it does not exist."""
+        ...
+
+    def relink(self, session_id: str, target: RecordRef, trace: MatchTrace) -> int:
+        """Point the session and all its messages at ``target``, store ``trace``; returns the
+        number of messages re-linked."""
+        ...

@@ -1,0 +1,61 @@
+"""``POST /api/v1/sessions/{id}/move``: move a conversation to another CRM record.
+
+The body names the target record (``{"table": "lead", "id": "<guid>"}``); the session and its
+messages are re-linked and later replies from the number follow the move. API key required;
+errors are problem+json like every other API answer. The router is built around a
+:class:`~connector.services.conversation_move.ConversationMover` by the composition root and
+added to the container's routers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from connector.api.deps import require_api_key
+from connector.domain.routing import RecordRef
+from connector.services.conversation_move import ConversationMover
+
+
+class MoveRequest(BaseModel):
+    """The record to move the conversation to."""
+
+    table: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="Logical name of the target table (contact, account, lead, opportunity...)",
+    )
+    id: uuid.UUID = Field(description="Id of the target record")
+
+
+class MoveResponse(BaseModel):
+    """What the move did."""
+
+    session_id: str
+    previous: str | None
+    regarding: str
+    messages_moved: int
+    match_trace: dict[str, Any]
+
+
+def build_router(mover: ConversationMover) -> APIRouter:
+    """The sessions router for conversation moves, bound to ``mover``."""
+    router = APIRouter(
+        prefix="/api/v1/sessions", tags=["sessions"], dependencies=[Depends(require_api_key)]
+    )
+
+    @router.post("/{session_id}/move", response_model=MoveResponse)
+    def move_session(session_id: uuid.UUID, body: MoveRequest) -> MoveResponse:
+        """Re-link the session and its messages to another record; later replies follow."""
+        result = mover.move(str(session_id), RecordRef(body.table, str(body.id)))
+        return MoveResponse(
+            session_id=result.session_id,
+            previous=str(result.previous) if result.previous else None,
+            regarding=str(result.target),
+            messages_moved=result.messages_moved,
+            match_trace=result.trace.to_dict(),
+        )
+
+    return router

@@ -1,0 +1,125 @@
+"""``POST /api/v1/sessions/{id}/move`` over real HTTP: re-links, traces, and replies follow."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+
+import phonenumbers
+import pytest
+import requests
+
+from connector.api.app import create_app
+from connector.api.resolution import build_router
+from connector.bootstrap import Container
+from connector.domain.phone_records import default_specs
+from connector.domain.routing import RECENT_CONVERSATION, RecordRef, SenderContext, SessionLink
+from connector.errors import InvalidPhoneNumberError
+from connector.services.conversation_move import ConversationMover
+from connector.services.phone_sync import PhoneSync
+from connector.services.resolution import RecordResolutionService
+from connector.settings import load_settings
+from connector.state.db import StateStore
+from connector.state.phone_index import PhoneIndex
+from connector.state.resolution_ledger import ResolutionLedger
+from connector.testing.phone_directory import FakePhoneDirectory
+from connector.testing.server import running
+from connector.testing.session_links import FakeSessionLinks
+
+PHONE = "+14155550101"
+KEY = "test-api-key"
+SENDER = SenderContext("cfg", default_country="US")
+CONTACT = RecordRef("contact", str(uuid.UUID(int=1)))
+LEAD = RecordRef("lead", str(uuid.UUID(int=2)))
+SESSION = str(uuid.UUID(int=99))
+
+
+def normalize(raw: str, regions: Sequence[str | None]) -> str:
+    try:
+        number = phonenumbers.parse(raw, regions[0] if regions else None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumberError("bad", raw=raw, reason="unparsable") from exc
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+class Service:
+    def __init__(self, url: str, resolver: RecordResolutionService, sessions: FakeSessionLinks):
+        self.url, self.resolver, self.sessions = url, resolver, sessions
+
+    def move(self, session: str, body: object, key: str = KEY) -> requests.Response:
+        return requests.post(
+            f"{self.url}/api/v1/sessions/{session}/move",
+            json=body,
+            headers={"X-API-Key": key},
+            timeout=10,
+        )
+
+
+@pytest.fixture
+def service() -> Iterator[Service]:
+    store = StateStore.from_url("sqlite://")
+    directory = FakePhoneDirectory()
+    directory.put("contact", {"contactid": CONTACT.id, "mobilephone": PHONE}, "contactid")
+    directory.put("lead", {"leadid": LEAD.id, "mobilephone": "(415) 555-0101"}, "leadid")
+    index = PhoneIndex(store)
+    PhoneSync(directory, index, normalize).run(default_specs("US"), "US", full=True)
+    resolver = RecordResolutionService(
+        index,
+        ResolutionLedger(store),
+        directory,
+        lookup_key=lambda e164: e164.lstrip("+"),
+        variants=lambda e164: [e164],
+        normalize=normalize,
+    )
+    sessions = FakeSessionLinks()
+    sessions.add(SessionLink(SESSION, PHONE, CONTACT, "cfg"), ["m1", "m2", "m3"])
+    container = Container(settings=load_settings({"CONNECTOR_API__KEYS": KEY}))
+    container.routers.append(build_router(ConversationMover(sessions, resolver)))
+    with running(create_app(container)) as url:
+        yield Service(url, resolver, sessions)
+    store.close()
+
+
+def test_move_relinks_session_and_messages_and_later_replies_follow(service: Service) -> None:
+    assert service.resolver.resolve(PHONE, SENDER).record == CONTACT
+    answer = service.move(SESSION, {"table": "lead", "id": LEAD.id})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["regarding"] == str(LEAD)
+    assert body["previous"] == str(CONTACT)
+    assert body["messages_moved"] == 3
+    assert body["match_trace"]["decided_by"] == "moved"
+    assert service.sessions.sessions[SESSION].regarding == LEAD
+    assert {reg for _, reg in service.sessions.messages.values()} == {LEAD}
+    assert service.sessions.traces[SESSION]["candidates"][0]["record"] == str(CONTACT)
+    later = service.resolver.resolve(PHONE, SENDER)
+    assert (later.record, later.trace.decided_by) == (LEAD, RECENT_CONVERSATION)
+
+
+def test_move_of_unknown_session_is_a_404_problem(service: Service) -> None:
+    answer = service.move(str(uuid.uuid4()), {"table": "lead", "id": LEAD.id})
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"table": "lead", "id": "not-a-guid"},
+        {"table": "lead') or (1 eq 1", "id": str(uuid.UUID(int=2))},
+        {"table": "x" * 80, "id": str(uuid.UUID(int=2))},
+        {"id": str(uuid.UUID(int=2))},
+    ],
+)
+def test_move_rejects_bad_targets_and_changes_nothing(service: Service, body: object) -> None:
+    answer = service.move(SESSION, body)
+    assert answer.status_code == 422
+    assert answer.json()["code"] == "validation_failed"
+    assert service.sessions.sessions[SESSION].regarding == CONTACT
+
+
+def test_move_needs_an_api_key(service: Service) -> None:
+    answer = service.move(SESSION, {"table": "lead", "id": LEAD.id}, key="wrong")
+    assert answer.status_code == 401
+    assert service.sessions.sessions[SESSION].regarding == CONTACT
