@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
 
 from connector.settings import Settings
+
+if TYPE_CHECKING:
+    from connector.services.phone_sync import PhoneSyncJob
 
 
 @dataclass
@@ -25,6 +28,7 @@ class Container:
     readiness_checks: dict[str, Callable[[], Any]] = field(default_factory=dict)
     routers: list[APIRouter] = field(default_factory=list)
     closers: list[Callable[[], Any]] = field(default_factory=list)
+    phone_sync: PhoneSyncJob | None = None
 
     def close(self) -> None:
         """Release what the container opened, last opened first."""

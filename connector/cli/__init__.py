@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from connector import __version__
-from connector.cli import config_cmd, serve_cmd
+from connector.cli import config_cmd, serve_cmd, sync_cmd
 
 app = typer.Typer(
     name="connector",
@@ -36,6 +36,7 @@ def _root(
 
 serve_cmd.register(app)
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(sync_cmd.app, name="sync")
 
 
 def main() -> None:
