@@ -219,3 +219,22 @@ class _TableSync:
 
 def _label(parent: RecordRef, entry: IndexEntry) -> str:
     return f"{parent.table}.{entry.candidate.matched_column}"
+
+
+@dataclass
+class PhoneSyncJob:
+    """A sync bound to where its record types come from (the configurations), for the CLI
+    and the periodic job: ``specs`` returns (record-type specs, sender country) pairs."""
+
+    sync: PhoneSync
+    specs: Callable[[], Sequence[tuple[Sequence[RecordTypeSpec], str | None]]]
+
+    def run(self, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
+        """Sync every configuration's record types; a table shared by several syncs once."""
+        report = SyncReport()
+        done: set[str] = set()
+        for specs, country in self.specs():
+            todo = [s for s in specs if s.table not in done]
+            done.update(s.table for s in todo)
+            report.tables.extend(self.sync.run(todo, country, full=full, progress=progress).tables)
+        return report
