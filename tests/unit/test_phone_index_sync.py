@@ -185,3 +185,18 @@ def test_progress_reports_rows_per_table(directory: FakePhoneDirectory, index: P
         [standard_spec("contact")], "US", full=True, progress=lambda t, n: seen.append((t, n))
     )
     assert seen == [("contact", 2), ("contact", 4), ("contact", 5)]
+
+
+def test_job_syncs_each_table_once_across_configurations(
+    directory: FakePhoneDirectory, index: PhoneIndex
+) -> None:
+    from connector.services.phone_sync import PhoneSyncJob
+
+    directory.put("contact", contact("a", mobilephone="030 1234567"), "contactid")
+    job = PhoneSyncJob(
+        PhoneSync(directory, index, normalize),
+        lambda: [([standard_spec("contact")], "DE"), ([standard_spec("contact")], "US")],
+    )
+    report = job.run(full=True)
+    assert [t.table for t in report.tables] == ["contact"]
+    assert keys(index, "49301234567") == {"contact:a"}
