@@ -26,6 +26,7 @@ error is transient is decided once, where the error is made; retry code only ask
     │   ├── ProviderThrottledError      provider rate limit (transient, retry_after)
     │   └── RecipientOptedOutError      the recipient has opted out at the provider (21610)
     ├── StateStoreError                 the local state store (journal, outbox, index) failed
+    ├── EmulatorFault                   the Dataverse emulator refuses a request (status, hex code)
     └── ResolutionPendingError          another worker is creating this number's lead (transient)
 
 Raise with ``raise SomeError(...) from exc`` at every boundary so the cause is kept.
@@ -251,6 +252,32 @@ class ResolutionPendingError(ConnectorError):
         details = {"retry_after": retry_after, **kwargs.pop("details", {})}
         super().__init__(message, details=details, **kwargs)
         self.retry_after = retry_after
+
+
+class EmulatorFault(ConnectorError):
+    """The Dataverse emulator answers a request with an error, as Dataverse would.
+
+    ``status`` is the HTTP status to send, ``service_code`` the hex ``error.code`` of the
+    Web API envelope (``""`` when Dataverse leaves it empty), ``headers`` extra response
+    headers (``Retry-After`` on 429).
+    """
+
+    code = "emulator_fault"
+
+    def __init__(
+        self,
+        status: int,
+        service_code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        details = {"status": status, "service_code": service_code, **kwargs.pop("details", {})}
+        super().__init__(message, details=details, **kwargs)
+        self.status = status
+        self.service_code = service_code
+        self.headers = dict(headers or {})
 
 
 def is_transient(exc: BaseException) -> bool:
