@@ -27,4 +27,30 @@ def test_index_round_trips_on_both_backends(state_url: str) -> None:
     assert index.cursor("contact").delta_link == "d"
     index.delete([contact])
     assert index.count() == 0
+    index.close()
     store.close()
+
+
+def test_lookup_survives_the_database_dropping_its_held_connection(postgres_url: str) -> None:
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    store = StateStore.from_url(postgres_url.rsplit("/", 1)[0] + "/" + name)
+    index = PhoneIndex(store)
+    contact = RecordRef("contact", "c1")
+    index.replace({contact: [IndexEntry("14155550101", Candidate(contact))]})
+    assert [c.record for c in index.lookup("14155550101")] == [contact]
+    with admin.connect() as conn:  # a failover / idle timeout kills every session
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+            {"d": name},
+        )
+    assert [c.record for c in index.lookup("14155550101")] == [contact]
+    index.close()
+    store.close()
+    admin.dispose()

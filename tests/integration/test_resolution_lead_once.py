@@ -81,4 +81,5 @@ def test_three_simultaneous_messages_create_exactly_one_lead(state_url: str) -> 
     assert len(directory.created_leads) == 1
     assert records == {RecordRef("lead", directory.created_leads[0]["leadid"])}
     assert sorted(retries > 0 for _, retries in results) == [False, True, True]
+    index.close()
     store.close()

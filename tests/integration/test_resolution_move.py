@@ -77,6 +77,7 @@ def service() -> Iterator[Service]:
     container.routers.append(build_router(ConversationMover(sessions, resolver)))
     with running(create_app(container)) as url:
         yield Service(url, resolver, sessions)
+    index.close()
     store.close()
 
 
