@@ -22,9 +22,9 @@ from connector.domain.phone_records import (
     IndexEntry,
     Normalizer,
     RecordTypeSpec,
-    default_specs,
     entries_for_row,
 )
+from connector.domain.record_types import default_specs
 from connector.domain.routing import (
     Candidate,
     MatchTrace,

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import phonenumbers
 
-from connector.domain.phone_records import default_specs
+from connector.domain.record_types import default_specs
 from connector.domain.routing import RecordRef, SenderContext
 from connector.errors import InvalidPhoneNumberError, ResolutionPendingError
 from connector.services.phone_sync import PhoneSync

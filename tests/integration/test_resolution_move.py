@@ -12,7 +12,7 @@ import requests
 from connector.api.app import create_app
 from connector.api.resolution import build_router
 from connector.bootstrap import Container
-from connector.domain.phone_records import default_specs
+from connector.domain.record_types import default_specs
 from connector.domain.routing import RECENT_CONVERSATION, RecordRef, SenderContext, SessionLink
 from connector.errors import InvalidPhoneNumberError
 from connector.services.conversation_move import ConversationMover

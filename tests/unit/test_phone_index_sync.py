@@ -9,7 +9,7 @@ import phonenumbers
 import pytest
 import structlog
 
-from connector.domain.phone_records import default_specs, standard_spec
+from connector.domain.record_types import default_specs, standard_spec
 from connector.domain.routing import RecordRef
 from connector.errors import InvalidPhoneNumberError
 from connector.services.phone_sync import PhoneSync

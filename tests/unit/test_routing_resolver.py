@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import phonenumbers
 import pytest
 
-from connector.domain.phone_records import default_specs
+from connector.domain.record_types import default_specs
 from connector.domain.routing import (
     RECENT_CONVERSATION,
     TABLE_PRIORITY,
