@@ -13,6 +13,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from connector.domain.phone_records import IndexEntry, RecordTypeSpec, SyncCursor
+from connector.domain.provider_messages import (
+    CredentialReport,
+    InboundMessage,
+    SendRequest,
+    SendResult,
+    StatusUpdate,
+)
 from connector.domain.routing import (
     Candidate,
     LeadClaim,
@@ -137,4 +144,44 @@ class SessionLinks(Protocol):
     def relink(self, session_id: str, target: RecordRef, trace: MatchTrace) -> int:
         """Point the session and all its messages at ``target``, store ``trace``; returns the
         number of messages re-linked."""
+        ...
+
+
+WebhookParams = Mapping[str, str] | Sequence[tuple[str, str]]
+"""A webhook's form fields: a mapping, or (name, value) pairs when a name repeats."""
+
+
+class SmsProvider(Protocol):
+    """An SMS provider (Twilio, the local simulator, later ACS).
+
+    Errors are :class:`~connector.errors.ProviderError` (and its subclasses) carrying a
+    failure category, the raw provider code and message, and whether they are transient.
+    """
+
+    name: str
+
+    def send(self, request: SendRequest) -> SendResult:
+        """Hand one message to the provider; retries only what is safe to retry."""
+        ...
+
+    def parse_inbound(self, form: WebhookParams) -> InboundMessage:
+        """An inbound-message webhook's fields; ``InvalidInputError`` when malformed."""
+        ...
+
+    def parse_status(self, form: WebhookParams) -> StatusUpdate:
+        """A status callback's fields; ``InvalidInputError`` when malformed."""
+        ...
+
+    def verify_signature(
+        self, url: str, params_or_body: WebhookParams | str | bytes, headers: Mapping[str, str]
+    ) -> None:
+        """Raise :class:`~connector.errors.SignatureError` unless the request is signed.
+
+        ``url`` is the public URL the provider called (configured base URL, path, query),
+        never the socket address.
+        """
+        ...
+
+    def validate_credentials(self) -> CredentialReport:
+        """Check the credentials work (and warn about trial accounts)."""
         ...
