@@ -1,0 +1,147 @@
+"""Row <-> model conversion of the mapping module (connector.dataverse.tables)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from connector.dataverse import tables
+from connector.domain.model import (
+    Configuration,
+    Keyword,
+    KeywordAction,
+    MessageCategory,
+    Provider,
+    RecordType,
+    Template,
+    ValidationStatus,
+)
+from connector.errors import ConfigurationError
+
+CONFIG_ID = "6f1c2b7e-8d2a-4c43-9d5e-0a1b2c3d4e5f"
+TEAM_ID = "0b7e6f1c-2a8d-434c-9e5d-5f4e3d2c1b0a"
+
+SAMPLES: dict[str, Any] = {
+    "smsc_configuration": Configuration(
+        name="Main line",
+        provider=Provider.TWILIO,
+        sender_number="+14155550100",
+        account_id="AC" + "0" * 32,
+        secret="gAAAA-token",
+        callback_url="https://sms.example.com/webhooks/twilio/messages",
+        allow_create_to=("lead", "contact"),
+        owning_team_id=TEAM_ID,
+        default_country="US",
+        rate_per_second=1.5,
+        last_validated_on=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        validation_status=ValidationStatus.VALID,
+    ),
+    "smsc_recordtype": RecordType(
+        table="opportunity",
+        configuration_id=CONFIG_ID,
+        priority=3,
+        related_record_type_id=TEAM_ID,
+        parent_lookups=MappingProxyType(
+            {"parentcontactid": "contact", "parentaccountid": "account"}
+        ),
+    ),
+    "smsc_keyword": Keyword(" stop ", KeywordAction.OPT_OUT, "Bye", configuration_id=CONFIG_ID),
+    "smsc_template": Template("Hi", "Hello {firstname|there}", scope="contact", published=True),
+}
+
+
+def _as_read(row: dict[str, Any], table: tables.Table, row_id: str) -> dict[str, Any]:
+    """What the Web API returns for a row written with ``row``: binds become _x_value."""
+    out: dict[str, Any] = {table.id_column: row_id}
+    for name, value in row.items():
+        if name.endswith("@odata.bind"):
+            column = name.removesuffix("@odata.bind").lower()
+            out[f"_{column}_value"] = value.rsplit("(", 1)[1].rstrip(")")
+        else:
+            out[name] = value
+    return out
+
+
+def test_configuration_round_trips_through_a_row() -> None:
+    config: Configuration = SAMPLES["smsc_configuration"]
+    row = tables.configuration_to_row(config)
+    assert row["smsc_senderkey"] == "14155550100"
+    assert row["smsc_provider"] == 105710000
+    assert row["smsc_OwningTeamId@odata.bind"] == f"/teams({TEAM_ID})"
+    back = tables.configuration_from_row(_as_read(row, tables.CONFIGURATION, CONFIG_ID))
+    assert back == Configuration(**{**_fields(config), "id": CONFIG_ID})
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def test_configuration_typed_without_plus_reads_as_e164_with_defaults() -> None:
+    config = tables.configuration_from_row(
+        {
+            "smsc_configurationid": CONFIG_ID,
+            "smsc_sendernumber": "14155550100",
+            "smsc_provider": 105710002,
+        }
+    )
+    assert config.sender_number == "+14155550100"
+    assert config.provider is Provider.SIMULATOR
+    assert (config.session_timeout_minutes, config.idle_timeout_minutes) == (1440, 5)
+    assert config.validation_status is ValidationStatus.DRAFT
+    assert config.active
+
+
+def test_record_type_round_trips_with_parent_lookups() -> None:
+    record_type: RecordType = SAMPLES["smsc_recordtype"]
+    row = tables.record_type_to_row(record_type)
+    assert row["smsc_parentlookups"] == "parentcontactid=contact,parentaccountid=account"
+    back = tables.record_type_from_row(_as_read(row, tables.RECORD_TYPE, TEAM_ID))
+    assert back.related and back.table == "opportunity" and back.priority == 3
+    assert dict(back.parent_lookups) == dict(record_type.parent_lookups)
+    assert back.configuration_id == CONFIG_ID and back.related_record_type_id == TEAM_ID
+
+
+def test_record_type_keeps_phone_column_order() -> None:
+    row = {
+        "smsc_recordtypeid": CONFIG_ID,
+        "smsc_tablename": "contact",
+        "smsc_phonecolumns": "telephone2, mobilephone,telephone1",
+    }
+    assert tables.record_type_from_row(row).phone_columns == (
+        "telephone2",
+        "mobilephone",
+        "telephone1",
+    )
+
+
+def test_keyword_is_stored_upper_case_and_round_trips() -> None:
+    row = tables.keyword_to_row(SAMPLES["smsc_keyword"])
+    assert row["smsc_keyword"] == "STOP"
+    back = tables.keyword_from_row(_as_read(row, tables.KEYWORD, TEAM_ID))
+    assert (back.keyword, back.action, back.configuration_id) == (
+        "STOP",
+        KeywordAction.OPT_OUT,
+        CONFIG_ID,
+    )
+
+
+def test_template_round_trips() -> None:
+    template: Template = SAMPLES["smsc_template"]
+    back = tables.template_from_row(
+        _as_read(tables.template_to_row(template), tables.TEMPLATE, CONFIG_ID)
+    )
+    assert back == Template(**{**_fields(template), "id": CONFIG_ID})
+    assert back.category is MessageCategory.TRANSACTIONAL
+
+
+def test_unknown_option_value_names_the_column() -> None:
+    with pytest.raises(ConfigurationError, match="smsc_action"):
+        tables.keyword_from_row({"smsc_keyword": "X", "smsc_action": 42})
+
+
+def test_record_type_row_without_table_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="no table name"):
+        tables.record_type_from_row({"smsc_recordtypeid": CONFIG_ID})
