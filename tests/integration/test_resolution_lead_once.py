@@ -8,14 +8,12 @@ the worker retries them, resolve to the same lead.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import phonenumbers
-
+from connector.domain.phone import lookup_key
 from connector.domain.record_types import default_specs
 from connector.domain.routing import RecordRef, SenderContext
-from connector.errors import InvalidPhoneNumberError, ResolutionPendingError
+from connector.errors import ResolutionPendingError
 from connector.services.phone_sync import PhoneSync
 from connector.services.resolution import RecordResolutionService
 from connector.state.db import StateStore
@@ -25,14 +23,6 @@ from connector.testing.phone_directory import FakePhoneDirectory
 
 PHONE = "+447946095877"
 SENDER = SenderContext(configuration_id="cfg", owner_id="u1", default_country="GB")
-
-
-def normalize(raw: str, regions: Sequence[str | None]) -> str:
-    try:
-        number = phonenumbers.parse(raw, regions[0] if regions else None)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumberError("bad", raw=raw, reason="unparsable") from exc
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
 class SlowCreateDirectory(FakePhoneDirectory):
@@ -52,14 +42,14 @@ def test_three_simultaneous_messages_create_exactly_one_lead(state_url: str) -> 
     store = StateStore.from_url(state_url)
     directory = SlowCreateDirectory()
     index = PhoneIndex(store)
-    PhoneSync(directory, index, normalize).run(default_specs("GB"), "GB", full=True)
+    PhoneSync(directory, index, lookup_key).run(default_specs("GB"), "GB", full=True)
     resolver = RecordResolutionService(
         index,
         ResolutionLedger(store),
         directory,
-        lookup_key=lambda e164: e164.lstrip("+"),
+        lookup_key=lookup_key,
         variants=lambda e164: [e164, e164[1:]],
-        normalize=normalize,
+        normalize=lookup_key,
     )
     start = threading.Barrier(3)
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
-import phonenumbers
 import pytest
 import requests
 
 from connector.api.app import create_app
 from connector.api.resolution import build_router
 from connector.bootstrap import Container
+from connector.domain.phone import lookup_key, search_variants
 from connector.domain.record_types import default_specs
 from connector.domain.routing import RECENT_CONVERSATION, RecordRef, SenderContext, SessionLink
-from connector.errors import InvalidPhoneNumberError
 from connector.services.conversation_move import ConversationMover
 from connector.services.phone_sync import PhoneSync
 from connector.services.resolution import RecordResolutionService
@@ -32,14 +31,6 @@ SENDER = SenderContext("cfg", default_country="US")
 CONTACT = RecordRef("contact", str(uuid.UUID(int=1)))
 LEAD = RecordRef("lead", str(uuid.UUID(int=2)))
 SESSION = str(uuid.UUID(int=99))
-
-
-def normalize(raw: str, regions: Sequence[str | None]) -> str:
-    try:
-        number = phonenumbers.parse(raw, regions[0] if regions else None)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumberError("bad", raw=raw, reason="unparsable") from exc
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
 class Service:
@@ -62,14 +53,14 @@ def service() -> Iterator[Service]:
     directory.put("contact", {"contactid": CONTACT.id, "mobilephone": PHONE}, "contactid")
     directory.put("lead", {"leadid": LEAD.id, "mobilephone": "(415) 555-0101"}, "leadid")
     index = PhoneIndex(store)
-    PhoneSync(directory, index, normalize).run(default_specs("US"), "US", full=True)
+    PhoneSync(directory, index, lookup_key).run(default_specs("US"), "US", full=True)
     resolver = RecordResolutionService(
         index,
         ResolutionLedger(store),
         directory,
-        lookup_key=lambda e164: e164.lstrip("+"),
-        variants=lambda e164: [e164],
-        normalize=normalize,
+        lookup_key=lookup_key,
+        variants=search_variants,
+        normalize=lookup_key,
     )
     sessions = FakeSessionLinks()
     sessions.add(SessionLink(SESSION, PHONE, CONTACT, "cfg"), ["m1", "m2", "m3"])

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import phonenumbers
 import pytest
 import structlog
 
+from connector.domain.phone import lookup_key as normalize
 from connector.domain.record_types import default_specs, standard_spec
 from connector.domain.routing import RecordRef
-from connector.errors import InvalidPhoneNumberError
 from connector.services.phone_sync import PhoneSync
 from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
 from connector.testing.phone_directory import FakePhoneDirectory
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def normalize(raw: str, regions: Sequence[str | None]) -> str:
-    """Lookup key: E.164 digits (stand-in for the phone module's normalizer)."""
-    cleaned = "+" + raw.strip()[2:] if raw.strip().startswith("00") else raw
-    for region in (*regions, None):
-        try:
-            number = phonenumbers.parse(cleaned, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
-    raise InvalidPhoneNumberError(f"not a phone number: {raw!r}", raw=raw, reason="invalid")
 
 
 @pytest.fixture
@@ -96,7 +81,7 @@ def test_invalid_number_is_skipped_with_a_logged_reason(
             "log_level": "warning",
             "record": "contact:a",
             "column": "mobilephone",
-            "reason": "invalid",
+            "reason": "not_a_number",
         }
     ]
 

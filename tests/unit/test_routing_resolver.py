@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import phonenumbers
 import pytest
 
+from connector.domain.phone import lookup_key, search_variants
 from connector.domain.record_types import default_specs
 from connector.domain.routing import (
     RECENT_CONVERSATION,
@@ -16,7 +15,7 @@ from connector.domain.routing import (
     RecordRef,
     SenderContext,
 )
-from connector.errors import InvalidPhoneNumberError, ResolutionPendingError, is_transient
+from connector.errors import ResolutionPendingError, is_transient
 from connector.services.phone_sync import PhoneSync
 from connector.services.resolution import RecordResolutionService
 from connector.state.db import StateStore
@@ -26,26 +25,6 @@ from connector.testing.phone_directory import FakePhoneDirectory
 
 PHONE = "+14155550101"
 SENDER = SenderContext(configuration_id="cfg", owner_id="u-owner", default_country="US")
-
-
-def normalize(raw: str, regions: Sequence[str | None]) -> str:
-    for region in (*regions, None):
-        try:
-            number = phonenumbers.parse(raw, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
-    raise InvalidPhoneNumberError(f"not a phone number: {raw!r}", raw=raw, reason="invalid")
-
-
-def variants(e164: str) -> list[str]:
-    number = phonenumbers.parse(e164)
-    fmt = phonenumbers.PhoneNumberFormat
-    national = phonenumbers.format_number(number, fmt.NATIONAL)
-    digits = str(number.national_number)
-    dashed = f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
-    return [e164, e164[1:], national, digits, dashed, dashed.replace("-", ".")]
 
 
 class Clock:
@@ -67,9 +46,9 @@ class World:
             self.index,
             ResolutionLedger(self.store),
             self.directory,
-            lookup_key=lambda e164: e164.lstrip("+"),
-            variants=variants,
-            normalize=normalize,
+            lookup_key=lookup_key,
+            variants=search_variants,
+            normalize=lookup_key,
             now=self.clock,
         )
 
@@ -78,7 +57,7 @@ class World:
         self.directory.put("contact", row, "contactid")
 
     def sync(self) -> None:
-        PhoneSync(self.directory, self.index, normalize).run(default_specs("US"), "US", full=True)
+        PhoneSync(self.directory, self.index, lookup_key).run(default_specs("US"), "US", full=True)
 
 
 @pytest.fixture

@@ -1,0 +1,74 @@
+"""Numbers stored in every format of the phone test table resolve to their record.
+
+Each valid row of the phone module's table is stored as written in a contact's mobile phone,
+with the row's region chain split the way resolution uses it (the record's own country, the
+record type's default country, the sender's country). After a sync, resolving the row's
+E.164 number finds that contact from the index without asking Dataverse; a junk row is
+skipped by the sync and never indexed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.domain.phone import lookup_key, search_variants
+from connector.domain.record_types import standard_spec
+from connector.domain.routing import RecordRef, SenderContext
+from connector.services.phone_sync import PhoneSync
+from connector.services.resolution import RecordResolutionService
+from connector.state.db import StateStore
+from connector.state.phone_index import PhoneIndex
+from connector.state.resolution_ledger import ResolutionLedger
+from connector.testing.phone_directory import FakePhoneDirectory
+from tests.unit.test_phone import TABLE
+
+VALID = [row for row in TABLE if not row[2].startswith("!")]
+JUNK = [row for row in TABLE if row[2].startswith("!")]
+CONTACT = RecordRef("contact", "00000000-0000-0000-0000-00000000c0de")
+
+
+def _world(
+    raw: str, regions: tuple[str | None, ...]
+) -> tuple[RecordResolutionService, FakePhoneDirectory, SenderContext, int]:
+    own, default, sender = (*regions, None, None, None)[:3]
+    row = {"contactid": CONTACT.id, "fullname": "Row", "mobilephone": raw}
+    if own:
+        row["address1_country"] = own
+    directory = FakePhoneDirectory()
+    directory.put("contact", row, "contactid")
+    spec = standard_spec("contact", ("mobilephone",), default_country=default)
+    store = StateStore.from_url("sqlite://")
+    index = PhoneIndex(store)
+    report = PhoneSync(directory, index, lookup_key).run([spec], sender, full=True)
+    resolver = RecordResolutionService(
+        index,
+        ResolutionLedger(store),
+        directory,
+        lookup_key=lookup_key,
+        variants=search_variants,
+        normalize=lookup_key,
+        specs_for=lambda _sender: [spec],
+    )
+    sender_ctx = SenderContext("cfg", default_country=sender)
+    return resolver, directory, sender_ctx, report.skipped, index
+
+
+@pytest.mark.parametrize(("raw", "regions", "e164"), VALID, ids=[r[0] for r in VALID])
+def test_stored_format_resolves_from_the_index(
+    raw: str, regions: tuple[str | None, ...], e164: str
+) -> None:
+    resolver, directory, sender, skipped, _index = _world(raw, regions)
+    before = directory.requests
+    result = resolver.resolve(e164, sender)
+    assert skipped == 0
+    assert (result.record, result.trace.source) == (CONTACT, "index")
+    assert directory.requests == before
+
+
+@pytest.mark.parametrize(("raw", "regions", "reason"), JUNK, ids=[repr(r[0]) for r in JUNK])
+def test_junk_in_a_record_is_skipped_by_the_sync(
+    raw: str, regions: tuple[str | None, ...], reason: str
+) -> None:
+    _resolver, _directory, _sender, skipped, index = _world(raw, regions)
+    assert skipped == (0 if reason == "!empty" else 1)  # a blank column is simply no number
+    assert index.count() == 0
