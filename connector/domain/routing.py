@@ -214,7 +214,9 @@ def _sender_owner(c: Candidate, inputs: RuleInputs) -> Score:
 
 def _team_member(c: Candidate, inputs: RuleInputs) -> Score:
     s = inputs.sender
-    by_team = s.team_id is not None and c.owner_is_team and c.owner_id == s.team_id
+    # Owner ids are GUIDs, unique across users and teams: a record whose owner is the team
+    # itself counts whether or not the owner-type annotation came with the row.
+    by_team = s.team_id is not None and c.owner_id == s.team_id
     by_member = not c.owner_is_team and c.owner_id in s.team_member_ids
     return (1.0 if by_team or by_member else 0.0,)
 

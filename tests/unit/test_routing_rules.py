@@ -74,6 +74,11 @@ CASES = {
         rec("contact", "b"),
         TEAM_MEMBER,
     ),
+    "team_owned_record_without_owner_type_annotation": Case(
+        [cand("contact", "a"), cand("contact", "b", owner_id="t-sales")],
+        rec("contact", "b"),
+        TEAM_MEMBER,
+    ),
     "team_owned_record": Case(
         [cand("contact", "a"), cand("contact", "b", owner_id="t-sales", owner_is_team=True)],
         rec("contact", "b"),
