@@ -27,6 +27,7 @@ error is transient is decided once, where the error is made; retry code only ask
     │   └── RecipientOptedOutError      the recipient has opted out at the provider (21610)
     ├── StateStoreError                 the local state store (journal, outbox, index) failed
     ├── EmulatorFault                   the Dataverse emulator refuses a request (status, hex code)
+    ├── SimulatorRefusalError           the SMS simulator refuses a request (status, Twilio code)
     └── ResolutionPendingError          another worker is creating this number's lead (transient)
 
 Raise with ``raise SomeError(...) from exc`` at every boundary so the cause is kept.
@@ -278,6 +279,30 @@ class EmulatorFault(ConnectorError):
         self.status = status
         self.service_code = service_code
         self.headers = dict(headers or {})
+
+
+class SimulatorRefusalError(ConnectorError):
+    """The Twilio-compatible simulator answers a request with an error, as Twilio would.
+
+    ``status`` is the HTTP status, ``twilio_code`` the ``code`` of Twilio's error body.
+    """
+
+    code = "simulator_refusal"
+
+    def __init__(self, status: int, twilio_code: int, message: str, **kwargs: Any) -> None:
+        details = {"status": status, "twilio_code": twilio_code, **kwargs.pop("details", {})}
+        super().__init__(message, details=details, **kwargs)
+        self.status = status
+        self.twilio_code = twilio_code
+
+    def twilio_body(self) -> dict[str, Any]:
+        """Twilio's JSON error body for this refusal."""
+        return {
+            "code": self.twilio_code,
+            "message": self.message,
+            "more_info": f"https://www.twilio.com/docs/errors/{self.twilio_code}",
+            "status": self.status,
+        }
 
 
 def is_transient(exc: BaseException) -> bool:
