@@ -19,6 +19,7 @@ candidate at all means "create a lead". Every decision comes with a :class:`Matc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -140,6 +141,18 @@ class MatchTrace:
             "source": self.source,
             "candidates": [c.summary() for c in self.candidates],
         }
+
+    def to_json(self, limit: int = 8000) -> str:
+        """Compact JSON of :meth:`to_dict` within ``limit`` characters (the session column):
+        candidates are dropped from the end, and counted, until it fits."""
+        data = self.to_dict()
+        total = len(data["candidates"])
+        while True:
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+            if len(text) <= limit or not data["candidates"]:
+                return text[:limit]
+            data["candidates"] = data["candidates"][: len(data["candidates"]) // 2]
+            data["omitted_candidates"] = total - len(data["candidates"])
 
     def to_text(self, limit: int = 2000) -> str:
         """One short line for people: ``contact:1 by sender_owner from 2 candidates (...)``."""

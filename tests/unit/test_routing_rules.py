@@ -227,3 +227,17 @@ def test_created_lead_and_moved_traces() -> None:
     trace = moved(PHONE, rec("account", "a"), rec("contact", "c"))
     assert trace.decided_by == "moved"
     assert trace.to_dict()["candidates"][0]["record"] == "contact:c"
+
+
+def test_trace_json_fits_the_session_column_and_counts_what_it_dropped() -> None:
+    import json
+
+    many = [cand("contact", f"{i:036d}") for i in range(500)]
+    trace = decide(PHONE, many, SENDER).trace
+    text = trace.to_json(limit=8000)
+    data = json.loads(text)
+    assert len(text) <= 8000
+    assert data["decided_by"] == TIE_BREAK
+    assert data["omitted_candidates"] + len(data["candidates"]) == 500
+    small = json.loads(decide(PHONE, many[:2], SENDER).trace.to_json())
+    assert "omitted_candidates" not in small and len(small["candidates"]) == 2
