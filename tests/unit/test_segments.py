@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.domain.segments import (
@@ -164,6 +164,7 @@ TEXT = st.text(
 )
 
 
+@settings(deadline=None)
 @given(TEXT)
 def test_parts_rebuild_the_text_and_each_fits_its_segment(text: str) -> None:
     info = count_segments(text)
@@ -177,6 +178,7 @@ def test_parts_rebuild_the_text_and_each_fits_its_segment(text: str) -> None:
             assert len(part.encode("utf-16-le", "surrogatepass")) // 2 <= info.per_segment
 
 
+@settings(deadline=None)
 @given(TEXT)
 def test_segment_count_is_bounded_by_full_and_one_short_segments(text: str) -> None:
     info = count_segments(text)
