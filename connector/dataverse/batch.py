@@ -132,7 +132,7 @@ def build_batch(
 
 
 def _number_content_ids(items: Sequence[BatchItem]) -> list[BatchItem]:
-    used = {op.content_id for op in _operations(items) if op.content_id}
+    used = {op.content_id for op in operations(items) if op.content_id}
     counter = 0
     numbered: list[BatchItem] = []
     seen: set[str] = set()
@@ -171,7 +171,8 @@ def _check_reference(url: str, declared: set[str]) -> None:
         raise InvalidInputError(f"Content-ID reference ${match.group(1)} is not declared before")
 
 
-def _operations(items: Sequence[BatchItem]) -> Iterator[BatchOperation]:
+def operations(items: Sequence[BatchItem]) -> Iterator[BatchOperation]:
+    """Every operation of ``items``, change-set members in order."""
     for item in items:
         if isinstance(item, ChangeSet):
             yield from item.operations

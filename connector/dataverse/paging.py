@@ -1,0 +1,73 @@
+"""Reading pages from the Web API: ``@odata.nextLink`` paging, change-tracking pages, FetchXML.
+
+:func:`follow_pages` sends the first GET and then each ``@odata.nextLink`` unchanged (the
+skiptoken must not be edited and no option may be added), with the same ``Prefer`` header on
+every page, and stops if a link comes back twice. :func:`change_page` splits a
+change-tracking page into rows and ``$deletedEntity`` tombstones. Dataverse pages hold at most
+5000 rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connector.dataverse.transport import WebApi
+from connector.errors import DataverseError
+from connector.ports import ChangePage
+
+MAX_PAGE_SIZE = 5000
+_DELETED = "$deletedEntity"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPage:
+    """One page of a FetchXML query and the paging annotations for the next one."""
+
+    rows: list[dict[str, Any]]
+    more_records: bool
+    paging_cookie: str | None
+
+
+def max_page_preference(page_size: int) -> str:
+    """``odata.maxpagesize=N`` (N capped at Dataverse's 5000)."""
+    return f"odata.maxpagesize={max(1, min(page_size, MAX_PAGE_SIZE))}"
+
+
+def follow_pages(
+    api: WebApi, path: str, query: str | None, prefer: str | None
+) -> Iterator[Mapping[str, Any]]:
+    """Each page's JSON body, following ``@odata.nextLink`` until there is none."""
+    headers = {"Prefer": prefer} if prefer else {}
+    seen: set[str] = set()
+    next_path: str | None = path
+    while next_path is not None:
+        body = api.send("GET", next_path, query=query, headers=headers).json() or {}
+        yield body
+        link = body.get("@odata.nextLink")
+        if link is not None and link in seen:
+            raise DataverseError(f"GET {path}: the same @odata.nextLink came back twice")
+        if link:
+            seen.add(link)
+        next_path, query = link, None
+
+
+def change_page(body: Mapping[str, Any]) -> ChangePage:
+    """Rows, deleted ids (tombstones) and the delta link (last page only) of one page."""
+    rows, deleted = [], []
+    for row in body.get("value", []):
+        if _DELETED in str(row.get("@odata.context", "")) or row.get("reason") == "deleted":
+            deleted.append(str(row["id"]).lower())
+        else:
+            rows.append(row)
+    return ChangePage(rows, deleted, body.get("@odata.deltaLink"))
+
+
+def fetch_page(body: Mapping[str, Any]) -> FetchPage:
+    """Rows and paging annotations of a FetchXML answer."""
+    return FetchPage(
+        rows=list(body.get("value", [])),
+        more_records=bool(body.get("@Microsoft.Dynamics.CRM.morerecords", False)),
+        paging_cookie=body.get("@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"),
+    )
