@@ -202,12 +202,12 @@ def _relationship_steps(schema: Schema, live: LiveState) -> Iterator[Step]:
 
 
 def _key_steps(schema: Schema, live: LiveState, notes: list[str]) -> Iterator[Step]:
+    waits: list[Step] = []
     for table in schema.tables:
         current = live.tables.get(table.logical_name)
         keys = {k.lower(): v for k, v in (current.keys if current else {}).items()}
         for key in table.keys:
-            name = key.schema_name.lower()
-            status = keys.get(name)
+            status = keys.get(key.schema_name.lower())
             if status is None:
                 yield Step(
                     "create",
@@ -218,17 +218,24 @@ def _key_steps(schema: Schema, live: LiveState, notes: list[str]) -> Iterator[St
                     body=key_payload(key, schema.language_code),
                     detail=", ".join(key.columns),
                 )
-            if status != "Active":
-                if status == "Failed":
-                    notes.append(f"{table.logical_name}: key {key.schema_name} failed to build")
-                yield Step(
-                    "wait",
-                    "key",
-                    key.schema_name,
-                    table.logical_name,
-                    method="GET",
-                    detail=f"status {status or 'new'} -> Active",
+            if status == "Failed":
+                notes.append(
+                    f"{table.logical_name}: key {key.schema_name} failed to build "
+                    "(fix duplicate values, then reactivate it)"
                 )
+            elif status != "Active":
+                detail = f"{status or 'new'} -> Active"
+                waits.append(
+                    Step(
+                        "wait",
+                        "key",
+                        key.schema_name,
+                        table.logical_name,
+                        method="GET",
+                        detail=detail,
+                    )
+                )
+    yield from waits
 
 
 def plan(schema: Schema, live: LiveState) -> Plan:
