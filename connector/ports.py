@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.domain.phone_records import IndexEntry, RecordTypeSpec, SyncCursor
 from connector.domain.provider_messages import (
@@ -184,4 +184,71 @@ class SmsProvider(Protocol):
 
     def validate_credentials(self) -> CredentialReport:
         """Check the credentials work (and warn about trial accounts)."""
+        ...
+
+
+if TYPE_CHECKING:  # the batch value types are pure dataclasses (no SDK behind them)
+    from connector.dataverse.batch import BatchItem, BatchPartResult
+
+DataverseKey = str | int | Mapping[str, str | int]
+
+
+class DataverseApi(Protocol):
+    """Row-level access to the Dataverse Web API (``connector.dataverse.client``).
+
+    ``key`` is a row id (GUID) or an alternate key ``{"column": value}``. Errors are
+    :class:`~connector.errors.DataverseError` subclasses; retries already happened inside.
+    """
+
+    def create(self, entity_set: str, data: Mapping[str, Any]) -> str:
+        """Create a row; its id."""
+        ...
+
+    def retrieve(self, entity_set: str, key: DataverseKey, *, select: Any = None) -> dict[str, Any]:
+        """One row (``DataverseNotFoundError`` when missing)."""
+        ...
+
+    def update(self, entity_set: str, key: DataverseKey, data: Mapping[str, Any]) -> None:
+        """Update an existing row (never creates)."""
+        ...
+
+    def upsert(self, entity_set: str, key: DataverseKey, data: Mapping[str, Any]) -> str | None:
+        """Create or update the row at ``key``."""
+        ...
+
+    def create_only(self, entity_set: str, key: DataverseKey, data: Mapping[str, Any]) -> bool:
+        """Create unless it exists: True if created now, False if it already existed."""
+        ...
+
+    def delete(self, entity_set: str, key: DataverseKey, *, missing_ok: bool = False) -> bool:
+        """Delete a row."""
+        ...
+
+    def query(
+        self,
+        entity_set: str,
+        *,
+        select: Any = None,
+        filter: Any = None,
+        orderby: Any = None,
+        top: int | None = None,
+        expand: Any = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Rows for the query (``filter`` built with ``connector.dataverse.odata``), all pages."""
+        ...
+
+    def changes(
+        self, entity_set: str, *, select: Any = None, delta_link: str | None = None
+    ) -> Iterator[ChangePage]:
+        """Change-tracking pages (rows, deleted ids, the next delta link on the last page)."""
+        ...
+
+    def call_action(self, name: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """Run an unbound action."""
+        ...
+
+    def execute_batch(
+        self, items: Sequence[BatchItem], *, continue_on_error: bool = False
+    ) -> list[BatchPartResult]:
+        """``$batch`` the items; one result per operation."""
         ...

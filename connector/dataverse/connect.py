@@ -14,6 +14,7 @@ from connector.dataverse.client import DataverseClient
 from connector.dataverse.retry import RetryPolicy
 from connector.dataverse.transport import WebApi
 from connector.errors import ConfigurationError
+from connector.ports import DataverseApi
 from connector.settings import DataverseSettings
 
 
@@ -49,3 +50,8 @@ def build_client(
         retry=retry or RetryPolicy.from_max_retries(settings.max_retries),
     )
     return DataverseClient(api)
+
+
+def as_port(client: DataverseClient) -> DataverseApi:
+    """The client as the core sees it (type-checks that it implements the port)."""
+    return client
