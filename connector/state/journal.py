@@ -1,0 +1,282 @@
+"""The ingress journal: verified provider events, durable before the webhook is answered.
+
+A webhook appends its raw event (the form fields) here and answers; workers take rows later.
+The journal is also the dedupe store: ``(provider, event_id)`` is unique (Twilio's
+``MessageSid``), so a repeated webhook finds its first row and adds nothing.
+
+Workers *claim* due rows with a lease (a random claim token and an expiry, set by one
+conditional ``UPDATE`` so two workers never hold the same row). A worker killed mid-batch
+simply stops renewing: once its leases expire the rows are due again and another worker
+takes them. A row is marked ``done`` only after Dataverse confirmed the write; a transient
+failure sets the next attempt time (exponential backoff); a poison event, or one that failed
+:attr:`Journal.max_attempts` times, becomes ``error`` and stays replayable
+(:meth:`Journal.replay`). Portable SQL (SQLAlchemy Core) for SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from connector.errors import StateStoreError
+from connector.state.db import StateStore, metadata
+
+PENDING = "pending"
+DONE = "done"
+ERROR = "error"
+
+journal_table = Table(
+    "ingress_journal",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False, default=PENDING),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("claim_token", String(32), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("done_at", Float, nullable=True),
+    UniqueConstraint("provider", "event_id", name="uq_ingress_journal_event"),
+    Index("ix_ingress_journal_due", "status", "next_attempt_at"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The outcome of :meth:`Journal.append`: the row id and whether it was already there."""
+
+    id: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One claimed event: its payload (form fields) and how often it was tried before."""
+
+    id: int
+    provider: str
+    event_id: str
+    received_at: float
+    payload: dict[str, Any]
+    attempts: int
+    claim_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class JournalCounts:
+    """Rows per status, for readiness, metrics and the CLI."""
+
+    pending: int = 0
+    done: int = 0
+    error: int = 0
+
+
+class Journal:
+    """The ingress journal on a :class:`~connector.state.db.StateStore`."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        max_attempts: int = 12,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        store.create_all()
+
+    def append(
+        self, provider: str, event_id: str, payload: Mapping[str, Any], *, now: float | None = None
+    ) -> Appended:
+        """Store one verified event durably (committed on return); a repeat is a no-op."""
+        at = time.time() if now is None else now
+        row = {
+            "provider": provider,
+            "event_id": event_id,
+            "received_at": at,
+            "payload": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": at,
+        }
+        try:
+            with self.store.engine.begin() as conn:
+                result = conn.execute(insert(journal_table).values(**row))
+                key = result.inserted_primary_key
+                return Appended(id=int(key[0]) if key else 0, duplicate=False)
+        except IntegrityError:
+            return Appended(id=self._id_of(provider, event_id), duplicate=True)
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot append to the journal: {type(exc).__name__}") from exc
+
+    def _id_of(self, provider: str, event_id: str) -> int:
+        query = select(journal_table.c.id).where(
+            journal_table.c.provider == provider, journal_table.c.event_id == event_id
+        )
+        with self.store.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        if found is None:
+            raise StateStoreError("duplicate journal key but no row", details={"id": event_id})
+        return int(found)
+
+    def claim(
+        self, limit: int = 50, *, lease_seconds: float = 60.0, now: float | None = None
+    ) -> list[JournalEntry]:
+        """Lease up to ``limit`` due rows (oldest first) to the caller, atomically per row."""
+        at = time.time() if now is None else now
+        token = uuid.uuid4().hex
+        c = journal_table.c
+        due = and_(
+            c.status == PENDING,
+            c.next_attempt_at <= at,
+            or_(c.lease_until.is_(None), c.lease_until < at),
+        )
+        try:
+            with self.store.engine.begin() as conn:
+                ids = [
+                    r[0] for r in conn.execute(select(c.id).where(due).order_by(c.id).limit(limit))
+                ]
+                if not ids:
+                    return []
+                conn.execute(
+                    update(journal_table)
+                    .where(c.id.in_(ids), due)
+                    .values(claim_token=token, lease_until=at + lease_seconds)
+                )
+                rows = conn.execute(
+                    select(journal_table).where(c.claim_token == token).order_by(c.id)
+                ).mappings()
+                return [_entry(row) for row in rows]
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot claim journal rows: {type(exc).__name__}") from exc
+
+    def mark_done(self, entry: JournalEntry, *, now: float | None = None) -> bool:
+        """Record that Dataverse confirmed ``entry``; False if the lease was lost meanwhile."""
+        values = {"status": DONE, "done_at": time.time() if now is None else now}
+        return self._settle(entry, values)
+
+    def mark_failed(
+        self,
+        entry: JournalEntry,
+        error: Mapping[str, Any],
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+        now: float | None = None,
+    ) -> str:
+        """Record a failed attempt: back off (``pending``) or give up (``error``); the status."""
+        at = time.time() if now is None else now
+        attempts = entry.attempts + 1
+        text = json.dumps(dict(error), default=str)[:4000]
+        if not transient or attempts >= self.max_attempts:
+            self._settle(entry, {"status": ERROR, "attempts": attempts, "last_error": text})
+            return ERROR
+        delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
+        delay = max(delay, retry_after or 0.0)
+        values = {"attempts": attempts, "last_error": text, "next_attempt_at": at + delay}
+        self._settle(entry, values)
+        return PENDING
+
+    def _settle(self, entry: JournalEntry, values: Mapping[str, Any]) -> bool:
+        c = journal_table.c
+        query = (
+            update(journal_table)
+            .where(c.id == entry.id, c.claim_token == entry.claim_token)
+            .values(claim_token=None, lease_until=None, **values)
+        )
+        try:
+            with self.store.engine.begin() as conn:
+                return conn.execute(query).rowcount == 1
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot update the journal: {type(exc).__name__}") from exc
+
+    def replay(self, ids: Sequence[int] | None = None) -> int:
+        """Make ``error`` rows (all, or these ids) pending again; returns how many."""
+        c = journal_table.c
+        query = update(journal_table).where(c.status == ERROR)
+        if ids is not None:
+            query = query.where(c.id.in_(list(ids)))
+        values = {"status": PENDING, "attempts": 0, "next_attempt_at": time.time()}
+        with self.store.engine.begin() as conn:
+            return int(conn.execute(query.values(**values)).rowcount)
+
+    def counts(self) -> JournalCounts:
+        """How many rows are pending, done and in error."""
+        c = journal_table.c
+        query = select(c.status, func.count()).group_by(c.status)
+        with self.store.engine.connect() as conn:
+            found = {str(status): int(n) for status, n in conn.execute(query)}
+        return JournalCounts(
+            pending=found.get(PENDING, 0), done=found.get(DONE, 0), error=found.get(ERROR, 0)
+        )
+
+    def next_due(self) -> float | None:
+        """When the earliest pending row is due (its lease or backoff), or None."""
+        c = journal_table.c
+        due = func.max(c.next_attempt_at, func.coalesce(c.lease_until, 0.0))
+        if self.store.dialect != "sqlite":
+            due = func.greatest(c.next_attempt_at, func.coalesce(c.lease_until, 0.0))
+        query = select(func.min(due)).where(c.status == PENDING)
+        with self.store.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else float(value)
+
+    def errors(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Rows in ``error`` (id, event id, attempts, last error), newest first."""
+        c = journal_table.c
+        query = (
+            select(c.id, c.event_id, c.attempts, c.last_error)
+            .where(c.status == ERROR)
+            .order_by(c.id.desc())
+            .limit(limit)
+        )
+        with self.store.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def prune(self, older_than: float) -> int:
+        """Delete ``done`` rows finished before ``older_than`` (dedupe keys go with them)."""
+        c = journal_table.c
+        query = journal_table.delete().where(c.status == DONE, c.done_at < older_than)
+        with self.store.engine.begin() as conn:
+            return int(conn.execute(query).rowcount)
+
+
+def _entry(row: Mapping[str, Any]) -> JournalEntry:
+    return JournalEntry(
+        id=int(row["id"]),
+        provider=str(row["provider"]),
+        event_id=str(row["event_id"]),
+        received_at=float(row["received_at"]),
+        payload=json.loads(row["payload"]),
+        attempts=int(row["attempts"]),
+        claim_token=str(row["claim_token"]),
+    )

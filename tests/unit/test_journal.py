@@ -1,0 +1,89 @@
+"""The ingress journal: dedupe, leases, backoff, poison rows and replay (in-memory SQLite)."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.state.db import StateStore
+from connector.state.journal import ERROR, PENDING, Journal
+
+
+@pytest.fixture
+def journal() -> Journal:
+    return Journal(StateStore.from_url("sqlite://"), base_delay=2.0, max_attempts=3)
+
+
+def test_repeat_event_id_is_a_duplicate_of_the_first_row(journal: Journal) -> None:
+    first = journal.append("twilio", "SM1", {"Body": "hi"}, now=100.0)
+    again = journal.append("twilio", "SM1", {"Body": "changed"}, now=101.0)
+    assert not first.duplicate and again.duplicate and again.id == first.id
+    (entry,) = journal.claim(now=102.0)
+    assert entry.payload == {"Body": "hi"}
+    assert journal.counts().pending == 1
+
+
+def test_claimed_rows_are_not_claimed_twice_until_the_lease_expires(journal: Journal) -> None:
+    for n in range(3):
+        journal.append("twilio", f"SM{n}", {"n": str(n)}, now=100.0)
+    first = journal.claim(limit=2, lease_seconds=30, now=100.0)
+    second = journal.claim(limit=10, lease_seconds=30, now=101.0)
+    assert [e.event_id for e in first] == ["SM0", "SM1"]
+    assert [e.event_id for e in second] == ["SM2"]
+    assert journal.claim(now=120.0) == []
+    retaken = journal.claim(now=131.0)  # the first worker died: its leases ran out
+    assert [e.event_id for e in retaken] == ["SM0", "SM1"]
+
+
+def test_a_lost_lease_cannot_mark_a_row_done(journal: Journal) -> None:
+    journal.append("twilio", "SM1", {}, now=100.0)
+    (stale,) = journal.claim(lease_seconds=10, now=100.0)
+    (fresh,) = journal.claim(lease_seconds=10, now=111.0)
+    assert journal.mark_done(stale) is False
+    assert journal.mark_done(fresh) is True
+    assert journal.counts().done == 1
+
+
+def test_transient_failure_backs_off_exponentially_then_becomes_error(journal: Journal) -> None:
+    journal.append("twilio", "SM1", {}, now=100.0)
+    (entry,) = journal.claim(now=100.0)
+    assert journal.mark_failed(entry, {"code": "x"}, transient=True, now=100.0) == PENDING
+    assert journal.claim(now=101.0) == []
+    (entry,) = journal.claim(now=102.0)
+    assert entry.attempts == 1
+    assert journal.mark_failed(entry, {"code": "x"}, transient=True, now=102.0) == PENDING
+    assert journal.claim(now=105.0) == []  # second delay is 4 s
+    (entry,) = journal.claim(now=106.0)
+    assert journal.mark_failed(entry, {"code": "x"}, transient=True, now=106.0) == ERROR
+    assert journal.counts().error == 1
+    assert journal.errors()[0]["attempts"] == 3
+
+
+def test_retry_after_is_honoured_when_longer_than_the_backoff(journal: Journal) -> None:
+    journal.append("twilio", "SM1", {}, now=100.0)
+    (entry,) = journal.claim(now=100.0)
+    journal.mark_failed(entry, {}, transient=True, retry_after=30.0, now=100.0)
+    assert journal.claim(now=125.0) == []
+    assert journal.next_due() == pytest.approx(130.0)
+
+
+def test_poison_event_goes_to_error_at_once_and_replay_makes_it_due(journal: Journal) -> None:
+    journal.append("twilio", "SM1", {}, now=100.0)
+    (entry,) = journal.claim(now=100.0)
+    assert journal.mark_failed(entry, {"code": "bad"}, transient=False, now=100.0) == ERROR
+    assert journal.claim() == []
+    assert journal.replay() == 1
+    (again,) = journal.claim()
+    assert again.attempts == 0
+    assert journal.mark_done(again)
+    counts = journal.counts()
+    assert (counts.pending, counts.done, counts.error) == (0, 1, 0)
+
+
+def test_prune_drops_only_old_done_rows(journal: Journal) -> None:
+    journal.append("twilio", "SM1", {}, now=100.0)
+    journal.append("twilio", "SM2", {}, now=100.0)
+    first, _second = journal.claim(now=100.0)
+    journal.mark_done(first, now=150.0)
+    assert journal.prune(older_than=200.0) == 1
+    assert journal.counts().pending == 1
+    assert journal.counts().done == 0
