@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from connector.domain.model import Configuration, Keyword, RecordType
 from connector.domain.phone_records import IndexEntry, RecordTypeSpec, SyncCursor
 from connector.domain.provider_messages import (
     CredentialReport,
@@ -251,4 +252,44 @@ class DataverseApi(Protocol):
         self, items: Sequence[BatchItem], *, continue_on_error: bool = False
     ) -> list[BatchPartResult]:
         """``$batch`` the items; one result per operation."""
+        ...
+
+
+class SecretCipher(Protocol):
+    """Encrypts provider secrets before they are stored (``connector.secret_box.SecretBox``)."""
+
+    def encrypt(self, plain: str) -> str:
+        """The stored form of ``plain``."""
+        ...
+
+
+class ConfigurationStore(Protocol):
+    """Configuration, record type and keyword rows, written by their alternate keys.
+
+    Every ``save_*`` is an upsert: saving the same object twice leaves one row. The returned
+    object carries the row's id.
+    """
+
+    def find_configuration(self, sender_number: str) -> Configuration | None:
+        """The configuration of sender ``sender_number`` (E.164), if there is one."""
+        ...
+
+    def save_configuration(self, config: Configuration) -> Configuration:
+        """Create or update the configuration with ``config``'s sender number."""
+        ...
+
+    def record_types(self, configuration_id: str) -> list[RecordType]:
+        """The record types of a configuration."""
+        ...
+
+    def save_record_type(self, record_type: RecordType) -> RecordType:
+        """Create or update the record type of (configuration, table)."""
+        ...
+
+    def keywords(self, configuration_id: str) -> list[Keyword]:
+        """The keywords of a configuration."""
+        ...
+
+    def save_keyword(self, keyword: Keyword) -> Keyword:
+        """Create or update the keyword of (configuration, keyword)."""
         ...
