@@ -24,8 +24,8 @@ from urllib3.exceptions import NewConnectionError
 
 from connector.dataverse.auth import TokenProvider
 from connector.dataverse.failures import error_for, header, unreachable
-from connector.dataverse.retry import RetryPolicy
-from connector.errors import DataverseError, InvalidInputError
+from connector.dataverse.retry import RetryPolicy, ThrottleGate
+from connector.errors import DataverseError, DataverseThrottledError, InvalidInputError
 from connector.log_config import get_logger
 
 BASE_HEADERS = {
@@ -90,6 +90,7 @@ class WebApi:
         self._timeout = timeout
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._retry = retry or RetryPolicy()
+        self._gate = ThrottleGate(self._retry)
 
     def url_for(self, path: str, query: str | None = None) -> str:
         """The absolute URL of ``path`` (relative to the API root, or absolute under it)."""
@@ -151,11 +152,14 @@ class WebApi:
                 path=call.path,
             )
             self._log(call, response, error)
+            if isinstance(error, DataverseThrottledError) and error.retry_after:
+                self._gate.hold(error.retry_after)
             raise error
         self._log(call, response, None)
         return Answer(response.status_code, dict(response.headers), response.content)
 
     def _once(self, call: _Call, *, refresh: bool) -> requests.Response:
+        self._gate.wait()
         token = self._tokens.token(refresh=refresh)
         sent = {**call.headers, "Authorization": f"Bearer {token}"}
         with self._slots:

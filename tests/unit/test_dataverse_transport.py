@@ -50,6 +50,21 @@ class CountingTokens:
         return f"token-{self.issued}"
 
 
+class FakeTime:
+    """A clock that only moves when the code under test sleeps; records the sleeps."""
+
+    def __init__(self, waits: list[float]) -> None:
+        self.now = 1000.0
+        self.waits = waits
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def rsps() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
@@ -59,12 +74,13 @@ def rsps() -> Iterator[responses.RequestsMock]:
 def _client(
     waits: list[float], tokens: object = None, attempts: int = 4, concurrency: int = 16
 ) -> DataverseClient:
+    fake = FakeTime(waits)
     api = WebApi(
         ORG,
         tokens or CountingTokens(),  # type: ignore[arg-type]
         requests.Session(),
         max_concurrency=concurrency,
-        retry=RetryPolicy(max_attempts=attempts, sleep=waits.append),
+        retry=RetryPolicy(max_attempts=attempts, sleep=fake.sleep, clock=fake.clock),
     )
     return DataverseClient(api)
 
@@ -76,6 +92,19 @@ def test_429_waits_exactly_retry_after_then_finishes(rsps: responses.RequestsMoc
     assert _client(waits).create("tasks", {"subject": "x"}) == ID
     assert waits == [7.0]
     assert len(rsps.calls) == 2
+
+
+def test_a_retry_after_pauses_the_other_requests_of_the_client(
+    rsps: responses.RequestsMock,
+) -> None:
+    waits: list[float] = []
+    rsps.get(API + "WhoAmI", status=429, json=THROTTLED, headers={"Retry-After": "5"})
+    client = _client(waits, attempts=1)
+    with pytest.raises(DataverseThrottledError):
+        client.who_am_i()
+    rsps.get(API + f"contacts({ID})", json={"contactid": ID})
+    client.retrieve("contacts", ID)  # another request: waits out the pause before sending
+    assert waits == [5.0]
 
 
 def test_throttling_that_never_ends_fails_after_bounded_attempts(
