@@ -1,0 +1,114 @@
+"""The emulator's ASGI app: ``create_emulator_app(db_path=None, limits=None, token_required=True)``.
+
+Serves the Web API under ``/api/data/v9.2/`` (401 without a bearer token), plus
+``GET /_emulator/stats`` and ``POST /_emulator/reset``. Each request runs in the thread pool
+(the store serialises writes with its lock) so concurrent requests really overlap, which the
+concurrency limit of the service-protection simulation needs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connector.emulator.limits import Limits, Throttle
+from connector.emulator.protocol import (
+    API_PREFIX,
+    MAX_BODY,
+    EmuRequest,
+    EmuResponse,
+    fault_response,
+)
+from connector.emulator.router import Emulator
+from connector.errors import EmulatorFault
+
+
+def create_emulator_app(
+    db_path: str | None = None,
+    limits: Limits | None = None,
+    token_required: bool = True,
+    emulator: Emulator | None = None,
+) -> Starlette:
+    """Build the app; ``db_path=None`` keeps everything in memory."""
+    core = emulator or Emulator(db_path)
+    throttle = Throttle(limits or Limits())
+
+    async def api(request: Request) -> Response:
+        core.stats["requests"] += 1
+        core.stats[f"method_{request.method}"] += 1
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if token_required and not token:
+            return _to_starlette(
+                fault_response(
+                    EmulatorFault(
+                        401, "0x80040220", "Bearer token is missing: RequestIsNotAuthenticated"
+                    )
+                ),
+                {"WWW-Authenticate": "Bearer"},
+            )
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _to_starlette(fault_response(EmulatorFault(413, "", "Request too large.")))
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
+        path = raw_path[len(API_PREFIX) :].lstrip("/")
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        req = EmuRequest.build(
+            request.method, path, request.url.query, dict(request.headers), body=body, base_url=base
+        )
+        if path.startswith("$batch"):
+            core.stats["batch_requests"] += 1
+        try:
+            throttle.enter(token or "anonymous")
+        except EmulatorFault as fault:
+            core.stats["throttled"] += 1
+            return _to_starlette(fault_response(fault))
+        started = time.perf_counter()
+        try:
+            response = await run_in_threadpool(core.handle, req)
+        finally:
+            throttle.leave(token or "anonymous", (time.perf_counter() - started) * 1000)
+        return _to_starlette(response)
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(_stats(core))
+
+    async def reset(request: Request) -> Response:
+        await run_in_threadpool(core.reset)
+        return Response(status_code=204)
+
+    routes = [
+        Route("/_emulator/stats", stats, methods=["GET"]),
+        Route("/_emulator/reset", reset, methods=["POST"]),
+        Route(API_PREFIX + "/{path:path}", api, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.emulator = core
+    return app
+
+
+def _stats(core: Emulator) -> dict[str, Any]:
+    stats = core.stats
+    return {
+        "requests": stats["requests"],
+        "by_method": {
+            key.removeprefix("method_"): value
+            for key, value in stats.items()
+            if key.startswith("method_")
+        },
+        "batch_requests": stats["batch_requests"],
+        "batch_parts": stats["batch_parts"],
+        "throttled": stats["throttled"],
+    }
+
+
+def _to_starlette(response: EmuResponse, extra: dict[str, str] | None = None) -> Response:
+    headers = {**response.headers, **(extra or {})}
+    media = headers.pop("Content-Type", None)
+    return Response(response.body, status_code=response.status, headers=headers, media_type=media)

@@ -1,0 +1,248 @@
+"""Collection reads: ``$select $filter $orderby $top $expand $count``, paging, change tracking.
+
+Paging follows Dataverse: ``Prefer: odata.maxpagesize`` (default and maximum 5000) yields an
+``@odata.nextLink`` carrying an opaque ``$skiptoken`` (a paging cookie), ``$top`` is ignored
+when a page size is asked for, ``$skip`` is refused, ``@odata.count`` is capped at 5000.
+``Prefer: odata.track-changes`` answers with an ``@odata.deltaLink`` whose ``$deltatoken`` is
+the store's row version; following it returns changed rows then ``$deletedEntity`` tombstones.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from connector.emulator.metadata import EntityDef
+from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request
+from connector.emulator.query import ExpandItem, parse_expand, parse_filter, parse_orderby, to_sql
+from connector.emulator.records import Records
+from connector.emulator.schema import Schema
+from connector.emulator.store import q, table_name
+from connector.emulator.values import row_to_json, select_names
+
+MAX_PAGE = 5000
+COUNT_CAP = 5000
+TRACKING_REFUSED = ("$filter", "$orderby", "$expand", "$top")
+
+
+def column_resolver(schema: Schema, entity: EntityDef) -> Any:
+    """Map a filter/orderby property to its quoted column (400 when undeclared)."""
+
+    def column_of(name: str) -> str:
+        if "/" in name:
+            raise bad_request(f"Navigation paths such as '{name}' are not supported here.")
+        return q(schema.attribute(entity, name).logical_name)
+
+    return column_of
+
+
+def wants_annotations(req: EmuRequest) -> bool:
+    """Whether ``Prefer: odata.include-annotations`` asks for lookup/formatted values."""
+    return "odata.include-annotations" in req.prefer()
+
+
+def list_rows(records: Records, req: EmuRequest, entity: EntityDef) -> EmuResponse:
+    """``GET <entityset>`` with query options."""
+    if "$skip" in req.query:
+        raise bad_request("The query parameter $skip is not supported", "0x80060888")
+    if "$deltatoken" in req.query or "odata.track-changes" in req.prefer():
+        return _changes(records, req, entity)
+    schema = records.schema
+    names = select_names(schema, entity, req.query.get("$select"))
+    params: list[Any] = []
+    where = "1=1"
+    if req.query.get("$filter"):
+        where = to_sql(parse_filter(req.query["$filter"]), column_resolver(schema, entity), params)
+    order = _order_sql(schema, entity, req.query.get("$orderby"))
+    prefer = req.prefer()
+    headers: dict[str, str] = {}
+    page_size = MAX_PAGE
+    top: int | None = _int_option(req, "$top")
+    if "odata.maxpagesize" in prefer:
+        page_size = min(max(_int(prefer["odata.maxpagesize"]), 1), MAX_PAGE)
+        headers["Preference-Applied"] = f"odata.maxpagesize={page_size}"
+        top = None
+    offset = _decode_skiptoken(req.query.get("$skiptoken"))
+    limit = min(page_size, top) if top is not None else page_size
+    sql = f"SELECT * FROM {table_name(entity)} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+    rows = records.store.select(sql, [*params, limit + 1, offset])
+    more = len(rows) > limit and top is None
+    rows = rows[:limit]
+    annotate = wants_annotations(req)
+    if annotate:
+        headers["Preference-Applied"] = ", ".join(
+            filter(None, [headers.get("Preference-Applied"), 'odata.include-annotations="*"'])
+        )
+    expands = parse_expand(req.query["$expand"]) if req.query.get("$expand") else []
+    context = f"{req.api_root}/$metadata#{entity.entity_set}"
+    body: dict[str, Any] = {"@odata.context": context}
+    if req.query.get("$count", "").lower() == "true":
+        count_sql = (
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {table_name(entity)} WHERE {where} LIMIT ?)"
+        )
+        body["@odata.count"] = records.store.scalar(count_sql, [*params, COUNT_CAP])
+    body["value"] = [
+        expand_row(
+            records,
+            req,
+            entity,
+            row,
+            row_to_json(schema, entity, row, names, annotate),
+            expands=expands,
+        )
+        for row in rows
+    ]
+    if more:
+        body["@odata.nextLink"] = _next_link(req, entity, offset + limit)
+    return EmuResponse.of_json(200, body, headers)
+
+
+def count_rows(records: Records, entity: EntityDef) -> EmuResponse:
+    """``GET <entityset>/$count``: a bare number."""
+    total = records.store.scalar(f"SELECT COUNT(*) FROM {table_name(entity)}")
+    return EmuResponse(
+        200,
+        {"Content-Type": "text/plain", "OData-Version": "4.0"},
+        str(min(int(total), COUNT_CAP)).encode(),
+    )
+
+
+def expand_row(
+    records: Records,
+    req: EmuRequest,
+    entity: EntityDef,
+    row: dict[str, Any],
+    body: dict[str, Any],
+    *,
+    expands: list[ExpandItem],
+) -> dict[str, Any]:
+    """Add single- and collection-valued ``$expand`` results to one row's JSON."""
+    schema = records.schema
+    singles = schema.single_navs(entity.logical_name)
+    collections = schema.collection_navs(entity.logical_name)
+    for item in expands:
+        if item.nav in singles:
+            nav = singles[item.nav]
+            target_name = row.get(f"{nav.attribute}__type")
+            related = None
+            if row.get(nav.attribute) and target_name in nav.targets:
+                target = schema.entity(str(target_name))
+                found = records.get(target, str(row[nav.attribute]))
+                if found is not None:
+                    names = select_names(schema, target, item.options.get("$select"))
+                    related = row_to_json(schema, target, found, names)
+            body[item.nav] = related
+        elif item.nav in collections:
+            body[item.nav] = _expand_collection(records, entity, row, item)
+        else:
+            raise bad_request(
+                f"Could not find a property named '{item.nav}' on type "
+                f"'Microsoft.Dynamics.CRM.{entity.logical_name}'."
+            )
+    return body
+
+
+def _expand_collection(
+    records: Records, entity: EntityDef, row: dict[str, Any], item: ExpandItem
+) -> list[dict[str, Any]]:
+    schema = records.schema
+    nav = schema.collection_navs(entity.logical_name)[item.nav]
+    child = schema.entity(nav.entity)
+    params: list[Any] = [row[entity.primary_id]]
+    where = f"{q(nav.attribute)} = ?"
+    if item.options.get("$filter"):
+        extra = to_sql(
+            parse_filter(item.options["$filter"]), column_resolver(schema, child), params
+        )
+        where += f" AND {extra}"
+    order = _order_sql(schema, child, item.options.get("$orderby"))
+    limit = _int(item.options.get("$top", str(MAX_PAGE)))
+    rows = records.store.select(
+        f"SELECT * FROM {table_name(child)} WHERE {where} ORDER BY {order} LIMIT ?",
+        [*params, limit],
+    )
+    names = select_names(schema, child, item.options.get("$select"))
+    return [row_to_json(schema, child, found, names) for found in rows]
+
+
+def _order_sql(schema: Schema, entity: EntityDef, text: str | None) -> str:
+    column_of = column_resolver(schema, entity)
+    parts = [
+        f"{column_of(name)} {'DESC' if desc else 'ASC'}" for name, desc in parse_orderby(text or "")
+    ]
+    parts.append(f"{q(entity.primary_id)} ASC")
+    return ", ".join(parts)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise bad_request(f"'{text}' is not a valid number.") from None
+
+
+def _int_option(req: EmuRequest, name: str) -> int | None:
+    return _int(req.query[name]) if req.query.get(name) else None
+
+
+def _decode_skiptoken(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        cookie = token.split('pagingcookie="', 1)[1].split('"', 1)[0]
+        return int(json.loads(base64.urlsafe_b64decode(cookie.encode()))["offset"])
+    except (IndexError, ValueError, KeyError) as exc:
+        raise bad_request("The $skiptoken is not valid.") from exc
+
+
+def _next_link(req: EmuRequest, entity: EntityDef, offset: int) -> str:
+    page = offset  # opaque to clients; they must echo it unchanged
+    cookie = base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+    token = f'<cookie pagenumber="{page}" pagingcookie="{cookie}" istracking="False" />'
+    query = {k: v for k, v in req.query.items() if k != "$skiptoken"}
+    query["$skiptoken"] = token
+    return f"{req.api_root}/{entity.entity_set}?{urlencode(query, quote_via=quote)}"
+
+
+def _changes(records: Records, req: EmuRequest, entity: EntityDef) -> EmuResponse:
+    for option in TRACKING_REFUSED:
+        if option in req.query:
+            raise bad_request(
+                f'The "{option}" query parameter isn\'t supported when Change Tracking is enabled.'
+            )
+    if not entity.change_tracking:
+        raise bad_request(
+            f"Entity: {entity.logical_name} is not enabled for change tracking.", "0x80048532"
+        )
+    schema = records.schema
+    names = select_names(schema, entity, req.query.get("$select"))
+    token = req.query.get("$deltatoken")
+    since = _int(token.split("!")[0]) if token else 0
+    version = records.store.current_version()
+    rows = records.store.select(
+        f"SELECT * FROM {table_name(entity)} WHERE versionnumber > ? ORDER BY versionnumber",
+        [since],
+    )
+    value: list[dict[str, Any]] = [row_to_json(schema, entity, row, names) for row in rows]
+    if token:
+        for record_id in records.store.tombstones(entity, since):
+            value.append(
+                {
+                    "@odata.context": f"{req.api_root}/$metadata#{entity.entity_set}/$deletedEntity",
+                    "id": record_id,
+                    "reason": "deleted",
+                }
+            )
+    query = {k: v for k, v in req.query.items() if k != "$deltatoken"}
+    query["$deltatoken"] = f"{version}!{_stamp()}"
+    delta_link = f"{req.api_root}/{entity.entity_set}?{urlencode(query, quote_via=quote)}"
+    context = f"{req.api_root}/$metadata#{entity.entity_set}" + ("/$delta" if token else "")
+    body = {"@odata.context": context, "value": value, "@odata.deltaLink": delta_link}
+    return EmuResponse.of_json(200, body, {"Preference-Applied": "odata.track-changes"})
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%m/%d/%Y %H:%M:%S")
