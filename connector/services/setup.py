@@ -1,0 +1,183 @@
+"""The ``connector setup`` use case: one sender's configuration with its defaults, idempotently.
+
+Given a sender number and provider credentials, :func:`run_setup` creates the configuration
+row (or updates the one with that sender number), encrypts the auth token, writes the callback
+URL the provider must call, and adds what is missing of the default record types (contact 1,
+account 2, opportunity 3 through its parent contact or account, lead 4) and the default
+keywords (STOP, START and HELP families). Rows an admin already has are left as the admin made
+them, so running setup again changes nothing but the configuration's own fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from connector.domain.model import Configuration, Keyword, KeywordAction, Provider, RecordType
+from connector.domain.phone import normalize
+from connector.errors import InvalidInputError
+from connector.ports import ConfigurationStore, SecretCipher
+
+CALLBACK_PATH = {Provider.TWILIO: "/webhooks/twilio/messages"}
+STOP_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT")
+START_WORDS = ("START", "UNSTOP", "YES")
+HELP_WORDS = ("HELP", "INFO")
+
+
+@dataclass(frozen=True, slots=True)
+class SetupRequest:
+    """What the admin asked for on the command line."""
+
+    sender: str
+    provider: Provider = Provider.TWILIO
+    account_sid: str | None = None
+    auth_token: str | None = field(default=None, repr=False)
+    default_country: str | None = None
+    name: str | None = None
+    public_base_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetupResult:
+    """The configuration as stored, its record types and keywords, and what was added now."""
+
+    configuration: Configuration
+    created: bool
+    record_types: tuple[RecordType, ...]
+    keywords: tuple[Keyword, ...]
+    added_record_types: tuple[str, ...] = ()
+    added_keywords: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def default_record_types(configuration_id: str, country: str | None) -> list[RecordType]:
+    """Contact 1, account 2, opportunity 3 (through its parents), lead 4."""
+    phones = {
+        "contact": ("mobilephone", "telephone1", "telephone2"),
+        "account": ("telephone1", "telephone2"),
+        "lead": ("mobilephone", "telephone1"),
+    }
+    parents = MappingProxyType({"parentcontactid": "contact", "parentaccountid": "account"})
+    return [
+        RecordType(
+            table=table,
+            configuration_id=configuration_id,
+            phone_columns=phones.get(table, ()),
+            default_country=country,
+            priority=priority,
+            parent_lookups=parents if table == "opportunity" else MappingProxyType({}),
+        )
+        for priority, table in enumerate(("contact", "account", "opportunity", "lead"), start=1)
+    ]
+
+
+def default_keywords(configuration_id: str, sender_name: str) -> list[Keyword]:
+    """The STOP, START and HELP families with their replies."""
+    stop = (
+        f"{sender_name}: you are unsubscribed and will receive no more messages. "
+        "Reply START to resubscribe."
+    )
+    start = f"{sender_name}: you are subscribed again. Reply STOP to unsubscribe."
+    help_text = f"{sender_name}: reply STOP to unsubscribe. Msg & data rates may apply."
+    families = (
+        (STOP_WORDS, KeywordAction.OPT_OUT, stop),
+        (START_WORDS, KeywordAction.OPT_IN, start),
+        (HELP_WORDS, KeywordAction.HELP, help_text),
+    )
+    return [
+        Keyword(word, action, reply, configuration_id=configuration_id)
+        for words, action, reply in families
+        for word in words
+    ]
+
+
+def callback_url(base: str | None, provider: Provider) -> str | None:
+    """Where the provider posts inbound messages: ``<public base url>/webhooks/<provider>/...``."""
+    path = CALLBACK_PATH.get(provider)
+    if not base or path is None:
+        return None
+    return base.rstrip("/") + path
+
+
+def _sender(raw: str, country: str | None) -> str:
+    try:
+        return normalize(raw, (country,))
+    except InvalidInputError as exc:
+        raise InvalidInputError(
+            f"--sender {raw!r} is not a valid phone number ({exc.message})",
+            details={"sender": raw},
+        ) from exc
+
+
+def _configuration(
+    request: SetupRequest, existing: Configuration | None, cipher: SecretCipher, sender: str
+) -> Configuration:
+    base = existing or Configuration(
+        name=request.name or sender, provider=request.provider, sender_number=sender
+    )
+    secret = cipher.encrypt(request.auth_token) if request.auth_token else base.secret
+    return replace(
+        base,
+        name=request.name or base.name,
+        provider=request.provider,
+        sender_number=sender,
+        account_id=request.account_sid or base.account_id,
+        secret=secret,
+        callback_url=callback_url(request.public_base_url, request.provider) or base.callback_url,
+        default_country=request.default_country or base.default_country,
+    )
+
+
+def run_setup(
+    request: SetupRequest, store: ConfigurationStore, cipher: SecretCipher
+) -> SetupResult:
+    """Create or update the sender's configuration and add its missing defaults."""
+    country = request.default_country.upper() if request.default_country else None
+    request = replace(request, default_country=country)
+    sender = _sender(request.sender, country)
+    existing = store.find_configuration(sender)
+    config = store.save_configuration(_configuration(request, existing, cipher, sender))
+    if config.id is None:
+        raise InvalidInputError("the configuration store returned no id")
+    types = _add_record_types(store, config.id, country)
+    words = _add_keywords(store, config.id, config.name)
+    warnings = []
+    if config.callback_url is None:
+        warnings.append("no CONNECTOR_PUBLIC_BASE_URL: callback URL not set")
+    if config.secret is None and request.provider is Provider.TWILIO:
+        warnings.append("no auth token stored: pass --auth-token")
+    return SetupResult(
+        configuration=config,
+        created=existing is None,
+        record_types=tuple(store.record_types(config.id)),
+        keywords=tuple(store.keywords(config.id)),
+        added_record_types=types,
+        added_keywords=words,
+        warnings=tuple(warnings),
+    )
+
+
+def _add_record_types(
+    store: ConfigurationStore, configuration_id: str, country: str | None
+) -> tuple[str, ...]:
+    have = {rt.table: rt for rt in store.record_types(configuration_id)}
+    added: list[str] = []
+    for default in default_record_types(configuration_id, country):
+        if default.table in have:
+            continue
+        parent = have.get("contact") if default.related else None
+        wanted = replace(default, related_record_type_id=parent.id if parent else None)
+        have[default.table] = store.save_record_type(wanted)
+        added.append(default.table)
+    return tuple(added)
+
+
+def _add_keywords(
+    store: ConfigurationStore, configuration_id: str, sender_name: str
+) -> tuple[str, ...]:
+    have = {kw.normalized for kw in store.keywords(configuration_id)}
+    missing: Sequence[Keyword] = [
+        kw for kw in default_keywords(configuration_id, sender_name) if kw.normalized not in have
+    ]
+    return tuple(store.save_keyword(kw).normalized for kw in missing)
