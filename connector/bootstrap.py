@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
 
+from connector.dataverse.connect import build_client
 from connector.settings import Settings
 
 if TYPE_CHECKING:
+    from connector.dataverse.client import DataverseClient
     from connector.services.phone_sync import PhoneSyncJob
 
 
@@ -29,6 +31,7 @@ class Container:
     routers: list[APIRouter] = field(default_factory=list)
     closers: list[Callable[[], Any]] = field(default_factory=list)
     phone_sync: PhoneSyncJob | None = None
+    dataverse: DataverseClient | None = None
 
     def close(self) -> None:
         """Release what the container opened, last opened first."""
@@ -38,4 +41,8 @@ class Container:
 
 def build_container(settings: Settings) -> Container:
     """Wire the adapters the settings ask for."""
-    return Container(settings=settings)
+    container = Container(settings=settings)
+    if not settings.local_mode:
+        container.dataverse = build_client(settings.dataverse)
+        container.closers.append(container.dataverse.api.close)
+    return container

@@ -92,6 +92,10 @@ class WebApi:
         self._retry = retry or RetryPolicy()
         self._gate = ThrottleGate(self._retry)
 
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        self._session.close()
+
     def url_for(self, path: str, query: str | None = None) -> str:
         """The absolute URL of ``path`` (relative to the API root, or absolute under it)."""
         if path.startswith(("http://", "https://")):

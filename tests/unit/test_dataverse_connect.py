@@ -1,0 +1,50 @@
+"""Building the Dataverse client from settings, and its place in the composition root."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.bootstrap import build_container
+from connector.dataverse.auth import MsalTokenProvider, StaticTokenProvider
+from connector.dataverse.connect import build_client
+from connector.errors import ConfigurationError
+from connector.settings import load_settings
+
+
+def test_static_token_settings_build_a_client_for_the_v92_endpoint() -> None:
+    settings = load_settings(
+        {
+            "CONNECTOR_DATAVERSE__URL": "https://contoso.crm.dynamics.com",
+            "CONNECTOR_DATAVERSE__TOKEN": "t",
+            "CONNECTOR_DATAVERSE__MAX_CONCURRENCY": "4",
+        }
+    )
+    client = build_client(settings.dataverse)
+    assert client.api.base_url == "https://contoso.crm.dynamics.com/api/data/v9.2/"
+    assert isinstance(client.api._tokens, StaticTokenProvider)
+
+
+def test_app_registration_settings_use_msal_without_touching_the_network() -> None:
+    settings = load_settings(
+        {
+            "CONNECTOR_DATAVERSE__URL": "https://contoso.crm.dynamics.com",
+            "CONNECTOR_DATAVERSE__TENANT_ID": "tenant",
+            "CONNECTOR_DATAVERSE__CLIENT_ID": "client",
+            "CONNECTOR_DATAVERSE__CLIENT_SECRET": "secret",
+        }
+    )
+    container = build_container(settings)
+    assert container.dataverse is not None
+    tokens = container.dataverse.api._tokens
+    assert isinstance(tokens, MsalTokenProvider)
+    assert tokens.scope == "https://contoso.crm.dynamics.com/.default"
+    container.close()
+
+
+def test_local_mode_has_no_dataverse_client_and_needs_an_explicit_url() -> None:
+    settings = load_settings({})
+    assert build_container(settings).dataverse is None
+    with pytest.raises(ConfigurationError):
+        build_client(settings.dataverse)
+    client = build_client(settings.dataverse, url="http://127.0.0.1:9")
+    assert client.api.base_url == "http://127.0.0.1:9/api/data/v9.2/"
