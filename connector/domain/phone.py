@@ -44,20 +44,6 @@ from connector.errors import InvalidPhoneNumberError
 MAX_INPUT_LENGTH = 64
 """Longest input read at all (a number with a long extension fits comfortably)."""
 
-REASONS = (
-    "empty",
-    "input_too_long",
-    "not_a_number",
-    "no_region",
-    "invalid_country_code",
-    "too_short",
-    "too_long",
-    "invalid_length",
-    "local_only",
-    "not_valid",
-)
-"""Every ``reason`` an :class:`InvalidPhoneNumberError` from this module can carry."""
-
 _PARSE_REASONS = {
     NumberParseException.INVALID_COUNTRY_CODE: "invalid_country_code",
     NumberParseException.NOT_A_NUMBER: "not_a_number",
@@ -72,6 +58,12 @@ _POSSIBLE_REASONS = {
     Possible.INVALID_LENGTH: "invalid_length",
     Possible.IS_POSSIBLE_LOCAL_ONLY: "local_only",
 }
+REASONS = frozenset(
+    {"empty", "input_too_long", "no_region", "not_valid"}
+    | set(_PARSE_REASONS.values())
+    | set(_POSSIBLE_REASONS.values())
+)
+"""Every ``reason`` an :class:`InvalidPhoneNumberError` from this module can carry."""
 _REGION_ALIASES = {"UK": "GB"}
 _SUPPORTED_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
 _EXPLICIT = re.compile(r"^\s*(?:tel:\s*)?[+\uff0b]")
@@ -189,63 +181,73 @@ def search_variants(e164: str) -> list[str]:
 
 
 def _clean_regions(regions: Sequence[str | None]) -> tuple[str, ...]:
-    out: list[str] = []
-    for region in regions:
-        if not region:
-            continue
-        code = region.strip().upper()
-        code = _REGION_ALIASES.get(code, code)
-        if code in _SUPPORTED_REGIONS and code not in out:
-            out.append(code)
-    return tuple(out)
+    """Known regions of the chain, upper-cased, de-duplicated, in order (``UK`` is ``GB``)."""
+    codes = (r.strip().upper() for r in regions if r)
+    known = (_REGION_ALIASES.get(c, c) for c in codes)
+    return tuple(dict.fromkeys(c for c in known if c in _SUPPORTED_REGIONS))
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One reading of the input: the parsed (and legacy-folded) number and its type.
+
+    A number is valid exactly when its type is known (as ``phonenumbers`` decides it).
+    """
+
+    via: str
+    region: str | None
+    number: phonenumbers.PhoneNumber
+    kind: int
+
+    @property
+    def valid(self) -> bool:
+        return self.kind != PhoneNumberType.UNKNOWN
 
 
 @lru_cache(maxsize=65536)
 def _parse_cached(text: str, chain: tuple[str, ...]) -> PhoneNumber:
     if _EXPLICIT.match(text):
-        return _decide(text, [("explicit", None, _attempt(text, None))])
-    tried: list[tuple[str, str | None, phonenumbers.PhoneNumber | str]] = []
+        return _decide(text, [_attempt("explicit", text, None)])
+    tried: list[_Attempt | str] = []
     for region in chain:
-        attempt = _attempt(text, region)
-        tried.append(("region", region, attempt))
-        if isinstance(attempt, phonenumbers.PhoneNumber) and phonenumbers.is_valid_number(attempt):
-            return _result(attempt, "region", region)
+        attempt = _attempt("region", text, region)
+        if isinstance(attempt, _Attempt) and attempt.valid:
+            return _result(attempt)
+        tried.append(attempt)
     if _IDD.match(text):
-        tried.append(("idd", None, _attempt(_IDD.sub("+", text, count=1), None)))
+        tried.append(_attempt("idd", _IDD.sub("+", text, count=1), None))
     digits = re.sub(r"[\s().\-]", "", text)
     if digits.isdigit() and len(digits) >= _BARE_MIN_DIGITS and digits[0] != "0":
-        bare = _attempt("+" + digits, None)
-        if isinstance(bare, phonenumbers.PhoneNumber) and phonenumbers.is_valid_number(bare):
-            tried.append(("bare_country_code", None, bare))
+        bare = _attempt("bare_country_code", "+" + digits, None)
+        if isinstance(bare, _Attempt) and bare.valid:
+            tried.append(bare)
     if not tried:
         raise _invalid(text, "no_region")
     return _decide(text, tried)
 
 
-def _attempt(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
-    """The parsed and legacy-folded number, or the reason it could not be parsed."""
+def _attempt(via: str, text: str, region: str | None) -> _Attempt | str:
+    """The reading of ``text`` with ``region``, or the reason it cannot be parsed."""
     try:
-        number = phonenumbers.parse(text, region)
+        number = _fold_legacy(phonenumbers.parse(text, region))
     except NumberParseException as exc:
         return _PARSE_REASONS.get(exc.error_type, "not_a_number")
-    return _fold_legacy(number)
+    return _Attempt(via, region, number, phonenumbers.number_type(number))
 
 
-def _decide(
-    text: str, tried: Sequence[tuple[str, str | None, phonenumbers.PhoneNumber | str]]
-) -> PhoneNumber:
+def _decide(text: str, tried: Sequence[_Attempt | str]) -> PhoneNumber:
     """First valid attempt, else first possible one, else an error with the first reason."""
-    numbers = [(via, reg, n) for via, reg, n in tried if isinstance(n, phonenumbers.PhoneNumber)]
-    for via, region, number in numbers:
-        if phonenumbers.is_valid_number(number):
-            return _result(number, via, region)
-    for via, region, number in numbers:
-        if phonenumbers.is_possible_number_with_reason(number) == Possible.IS_POSSIBLE:
-            return _result(number, via, region)
-    if numbers:
-        why = phonenumbers.is_possible_number_with_reason(numbers[0][2])
+    parsed = [a for a in tried if isinstance(a, _Attempt)]
+    for attempt in parsed:
+        if attempt.valid:
+            return _result(attempt)
+    for attempt in parsed:
+        if phonenumbers.is_possible_number_with_reason(attempt.number) == Possible.IS_POSSIBLE:
+            return _result(attempt)
+    if parsed:
+        why = phonenumbers.is_possible_number_with_reason(parsed[0].number)
         raise _invalid(text, _POSSIBLE_REASONS.get(why, "not_valid"))
-    raise _invalid(text, str(tried[0][2]))
+    raise _invalid(text, str(tried[0]))
 
 
 def _fold_legacy(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
@@ -272,7 +274,8 @@ def _fold_legacy(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
     return folded if phonenumbers.is_valid_number(folded) else number
 
 
-def _result(number: phonenumbers.PhoneNumber, via: str, region: str | None) -> PhoneNumber:
+def _result(attempt: _Attempt) -> PhoneNumber:
+    number = attempt.number
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     own_region = phonenumbers.region_code_for_number(number) or (
         phonenumbers.region_code_for_country_code(number.country_code or 0)
@@ -281,11 +284,11 @@ def _result(number: phonenumbers.PhoneNumber, via: str, region: str | None) -> P
         e164=e164,
         key=_key(number, e164),
         region=own_region,
-        number_type=PhoneNumberType.to_string(phonenumbers.number_type(number)).lower(),
-        is_valid=phonenumbers.is_valid_number(number),
+        number_type=PhoneNumberType.to_string(attempt.kind).lower(),
+        is_valid=attempt.valid,
         extension=number.extension or None,
-        via=via,
-        region_used=region,
+        via=attempt.via,
+        region_used=attempt.region,
     )
 
 

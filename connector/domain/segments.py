@@ -34,6 +34,7 @@ GSM7_EXTENSION = "^{}\\[~]|€\f"
 """Characters reached through the escape: each costs 2 septets."""
 
 _SEPTETS = {**dict.fromkeys(GSM7_BASIC, 1), **dict.fromkeys(GSM7_EXTENSION, 2)}
+_GSM7 = frozenset(_SEPTETS)
 
 GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
@@ -111,7 +112,9 @@ def unit_cost(ch: str, encoding: Encoding) -> int:
 
 def ucs2_triggers(text: str) -> tuple[str, ...]:
     """The distinct characters of ``text`` outside both GSM-7 tables, first seen first."""
-    return tuple(dict.fromkeys(ch for ch in text if ch not in _SEPTETS))
+    if _GSM7.issuperset(text):
+        return ()
+    return tuple(ch for ch in dict.fromkeys(text) if ch not in _GSM7)
 
 
 def count_segments(text: str) -> SegmentInfo:
@@ -139,11 +142,16 @@ def count_segments(text: str) -> SegmentInfo:
 
 
 def _units(text: str, encoding: Encoding) -> int:
-    return sum(unit_cost(ch, encoding) for ch in text)
+    """Septets or UTF-16 code units of ``text`` (counted by the codec / ``str.count``)."""
+    if encoding is Encoding.GSM7:
+        return len(text) + sum(text.count(ch) for ch in GSM7_EXTENSION)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _pack(text: str, encoding: Encoding, capacity: int) -> tuple[str, ...]:
     """Fill segments of ``capacity`` units greedily, never splitting a character."""
+    if _units(text, encoding) == len(text):  # every character one unit: plain slices
+        return tuple(text[i : i + capacity] for i in range(0, len(text), capacity))
     parts: list[str] = []
     start, used = 0, 0
     for index, ch in enumerate(text):

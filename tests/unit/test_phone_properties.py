@@ -107,3 +107,4 @@ def test_any_input_gives_e164_or_a_named_reason(raw: str, chain: list[str | None
     assert E164.fullmatch(number.e164)
     assert normalize(number.e164) == number.e164
     assert lookup_key(number.e164) == number.key
+    assert number.is_valid == phonenumbers.is_valid_number(phonenumbers.parse(number.e164))

@@ -169,6 +169,7 @@ TEXT = st.text(
 def test_parts_rebuild_the_text_and_each_fits_its_segment(text: str) -> None:
     info = count_segments(text)
     assert "".join(info.parts) == text
+    assert info.units == sum(unit_cost(ch, info.encoding) for ch in text)
     assert info.segments == len(info.parts)
     unit = 7 if info.encoding is GSM else 16
     assert info.message_bits == info.units * unit
