@@ -46,26 +46,29 @@ class SecretBox:
     """Encrypts and decrypts secrets with the connector's Fernet keys."""
 
     def __init__(self, keys: Sequence[str | SecretStr]) -> None:
-        if not keys:
-            raise ConfigurationError(
-                "no secret keys: set CONNECTOR_SECRET_KEYS (make one with `connector config "
-                "new-key`) before storing provider secrets"
-            )
         try:
             fernets = [Fernet(_reveal(key).encode()) for key in keys]
         except (ValueError, TypeError):
             raise ConfigurationError(
                 "CONNECTOR_SECRET_KEYS holds a value that is not a Fernet key"
             ) from None
-        self._primary = fernets[0]
-        self._all = MultiFernet(fernets)
+        self._fernets = fernets
+
+    def _keys(self) -> tuple[Fernet, MultiFernet]:
+        if not self._fernets:
+            raise ConfigurationError(
+                "no secret keys: set CONNECTOR_SECRET_KEYS (make one with `connector config "
+                "new-key`) before storing or reading provider secrets"
+            )
+        return self._fernets[0], MultiFernet(self._fernets)
 
     def __repr__(self) -> str:
         return "SecretBox(keys=**********)"
 
     def encrypt(self, plain: str) -> str:
         """The Fernet token of ``plain`` under the current (first) key."""
-        return self._primary.encrypt(plain.encode("utf-8")).decode("ascii")
+        primary, _ = self._keys()
+        return primary.encrypt(plain.encode("utf-8")).decode("ascii")
 
     def decrypt(self, stored: str) -> str:
         """The plain value of a token; a plain value is returned as it is."""
@@ -80,18 +83,19 @@ class SecretBox:
         """
         if not looks_encrypted(stored):
             return Opened(stored, self.encrypt(stored))
+        primary, every = self._keys()
         token = stored.encode("ascii")
         try:
-            return Opened(self._primary.decrypt(token).decode("utf-8"))
+            return Opened(primary.decrypt(token).decode("utf-8"))
         except InvalidToken:
             pass
         try:
-            plain = self._all.decrypt(token).decode("utf-8")
+            plain = every.decrypt(token).decode("utf-8")
         except InvalidToken:
             raise ConfigurationError(
                 "a stored secret was encrypted with a key that is not in CONNECTOR_SECRET_KEYS"
             ) from None
-        return Opened(plain, self._all.rotate(token).decode("ascii"))
+        return Opened(plain, every.rotate(token).decode("ascii"))
 
 
 def _reveal(key: str | SecretStr) -> str:

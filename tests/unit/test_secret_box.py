@@ -51,7 +51,9 @@ def test_token_under_a_dropped_key_is_a_configuration_error_without_the_value() 
 
 def test_no_keys_or_a_bad_key_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="CONNECTOR_SECRET_KEYS"):
-        SecretBox([])
+        SecretBox([]).encrypt(TOKEN)
+    with pytest.raises(ConfigurationError, match="CONNECTOR_SECRET_KEYS"):
+        SecretBox([]).open(TOKEN)
     with pytest.raises(ConfigurationError, match="not a Fernet key"):
         SecretBox(["not-a-key"])
 

@@ -1,0 +1,102 @@
+"""``connector setup``: create or update one sender's configuration with its defaults.
+
+``connector setup --sender NUMBER --provider twilio [--account-sid ...] [--auth-token ...]
+[--default-country US]`` writes the configuration row (found by sender number), the default
+record types and keywords and the callback URL, with the auth token encrypted by
+``CONNECTOR_SECRET_KEYS``. Running it again updates the same row and adds nothing twice.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from connector.bootstrap import build_container
+from connector.cli.common import settings_or_exit
+from connector.dataverse.configuration_store import DataverseConfigurationStore
+from connector.domain.model import Provider
+from connector.errors import ConnectorError
+from connector.secret_box import SecretBox
+from connector.services.setup import SetupRequest, SetupResult, run_setup
+
+
+def summary(result: SetupResult) -> Table:
+    """What setup left in Dataverse."""
+    config = result.configuration
+    table = Table(title="configuration " + ("created" if result.created else "updated"))
+    table.add_column("field")
+    table.add_column("value")
+    rows = [
+        ("id", config.id or ""),
+        ("sender", config.sender_number),
+        ("provider", config.provider.value),
+        ("account id", config.account_id or ""),
+        ("auth token", "stored encrypted" if config.secret else "not set"),
+        ("callback URL", config.callback_url or "not set"),
+        ("default country", config.default_country or ""),
+        ("record types", ", ".join(f"{rt.table} {rt.priority}" for rt in result.record_types)),
+        ("keywords", ", ".join(sorted(kw.keyword for kw in result.keywords))),
+        ("added now", ", ".join((*result.added_record_types, *result.added_keywords)) or "-"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def setup(  # noqa: PLR0917 - typer maps each option to a parameter
+    sender: Annotated[str, typer.Option("--sender", help="The sender number, e.g. +14155550100.")],
+    provider: Annotated[Provider, typer.Option("--provider", help="The SMS provider.")] = (
+        Provider.TWILIO
+    ),
+    account_sid: Annotated[
+        str | None, typer.Option("--account-sid", help="Twilio account SID.")
+    ] = None,
+    auth_token: Annotated[
+        str | None, typer.Option("--auth-token", help="Twilio auth token (stored encrypted).")
+    ] = None,
+    default_country: Annotated[
+        str | None,
+        typer.Option("--default-country", help="ISO region for numbers without a country code."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Display name of the configuration.")
+    ] = None,
+) -> None:
+    """Create or update a sender configuration with default record types and keywords."""
+    settings = settings_or_exit()
+    console = Console()
+    container = build_container(settings)
+    try:
+        if container.dataverse is None:
+            console.print("[bold red]No Dataverse URL[/]: set CONNECTOR_DATAVERSE__URL.")
+            raise typer.Exit(2)
+        request = SetupRequest(
+            sender=sender,
+            provider=provider,
+            account_sid=account_sid or settings.twilio.account_sid,
+            auth_token=auth_token,
+            default_country=default_country,
+            name=name,
+            public_base_url=str(settings.public_base_url) if settings.public_base_url else None,
+        )
+        result = run_setup(
+            request,
+            DataverseConfigurationStore(container.dataverse),
+            SecretBox(settings.secret_keys),
+        )
+    except ConnectorError as exc:
+        console.print(f"[bold red]Setup failed[/]: {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        container.close()
+    console.print(summary(result))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``connector setup`` to the root app."""
+    root.command("setup")(setup)

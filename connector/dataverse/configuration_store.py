@@ -1,0 +1,107 @@
+"""The Dataverse :class:`~connector.ports.ConfigurationStore`: configuration rows and defaults.
+
+A configuration is written by its alternate key (``smsc_senderkey``: the sender number without
+``+``) with one upsert, so two setups of the same sender never make two rows. Record types and
+keywords are found by their configuration lookup and written by id once known; their alternate
+keys (configuration + table, configuration + keyword) make a racing duplicate fail instead of
+landing twice. Row <-> model conversion is :mod:`connector.dataverse.tables`'.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from connector.dataverse import odata, tables
+from connector.dataverse.client import DataverseClient
+from connector.domain.model import Configuration, Keyword, RecordType
+from connector.errors import DataverseError
+
+
+class DataverseConfigurationStore:
+    """Reads and upserts the connector's configuration rows through the Web API."""
+
+    def __init__(self, client: DataverseClient) -> None:
+        self.client = client
+
+    def find_configuration(self, sender_number: str) -> Configuration | None:
+        """The row whose sender key, or sender number as an admin typed it, matches."""
+        key = sender_number.removeprefix("+")
+        match = odata.or_(
+            odata.eq("smsc_senderkey", key),
+            odata.eq("smsc_sendernumber", f"+{key}"),
+            odata.eq("smsc_sendernumber", key),
+        )
+        rows = list(self.client.query(tables.CONFIGURATION.entity_set, filter=match, top=2))
+        if not rows:
+            return None
+        return tables.configuration_from_row(rows[0])
+
+    def save_configuration(self, config: Configuration) -> Configuration:
+        """Upsert by sender key (or update the row by id when it was found by number)."""
+        row = tables.configuration_to_row(config)
+        entity_set = tables.CONFIGURATION.entity_set
+        if config.id:
+            self.client.update(entity_set, uuid.UUID(config.id), row)
+            return config
+        key = {"smsc_senderkey": config.sender_key}
+        row_id = self.client.upsert(entity_set, key, row)
+        if row_id is None:
+            found = self.client.retrieve(entity_set, key, select=[tables.CONFIGURATION.id_column])
+            row_id = str(found[tables.CONFIGURATION.id_column])
+        return replace(config, id=row_id)
+
+    def _rows(self, table: tables.Table, configuration_id: str) -> list[dict[str, Any]]:
+        match = odata.eq(table.value(tables.CONFIGURATION_LOOKUP), uuid.UUID(configuration_id))
+        return list(self.client.query(table.entity_set, filter=match))
+
+    def _save(self, table: tables.Table, row_id: str | None, row: dict[str, Any]) -> str:
+        if row_id:
+            self.client.update(table.entity_set, uuid.UUID(row_id), row)
+            return row_id
+        return self.client.create(table.entity_set, row)
+
+    def record_types(self, configuration_id: str) -> list[RecordType]:
+        """The configuration's record types, by priority."""
+        found = [
+            tables.record_type_from_row(r) for r in self._rows(tables.RECORD_TYPE, configuration_id)
+        ]
+        return sorted(found, key=lambda rt: rt.priority)
+
+    def save_record_type(self, record_type: RecordType) -> RecordType:
+        """Create or update one record type."""
+        if record_type.configuration_id is None:
+            raise DataverseError("a record type needs its configuration id")
+        row_id = record_type.id or self._existing_id(
+            tables.RECORD_TYPE, record_type.configuration_id, "smsc_tablename", record_type.table
+        )
+        row_id = self._save(tables.RECORD_TYPE, row_id, tables.record_type_to_row(record_type))
+        return replace(record_type, id=row_id)
+
+    def keywords(self, configuration_id: str) -> list[Keyword]:
+        """The configuration's keywords."""
+        return [tables.keyword_from_row(r) for r in self._rows(tables.KEYWORD, configuration_id)]
+
+    def save_keyword(self, keyword: Keyword) -> Keyword:
+        """Create or update one keyword."""
+        if keyword.configuration_id is None:
+            raise DataverseError("a keyword needs its configuration id")
+        row_id = keyword.id or self._existing_id(
+            tables.KEYWORD, keyword.configuration_id, "smsc_keyword", keyword.normalized
+        )
+        row_id = self._save(tables.KEYWORD, row_id, tables.keyword_to_row(keyword))
+        return replace(keyword, id=row_id, keyword=keyword.normalized)
+
+    def _existing_id(
+        self, table: tables.Table, configuration_id: str, column: str, value: str
+    ) -> str | None:
+        match = odata.and_(
+            odata.eq(table.value(tables.CONFIGURATION_LOOKUP), uuid.UUID(configuration_id)),
+            odata.eq(column, value),
+        )
+        for row in self.client.query(
+            table.entity_set, select=[table.id_column], filter=match, top=1
+        ):
+            return str(row[table.id_column])
+        return None
