@@ -242,9 +242,8 @@ class Journal:
     def next_due(self) -> float | None:
         """When the earliest pending row is due (its lease or backoff), or None."""
         c = journal_table.c
-        due = func.max(c.next_attempt_at, func.coalesce(c.lease_until, 0.0))
-        if self.store.dialect != "sqlite":
-            due = func.greatest(c.next_attempt_at, func.coalesce(c.lease_until, 0.0))
+        biggest = func.max if self.store.dialect == "sqlite" else func.greatest
+        due = biggest(c.next_attempt_at, func.coalesce(c.lease_until, 0.0))
         query = select(func.min(due)).where(c.status == PENDING)
         with self.store.engine.connect() as conn:
             value = conn.execute(query).scalar()
@@ -270,7 +269,7 @@ class Journal:
             return int(conn.execute(query).rowcount)
 
 
-def _entry(row: Mapping[str, Any]) -> JournalEntry:
+def _entry(row: Any) -> JournalEntry:
     return JournalEntry(
         id=int(row["id"]),
         provider=str(row["provider"]),

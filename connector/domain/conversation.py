@@ -1,0 +1,153 @@
+"""Conversation sessions and inbound messages as the core sees them (pure, no I/O).
+
+A session is one conversation between a customer number and a sender configuration. It is
+open from its first message until ``started_at`` + the configuration's session timeout; a
+message after that opens a new one. Its owner is a user or a team; a number nobody has
+accepted yet gets a session with acceptance *pending*. An inbound message notifies the
+owner; once nobody has acted on the session for the idle timeout, the configuration's team
+is notified instead. Identifiers of new rows are derived (uuid5) from the provider message
+id that caused them, so a retried write addresses the same rows and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from connector.domain.provider_messages import InboundMedia
+
+_NAMESPACE = uuid.UUID("5f0e4c1e-8a0b-4b59-9d1e-6f2a7c3b9e10")
+
+
+class Acceptance(enum.StrEnum):
+    """Whether an agent has taken the conversation."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DISMISSED = "dismissed"
+    BLOCKED = "blocked"
+
+
+def derived_id(kind: str, *parts: str) -> str:
+    """A stable GUID for a row caused by ``parts`` (a retry gets the same id)."""
+    return str(uuid.uuid5(_NAMESPACE, kind + ":" + "|".join(parts)))
+
+
+def utc(seconds: float) -> datetime:
+    """Epoch seconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """A downloaded attachment, ready to be stored as a note on the message."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """One received message, numbers normalized to E.164, with the time the webhook came."""
+
+    provider_id: str
+    account_id: str
+    from_number: str
+    to_number: str
+    body: str
+    received_at: float
+    media: tuple[InboundMedia, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """What the connector remembers of a conversation (mirrored to the session activity)."""
+
+    id: str
+    configuration_id: str
+    phone: str
+    started_at: float
+    expires_at: float
+    regarding_table: str | None = None
+    regarding_id: str | None = None
+    owner_id: str | None = None
+    owner_is_team: bool = False
+    acceptance: Acceptance = Acceptance.PENDING
+    unread: int = 0
+    last_message_at: float = 0.0
+    last_action_at: float | None = None
+    awaiting_since: float | None = None
+    match_trace: str = ""
+    dismissed_by: frozenset[str] = field(default_factory=frozenset)
+    version: int = 0
+
+    def is_open(self, now: float) -> bool:
+        """Whether a message at ``now`` still belongs to this session."""
+        return now < self.expires_at
+
+    def with_inbound(self, at: float) -> SessionState:
+        """The session after one more unread inbound message at ``at``."""
+        return replace(
+            self,
+            unread=self.unread + 1,
+            last_message_at=max(self.last_message_at, at),
+            awaiting_since=self.awaiting_since if self.awaiting_since is not None else at,
+        )
+
+    def idle(self, now: float, idle_timeout_minutes: int) -> bool:
+        """Nobody acted on the waiting message(s) within the idle timeout."""
+        if self.awaiting_since is None:
+            return False
+        return now - self.awaiting_since >= idle_timeout_minutes * 60
+
+
+def open_session(
+    message: ReceivedMessage,
+    configuration_id: str,
+    timeout_minutes: int,
+    previous: SessionState | None,
+    default_owner: tuple[str | None, bool],
+) -> SessionState:
+    """A new session for ``message``: the owner carries over from an accepted earlier one."""
+    owner_id, owner_is_team = default_owner
+    acceptance = Acceptance.PENDING
+    if previous is not None and previous.acceptance is Acceptance.ACCEPTED:
+        owner_id, owner_is_team = previous.owner_id, previous.owner_is_team
+        acceptance = Acceptance.ACCEPTED
+    if previous is not None and previous.acceptance is Acceptance.BLOCKED:
+        acceptance = Acceptance.BLOCKED
+    return SessionState(
+        id=derived_id("session", configuration_id, message.from_number, message.provider_id),
+        configuration_id=configuration_id,
+        phone=message.from_number,
+        started_at=message.received_at,
+        expires_at=message.received_at + timeout_minutes * 60,
+        owner_id=owner_id,
+        owner_is_team=owner_is_team,
+        acceptance=acceptance,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InboundWrite:
+    """Everything one inbound message writes to Dataverse, as ONE change set.
+
+    ``notify`` lists the users who get an in-app notification (empty for a blocked number);
+    ``blocked`` marks the message as from a blocked number (stored, flagged, silent).
+    """
+
+    session: SessionState
+    message: ReceivedMessage
+    regarding_table: str | None
+    regarding_id: str | None
+    notify: tuple[str, ...] = ()
+    blocked: bool = False
+    attachments: tuple[MediaFile, ...] = ()
+
+    @property
+    def message_id(self) -> str:
+        """The message activity's id (derived from the provider id)."""
+        return derived_id("message", self.message.provider_id)

@@ -1,0 +1,213 @@
+"""Caches that keep the inbound path at one Dataverse request per message.
+
+:class:`SessionCache` mirrors conversation sessions in the state store (shared by every
+worker process): the latest session of each (configuration, phone) pair, with an optimistic
+version so two workers never overwrite each other's counters. :class:`ConfigurationCache`
+holds the active configurations (by sender number) and blocked numbers in memory for a short
+time-to-live, read through a :class:`~connector.ports.ConfigurationDirectory`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Column, Float, Integer, String, Table, Text, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from connector.domain.conversation import Acceptance, SessionState
+from connector.domain.model import Configuration
+from connector.errors import StateStoreError
+from connector.ports import ConfigurationDirectory
+from connector.state.db import StateStore, metadata
+
+sessions_table = Table(
+    "session_cache",
+    metadata,
+    Column("session_id", String(36), primary_key=True),
+    Column("configuration_id", String(36), nullable=False),
+    Column("phone", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("data", Text, nullable=False),
+)
+latest_table = Table(
+    "session_latest",
+    metadata,
+    Column("configuration_id", String(36), primary_key=True),
+    Column("phone", String(32), primary_key=True),
+    Column("session_id", String(36), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+
+class _ConflictError(Exception):
+    """Another worker moved the pair's latest session first."""
+
+
+def _dump(session: SessionState) -> str:
+    data = asdict(session)
+    data["acceptance"] = session.acceptance.value
+    data["dismissed_by"] = sorted(session.dismissed_by)
+    return json.dumps(data)
+
+
+def _load(text: str, version: int) -> SessionState:
+    data: dict[str, Any] = json.loads(text)
+    data["acceptance"] = Acceptance(data["acceptance"])
+    data["dismissed_by"] = frozenset(data.get("dismissed_by", ()))
+    data["version"] = version
+    return SessionState(**data)
+
+
+class SessionCache:
+    """Sessions in the state store (implements :class:`~connector.ports.SessionStore`)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        store.create_all()
+
+    def get(self, session_id: str) -> SessionState | None:
+        """A session by id."""
+        c = sessions_table.c
+        query = select(c.data, c.version).where(c.session_id == session_id)
+        with self.store.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _load(row[0], int(row[1]))
+
+    def current(self, configuration_id: str, phone: str) -> SessionState | None:
+        """The latest session of (configuration, phone)."""
+        s, latest = sessions_table.c, latest_table.c
+        query = (
+            select(s.data, s.version)
+            .join_from(latest_table, sessions_table, s.session_id == latest.session_id)
+            .where(latest.configuration_id == configuration_id, latest.phone == phone)
+        )
+        with self.store.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _load(row[0], int(row[1]))
+
+    def save(self, session: SessionState, previous: SessionState | None) -> bool:
+        """Optimistic write: False when another worker changed the pair since ``previous``."""
+        try:
+            with self.store.engine.begin() as conn:
+                if previous is not None and previous.id == session.id:
+                    c = sessions_table.c
+                    done = conn.execute(
+                        update(sessions_table)
+                        .where(c.session_id == session.id, c.version == previous.version)
+                        .values(version=previous.version + 1, data=_dump(session))
+                    )
+                    return done.rowcount == 1
+                conn.execute(
+                    insert(sessions_table).values(
+                        session_id=session.id,
+                        configuration_id=session.configuration_id,
+                        phone=session.phone,
+                        version=1,
+                        data=_dump(session),
+                    )
+                )
+                return self._point_latest(conn, session, previous)
+        except (IntegrityError, _ConflictError):
+            return False
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot save the session: {type(exc).__name__}") from exc
+
+    @staticmethod
+    def _point_latest(conn: Any, session: SessionState, previous: SessionState | None) -> bool:
+        c = latest_table.c
+        if previous is None:
+            conn.execute(
+                insert(latest_table).values(
+                    configuration_id=session.configuration_id,
+                    phone=session.phone,
+                    session_id=session.id,
+                    updated_at=time.time(),
+                )
+            )
+            return True
+        moved = conn.execute(
+            update(latest_table)
+            .where(
+                c.configuration_id == session.configuration_id,
+                c.phone == session.phone,
+                c.session_id == previous.id,
+            )
+            .values(session_id=session.id, updated_at=time.time())
+        )
+        if moved.rowcount != 1:
+            raise _ConflictError  # rolls the new session row back too
+        return True
+
+    def sessions(self, limit: int = 1000) -> list[SessionState]:
+        """Sessions, any order (export, tests)."""
+        query = select(sessions_table.c.data, sessions_table.c.version).limit(limit)
+        with self.store.engine.connect() as conn:
+            return [_load(d, int(v)) for d, v in conn.execute(query)]
+
+
+class ConfigurationCache:
+    """Active configurations by sender number and blocked numbers, refreshed after ``ttl``."""
+
+    def __init__(
+        self,
+        directory: ConfigurationDirectory,
+        *,
+        ttl: float = 60.0,
+        miss_ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.directory = directory
+        self.ttl = ttl
+        self.miss_ttl = miss_ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._loaded_at: float | None = None
+        self._by_sender: dict[str, Configuration] = {}
+        self._blocked: dict[str, set[str]] = {}
+
+    def _fresh(self) -> None:
+        now = self._clock()
+        if self._loaded_at is not None and now - self._loaded_at < self.ttl:
+            return
+        configurations = self.directory.active_configurations()
+        blocked = self.directory.blocked_numbers()
+        with self._lock:
+            self._by_sender = {c.sender_number: c for c in configurations if c.active}
+            self._blocked = {k: set(v) for k, v in blocked.items()}
+            self._loaded_at = now
+
+    def by_sender(self, number: str) -> Configuration | None:
+        """The active configuration of sender ``number`` (E.164), refreshing if stale."""
+        self._fresh()
+        found = self._by_sender.get(number)
+        loaded = self._loaded_at
+        if found is None and loaded is not None and self._clock() - loaded >= self.miss_ttl:
+            self.invalidate()  # a configuration added since the last load: look once more
+            self._fresh()
+            found = self._by_sender.get(number)
+        return found
+
+    def is_blocked(self, configuration_id: str, phone: str) -> bool:
+        """Whether ``phone`` is on the configuration's blocked list."""
+        self._fresh()
+        return phone in self._blocked.get(configuration_id, set())
+
+    def note_blocked(self, configuration_id: str, phone: str) -> None:
+        """Record a block made by this process at once (others see it after ``ttl``)."""
+        with self._lock:
+            self._blocked.setdefault(configuration_id, set()).add(phone)
+
+    def invalidate(self) -> None:
+        """Forget everything: the next read loads again."""
+        with self._lock:
+            self._loaded_at = None
+
+    def snapshot(self) -> Mapping[str, Configuration]:
+        """The configurations by sender number (after a refresh if stale)."""
+        self._fresh()
+        return dict(self._by_sender)

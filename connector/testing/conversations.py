@@ -1,0 +1,100 @@
+"""Shipped fakes for the inbound path: a conversation writer, a configuration directory and a
+resolver that answers from a table (type-checked against :mod:`connector.ports`).
+
+The writer keeps rows the way Dataverse would after the change sets it was given: one message
+per provider id, one session per id (upserts), notifications and attachments by their derived
+ids. ``fail_next`` makes the next writes fail with a transient error, like Dataverse being down.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from connector.domain.conversation import InboundWrite, SessionState, derived_id
+from connector.domain.model import Configuration
+from connector.domain.routing import (
+    NO_MATCH,
+    ONLY_CANDIDATE,
+    MatchTrace,
+    RecordRef,
+    Resolution,
+    SenderContext,
+)
+from connector.errors import DataverseUnavailableError
+
+
+@dataclass
+class FakeConversationWriter:
+    """Implements :class:`~connector.ports.ConversationWriter` in memory."""
+
+    messages: dict[str, InboundWrite] = field(default_factory=dict)
+    sessions: dict[str, SessionState] = field(default_factory=dict)
+    notifications: dict[str, tuple[str, str]] = field(default_factory=dict)
+    blocked: set[tuple[str, str]] = field(default_factory=set)
+    change_sets: int = 0
+    fail_next: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def write_inbound(self, write: InboundWrite) -> None:
+        with self._lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                raise DataverseUnavailableError("fake Dataverse is down", status=503)
+            self.change_sets += 1
+            self.sessions[write.session.id] = write.session
+            self.messages[write.message.provider_id] = write
+            for user in write.notify:
+                key = derived_id("notification", write.message.provider_id, user)
+                self.notifications[key] = (user, write.message.provider_id)
+
+    def update_session(self, session: SessionState) -> None:
+        with self._lock:
+            self.sessions[session.id] = session
+
+    def block_number(self, configuration_id: str, phone: str, blocked_by: str | None) -> None:
+        with self._lock:
+            self.blocked.add((configuration_id, phone))
+
+
+@dataclass
+class FakeConfigurationDirectory:
+    """Implements :class:`~connector.ports.ConfigurationDirectory`; counts its loads."""
+
+    configurations: list[Configuration] = field(default_factory=list)
+    blocked: dict[str, set[str]] = field(default_factory=dict)
+    loads: int = 0
+
+    def active_configurations(self) -> Sequence[Configuration]:
+        self.loads += 1
+        return [c for c in self.configurations if c.active]
+
+    def blocked_numbers(self) -> Mapping[str, frozenset[str]]:
+        return {k: frozenset(v) for k, v in self.blocked.items()}
+
+
+@dataclass
+class TableResolver:
+    """A :class:`~connector.ports.RecordResolver` answering from ``records`` (E.164 -> ref).
+
+    An unknown number gets a lead ``lead:<digits>`` made up on the spot, as the real
+    resolver would create one. ``calls`` counts resolutions.
+    """
+
+    records: dict[str, RecordRef] = field(default_factory=dict)
+    calls: int = 0
+
+    def resolve(self, phone_e164: str, sender: SenderContext) -> Resolution:
+        self.calls += 1
+        record = self.records.get(phone_e164)
+        if record is None:
+            lead = RecordRef("lead", derived_id("lead", phone_e164))
+            self.records[phone_e164] = lead
+            trace = MatchTrace(phone_e164, NO_MATCH, lead, source="created")
+            return Resolution(record=lead, trace=trace, created=True)
+        trace = MatchTrace(phone_e164, ONLY_CANDIDATE, record, source="index")
+        return Resolution(record=record, trace=trace)
+
+    def note_conversation(self, phone_e164: str, record: RecordRef, at: object = None) -> None:
+        self.records.setdefault(phone_e164, record)
