@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from connector.domain.conversation import InboundWrite, MediaFile, SessionState
 from connector.domain.model import Configuration, Keyword, RecordType
 from connector.domain.phone_records import IndexEntry, RecordTypeSpec, SyncCursor
 from connector.domain.provider_messages import (
     CredentialReport,
+    InboundMedia,
     InboundMessage,
     SendRequest,
     SendResult,
@@ -292,4 +294,80 @@ class ConfigurationStore(Protocol):
 
     def save_keyword(self, keyword: Keyword) -> Keyword:
         """Create or update the keyword of (configuration, keyword)."""
+        ...
+
+
+class ConversationWriter(Protocol):
+    """Writes conversations to Dataverse (``connector.dataverse.conversations``).
+
+    ``write_inbound`` is ONE change set (session upsert, message upsert by its provider id,
+    notifications, attachments): all or nothing, and safe to repeat.
+    """
+
+    def write_inbound(self, write: InboundWrite) -> None:
+        """Store one inbound message with its session (and notifications, attachments)."""
+        ...
+
+    def update_session(self, session: SessionState) -> None:
+        """Write a session's owner, acceptance and counters after an agent acted."""
+        ...
+
+    def block_number(self, configuration_id: str, phone: str, blocked_by: str | None) -> None:
+        """Add ``phone`` to the configuration's blocked list (idempotent)."""
+        ...
+
+
+class ConfigurationDirectory(Protocol):
+    """Where the inbound path reads configurations and blocked numbers from (cached)."""
+
+    def active_configurations(self) -> Sequence[Configuration]:
+        """Every active configuration."""
+        ...
+
+    def blocked_numbers(self) -> Mapping[str, frozenset[str]]:
+        """Configuration id -> blocked numbers (E.164)."""
+        ...
+
+
+class ConfigurationLookup(Protocol):
+    """Cached configurations and blocked numbers (``connector.state.caches``)."""
+
+    def by_sender(self, number: str) -> Configuration | None:
+        """The active configuration of sender ``number`` (E.164)."""
+        ...
+
+    def is_blocked(self, configuration_id: str, phone: str) -> bool:
+        """Whether ``phone`` is blocked for the configuration."""
+        ...
+
+    def note_blocked(self, configuration_id: str, phone: str) -> None:
+        """Record a block made just now."""
+        ...
+
+
+class SessionStore(Protocol):
+    """The local mirror of conversation sessions (``connector.state.caches.SessionCache``)."""
+
+    def current(self, configuration_id: str, phone: str) -> SessionState | None:
+        """The latest session of (configuration, phone), open or not."""
+        ...
+
+    def get(self, session_id: str) -> SessionState | None:
+        """A session by id."""
+        ...
+
+    def save(self, session: SessionState, previous: SessionState | None) -> bool:
+        """Store ``session`` if nothing changed since ``previous`` was read (False: re-read).
+
+        ``previous`` is the pair's latest session as read (None: there was none); a session
+        with a new id becomes the pair's latest.
+        """
+        ...
+
+
+class MediaFetcher(Protocol):
+    """Downloads MMS media from the provider's own hosts, with its credentials."""
+
+    def fetch(self, media: InboundMedia, account_id: str) -> MediaFile:
+        """The attachment's bytes (``InvalidInputError`` for a host that is not allowed)."""
         ...
