@@ -225,7 +225,7 @@ class TwilioProvider:
     def _retry_after(self) -> float | None:
         return self._http.last_retry_after()
 
-    _backoff = wait_exponential_jitter(initial=0.2, max=30.0, jitter=0.2)
+    _backoff = wait_exponential_jitter(multiplier=0.2, max=30.0, jitter=0.2)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
