@@ -225,9 +225,23 @@ _PHONES = {
     "systemuser": ["mobilephone", "address1_telephone1"],
 }
 _TEXT = {
-    "contact": ["firstname", "lastname", "emailaddress1", "jobtitle", "address1_city"],
-    "account": ["accountnumber", "emailaddress1", "address1_city"],
-    "lead": ["firstname", "lastname", "subject", "companyname", "emailaddress1"],
+    "contact": [
+        "firstname",
+        "lastname",
+        "emailaddress1",
+        "jobtitle",
+        "address1_city",
+        "address1_country",
+    ],
+    "account": ["accountnumber", "emailaddress1", "address1_city", "address1_country"],
+    "lead": [
+        "firstname",
+        "lastname",
+        "subject",
+        "companyname",
+        "emailaddress1",
+        "address1_country",
+    ],
     "systemuser": ["firstname", "lastname", "internalemailaddress", "domainname"],
     "opportunity": ["description"],
     "appnotification": ["body", "data"],
