@@ -293,23 +293,27 @@ class DataverseClient:
         query: Mapping[str, str | int | None] | None = None,
         solution: str | None = None,
         strong_consistency: bool = False,
+        headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
+        timeout: float | None = None,
     ) -> Answer:
         """A raw Web API request (metadata: ``EntityDefinitions``, ``RelationshipDefinitions``).
 
         ``solution`` adds ``MSCRM.SolutionUniqueName`` so created components land in it;
-        ``strong_consistency`` reads the newest metadata (``Consistency: Strong``).
+        ``strong_consistency`` reads the newest metadata (``Consistency: Strong``);
+        ``timeout`` overrides the configured one (a long metadata write).
         """
-        headers = {}
+        sent = dict(headers or {})
         if solution:
-            headers["MSCRM.SolutionUniqueName"] = solution
+            sent["MSCRM.SolutionUniqueName"] = solution
         if strong_consistency:
-            headers["Consistency"] = "Strong"
+            sent["Consistency"] = "Strong"
         return self.api.send(
             method,
             path,
             query=odata.query_string(query) if query else None,
             json=body,
-            headers=headers,
+            headers=sent,
             idempotent=idempotent,
+            timeout=timeout,
         )

@@ -278,6 +278,11 @@ def test_metadata_request_carries_solution_and_consistency_headers(
     sent = _sent(rsps)
     assert sent.headers["MSCRM.SolutionUniqueName"] == "SmsConnector"
     assert sent.headers["Consistency"] == "Strong"
+    assert sent.req_kwargs["timeout"] == 30.0  # type: ignore[attr-defined]
+    rsps.get(API + "EntityDefinitions(LogicalName='csms_sms')", json={"LogicalName": "csms_sms"})
+    slow = client.request("GET", "EntityDefinitions(LogicalName='csms_sms')", timeout=120)
+    assert slow.json() == {"LogicalName": "csms_sms"}
+    assert _sent(rsps).req_kwargs["timeout"] == 120  # type: ignore[attr-defined]
 
 
 def test_batch_with_failed_change_set_reports_one_result_per_operation(
