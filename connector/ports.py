@@ -77,7 +77,7 @@ class PhoneDirectory(Protocol):
     def read_records(
         self, spec: RecordTypeSpec, *, modified_since: datetime | None = None
     ) -> Iterator[ChangePage]:
-        """Pages of ``spec``'s rows (all, or modified after ``modified_since``)."""
+        """Pages of ``spec``'s rows (all, or modified at or after ``modified_since``)."""
         ...
 
     def read_changes(self, spec: RecordTypeSpec, delta_link: str | None) -> Iterator[ChangePage]:

@@ -41,8 +41,8 @@ class DataversePhoneDirectory:
     def read_records(
         self, spec: RecordTypeSpec, *, modified_since: datetime | None = None
     ) -> Iterator[ChangePage]:
-        """Pages of ``spec``'s rows (all, or modified after ``modified_since``)."""
-        flt = odata.gt("modifiedon", modified_since) if modified_since is not None else None
+        """Pages of ``spec``'s rows (all, or modified at or after ``modified_since``)."""
+        flt = odata.ge("modifiedon", modified_since) if modified_since is not None else None
         for rows in self._client.query_pages(
             spec.entity_set, select=spec.select(), filter=flt, page_size=self._page_size
         ):

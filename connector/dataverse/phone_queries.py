@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from connector.dataverse.odata import eq, gt, guid, or_, query_options, query_string
+from connector.dataverse.odata import eq, ge, guid, or_, query_options, query_string
 from connector.domain.phone_records import RecordTypeSpec
 
 LIVE_TOP = 50
@@ -25,10 +25,10 @@ OWNER_ANNOTATIONS = 'odata.include-annotations="Microsoft.Dynamics.CRM.lookuplog
 
 
 def records_url(spec: RecordTypeSpec, *, modified_since: datetime | None = None) -> str:
-    """``contacts?$select=...[&$filter=modifiedon gt ...]`` (paged by ``odata.maxpagesize``)."""
+    """``contacts?$select=...[&$filter=modifiedon ge ...]`` (paged by ``odata.maxpagesize``)."""
     options = query_options(
         select=spec.select(),
-        filter=gt("modifiedon", modified_since) if modified_since is not None else None,
+        filter=ge("modifiedon", modified_since) if modified_since is not None else None,
     )
     return f"{spec.entity_set}?{query_string(options)}"
 

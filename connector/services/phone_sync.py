@@ -4,7 +4,9 @@ A **full** sync pages through every row of each configured record type, replaces
 record's index entries page by page (the index keeps answering meanwhile) and finally drops
 records that no longer exist. An **incremental** sync reads only what changed: through change
 tracking (a delta link, deletions included) where the table has it, else rows with
-``modifiedon`` after the last watermark. Deactivations arrive as changed rows and are indexed
+``modifiedon`` at or after the last watermark minus an overlap (``modifiedon`` has one-second
+precision and a row can commit after a later-stamped one; re-reading a few rows is harmless,
+replacing a record's entries is idempotent). Deactivations arrive as changed rows and are indexed
 as inactive (the routing rules still see them). Related record types (an opportunity through
 its parent contact or account) are synced after their parents and take the parents' numbers;
 when a parent's numbers change, the records found through it are re-keyed.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from connector.domain.phone_records import (
@@ -74,8 +76,10 @@ class PhoneSync:
         normalize: Normalizer,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        overlap: timedelta = timedelta(seconds=60),
     ) -> None:
         self._directory = directory
+        self.overlap = overlap
         self._index = index
         self._normalize = normalize
         self._now = now
@@ -144,7 +148,8 @@ class _TableSync:
         if not full and spec.change_tracking and cursor.delta_link:
             return self._apply(TableReport(spec.table, "delta"), cursor, cursor.delta_link)
         if not full and not spec.change_tracking and cursor.watermark:
-            pages = self.directory.read_records(spec, modified_since=cursor.watermark)
+            since = cursor.watermark - self.sync.overlap
+            pages = self.directory.read_records(spec, modified_since=since)
             return self._consume(TableReport(spec.table, "modifiedon"), cursor, pages)
         return self._full(cursor)
 

@@ -51,7 +51,7 @@ class FakePhoneDirectory:
     def read_records(
         self, spec: RecordTypeSpec, *, modified_since: datetime | None = None
     ) -> Iterator[ChangePage]:
-        """Pages of rows, optionally only those modified after ``modified_since``."""
+        """Pages of rows, optionally only those modified at or after ``modified_since``."""
         rows = list(self.rows.get(spec.table, {}).values())
         if modified_since is not None:
             rows = [r for r in rows if _after(r.get("modifiedon"), modified_since)]
@@ -127,4 +127,4 @@ def _project(spec: RecordTypeSpec, row: dict[str, Any]) -> dict[str, Any]:
 
 def _after(value: object, since: datetime) -> bool:
     stamp = parse_timestamp(value)
-    return stamp is not None and stamp > since
+    return stamp is not None and stamp >= since

@@ -57,7 +57,7 @@ def test_variants_are_deduplicated_and_bounded() -> None:
 def test_incremental_read_filters_on_modifiedon() -> None:
     when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert options(records_url(CONTACT, modified_since=when))["$filter"] == (
-        "modifiedon gt 2025-01-02T03:04:05Z"
+        "modifiedon ge 2025-01-02T03:04:05Z"
     )
     assert "$filter" not in options(records_url(CONTACT))
     assert set(options(changes_url(CONTACT))) == {"$select"}
