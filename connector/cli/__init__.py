@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from connector import __version__
-from connector.cli import config_cmd, schema_cmd, serve_cmd, setup_cmd, sync_cmd
+from connector.cli import config_cmd, schema_cmd, serve_cmd, setup_cmd, simulate_cmd, sync_cmd
 
 app = typer.Typer(
     name="connector",
@@ -39,6 +39,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(sync_cmd.app, name="sync")
 app.add_typer(schema_cmd.app, name="schema")
 setup_cmd.register(app)
+simulate_cmd.register(app)
 
 
 def main() -> None:
