@@ -84,6 +84,7 @@ class KeyDef:
     status: str = "Active"
     display_name: str = ""
     metadata_id: str = field(default_factory=new_id)
+    active_after: float = 0.0
 
     @property
     def logical_name(self) -> str:

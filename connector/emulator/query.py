@@ -170,8 +170,8 @@ ColumnOf = Callable[[str], str]
 def to_sql(node: Node, column_of: ColumnOf, params: list[Any]) -> str:
     """Compile to a SQL condition; ``column_of`` maps a property to a quoted column."""
     if node.kind in ("and", "or"):
-        left, right = (to_sql(arg, column_of, params) for arg in node.args)
-        return f"({left} {node.kind.upper()} {right})"
+        first, second = (to_sql(arg, column_of, params) for arg in node.args)
+        return f"({first} {node.kind.upper()} {second})"
     if node.kind == "not":
         return f"(NOT {to_sql(node.args[0], column_of, params)})"
     if node.kind == "func":

@@ -227,11 +227,12 @@ def _changes(records: Records, req: EmuRequest, entity: EntityDef) -> EmuRespons
         [since],
     )
     value: list[dict[str, Any]] = [row_to_json(schema, entity, row, names) for row in rows]
+    context_root = f"{req.api_root}/$metadata#{entity.entity_set}"
     if token:
         for record_id in records.store.tombstones(entity, since):
             value.append(
                 {
-                    "@odata.context": f"{req.api_root}/$metadata#{entity.entity_set}/$deletedEntity",
+                    "@odata.context": f"{context_root}/$deletedEntity",
                     "id": record_id,
                     "reason": "deleted",
                 }

@@ -6,10 +6,12 @@ the Web API envelope), so the Starlette app, ``$batch`` parts and unit tests sha
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
-from connector.emulator import actions, entity_api, reads
+from connector.emulator import actions, batch, entity_api, metadata_api, reads
 from connector.emulator.addressing import parse_key, split_segment
 from connector.emulator.metadata import EntityDef
 from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request, fault_response
@@ -17,15 +19,17 @@ from connector.emulator.records import Records
 from connector.emulator.schema import Schema
 from connector.emulator.seed import SEED_USER_ID, standard_schema
 from connector.emulator.store import Store
+from connector.emulator.tables import create_table
 from connector.errors import EmulatorFault
 
+METADATA_SETS = ("EntityDefinitions", "RelationshipDefinitions", "CreateCustomerRelationships")
 BULK_ACTIONS = ("CreateMultiple", "UpdateMultiple", "UpsertMultiple")
 
 
 class Emulator:
     """A Dataverse-compatible Web API over one SQLite store."""
 
-    def __init__(self, db_path: str | None = None, key_delay: bool = False) -> None:
+    def __init__(self, db_path: str | None = None, key_delay: float = 0.0) -> None:
         self.store = Store(db_path)
         self.key_delay = key_delay
         self.stats: Counter[str] = Counter()
@@ -72,10 +76,27 @@ class Emulator:
             self.schema = self._load_schema()
             self.records = Records(self.store, self.schema)
 
-    def save_entity(self, entity: EntityDef) -> None:
-        """Register and persist a table definition (metadata API)."""
-        self.schema.add_entity(entity)
-        self.store.save_entity(entity)
+    def persist_schema(self) -> None:
+        """Write every definition back to the store (after a metadata change)."""
+        with self.store.transaction():
+            self.store.conn.execute("DELETE FROM _emu_relationships")
+            for entity in self.schema.entities.values():
+                self.store.save_entity(entity)
+            for rel in self.schema.relationships.values():
+                self.store.save_relationship(rel)
+
+    def activate_keys(self) -> None:
+        """Build the indexes of pending alternate keys that are due (Pending -> Active/Failed)."""
+        now = time.monotonic()
+        changed = False
+        for entity in self.schema.entities.values():
+            for key in entity.keys:
+                if key.status == "Pending" and key.active_after <= now:
+                    ok = self.store.create_key_index(entity, key)
+                    key.status = "Active" if ok else "Failed"
+                    changed = True
+        if changed:
+            self.persist_schema()
 
     def handle(self, req: EmuRequest) -> EmuResponse:
         """Route one request; faults become the Web API error envelope."""
@@ -87,32 +108,41 @@ class Emulator:
     def dispatch(self, req: EmuRequest) -> EmuResponse:
         """Route one request, raising :class:`EmulatorFault` on errors."""
         segments = [s for s in req.path.split("/") if s]
+        self.activate_keys()
         if not segments:
             return self._service_document(req)
-        head = segments[0]
-        name = split_segment(head)[0]
-        if name in (
-            "EntityDefinitions",
-            "RelationshipDefinitions",
-            "GlobalOptionSetDefinitions",
-            "CreateCustomerRelationships",
-        ):
-            from connector.emulator import metadata_api
-
+        name = split_segment(segments[0])[0]
+        if name in METADATA_SETS:
             return metadata_api.handle(self, req, segments)
-        if name == "$batch":
-            from connector.emulator import batch
-
-            return batch.handle(self, req)
-        if name in ("WhoAmI", "WhoAmI()"):
-            return actions.who_am_i(req)
-        if name in ("PublishXml", "PublishAllXml") and req.method == "POST":
-            return EmuResponse.empty(204)
-        if name == "SendAppNotification" and req.method == "POST":
-            return actions.send_app_notification(self.records, req)
+        special = self._operations().get((req.method, name.removesuffix("()")))
+        if special is not None:
+            return special(req)
         if name == "$metadata":
             raise EmulatorFault(501, "0x8006088b", "The emulator does not serve $metadata.")
         return self._entity_set(req, segments)
+
+    def _operations(self) -> dict[tuple[str, str], Callable[[EmuRequest], EmuResponse]]:
+        return {
+            ("POST", "$batch"): lambda req: batch.handle(self, req),
+            ("GET", "WhoAmI"): actions.who_am_i,
+            ("POST", "PublishXml"): lambda req: EmuResponse.empty(204),
+            ("POST", "PublishAllXml"): lambda req: EmuResponse.empty(204),
+            ("POST", "SendAppNotification"): lambda req: actions.send_app_notification(
+                self.records, req
+            ),
+            ("POST", "CreateEntities"): self._create_entities,
+        }
+
+    def _create_entities(self, req: EmuRequest) -> EmuResponse:
+        solution = req.header("mscrm.solutionuniquename") or req.query.get("SolutionUniqueName")
+        entities = req.json().get("Entities")
+        if not isinstance(entities, list) or not entities:
+            raise bad_request("Entities must be a non-empty list.", "0x80040203")
+        with self.store.transaction():
+            created = [create_table(self, body, solution) for body in entities]
+        context = f"{req.api_root}/$metadata#Microsoft.Dynamics.CRM.CreateEntitiesResponse"
+        ids = [entity.metadata_id for entity in created]
+        return EmuResponse.of_json(200, {"@odata.context": context, "EntityIds": ids})
 
     def _entity_set(self, req: EmuRequest, segments: list[str]) -> EmuResponse:
         name, key = split_segment(segments[0])
@@ -120,19 +150,7 @@ class Emulator:
         rest = segments[1:]
         records = self.records
         if key is None:
-            if not rest:
-                if req.method == "GET":
-                    return reads.list_rows(records, req, entity)
-                if req.method == "POST":
-                    self._refuse_read_only(entity)
-                    return entity_api.create(records, req, entity)
-                raise _method(req)
-            if rest == ["$count"] and req.method == "GET":
-                return reads.count_rows(records, entity)
-            action = rest[0].removeprefix("Microsoft.Dynamics.CRM.")
-            if action in BULK_ACTIONS and req.method == "POST":
-                return actions.bulk(records, req, entity, action)
-            raise bad_request(f"Resource not found for the segment '{rest[0]}'.", "0x8006088a")
+            return self._collection(req, entity, rest)
         if not rest:
             handlers: dict[str, Any] = {
                 "GET": entity_api.retrieve,
@@ -150,6 +168,22 @@ class Emulator:
         if rest[0] in self.schema.collection_navs(entity.logical_name) and req.method == "GET":
             return self._related(req, entity, key, rest[0])
         return entity_api.property_op(records, req, entity, key, rest[0])
+
+    def _collection(self, req: EmuRequest, entity: EntityDef, rest: list[str]) -> EmuResponse:
+        records = self.records
+        if not rest and req.method == "GET":
+            return reads.list_rows(records, req, entity)
+        if not rest and req.method == "POST":
+            self._refuse_read_only(entity)
+            return entity_api.create(records, req, entity)
+        if not rest:
+            raise _method(req)
+        if rest == ["$count"] and req.method == "GET":
+            return reads.count_rows(records, entity)
+        action = rest[0].removeprefix("Microsoft.Dynamics.CRM.")
+        if action in BULK_ACTIONS and req.method == "POST":
+            return actions.bulk(records, req, entity, action)
+        raise bad_request(f"Resource not found for the segment '{rest[0]}'.", "0x8006088a")
 
     def _related(self, req: EmuRequest, entity: EntityDef, key: str, nav_name: str) -> EmuResponse:
         nav = self.schema.collection_navs(entity.logical_name)[nav_name]

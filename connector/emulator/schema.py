@@ -54,6 +54,12 @@ class Schema:
         self._single.clear()
         self._collection.clear()
 
+    def remove_relationship(self, schema_name: str) -> None:
+        """Forget a relationship (``DELETE RelationshipDefinitions(<id>)``)."""
+        self.relationships.pop(schema_name, None)
+        self._single.clear()
+        self._collection.clear()
+
     def entity(self, logical_name: str) -> EntityDef:
         """A table by logical name, 404 when unknown."""
         found = self.entities.get(logical_name)

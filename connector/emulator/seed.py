@@ -100,9 +100,8 @@ def wire(schema: Schema, entity: EntityDef) -> None:
                 schema.add_relationship(rel)
     activities = [e for e in schema.entities.values() if e.is_activity]
     if entity.is_activity:
-        targets = [e for e in schema.entities.values() if e.has_activities]
-        for target in targets:
-            _regarding(schema, target, entity)
+        for regarded in [e for e in schema.entities.values() if e.has_activities]:
+            _regarding(schema, regarded, entity)
         _parties(schema, entity)
     elif entity.has_activities:
         for activity in activities:
@@ -167,6 +166,10 @@ def standard_schema() -> Schema:
         new_table("teammembership", "teammemberships", "", ownership="None", otc=23),
         new_table("appnotification", "appnotifications", "title", otc=4110),
         new_table("annotation", "annotations", "subject", otc=5),
+        new_table(
+            "publisher", "publishers", "friendlyname", ownership="OrganizationOwned", otc=7101
+        ),
+        new_table("solution", "solutions", "friendlyname", ownership="OrganizationOwned", otc=7100),
         new_table("activityparty", "activityparties", "", ownership="None", otc=135),
         new_table("activitypointer", "activitypointers", "subject", is_activity=True, otc=4200),
         new_table("task", "tasks", "subject", is_activity=True, otc=4212),
@@ -225,6 +228,8 @@ _PHONES = {
     "systemuser": ["mobilephone", "address1_telephone1"],
 }
 _TEXT = {
+    "publisher": ["uniquename", "customizationprefix", "description"],
+    "solution": ["uniquename", "version", "description"],
     "contact": [
         "firstname",
         "lastname",
@@ -279,6 +284,8 @@ def _add_standard_columns(entity: EntityDef) -> None:
                 "participationtypemask", "Picklist", options={i: str(i) for i in range(1, 12)}
             )
         )
+    if name == "publisher":
+        entity.add(AttributeDef("customizationoptionvalueprefix", "Integer"))
     if name == "annotation":
         entity.add(AttributeDef("isdocument", "Boolean"))
 
@@ -333,6 +340,7 @@ def _standard_lookups(schema: Schema) -> None:
             "parentcontactid",
             "opportunity_parent_contact",
         ),
+        ("solution", "publisherid", "publisher", "publisherid", "publisher_solution"),
         ("teammembership", "systemuserid", "systemuser", "systemuserid", "teammembership_user"),
         ("teammembership", "teamid", "team", "teamid", "teammembership_team"),
         ("annotation", "objectid", "contact", "objectid_contact", "Contact_Annotation"),

@@ -42,41 +42,54 @@ def _type_error(entity: EntityDef, attr: AttributeDef, value: Any, edm: str) -> 
     )
 
 
+def _string(entity: EntityDef, attr: AttributeDef, value: Any) -> Any:
+    if not isinstance(value, str):
+        raise _type_error(entity, attr, value, "Edm.String")
+    if attr.max_length is not None and len(value) > attr.max_length:
+        raise bad_request(
+            f"A validation error occurred.  The length of the '{attr.logical_name}' "
+            f"attribute of the '{entity.logical_name}' entity exceeded the maximum allowed "
+            f"length of '{attr.max_length}'.",
+            "0x80044331",
+        )
+    return value
+
+
+def _checked(edm: str, accepts: Any, convert: Any) -> Any:
+    def check(entity: EntityDef, attr: AttributeDef, value: Any) -> Any:
+        if not accepts(value):
+            raise _type_error(entity, attr, value, edm)
+        return convert(value)
+
+    return check
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_CONVERTERS: dict[str, Any] = {
+    **{kind: _string for kind in STRING_TYPES},
+    **{kind: _checked("Edm.Int32", _is_int, int) for kind in INTEGER_TYPES},
+    **{kind: _checked("Edm.Decimal", _is_number, float) for kind in DECIMAL_TYPES},
+    "Boolean": _checked("Edm.Boolean", lambda v: isinstance(v, bool), int),
+    "DateTime": _checked("Edm.DateTimeOffset", lambda v: isinstance(v, str), normalise_datetime),
+    "Uniqueidentifier": _checked("Edm.Guid", lambda v: isinstance(v, str), str.lower),
+}
+
+
 def to_storage(entity: EntityDef, attr: AttributeDef, value: Any) -> Any:
     """Validate one payload value and convert it for storage."""
     if value is None:
         return None
-    kind = attr.attribute_type
-    if kind in STRING_TYPES:
-        if not isinstance(value, str):
-            raise _type_error(entity, attr, value, "Edm.String")
-        if attr.max_length is not None and len(value) > attr.max_length:
-            raise bad_request(
-                f"A validation error occurred.  The length of the '{attr.logical_name}' "
-                f"attribute of the '{entity.logical_name}' entity exceeded the maximum allowed "
-                f"length of '{attr.max_length}'.",
-                "0x80044331",
-            )
-        return value
-    if kind in INTEGER_TYPES:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _type_error(entity, attr, value, "Edm.Int32")
-        return value
-    if kind in DECIMAL_TYPES:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _type_error(entity, attr, value, "Edm.Decimal")
-        return float(value)
-    if kind == "Boolean":
-        if not isinstance(value, bool):
-            raise _type_error(entity, attr, value, "Edm.Boolean")
-        return int(value)
-    if kind == "DateTime":
-        if not isinstance(value, str):
-            raise _type_error(entity, attr, value, "Edm.DateTimeOffset")
-        return normalise_datetime(value)
-    if kind == "Uniqueidentifier":
-        return str(value).lower()
-    raise _type_error(entity, attr, value, "Edm.Guid")
+    converter = _CONVERTERS.get(attr.attribute_type)
+    if converter is None:
+        raise _type_error(entity, attr, value, "Edm.Guid")
+    return converter(entity, attr, value)
 
 
 def select_names(schema: Schema, entity: EntityDef, select: str | None) -> list[str] | None:
