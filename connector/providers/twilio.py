@@ -40,6 +40,7 @@ from connector.domain.provider_messages import (
 from connector.domain.status import MessageStatus, parse_status
 from connector.errors import ProviderError
 from connector.log_config import get_logger
+from connector.ports import SmsProvider
 from connector.providers import signature, twilio_forms
 from connector.providers.base import TWILIO_API_BASE_URL, status_callback_url
 from connector.providers.twilio_errors import error_for, retry_now, unreachable_error
@@ -248,3 +249,8 @@ def _message(msg: str | None) -> str | None:
         return None
     head, sep, tail = msg.partition(": ")
     return tail if sep and head.startswith("Unable to") else msg
+
+
+def _conforms(provider: TwilioProvider) -> SmsProvider:
+    """mypy checks the adapter against the port here."""
+    return provider
