@@ -90,6 +90,15 @@ class Installer:
         except DataverseNotFoundError:
             return None
         columns = {str(a["LogicalName"]): _live_column(a) for a in attributes.get("value", [])}
+        declared = self.schema.table(logical_name)
+        if any(c.type == "choice" for c in declared.columns):
+            picklists = self._get(
+                f"{entity}/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+                {"$expand": "OptionSet"},
+            )
+            for item in picklists.get("value", []):
+                name = str(item["LogicalName"])
+                columns[name] = _live_column({**item, "MaxLength": None})
         keys = self._get(f"{entity}/Keys", {"$select": "SchemaName,EntityKeyIndexStatus"})
         statuses = {
             str(k["SchemaName"]): str(k.get("EntityKeyIndexStatus") or "Pending")

@@ -1,0 +1,151 @@
+"""The schema installer over real HTTP against the emulator's metadata API on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from connector.dataverse.auth import StaticTokenProvider
+from connector.dataverse.client import DataverseClient
+from connector.dataverse.installer import Installer
+from connector.dataverse.retry import RetryPolicy
+from connector.dataverse.schema import Schema, load_schema
+from connector.dataverse.transport import WebApi
+from connector.emulator.app import create_emulator_app
+from connector.emulator.router import Emulator
+from connector.testing.server import running
+
+CHANGING = ("POST", "PATCH", "PUT", "DELETE")
+
+
+def make_client(url: str) -> DataverseClient:
+    api = WebApi(
+        url,
+        StaticTokenProvider("emulator-token"),
+        requests.Session(),
+        retry=RetryPolicy(max_attempts=2, backoff_base=0.05, backoff_max=0.2),
+    )
+    return DataverseClient(api)
+
+
+def changing_requests(url: str) -> dict[str, int]:
+    by_method = requests.get(f"{url}/_emulator/stats", timeout=10).json()["by_method"]
+    return {method: int(by_method.get(method, 0)) for method in CHANGING}
+
+
+@pytest.fixture(scope="module")
+def schema() -> Schema:
+    return load_schema()
+
+
+@pytest.fixture
+def emulator_url() -> Iterator[str]:
+    with running(create_emulator_app()) as url:
+        yield url
+
+
+@pytest.fixture
+def client(emulator_url: str) -> Iterator[DataverseClient]:
+    dv = make_client(emulator_url)
+    yield dv
+    dv.api.close()
+
+
+def installer(client: DataverseClient, schema: Schema) -> Installer:
+    return Installer(client, schema, poll_interval=0.02, key_timeout=30)
+
+
+def entity(client: DataverseClient, name: str) -> dict[str, object]:
+    answer = client.request("GET", f"EntityDefinitions(LogicalName='{name}')")
+    return dict(answer.json())
+
+
+def test_apply_on_empty_environment_creates_everything_then_plan_is_empty(
+    client: DataverseClient, schema: Schema
+) -> None:
+    report = installer(client, schema).apply()
+    assert report.complete
+    assert len(report.done) == len(report.plan.changes)
+    assert installer(client, schema).plan().empty
+    message = entity(client, "smsc_message")
+    assert message["IsActivity"] is True
+    assert message["PrimaryIdAttribute"] == "activityid"
+    assert entity(client, "smsc_configuration")["EntitySetName"] == "smsc_configurations"
+    publishers = list(client.query("publishers", select=["customizationprefix"]))
+    assert any(p.get("customizationprefix") == "smsc" for p in publishers)
+    assert [s["uniquename"] for s in client.query("solutions", select=["uniquename"])].count(
+        "SmsConnector"
+    ) == 1
+
+
+def test_installed_tables_take_rows_lookups_and_alternate_keys(
+    client: DataverseClient, schema: Schema
+) -> None:
+    installer(client, schema).apply()
+    config_id = client.create(
+        "smsc_configurations",
+        {"smsc_name": "Main", "smsc_provider": 105710000, "smsc_senderkey": "14155550100"},
+    )
+    by_key = client.retrieve("smsc_configurations", {"smsc_senderkey": "14155550100"})
+    assert by_key["smsc_configurationid"] == config_id
+    session_id = client.create(
+        "smsc_sessions",
+        {
+            "subject": "chat",
+            "smsc_ConfigurationId@odata.bind": f"/smsc_configurations({config_id})",
+        },
+    )
+    client.upsert(
+        "smsc_messages",
+        {"smsc_providermessageid": "SM123"},
+        {
+            "subject": "hi",
+            "smsc_direction": 105710000,
+            "smsc_SessionId@odata.bind": f"/smsc_sessions({session_id})",
+        },
+    )
+    row = client.retrieve("smsc_messages", {"smsc_providermessageid": "SM123"})
+    assert row["_smsc_sessionid_value"] == session_id
+
+
+def test_second_apply_sends_no_changing_request(
+    client: DataverseClient, schema: Schema, emulator_url: str
+) -> None:
+    installer(client, schema).apply()
+    before = changing_requests(emulator_url)
+    report = installer(client, schema).apply()
+    assert report.complete and report.done == []
+    assert changing_requests(emulator_url) == before
+
+
+def test_interrupted_apply_is_finished_by_the_next_run(
+    client: DataverseClient, schema: Schema, emulator_url: str
+) -> None:
+    first = installer(client, schema).apply(max_steps=37)
+    assert not first.complete and len(first.done) == 37
+    remaining = installer(client, schema).plan()
+    assert remaining.changes and len(remaining.changes) < len(first.plan.changes)
+    second = installer(client, schema).apply()
+    assert second.complete
+    assert len(first.done) + len(second.done) == len(first.plan.changes)
+    assert installer(client, schema).plan().empty
+    before = changing_requests(emulator_url)
+    installer(client, schema).apply()
+    assert changing_requests(emulator_url) == before
+
+
+def test_apply_waits_for_keys_that_build_slowly(schema: Schema) -> None:
+    core = Emulator(key_delay=0.3)
+    with running(create_emulator_app(emulator=core)) as url:
+        client = make_client(url)
+        try:
+            report = installer(client, schema).apply()
+            assert report.complete
+            keys = client.request(
+                "GET", "EntityDefinitions(LogicalName='smsc_consent')/Keys"
+            ).json()["value"]
+            assert [k["EntityKeyIndexStatus"] for k in keys] == ["Active"]
+        finally:
+            client.api.close()
