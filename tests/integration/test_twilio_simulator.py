@@ -242,3 +242,42 @@ def test_simulator_log_and_options_over_http(world: World) -> None:
     assert "auth_token" not in log["options"]
     bad = requests.post(f"{world.sim_url}/_simulator/options", json={"nope": 1}, timeout=5)
     assert bad.status_code == 400
+
+
+def test_auth_token_never_reaches_the_logs() -> None:
+    import base64
+    import io
+    import logging
+
+    from connector.log_config import configure_logging
+
+    token = "tok-very-secret-4711"
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    buffer = io.StringIO()
+    configure_logging("DEBUG", "json", stream=buffer)
+    engine = SimulatorEngine(SimulatorOptions(auth_token=token))
+    try:
+        with running(create_simulator_app(engine)) as sim_url:
+            provider = TwilioProvider(
+                LOCAL_ACCOUNT_SID, token, api_base_url=sim_url,
+                public_base_url="http://127.0.0.1:9", sleep=lambda _: None,
+            )  # fmt: skip
+            provider.send(SendRequest(message_id="m", to="+14155550100", body="x",
+                                      from_number=FROM))  # fmt: skip
+            with pytest.raises(ProviderError):
+                provider.send(SendRequest(message_id="m", to="+15005550001", body="x",
+                                          from_number=FROM))  # fmt: skip
+            provider.validate_credentials()
+            assert engine.wait_idle(10)  # the callback to port 9 fails and is logged
+        with pytest.raises(SignatureError):
+            provider.verify_signature("https://x.example/hook", {"a": "b"},
+                                      {"X-Twilio-Signature": "bad"})  # fmt: skip
+    finally:
+        engine.close()
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    logged = buffer.getvalue()
+    assert "simulator.callback_failed" in logged and "sms.sent" in logged
+    basic = base64.b64encode(f"{LOCAL_ACCOUNT_SID}:{token}".encode()).decode()
+    assert token not in logged and basic not in logged
