@@ -1,36 +1,33 @@
-"""Pure ``$batch`` support: build multipart/mixed request bodies, parse the responses.
+"""Pure ``$batch`` requests: the operation model, the multipart/mixed builder, splitting.
 
 A batch is a list of items; an item is one :class:`BatchOperation` (run on its own) or a
 :class:`ChangeSet` (operations that succeed or roll back together, which may refer to an
-earlier member's new row as ``$<Content-ID>`` in a URL or bind). Dataverse takes at most
-1000 operations per batch (:func:`split_items` cuts a longer list between items, never
-inside a change set) and answers in request order, so :func:`parse_batch_response` maps the
-answer back to one :class:`BatchPartResult` per operation: its status, new row id, headers,
-body and, for a failure, the same :class:`~connector.errors.DataverseError` a single request
-would raise (from :mod:`connector.dataverse.failures`). Operations a stopping batch never ran
-come back with ``executed=False``. Lines end in CRLF as the wire format requires. No I/O.
+earlier member's new row as ``$<Content-ID>`` in a URL or bind). Every operation gets a
+Content-ID unique in the batch, so an answer part can always be traced to its operation
+(:mod:`connector.dataverse.batch_results` parses answers). Dataverse takes at most 1000
+operations per batch: :func:`split_items` cuts a longer list between items, never inside a
+change set. Request lines are percent-encoded (a space in a filter would end the URL) and
+lines end in CRLF as the wire format requires. No I/O.
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.message import Message
 from typing import Any
+from urllib.parse import quote
 
-from connector.dataverse.failures import error_for
-from connector.dataverse.odata import entity_id_from_url
 from connector.errors import DataverseError, InvalidInputError
 
 MAX_OPERATIONS = 1000
 CRLF = "\r\n"
 _REFERENCE = re.compile(r"^\$(\w+)")
 _BODY_METHODS = {"POST", "PATCH", "PUT"}
+# Kept as they are in a request line: reserved characters and existing %-escapes.
+_URL_SAFE = "/:?#[]@!$&'()*+,;=%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,31 +131,36 @@ def build_batch(
 def _number_content_ids(items: Sequence[BatchItem]) -> list[BatchItem]:
     used = {op.content_id for op in operations(items) if op.content_id}
     counter = 0
-    numbered: list[BatchItem] = []
     seen: set[str] = set()
+
+    def numbered(op: BatchOperation) -> BatchOperation:
+        nonlocal counter
+        content_id = op.content_id
+        if content_id is None:
+            counter += 1
+            while str(counter) in used:
+                counter += 1
+            content_id = str(counter)
+        if content_id in seen:
+            raise InvalidInputError(f"Content-ID {content_id} used twice in one batch")
+        seen.add(content_id)
+        return _with_content_id(op, content_id)
+
+    result: list[BatchItem] = []
     for item in items:
         if not isinstance(item, ChangeSet):
-            numbered.append(item)
+            result.append(numbered(item))
             continue
-        ops = []
         declared: set[str] = set()
+        ops = []
         for op in item.operations:
             if op.method.upper() == "GET":
                 raise InvalidInputError("a change set may not contain GET")
             _check_reference(op.url, declared)
-            content_id = op.content_id
-            if content_id is None:
-                counter += 1
-                while str(counter) in used:
-                    counter += 1
-                content_id = str(counter)
-            if content_id in seen:
-                raise InvalidInputError(f"Content-ID {content_id} used twice in one batch")
-            seen.add(content_id)
-            declared.add(content_id)
-            ops.append(_with_content_id(op, content_id))
-        numbered.append(ChangeSet(ops))
-    return numbered
+            ops.append(numbered(op))
+            declared.add(str(ops[-1].content_id))
+        result.append(ChangeSet(ops))
+    return result
 
 
 def _with_content_id(op: BatchOperation, content_id: str) -> BatchOperation:
@@ -196,6 +198,7 @@ def _operation_lines(op: BatchOperation, api_path: str) -> list[str]:
     if op.content_id is not None:
         lines.append(f"Content-ID: {op.content_id}")
     url = op.url if op.url.startswith(("$", "http://", "https://")) else api_path + op.url
+    url = quote(url, safe=_URL_SAFE)
     lines += ["", f"{method} {url} HTTP/1.1"]
     headers = dict(op.headers)
     if op.body is not None and method in _BODY_METHODS:
@@ -205,96 +208,3 @@ def _operation_lines(op: BatchOperation, api_path: str) -> list[str]:
     lines.append("")
     lines.append(json.dumps(op.body, separators=(",", ":")) if op.body is not None else "")
     return lines
-
-
-def parse_batch_response(
-    content_type: str, body: bytes, items: Sequence[BatchItem]
-) -> list[BatchPartResult]:
-    """One result per operation of ``items`` (as sent) from a multipart ``$batch`` answer."""
-    message = email.message_from_bytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body,
-        policy=email.policy.compat32,
-    )
-    if not message.is_multipart():
-        raise InvalidInputError("a $batch answer that is not multipart")
-    parts: list[Message] = list(message.get_payload())  # type: ignore[arg-type]
-    results: list[BatchPartResult] = []
-    for index, item in enumerate(items):
-        part = parts[index] if index < len(parts) else None
-        results.extend(_item_results(item, part))
-    return results
-
-
-def _item_results(item: BatchItem, part: Message | None) -> list[BatchPartResult]:
-    ops = list(item.operations) if isinstance(item, ChangeSet) else [item]
-    if part is None:
-        return [_not_executed(op) for op in ops]
-    if not part.is_multipart():
-        status, headers, payload = _inner_response(part)
-        if len(ops) > 1:  # a failed change set answers once for all of its operations
-            return [_result(op, status, headers, payload) for op in ops]
-        return [_result(ops[0], status, headers, payload)]
-    answers: list[Message] = list(part.get_payload())  # type: ignore[arg-type]
-    by_id = {a.get("Content-ID"): a for a in answers if a.get("Content-ID")}
-    results = []
-    for position, op in enumerate(ops):
-        answer = by_id.get(op.content_id) or (
-            answers[position] if position < len(answers) else None
-        )
-        if answer is None:
-            results.append(_not_executed(op))
-        else:
-            results.append(_result(op, *_inner_response(answer)))
-    if any(r.error for r in results):  # atomic: nothing in a failed change set stayed applied
-        return [r if r.error else _rolled_back(r) for r in results]
-    return results
-
-
-def _rolled_back(result: BatchPartResult) -> BatchPartResult:
-    op = result.operation
-    error = DataverseError(
-        f"{op.method.upper()} {op.url} rolled back with its failed change set",
-        code="dataverse_changeset_rolled_back",
-        transient=True,
-    )
-    return BatchPartResult(op, result.status, result.headers, None, None, error, executed=False)
-
-
-def _inner_response(part: Message) -> tuple[int, dict[str, str], bytes]:
-    raw = part.get_payload(decode=True)
-    data = raw if isinstance(raw, bytes) else str(raw or "").encode()
-    status_line, _, rest = data.partition(b"\n")
-    pieces = status_line.decode("latin-1").split()
-    if len(pieces) < 2 or not pieces[1].isdigit():
-        raise InvalidInputError(f"bad status line in a $batch answer: {status_line[:80]!r}")
-    inner = email.message_from_bytes(rest, policy=email.policy.compat32)
-    headers = {k: str(v) for k, v in inner.items()}
-    payload = inner.get_payload(decode=True)
-    return int(pieces[1]), headers, payload if isinstance(payload, bytes) else b""
-
-
-def _result(
-    op: BatchOperation, status: int, headers: dict[str, str], payload: bytes
-) -> BatchPartResult:
-    text = payload.strip()
-    body: Any = None
-    if text:
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = text.decode("utf-8", "replace")
-    error = None
-    if status >= 400:
-        error = error_for(status, headers, text, method=op.method.upper(), path=op.url)
-    lowered = {k.lower(): v for k, v in headers.items()}
-    entity_id = entity_id_from_url(lowered.get("odata-entityid") or lowered.get("location"))
-    return BatchPartResult(op, status, headers, body, entity_id, error)
-
-
-def _not_executed(op: BatchOperation) -> BatchPartResult:
-    error = DataverseError(
-        f"{op.method.upper()} {op.url} not run: the batch stopped at an earlier failure",
-        code="dataverse_batch_not_run",
-        transient=True,
-    )
-    return BatchPartResult(op, 0, error=error, executed=False)

@@ -22,9 +22,9 @@ from connector.dataverse.batch import (
     BatchPartResult,
     build_batch,
     operations,
-    parse_batch_response,
     split_items,
 )
+from connector.dataverse.batch_results import parse_batch_response
 from connector.dataverse.failures import error_for, is_duplicate
 from connector.dataverse.paging import (
     MAX_PAGE_SIZE,

@@ -9,9 +9,9 @@ from connector.dataverse.batch import (
     ChangeSet,
     build_batch,
     count_operations,
-    parse_batch_response,
     split_items,
 )
+from connector.dataverse.batch_results import parse_batch_response
 from connector.errors import DataverseConflictError, DataverseError, InvalidInputError
 
 ACCOUNT = "00000000-0000-0000-0000-000000000001"
@@ -57,6 +57,7 @@ def test_builds_the_documented_request_body() -> None:
         "--batch_22975cad\n"
         "Content-Type: application/http\n"
         "Content-Transfer-Encoding: binary\n"
+        "Content-ID: 2\n"  # every operation is numbered, so answers trace back to it
         "\n"
         f"GET /api/data/v9.2/accounts({ACCOUNT})/Account_Tasks?$select=subject HTTP/1.1\n"
         "\n"
@@ -191,3 +192,38 @@ def test_splits_at_the_operation_limit_without_cutting_a_change_set() -> None:
         build_batch(items)
     with pytest.raises(InvalidInputError):
         list(split_items([ChangeSet([BatchOperation("POST", "t", {})] * 1001)]))
+
+
+def test_stopped_batch_maps_the_failure_by_content_id_and_earlier_operations_ran() -> None:
+    items = [
+        BatchOperation("POST", "contacts", {"lastname": "ran"}),
+        BatchOperation("PATCH", f"contacts({TASK})", {"lastname": "x"}, {"If-Match": "*"}),
+        BatchOperation("POST", "contacts", {"lastname": "never"}),
+    ]
+    built = build_batch(items, batch_id="s")
+    body = _crlf(
+        "--batchresponse_3\n"
+        "Content-Type: application/http\n"
+        "Content-Transfer-Encoding: binary\n"
+        "Content-ID: 2\n"
+        "\n"
+        "HTTP/1.1 404 Not Found\n"
+        "\n"
+        '{"error":{"code":"0x80040217","message":"contact Does Not Exist"}}\n'
+        "--batchresponse_3--\n"
+    )
+    ran, failed, never = parse_batch_response(
+        "multipart/mixed; boundary=batchresponse_3", body, built.items
+    )
+    assert ran.executed and ran.error is None and ran.status == 0
+    assert failed.error is not None and failed.error.status == 404
+    assert not never.executed
+
+
+def test_request_lines_are_percent_encoded() -> None:
+    op = BatchOperation("GET", "contacts?$filter=lastname eq 'O''Neil ü'&$select=lastname")
+    built = build_batch([op], batch_id="q")
+    assert (
+        b"GET /api/data/v9.2/contacts?$filter=lastname%20eq%20'O''Neil%20%C3%BC'&$select=lastname"
+        b" HTTP/1.1" in built.body
+    )
