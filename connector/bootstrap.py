@@ -6,7 +6,7 @@ tests call :func:`build_container`; the web app and the worker receive the conta
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +14,21 @@ from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
 
 from connector.dataverse.connect import build_client
+from connector.dataverse.phone_directory import DataversePhoneDirectory
+from connector.domain import phone
+from connector.domain.phone_records import RecordTypeSpec
+from connector.domain.record_types import default_specs, specs_for
+from connector.services.phone_sync import PhoneSync, PhoneSyncJob
+from connector.services.resolution import RecordResolutionService
 from connector.settings import Settings
+from connector.state.db import StateStore
+from connector.state.phone_index import PhoneIndex
+from connector.state.resolution_ledger import ResolutionLedger
 
 if TYPE_CHECKING:
+    from connector.worker.assembly import InboundRuntime
     from connector.dataverse.client import DataverseClient
-    from connector.services.phone_sync import PhoneSyncJob
+    from connector.ports import RecordResolver
 
 
 @dataclass
@@ -31,7 +41,18 @@ class Container:
     routers: list[APIRouter] = field(default_factory=list)
     closers: list[Callable[[], Any]] = field(default_factory=list)
     phone_sync: PhoneSyncJob | None = None
+    inbound: InboundRuntime | None = None
     dataverse: DataverseClient | None = None
+    state: StateStore | None = None
+    resolver: RecordResolver | None = None
+
+    def open_state(self) -> StateStore:
+        """The state store, opened (tables created) on first use and closed with the container."""
+        if self.state is None:
+            self.state = StateStore.from_url(self.settings.state.url)
+            self.closers.append(self.state.close)
+            self.readiness_checks["state_store"] = self.state.ping
+        return self.state
 
     def close(self) -> None:
         """Release what the container opened, last opened first."""
@@ -46,3 +67,35 @@ def build_container(settings: Settings) -> Container:
         container.dataverse = build_client(settings.dataverse)
         container.closers.append(container.dataverse.api.close)
     return container
+
+
+def wire_resolution(container: Container) -> None:
+    """Build record resolution and the phone sync on the state store and Dataverse.
+
+    Sets ``container.resolver`` (the :class:`~connector.ports.RecordResolver` the inbound path
+    uses) and ``container.phone_sync`` (``connector sync phones`` and the periodic job).
+    Needs ``container.dataverse``; does nothing without it.
+    """
+    if container.dataverse is None or container.resolver is not None:
+        return
+    store = container.open_state()
+    directory = DataversePhoneDirectory(container.dataverse)
+    index = PhoneIndex(store)
+    container.closers.append(index.close)
+    resolver = RecordResolutionService(
+        index,
+        ResolutionLedger(store),
+        directory,
+        lookup_key=phone.lookup_key,
+        variants=phone.search_variants,
+        normalize=phone.lookup_key,
+    )
+    container.resolver = resolver
+
+    def targets() -> list[tuple[Sequence[RecordTypeSpec], str | None]]:
+        configured = directory.configured_record_types()
+        if not configured:
+            return [(default_specs(), None)]
+        return [(specs_for(types), config.default_country) for config, types in configured]
+
+    container.phone_sync = PhoneSyncJob(PhoneSync(directory, index, phone.lookup_key), targets)
