@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connector.bootstrap import build_container
+from connector.bootstrap import build_container, wire_resolution
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
 from connector.services.phone_sync import SyncReport
@@ -30,9 +30,13 @@ def phones(
     container = build_container(settings)
     console = Console()
     try:
+        wire_resolution(container)
         job = container.phone_sync
         if job is None:
-            console.print("[bold red]The phone sync is not available in this set-up.[/]")
+            console.print(
+                "[bold red]The phone sync needs Dataverse[/] (set CONNECTOR_DATAVERSE__URL).",
+                highlight=False,
+            )
             raise typer.Exit(2)
         with Progress(
             SpinnerColumn(),
