@@ -26,9 +26,9 @@ from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 
 if TYPE_CHECKING:
-    from connector.worker.assembly import InboundRuntime
     from connector.dataverse.client import DataverseClient
     from connector.ports import RecordResolver
+    from connector.worker.assembly import InboundRuntime
 
 
 @dataclass
