@@ -211,3 +211,31 @@ class ConfigurationCache:
         """The configurations by sender number (after a refresh if stale)."""
         self._fresh()
         return dict(self._by_sender)
+
+
+class TeamCache:
+    """Members of a team, read through ``fetch`` at most once per ``ttl`` seconds."""
+
+    def __init__(
+        self,
+        fetch: Callable[[str], frozenset[str]],
+        *,
+        ttl: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._members: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def __call__(self, team_id: str) -> frozenset[str]:
+        now = self._clock()
+        with self._lock:
+            cached = self._members.get(team_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        members = self._fetch(team_id)
+        with self._lock:
+            self._members[team_id] = (now, members)
+        return members

@@ -206,6 +206,11 @@ class Journal:
         self._settle(entry, values)
         return PENDING
 
+    def release(self, entry: JournalEntry, *, delay: float, now: float | None = None) -> bool:
+        """Give a claimed row back untried (another failure made trying pointless now)."""
+        at = time.time() if now is None else now
+        return self._settle(entry, {"next_attempt_at": at + delay})
+
     def _settle(self, entry: JournalEntry, values: Mapping[str, Any]) -> bool:
         c = journal_table.c
         query = (

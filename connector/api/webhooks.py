@@ -1,0 +1,107 @@
+"""Provider webhooks: ``POST /webhooks/twilio/messages`` (inbound SMS/MMS).
+
+The handler does the least that makes the message safe, then answers: bound the body size,
+verify Twilio's signature against the **configured public URL** (never the socket address),
+check the form is a well-formed inbound message, append it to the ingress journal (committed
+before the answer; a repeated ``MessageSid`` finds its first row) and nudge the worker. It
+never waits for Dataverse. A forged request gets 403 and leaves no trace (nothing parsed,
+stored or logged beyond the rejection); a malformed one 400; an oversized one 413; a repeat
+the same empty TwiML answer as the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+
+from connector.api.deps import container_of
+from connector.api.problems import problem
+from connector.errors import InvalidInputError, SignatureError
+from connector.log_config import get_logger
+from connector.providers.signature import public_url, signature_from, verify
+from connector.providers.twilio_forms import PROVIDER, parse_inbound
+from connector.state.journal import Journal
+
+log = get_logger(__name__)
+
+INBOUND_PATH = "/webhooks/twilio/messages"
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+_MAX_FORM_FIELDS = 200
+
+
+@dataclass
+class InboundWebhook:
+    """What the inbound webhook needs, wired by the composition root.
+
+    ``public_base_url`` may be set after start-up (local mode learns its port late);
+    ``auth_tokens`` are the Twilio tokens a signature may be made with; ``nudge`` tells the
+    worker there is work (it must not block).
+    """
+
+    journal: Journal
+    auth_tokens: Callable[[], Sequence[str]]
+    public_base_url: str | None = None
+    max_body_bytes: int = 64 * 1024
+    nudge: Callable[[], None] = field(default=lambda: None)
+
+
+def webhook_of(request: Request) -> InboundWebhook:
+    """The inbound webhook wiring of the running container."""
+    runtime = container_of(request).inbound
+    if runtime is None:
+        raise InvalidInputError("inbound webhooks are not enabled in this process")
+    return runtime.webhook
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _form(body: bytes) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=bool(body),
+            max_num_fields=_MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInputError("webhook body is not a valid form") from exc
+
+
+router = APIRouter(tags=["webhooks"])
+
+
+@router.post(INBOUND_PATH, include_in_schema=True, summary="Inbound SMS/MMS from Twilio")
+async def twilio_inbound(request: Request) -> Response:
+    """Verify, journal and acknowledge one inbound message (TwiML ``<Response/>``)."""
+    hook = webhook_of(request)
+    body = await _bounded_body(request, hook.max_body_bytes)
+    if body is None:
+        return problem(413, "body_too_large", "Request body too large")
+    if not hook.public_base_url:
+        raise SignatureError("no public base URL configured to verify signatures against")
+    try:
+        pairs = _form(body)
+    except InvalidInputError:
+        raise SignatureError("webhook signature does not verify") from None  # no trace
+    url = public_url(hook.public_base_url, INBOUND_PATH, request.url.query)
+    verify(url, pairs, signature_from(request.headers), hook.auth_tokens())
+    message = parse_inbound(pairs)
+    appended = hook.journal.append(PROVIDER, message.provider_message_id, dict(message.raw))
+    if not appended.duplicate:
+        hook.nudge()
+    return Response(content=TWIML_EMPTY, media_type="text/xml")

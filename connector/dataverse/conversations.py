@@ -1,0 +1,197 @@
+"""Conversations in Dataverse: the inbound change set, session updates, blocked numbers.
+
+Implements :class:`~connector.ports.ConversationWriter` and
+:class:`~connector.ports.ConfigurationDirectory` over the Web API client. One inbound message
+is ONE ``$batch`` change set: the session upserted by its (derived) id, the message upserted
+by its provider-message-id alternate key, an in-app notification per recipient and a note per
+MMS attachment, each addressed by a derived id, so replaying the change set after a crash
+changes nothing. Table names come from :mod:`connector.dataverse.tables`; the session and
+message columns are named once, here (``solution_schema/tables/{session,message}.yaml``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.dataverse import odata, tables
+from connector.dataverse.batch import BatchOperation, ChangeSet
+from connector.dataverse.client import DataverseClient
+from connector.dataverse.lookups import RowRef, regarding
+from connector.domain.conversation import Acceptance, InboundWrite, SessionState, derived_id
+from connector.domain.model import Configuration
+from connector.domain.phone import to_key_value
+
+ACCEPTANCE_OPTIONS: Mapping[Acceptance, int] = {
+    Acceptance.PENDING: 105710000,
+    Acceptance.ACCEPTED: 105710001,
+    Acceptance.DISMISSED: 105710002,
+    Acceptance.BLOCKED: 105710003,
+}
+DIRECTION_INBOUND = 105710000
+DIRECTION_OUTBOUND = 105710001
+STATUS_RECEIVED = 105710006
+STATUS_BLOCKED = 105710009
+SESSION_NAV = "smsc_SessionId"
+ENTITY_SETS = {"contact": "contacts", "account": "accounts", "lead": "leads"}
+ENTITY_SETS |= {"opportunity": "opportunities", "systemuser": "systemusers", "team": "teams"}
+
+
+def when(seconds: float) -> str:
+    """Epoch seconds as the ISO 8601 UTC text Dataverse takes."""
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _entity_set(table: str) -> str:
+    return ENTITY_SETS.get(table, f"{table}s")
+
+
+def _owner(session: SessionState) -> dict[str, Any]:
+    if not session.owner_id:
+        return {}
+    target = "teams" if session.owner_is_team else "systemusers"
+    return {"ownerid@odata.bind": f"/{target}({session.owner_id})"}
+
+
+def session_row(session: SessionState, regarding_ref: RowRef | None) -> dict[str, Any]:
+    """The upsert body of a session activity."""
+    row: dict[str, Any] = {
+        "subject": f"SMS conversation with {session.phone}"[:400],
+        f"{tables.CONFIGURATION_NAV}@odata.bind": odata.bind(
+            tables.CONFIGURATION.entity_set, session.configuration_id
+        ),
+        "smsc_customerphone": session.phone,
+        "smsc_startedon": when(session.started_at),
+        "smsc_endedon": when(session.expires_at),
+        "smsc_lastmessageon": when(session.last_message_at or session.started_at),
+        "smsc_isopen": True,
+        "smsc_unreadcount": session.unread,
+        "smsc_acceptance": ACCEPTANCE_OPTIONS[session.acceptance],
+        "smsc_matchtrace": session.match_trace[:8000],
+    }
+    if regarding_ref is not None:
+        row.update(regarding(tables.SESSION.logical_name, regarding_ref))
+    row.update(_owner(session))
+    return row
+
+
+def message_row(write: InboundWrite, regarding_ref: RowRef | None) -> dict[str, Any]:
+    """The upsert body of an inbound message activity."""
+    message = write.message
+    preview = message.body.replace("\n", " ")[:120] or "(media)"
+    row: dict[str, Any] = {
+        "subject": f"SMS from {message.from_number}: {preview}"[:400],
+        "smsc_direction": DIRECTION_INBOUND,
+        "smsc_body": message.body,
+        "smsc_from": message.from_number,
+        "smsc_to": message.to_number,
+        "smsc_status": STATUS_BLOCKED if write.blocked else STATUS_RECEIVED,
+        "smsc_receivedon": when(message.received_at),
+        f"{SESSION_NAV}@odata.bind": odata.bind(tables.SESSION.entity_set, write.session.id),
+        f"{tables.CONFIGURATION_NAV}@odata.bind": odata.bind(
+            tables.CONFIGURATION.entity_set, write.session.configuration_id
+        ),
+    }
+    if regarding_ref is not None:
+        row.update(regarding(tables.MESSAGE.logical_name, regarding_ref))
+    row.update(_owner(write.session))
+    return row
+
+
+def inbound_change_set(write: InboundWrite) -> ChangeSet:
+    """Every operation of one inbound message, applied together or not at all."""
+    ref = None
+    if write.regarding_table and write.regarding_id:
+        ref = RowRef(write.regarding_table, _entity_set(write.regarding_table), write.regarding_id)
+    message_key = {tables.MESSAGE_PROVIDER_ID: write.message.provider_id}
+    message_path = odata.entity_path(tables.MESSAGE.entity_set, message_key)
+    ops = [
+        BatchOperation(
+            "PATCH",
+            odata.entity_path(tables.SESSION.entity_set, write.session.id),
+            session_row(write.session, ref),
+        ),
+        BatchOperation("PATCH", message_path, message_row(write, ref)),
+    ]
+    for user in write.notify:
+        ops.append(_notification(write, user))
+    for index, media in enumerate(write.attachments):
+        note_id = derived_id("note", write.message.provider_id, str(index))
+        body = {
+            "subject": media.filename,
+            "filename": media.filename,
+            "mimetype": media.content_type,
+            "documentbody": base64.b64encode(media.data).decode("ascii"),
+            f"objectid_{tables.MESSAGE.logical_name}@odata.bind": "/" + message_path,
+        }
+        ops.append(BatchOperation("PATCH", odata.entity_path("annotations", note_id), body))
+    return ChangeSet(ops)
+
+
+def _notification(write: InboundWrite, user: str) -> BatchOperation:
+    message = write.message
+    body = {
+        "title": f"New SMS from {message.from_number}"[:200],
+        "body": message.body[:1000] or "(media)",
+        "ownerid@odata.bind": f"/systemusers({user})",
+    }
+    note_id = derived_id("notification", message.provider_id, user)
+    return BatchOperation("PATCH", odata.entity_path("appnotifications", note_id), body)
+
+
+class DataverseConversations:
+    """Conversation writes and configuration reads through the Web API client."""
+
+    def __init__(self, client: DataverseClient) -> None:
+        self._client = client
+
+    def write_inbound(self, write: InboundWrite) -> None:
+        """One ``$batch`` with one change set; raises the first failure."""
+        for result in self._client.execute_batch([inbound_change_set(write)]):
+            if result.error is not None:
+                raise result.error
+
+    def update_session(self, session: SessionState) -> None:
+        """Write owner, acceptance and counters of a session after an agent acted."""
+        body: dict[str, Any] = {
+            "smsc_acceptance": ACCEPTANCE_OPTIONS[session.acceptance],
+            "smsc_unreadcount": session.unread,
+        }
+        body.update(_owner(session))
+        self._client.update(tables.SESSION.entity_set, session.id, body)
+
+    def block_number(self, configuration_id: str, phone: str, blocked_by: str | None) -> None:
+        """Upsert the blocked-number row of (phone, configuration)."""
+        row: dict[str, Any] = {
+            "smsc_name": phone,
+            "smsc_phone": to_key_value(phone),
+            "smsc_blockedon": when(datetime.now(tz=UTC).timestamp()),
+            f"{tables.CONFIGURATION_NAV}@odata.bind": odata.bind(
+                tables.CONFIGURATION.entity_set, configuration_id
+            ),
+        }
+        if blocked_by:
+            row["smsc_BlockedById@odata.bind"] = f"/systemusers({blocked_by})"
+        key_id = derived_id("blocked", configuration_id, phone)
+        self._client.upsert(tables.BLOCKED_NUMBER.entity_set, key_id, row)
+
+    def active_configurations(self) -> Sequence[Configuration]:
+        """Every active configuration row."""
+        rows = self._client.query(
+            tables.CONFIGURATION.entity_set, filter=odata.eq("smsc_active", True)
+        )
+        return [tables.configuration_from_row(row) for row in rows]
+
+    def blocked_numbers(self) -> Mapping[str, frozenset[str]]:
+        """Configuration id -> blocked numbers (E.164)."""
+        lookup = tables.BLOCKED_NUMBER.value(tables.CONFIGURATION_LOOKUP)
+        found: dict[str, set[str]] = {}
+        for row in self._client.query(
+            tables.BLOCKED_NUMBER.entity_set, select=["smsc_phone", lookup]
+        ):
+            digits = str(row.get("smsc_phone") or "").lstrip("+")
+            if digits and row.get(lookup):
+                found.setdefault(str(row[lookup]), set()).add("+" + digits)
+        return {k: frozenset(v) for k, v in found.items()}

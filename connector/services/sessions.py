@@ -1,0 +1,88 @@
+"""Session actions for agents: accept, dismiss, block, assign.
+
+Each action changes the local session mirror (optimistically, retried when a worker updated
+the session meanwhile) and then writes the session row to Dataverse. *Accept* makes the
+acting user the owner; *dismiss* hides the conversation for that user; *block* adds the
+number to the configuration's blocked list for everyone (later messages are still stored,
+flagged, without notifications); *assign* moves the session to a user or a team. Every
+action counts as someone having acted, so the idle-timeout escalation stops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from connector.domain.conversation import Acceptance, SessionState
+from connector.errors import InvalidInputError, NotFoundError, StateStoreError
+from connector.ports import ConfigurationLookup, ConversationWriter, SessionStore
+
+ACTIONS = ("accept", "dismiss", "block", "assign")
+_ATTEMPTS = 5
+
+
+class SessionActions:
+    """What an agent can do to a conversation."""
+
+    def __init__(
+        self,
+        sessions: SessionStore,
+        writer: ConversationWriter,
+        configurations: ConfigurationLookup,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sessions = sessions
+        self._writer = writer
+        self._configs = configurations
+        self._clock = clock
+
+    def accept(self, session_id: str, user_id: str) -> SessionState:
+        """``user_id`` takes the conversation (becomes its owner)."""
+        return self._change(
+            session_id,
+            lambda s: replace(
+                s, owner_id=user_id, owner_is_team=False, acceptance=Acceptance.ACCEPTED
+            ),
+        )
+
+    def dismiss(self, session_id: str, user_id: str) -> SessionState:
+        """Hide the conversation for ``user_id``."""
+        return self._change(
+            session_id,
+            lambda s: replace(
+                s, acceptance=Acceptance.DISMISSED, dismissed_by=s.dismissed_by | {user_id}
+            ),
+        )
+
+    def block(self, session_id: str, user_id: str | None) -> SessionState:
+        """Block the session's number for its configuration (for everyone)."""
+        session = self._change(session_id, lambda s: replace(s, acceptance=Acceptance.BLOCKED))
+        self._writer.block_number(session.configuration_id, session.phone, user_id)
+        self._configs.note_blocked(session.configuration_id, session.phone)
+        return session
+
+    def assign(self, session_id: str, owner_id: str, *, team: bool = False) -> SessionState:
+        """Move the conversation to a user (or a team with ``team=True``)."""
+        if not owner_id:
+            raise InvalidInputError("assign needs an owner id")
+        return self._change(
+            session_id,
+            lambda s: replace(
+                s, owner_id=owner_id, owner_is_team=team, acceptance=Acceptance.ACCEPTED
+            ),
+        )
+
+    def _change(
+        self, session_id: str, change: Callable[[SessionState], SessionState]
+    ) -> SessionState:
+        for _ in range(_ATTEMPTS):
+            current = self._sessions.get(session_id)
+            if current is None:
+                raise NotFoundError(f"no session {session_id}", details={"session": session_id})
+            acted = replace(change(current), last_action_at=self._clock(), awaiting_since=None)
+            if self._sessions.save(acted, current):
+                self._writer.update_session(acted)
+                return acted
+        raise StateStoreError("the session kept changing", details={"session": session_id})

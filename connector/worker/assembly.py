@@ -1,0 +1,160 @@
+"""Assembly of the inbound path (called by the composition root, ``bootstrap.py``).
+
+Builds, from settings and an already-built Dataverse client: the state store, ingress
+journal, caches, record resolver, conversation writer, inbound service, the huey queue with
+its tasks, the nudger, and the webhook wiring. Kept out of ``bootstrap.py`` so the root stays
+a short list of areas; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from huey import Huey
+
+from connector.api.webhooks import InboundWebhook
+from connector.dataverse.client import DataverseClient
+from connector.dataverse.conversations import DataverseConversations
+from connector.dataverse.phone_directory import DataversePhoneDirectory
+from connector.domain import phone
+from connector.ports import (
+    ConfigurationDirectory,
+    ConversationWriter,
+    RecordResolver,
+)
+from connector.providers.base import LOCAL_AUTH_TOKEN
+from connector.services.inbound import InboundService
+from connector.services.resolution import RecordResolutionService
+from connector.services.sessions import SessionActions
+from connector.settings import Settings
+from connector.state.caches import ConfigurationCache, SessionCache, TeamCache
+from connector.state.db import StateStore
+from connector.state.journal import Journal
+from connector.state.phone_index import PhoneIndex
+from connector.state.resolution_ledger import ResolutionLedger
+from connector.worker.queue import InProcessWorker, Nudger, make_huey
+from connector.worker.tasks import JournalDrain, WorkerTasks, register
+
+
+@dataclass
+class InboundRuntime:
+    """The pieces of the inbound path one process holds."""
+
+    store: StateStore
+    journal: Journal
+    sessions: SessionCache
+    configurations: ConfigurationCache
+    service: InboundService
+    actions: SessionActions
+    drain: JournalDrain
+    huey: Huey
+    tasks: WorkerTasks
+    webhook: InboundWebhook
+    nudger: Nudger | None = None
+    worker: InProcessWorker | None = None
+
+    def start_worker(self, threads: int = 2) -> None:
+        """Run huey's consumer threads in this process (``connector serve``)."""
+        if self.worker is None:
+            self.worker = InProcessWorker(self.huey, workers=threads)
+            self.worker.start()
+            self.tasks.enqueue()  # pick up whatever an earlier run left behind
+
+    def close(self) -> None:
+        """Stop the worker and the nudger (the store belongs to whoever opened it)."""
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        if self.nudger is not None:
+            self.nudger.close()
+            self.nudger = None
+
+
+def auth_tokens(settings: Settings) -> Sequence[str]:
+    """Twilio tokens a webhook signature may be made with (the simulator's in local mode)."""
+    tokens = []
+    if settings.twilio.auth_token is not None:
+        tokens.append(settings.twilio.auth_token.get_secret_value())
+    if settings.local_mode:
+        tokens.append(LOCAL_AUTH_TOKEN)
+    return tokens
+
+
+def default_resolver(store: StateStore, client: DataverseClient) -> RecordResolver:
+    """The phone-index resolver with its live Dataverse fallback."""
+    return RecordResolutionService(
+        PhoneIndex(store),
+        ResolutionLedger(store),
+        DataversePhoneDirectory(client),
+        lookup_key=phone.lookup_key,
+        variants=phone.search_variants,
+        normalize=phone.lookup_key,
+    )
+
+
+def build_inbound(
+    settings: Settings,
+    store: StateStore,
+    writer: ConversationWriter,
+    directory: ConfigurationDirectory,
+    resolver: RecordResolver,
+    *,
+    team_members: Callable[[str], frozenset[str]] | None = None,
+    huey: Huey | None = None,
+    lease_seconds: float = 60.0,
+) -> InboundRuntime:
+    """Wire the inbound path for one process on these adapters (the worker starts later)."""
+    journal = Journal(store)
+    sessions = SessionCache(store)
+    configurations = ConfigurationCache(directory)
+    service = InboundService(configurations, sessions, resolver, writer, team_members=team_members)
+    drain = JournalDrain(journal, service, lease_seconds=lease_seconds)
+    queue = huey or make_huey(settings.state.url)
+    tasks = register(queue, drain)
+    nudger = Nudger(tasks.enqueue)
+    webhook = InboundWebhook(
+        journal=journal,
+        auth_tokens=lambda: auth_tokens(settings),
+        public_base_url=str(settings.public_base_url) if settings.public_base_url else None,
+        max_body_bytes=settings.api.max_body_bytes,
+        nudge=nudger.nudge,
+    )
+    actions = SessionActions(sessions, writer, configurations)
+    return InboundRuntime(
+        store,
+        journal,
+        sessions,
+        configurations,
+        service,
+        actions,
+        drain,
+        queue,
+        tasks,
+        webhook,
+        nudger,
+    )
+
+
+def build_dataverse_inbound(
+    settings: Settings,
+    client: DataverseClient,
+    store: StateStore,
+    *,
+    resolver: RecordResolver | None = None,
+    huey: Huey | None = None,
+    lease_seconds: float = 60.0,
+) -> InboundRuntime:
+    """The inbound path on the real Dataverse adapters."""
+    conversations = DataverseConversations(client)
+    directory = DataversePhoneDirectory(client)
+    return build_inbound(
+        settings,
+        store,
+        conversations,
+        conversations,
+        resolver or default_resolver(store, client),
+        team_members=TeamCache(directory.team_members),
+        huey=huey,
+        lease_seconds=lease_seconds,
+    )

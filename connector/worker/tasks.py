@@ -1,0 +1,184 @@
+"""Worker tasks: drain the ingress journal into Dataverse, and sweep it periodically.
+
+:class:`JournalDrain` claims due journal rows (leased, so a killed worker's rows come back),
+parses each raw event, runs the inbound use case, and marks the row done only after the
+write was confirmed. A transient failure backs the row off (honouring Retry-After) and
+defers the rest of the batch without counting it as an attempt (Dataverse is probably down
+for all of them); a permanent one parks the row in ``error`` (replayable). :func:`register`
+puts ``drain_journal`` and the once-a-minute ``sweep_journal`` on a huey instance; the
+drain reschedules itself for when the next backed-off row is due, so nothing is stranded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from huey import Huey, crontab
+
+from connector.errors import ConnectorError, is_transient
+from connector.log_config import get_logger
+from connector.providers.twilio_forms import parse_inbound
+from connector.services.inbound import InboundService
+from connector.state.journal import ERROR, Journal, JournalEntry
+
+log = get_logger(__name__)
+
+DRAIN_TASK = "drain_journal"
+SWEEP_TASK = "sweep_journal"
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What one drain did, and when the next backed-off row is due (epoch seconds)."""
+
+    done: int = 0
+    failed: int = 0
+    deferred: int = 0
+    next_due: float | None = None
+
+
+class JournalDrain:
+    """Processes due journal rows with the inbound service."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        service: InboundService,
+        *,
+        batch_size: int = 50,
+        lease_seconds: float = 60.0,
+        time_budget: float = 20.0,
+        on_done: Callable[[JournalEntry], None] = lambda _entry: None,
+    ) -> None:
+        self.journal = journal
+        self.service = service
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.time_budget = time_budget
+        self.on_done = on_done
+
+    def drain(self) -> DrainResult:
+        """Claim and process batches until nothing is due or the time budget is spent."""
+        done = failed = deferred = 0
+        started = time.monotonic()
+        while time.monotonic() - started < self.time_budget:
+            batch = self.journal.claim(self.batch_size, lease_seconds=self.lease_seconds)
+            if not batch:
+                break
+            d, f, s = self._batch(batch)
+            done, failed, deferred = done + d, failed + f, deferred + s
+            if f or s:
+                break  # something is failing: let the backoff decide when to try again
+        return DrainResult(done, failed, deferred, self.journal.next_due())
+
+    def _batch(self, batch: list[JournalEntry]) -> tuple[int, int, int]:
+        done = failed = 0
+        for index, entry in enumerate(batch):
+            error = self._one(entry)
+            if error is None:
+                done += 1
+                continue
+            failed += 1
+            if is_transient(error):
+                rest = batch[index + 1 :]
+                delay = self._delay(error)
+                for other in rest:
+                    self.journal.release(other, delay=delay)
+                return done, failed, len(rest)
+        return done, failed, 0
+
+    @staticmethod
+    def _delay(error: BaseException) -> float:
+        retry_after = getattr(error, "retry_after", None)
+        return max(1.0, float(retry_after or 0.0))
+
+    def _one(self, entry: JournalEntry) -> BaseException | None:
+        try:
+            message = parse_inbound(list(entry.payload.items()))
+            self.service.handle(message, entry.received_at)
+        except Exception as exc:
+            self._failed(entry, exc)
+            return exc
+        self.journal.mark_done(entry)
+        self.on_done(entry)
+        return None
+
+    def _failed(self, entry: JournalEntry, exc: BaseException) -> None:
+        transient = is_transient(exc)
+        details: dict[str, Any] = (
+            exc.to_dict()
+            if isinstance(exc, ConnectorError)
+            else {"code": "unexpected", "message": f"{type(exc).__name__}: {exc}"}
+        )
+        retry_after = getattr(exc, "retry_after", None)
+        status = self.journal.mark_failed(
+            entry, details, transient=transient, retry_after=retry_after
+        )
+        level = log.error if status == ERROR else log.warning
+        level(
+            "journal.failed",
+            journal_id=entry.id,
+            event_id=entry.event_id,
+            attempt=entry.attempts + 1,
+            status=status,
+            code=details.get("code"),
+        )
+
+
+@dataclass
+class WorkerTasks:
+    """The huey tasks bound to one drain; ``enqueue()`` asks for a drain soon."""
+
+    huey: Huey
+    drain: Any
+    sweep: Any
+
+    def enqueue(self) -> None:
+        """Queue one drain (cheap; many queued drains are harmless)."""
+        self.drain()
+
+
+class _FollowUp:
+    """At most one scheduled follow-up drain per process, at the earliest time asked for."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at: float | None = None
+
+    def want(self, at: float) -> bool:
+        """Whether a drain must be scheduled for ``at`` (none is due by then already)."""
+        with self._lock:
+            if self._at is not None and self._at <= at:
+                return False
+            self._at = at
+            return True
+
+    def started(self) -> None:
+        with self._lock:
+            if self._at is not None and self._at <= time.time() + 0.05:
+                self._at = None
+
+
+def register(huey: Huey, drain: JournalDrain) -> WorkerTasks:
+    """Put the drain and the periodic sweep on ``huey``."""
+    follow_up = _FollowUp()
+
+    def run_drain() -> None:
+        follow_up.started()
+        result = drain.drain()
+        if result.next_due is None:
+            return
+        at = max(result.next_due, time.time() + (0.5 if result.failed else 0.0))
+        if follow_up.want(at):
+            task.schedule(delay=max(0.0, at - time.time()))
+
+    def run_sweep() -> None:
+        run_drain()
+
+    task = huey.task(name=DRAIN_TASK)(run_drain)
+    sweep = huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(run_sweep)
+    return WorkerTasks(huey=huey, drain=task, sweep=sweep)

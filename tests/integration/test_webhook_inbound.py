@@ -1,0 +1,145 @@
+"""The inbound webhook over real HTTP: signatures against the public URL, dedupe, bounds.
+
+The service runs on a loopback port with a real SQLite journal; Dataverse is the shipped fake
+writer, so these tests are about the webhook and the worker hand-off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from huey import MemoryHuey
+
+from connector.api import webhooks
+from connector.api.app import create_app
+from connector.bootstrap import Container
+from connector.domain.model import Configuration, Provider
+from connector.domain.routing import RecordRef
+from connector.settings import load_settings
+from connector.state.db import StateStore
+from connector.testing.conversations import (
+    FakeConfigurationDirectory,
+    FakeConversationWriter,
+    TableResolver,
+)
+from connector.testing.server import running
+from connector.testing.signing import inbound_fields, signed_form
+from connector.worker.assembly import InboundRuntime, build_inbound
+
+PUBLIC = "https://sms.example.com"
+TOKEN = "0123456789abcdef0123456789abcdef"
+SENDER = "+14155550100"
+CUSTOMER = "+14155550123"
+INBOUND_URL = PUBLIC + webhooks.INBOUND_PATH
+
+
+@dataclass
+class Service:
+    url: str
+    runtime: InboundRuntime
+    writer: FakeConversationWriter
+
+    def post(self, fields: list[tuple[str, str]], token: str = TOKEN) -> requests.Response:
+        signed = signed_form(INBOUND_URL, fields, token)
+        return requests.post(
+            self.url + webhooks.INBOUND_PATH, data=signed.body, headers=signed.headers, timeout=10
+        )
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    settings = load_settings(
+        env={
+            "CONNECTOR_PUBLIC_BASE_URL": PUBLIC,
+            "CONNECTOR_TWILIO__AUTH_TOKEN": TOKEN,
+            "CONNECTOR_STATE__URL": f"sqlite:///{tmp_path / 'state.db'}",
+            "CONNECTOR_DATAVERSE__URL": "https://org.example.com",
+            "CONNECTOR_DATAVERSE__TOKEN": "x",
+        }
+    )
+    store = StateStore.from_url(settings.state.url)
+    config = Configuration("Main", Provider.TWILIO, SENDER, id="cfg-1", owner_id="user-1")
+    writer = FakeConversationWriter()
+    directory = FakeConfigurationDirectory(configurations=[config])
+    resolver = TableResolver(records={CUSTOMER: RecordRef("contact", "c-1")})
+    runtime = build_inbound(
+        settings, store, writer, directory, resolver, huey=MemoryHuey("test", results=False)
+    )
+    container = Container(settings=settings, inbound=runtime, routers=[webhooks.router])
+    with running(create_app(container)) as url:
+        yield Service(url, runtime, writer)
+    runtime.close()
+    store.close()
+
+
+def test_signed_webhook_is_journaled_and_answered_with_empty_twiml(service: Service) -> None:
+    answer = service.post(inbound_fields(CUSTOMER, SENDER, "Hello ✨"))
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/xml")
+    assert answer.text == '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+    assert service.runtime.journal.counts().pending == 1
+
+
+def test_webhook_sent_three_times_is_journaled_once(service: Service) -> None:
+    fields = inbound_fields(CUSTOMER, SENDER, "again")
+    answers = [service.post(fields) for _ in range(3)]
+    assert {(a.status_code, a.text) for a in answers} == {(200, webhooks.TWIML_EMPTY)}
+    assert service.runtime.journal.counts().pending == 1
+
+
+def test_forged_signature_gets_403_and_leaves_no_trace(service: Service) -> None:
+    answer = service.post(inbound_fields(CUSTOMER, SENDER, "hi"), token="wrong-token")
+    assert answer.status_code == 403
+    counts = service.runtime.journal.counts()
+    assert (counts.pending, counts.done, counts.error) == (0, 0, 0)
+
+
+def test_tampered_body_gets_403(service: Service) -> None:
+    signed = signed_form(INBOUND_URL, inbound_fields(CUSTOMER, SENDER, "pay 10"), TOKEN)
+    body = signed.body.replace(b"pay+10", b"pay+99")
+    answer = requests.post(
+        service.url + webhooks.INBOUND_PATH, data=body, headers=signed.headers, timeout=10
+    )
+    assert answer.status_code == 403
+    assert service.runtime.journal.counts().pending == 0
+
+
+def test_signature_over_the_socket_address_is_rejected(service: Service) -> None:
+    local_url = service.url + webhooks.INBOUND_PATH
+    signed = signed_form(local_url, inbound_fields(CUSTOMER, SENDER, "hi"), TOKEN)
+    answer = requests.post(local_url, data=signed.body, headers=signed.headers, timeout=10)
+    assert answer.status_code == 403
+
+
+def test_signed_but_malformed_webhook_gets_400_and_nothing_stored(service: Service) -> None:
+    fields = [(k, v) for k, v in inbound_fields(CUSTOMER, SENDER, "hi") if k != "MessageSid"]
+    answer = service.post(fields)
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert service.runtime.journal.counts().pending == 0
+
+
+def test_oversized_body_gets_413(service: Service) -> None:
+    fields = [*inbound_fields(CUSTOMER, SENDER, "x"), ("Padding", "y" * 70_000)]
+    answer = service.post(fields)
+    assert answer.status_code == 413
+    assert service.runtime.journal.counts().pending == 0
+
+
+def test_worker_writes_the_journaled_message_and_marks_it_done(service: Service) -> None:
+    service.runtime.start_worker(threads=1)
+    fields = inbound_fields(CUSTOMER, SENDER, "to Dataverse")
+    sid = dict(fields)["MessageSid"]
+    assert service.post(fields).status_code == 200
+    deadline = time.monotonic() + 20
+    while service.runtime.journal.counts().done < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert service.runtime.journal.counts().done == 1
+    write = service.writer.messages[sid]
+    assert (write.regarding_table, write.regarding_id) == ("contact", "c-1")
+    assert write.message.body == "to Dataverse"
