@@ -6,7 +6,7 @@ tests call :func:`build_container`; the web app and the worker receive the conta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +16,6 @@ from prometheus_client import CollectorRegistry
 from connector.dataverse.connect import build_client
 from connector.dataverse.phone_directory import DataversePhoneDirectory
 from connector.domain import phone
-from connector.domain.phone_records import RecordTypeSpec
-from connector.domain.record_types import default_specs, specs_for
 from connector.services.phone_sync import PhoneSync, PhoneSyncJob
 from connector.services.resolution import RecordResolutionService
 from connector.settings import Settings
@@ -92,10 +90,6 @@ def wire_resolution(container: Container) -> None:
     )
     container.resolver = resolver
 
-    def targets() -> list[tuple[Sequence[RecordTypeSpec], str | None]]:
-        configured = directory.configured_record_types()
-        if not configured:
-            return [(default_specs(), None)]
-        return [(specs_for(types), config.default_country) for config, types in configured]
-
-    container.phone_sync = PhoneSyncJob(PhoneSync(directory, index, phone.lookup_key), targets)
+    container.phone_sync = PhoneSyncJob(
+        PhoneSync(directory, index, phone.lookup_key), directory.sync_targets
+    )

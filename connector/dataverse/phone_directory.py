@@ -9,6 +9,7 @@ continue-on-error so a table the caller cannot read does not hide the others.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +25,16 @@ from connector.dataverse.phone_queries import (
 from connector.dataverse.tables import configuration_from_row, record_type_from_row
 from connector.domain.model import Configuration, RecordType
 from connector.domain.phone_records import RecordTypeSpec
-from connector.errors import DataverseNotFoundError
+from connector.domain.record_types import default_specs, specs_for
+from connector.errors import DataverseError, DataverseNotFoundError
 from connector.log_config import get_logger
 from connector.ports import ChangePage
 
 log = get_logger(__name__)
+
+TRACKED_TABLES_URL = (
+    "EntityDefinitions?$select=LogicalName&$filter=ChangeTrackingEnabled%20eq%20true"
+)
 
 
 class DataversePhoneDirectory:
@@ -93,19 +99,56 @@ class DataversePhoneDirectory:
         return self._client.create("leads", lead_body(phone_e164, owner_id))
 
     def configured_record_types(self) -> list[tuple[Configuration, list[RecordType]]]:
-        """Every active configuration with its record types (what the phone sync covers)."""
-        configs = [
-            configuration_from_row(row)
-            for row in self._client.query(tables.CONFIGURATION.entity_set)
-        ]
-        record_types = [
-            record_type_from_row(row) for row in self._client.query(tables.RECORD_TYPE.entity_set)
-        ]
+        """Every active configuration with its record types (what the phone sync covers).
+
+        Before the solution schema is installed there are none (logged, not an error).
+        """
+        try:
+            configs = [
+                configuration_from_row(row)
+                for row in self._client.query(tables.CONFIGURATION.entity_set)
+            ]
+            record_types = [
+                record_type_from_row(row)
+                for row in self._client.query(tables.RECORD_TYPE.entity_set)
+            ]
+        except DataverseNotFoundError:
+            log.warning("phone_sync.schema_not_installed")
+            return []
         return [
             (config, [r for r in record_types if r.configuration_id == config.id])
             for config in configs
             if config.active
         ]
+
+    def sync_targets(self) -> list[tuple[Sequence[RecordTypeSpec], str | None]]:
+        """What a phone sync covers: each configuration's record types with its country
+        (the default record types when nothing is configured), change tracking switched on
+        for the tables that have it."""
+        configured = self.configured_record_types()
+        targets: list[tuple[Sequence[RecordTypeSpec], str | None]] = [
+            (specs_for(types), config.default_country) for config, types in configured
+        ] or [(default_specs(), None)]
+        tracked = self.tracked_tables()
+        return [
+            (tuple(replace(s, change_tracking=s.table in tracked) for s in specs), country)
+            for specs, country in targets
+        ]
+
+    def tracked_tables(self) -> frozenset[str]:
+        """Logical names of the tables with change tracking enabled (one metadata request).
+
+        Unknown (an error answer) means none: the sync then uses ``modifiedon``.
+        """
+        try:
+            answer = self._client.request("GET", TRACKED_TABLES_URL)
+        except DataverseError as exc:
+            if exc.transient:
+                raise
+            log.warning("phone_sync.change_tracking_unknown", code=exc.code)
+            return frozenset()
+        rows = (answer.json() or {}).get("value", [])
+        return frozenset(str(r["LogicalName"]) for r in rows if r.get("LogicalName"))
 
     def team_members(self, team_id: str) -> frozenset[str]:
         """Ids of the users in ``team_id`` (none when the team does not exist)."""
