@@ -264,6 +264,11 @@ class SecretCipher(Protocol):
         """The stored form of ``plain``."""
         ...
 
+    def reveal(self, stored: str) -> tuple[str, str | None]:
+        """``(plain, rewrite)``: ``rewrite`` is what to store instead (a plain value typed by an
+        admin, or a token under an old key), else None."""
+        ...
+
 
 class ConfigurationStore(Protocol):
     """Configuration, record type and keyword rows, written by their alternate keys.
@@ -294,6 +299,10 @@ class ConfigurationStore(Protocol):
 
     def save_keyword(self, keyword: Keyword) -> Keyword:
         """Create or update the keyword of (configuration, keyword)."""
+        ...
+
+    def save_secret(self, configuration_id: str, stored: str) -> None:
+        """Replace the configuration's stored secret (re-encryption on first read)."""
         ...
 
 
