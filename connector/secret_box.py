@@ -74,6 +74,11 @@ class SecretBox:
         """The plain value of a token; a plain value is returned as it is."""
         return self.open(stored).plain
 
+    def reveal(self, stored: str) -> tuple[str, str | None]:
+        """``(plain, rewrite)`` as :meth:`open` gives them (the ``SecretCipher`` port form)."""
+        opened = self.open(stored)
+        return opened.plain, opened.rewrite
+
     def open(self, stored: str) -> Opened:
         """Read a stored secret; ``rewrite`` is set when the row should be updated.
 

@@ -93,6 +93,11 @@ class DataverseConfigurationStore:
         row_id = self._save(tables.KEYWORD, row_id, tables.keyword_to_row(keyword))
         return replace(keyword, id=row_id, keyword=keyword.normalized)
 
+    def save_secret(self, configuration_id: str, stored: str) -> None:
+        """Replace the stored secret of one configuration (nothing else is written)."""
+        entity_set = tables.CONFIGURATION.entity_set
+        self.client.update(entity_set, uuid.UUID(configuration_id), {"smsc_secret": stored})
+
     def _existing_id(
         self, table: tables.Table, configuration_id: str, column: str, value: str
     ) -> str | None:

@@ -181,3 +181,19 @@ def _add_keywords(
         kw for kw in default_keywords(configuration_id, sender_name) if kw.normalized not in have
     ]
     return tuple(store.save_keyword(kw).normalized for kw in missing)
+
+
+def provider_secret(
+    config: Configuration, cipher: SecretCipher, store: ConfigurationStore
+) -> str | None:
+    """The configuration's provider secret in plain text, for the provider client only.
+
+    A value an admin typed in plain text (or one under a retired key) is re-encrypted and
+    written back now, so it is stored in plain text no longer than until its first read.
+    """
+    if not config.secret:
+        return None
+    plain, rewrite = cipher.reveal(config.secret)
+    if rewrite is not None and config.id:
+        store.save_secret(config.id, rewrite)
+    return plain

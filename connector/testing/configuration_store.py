@@ -62,3 +62,10 @@ class InMemoryConfigurationStore:
         )
         self.keyword_rows[key] = saved
         return saved
+
+    def save_secret(self, configuration_id: str, stored: str) -> None:
+        """Replace one configuration's stored secret."""
+        self.writes += 1
+        for key, config in self.configurations.items():
+            if config.id == configuration_id:
+                self.configurations[key] = replace(config, secret=stored)

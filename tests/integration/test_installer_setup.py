@@ -15,7 +15,7 @@ from connector.dataverse.schema import load_schema
 from connector.domain.model import Provider
 from connector.emulator.app import create_emulator_app
 from connector.secret_box import SecretBox
-from connector.services.setup import SetupRequest, run_setup
+from connector.services.setup import SetupRequest, provider_secret, run_setup
 from connector.testing.server import running
 from tests.integration.test_installer_emulator import make_client
 
@@ -81,3 +81,17 @@ def test_stored_token_is_not_readable_in_plain_text(client: DataverseClient) -> 
     rows = json.loads(raw)["value"]
     secret = next(r["smsc_secret"] for r in rows if r["smsc_senderkey"] == "14155550144")
     assert box.decrypt(secret) == TOKEN
+
+
+def test_plain_token_typed_into_dataverse_is_encrypted_on_first_read(
+    client: DataverseClient,
+) -> None:
+    box = SecretBox([Fernet.generate_key().decode()])
+    store = DataverseConfigurationStore(client)
+    config = run_setup(_request(sender="+14155550155", auth_token=None), store, box).configuration
+    client.update("smsc_configurations", str(config.id), {"smsc_secret": TOKEN})
+    typed = store.find_configuration("+14155550155")
+    assert typed is not None and typed.secret == TOKEN
+    assert provider_secret(typed, box, store) == TOKEN
+    row = client.retrieve("smsc_configurations", str(config.id), select=["smsc_secret"])
+    assert TOKEN not in row["smsc_secret"] and box.decrypt(row["smsc_secret"]) == TOKEN

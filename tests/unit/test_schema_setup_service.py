@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from cryptography.fernet import Fernet
 
@@ -9,7 +11,7 @@ from connector.domain.model import KeywordAction, Provider, RecordType
 from connector.errors import InvalidInputError
 from connector.ports import ConfigurationStore, SecretCipher
 from connector.secret_box import SecretBox
-from connector.services.setup import SetupRequest, run_setup
+from connector.services.setup import SetupRequest, provider_secret, run_setup
 from connector.testing.configuration_store import InMemoryConfigurationStore
 
 TOKEN = "f" * 32
@@ -104,3 +106,16 @@ def test_missing_base_url_and_token_are_warned_about(box: SecretBox) -> None:
 def test_invalid_sender_is_refused_naming_the_input(box: SecretBox) -> None:
     with pytest.raises(InvalidInputError, match="'12ab'"):
         run_setup(_request(sender="12ab"), InMemoryConfigurationStore(), box)
+
+
+def test_plain_token_typed_by_an_admin_is_encrypted_on_first_read(box: SecretBox) -> None:
+    store = InMemoryConfigurationStore()
+    config = run_setup(_request(auth_token=None), store, box).configuration
+    typed = replace(config, secret=TOKEN)
+    assert provider_secret(typed, box, store) == TOKEN
+    stored = store.find_configuration(config.sender_number)
+    assert stored is not None and stored.secret is not None and TOKEN not in stored.secret
+    writes = store.writes
+    assert provider_secret(stored, box, store) == TOKEN
+    assert store.writes == writes
+    assert provider_secret(replace(config, secret=None), box, store) is None
