@@ -1,0 +1,140 @@
+"""The resolver against the Dataverse emulator: index, one live $batch, one lead per number."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from connector.dataverse.auth import StaticTokenProvider
+from connector.dataverse.client import DataverseClient
+from connector.dataverse.phone_directory import DataversePhoneDirectory
+from connector.dataverse.retry import RetryPolicy
+from connector.dataverse.transport import WebApi
+from connector.domain.phone import lookup_key, search_variants
+from connector.domain.record_types import default_specs
+from connector.domain.routing import (
+    RECENT_CONVERSATION,
+    TABLE_PRIORITY,
+    RecordRef,
+    SenderContext,
+)
+from connector.emulator.app import create_emulator_app
+from connector.errors import ResolutionPendingError
+from connector.services.phone_sync import PhoneSync
+from connector.services.resolution import RecordResolutionService
+from connector.state.db import StateStore
+from connector.state.phone_index import PhoneIndex
+from connector.state.resolution_ledger import ResolutionLedger
+from connector.testing.server import running
+
+SENDER = SenderContext("cfg", default_country="US")
+
+
+class Env:
+    def __init__(self, url: str, client: DataverseClient, store: StateStore) -> None:
+        self.url, self.client = url, client
+        self.index = PhoneIndex(store)
+        self.directory = DataversePhoneDirectory(client)
+        self.sync = PhoneSync(self.directory, self.index, lookup_key)
+        self.resolver = RecordResolutionService(
+            self.index,
+            ResolutionLedger(store),
+            self.directory,
+            lookup_key=lookup_key,
+            variants=search_variants,
+            normalize=lookup_key,
+        )
+
+    def stats(self) -> dict[str, int]:
+        body = requests.get(f"{self.url}/_emulator/stats", timeout=10).json()
+        return {
+            "requests": body["requests"],
+            "batch_requests": body["batch_requests"],
+            "batch_parts": body["batch_parts"],
+        }
+
+    def leads_with(self, phone: str) -> list[dict[str, object]]:
+        return list(self.client.query("leads", select=["leadid", "mobilephone", "subject"]))
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    with running(create_emulator_app()) as url:
+        api = WebApi(
+            url,
+            StaticTokenProvider("emulator-token"),
+            requests.Session(),
+            retry=RetryPolicy(max_attempts=3, backoff_base=0.05, backoff_max=0.2),
+        )
+        store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+        environment = Env(url, DataverseClient(api), store)
+        yield environment
+        environment.index.close()
+        store.close()
+        api.close()
+
+
+def test_contact_and_lead_sharing_a_number_resolve_to_the_contact(env: Env) -> None:
+    contact = env.client.create("contacts", {"lastname": "C", "mobilephone": "415-555-0101"})
+    env.client.create("leads", {"lastname": "L", "mobilephone": "(415) 555-0101"})
+    env.sync.run(default_specs("US"), "US", full=True)
+    before = env.stats()["requests"]
+    result = env.resolver.resolve("+14155550101", SENDER)
+    assert (result.record, result.trace.decided_by) == (
+        RecordRef("contact", contact),
+        TABLE_PRIORITY,
+    )
+    assert env.stats()["requests"] == before  # answered from the index
+
+
+def test_index_miss_is_one_live_batch_that_finds_a_fresh_contact(env: Env) -> None:
+    env.sync.run(default_specs("US"), "US", full=True)
+    fresh = env.client.create("contacts", {"lastname": "New", "telephone1": "415.555.0177"})
+    before = env.stats()
+    result = env.resolver.resolve("+14155550177", SENDER)
+    after = env.stats()
+    assert (result.record, result.trace.source) == (RecordRef("contact", fresh), "live")
+    assert after["requests"] - before["requests"] == 1
+    assert after["batch_requests"] - before["batch_requests"] == 1
+    assert after["batch_parts"] - before["batch_parts"] == 3  # contact, account, lead
+    again = env.resolver.resolve("+14155550177", SENDER)
+    assert again.trace.source == "index"
+    assert env.stats()["requests"] == after["requests"]
+
+
+def test_three_simultaneous_messages_from_an_unknown_number_make_one_lead(env: Env) -> None:
+    env.sync.run(default_specs("US"), "US", full=True)
+    start = threading.Barrier(3)
+
+    def worker() -> RecordRef | None:
+        start.wait(timeout=30)
+        for _ in range(200):
+            try:
+                return env.resolver.resolve("+14155550123", SENDER).record
+            except ResolutionPendingError:
+                threading.Event().wait(0.02)
+        raise AssertionError("the lead never appeared")
+
+    with ThreadPoolExecutor(3) as pool:
+        records = {f.result(timeout=60) for f in [pool.submit(worker) for _ in range(3)]}
+    leads = [row for row in env.leads_with("+14155550123") if row["mobilephone"]]
+    assert len(leads) == 1
+    assert records == {RecordRef("lead", str(leads[0]["leadid"]))}
+    assert leads[0]["mobilephone"] == "+14155550123"
+
+
+def test_later_messages_follow_the_record_last_talked_to(env: Env) -> None:
+    env.client.create("contacts", {"lastname": "C", "mobilephone": "4155550150"})
+    lead = env.client.create("leads", {"lastname": "L", "mobilephone": "4155550150"})
+    env.sync.run(default_specs("US"), "US", full=True)
+    env.resolver.note_conversation("+14155550150", RecordRef("lead", lead))
+    result = env.resolver.resolve("+14155550150", SENDER)
+    assert (result.record, result.trace.decided_by) == (
+        RecordRef("lead", lead),
+        RECENT_CONVERSATION,
+    )
