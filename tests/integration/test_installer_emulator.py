@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -15,6 +16,7 @@ from connector.dataverse.schema import Schema, load_schema
 from connector.dataverse.transport import WebApi
 from connector.emulator.app import create_emulator_app
 from connector.emulator.router import Emulator
+from connector.errors import DataverseError
 from connector.testing.server import running
 
 CHANGING = ("POST", "PATCH", "PUT", "DELETE")
@@ -147,5 +149,40 @@ def test_apply_waits_for_keys_that_build_slowly(schema: Schema) -> None:
                 "GET", "EntityDefinitions(LogicalName='smsc_consent')/Keys"
             ).json()["value"]
             assert [k["EntityKeyIndexStatus"] for k in keys] == ["Active"]
+        finally:
+            client.api.close()
+
+
+class FailNthPost:
+    """An ASGI wrapper in front of the emulator answering its Nth Web API POST with a 500."""
+
+    def __init__(self, app: Any, n: int) -> None:
+        self.app = app
+        self.n = n
+        self.posts = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and "/api/" in scope["path"]:
+            self.posts += 1
+            if self.posts == self.n:
+                body = b'{"error":{"code":"0x80040216","message":"An unexpected error occurred."}}'
+                headers = [(b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": 500, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def test_apply_failing_half_way_is_finished_by_the_next_run(schema: Schema) -> None:
+    with running(FailNthPost(create_emulator_app(), n=60)) as url:
+        client = make_client(url)
+        try:
+            with pytest.raises(DataverseError):
+                installer(client, schema).apply()
+            remaining = installer(client, schema).plan()
+            assert remaining.changes
+            assert not any(s.kind in ("publisher", "solution") for s in remaining.changes)
+            assert installer(client, schema).apply().complete
+            assert installer(client, schema).plan().empty
         finally:
             client.api.close()
