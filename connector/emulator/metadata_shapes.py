@@ -212,5 +212,10 @@ def project(body: dict[str, Any], select: str | None) -> dict[str, Any]:
     """Apply a metadata ``$select`` (MetadataId and annotations always kept)."""
     if not select:
         return body
-    wanted = {name.strip() for name in select.split(",")} | {"MetadataId", "Keys", "Attributes"}
+    wanted = {name.strip() for name in select.split(",")} | {
+        "MetadataId",
+        "Keys",
+        "Attributes",
+        "OptionSet",
+    }
     return {k: v for k, v in body.items() if k in wanted or k.startswith("@")}

@@ -24,6 +24,7 @@ from connector.emulator.store import q, table_name
 from connector.emulator.values import row_to_json, select_names
 
 MAX_PAGE = 5000
+URL_SAFE = "$,()'="
 COUNT_CAP = 5000
 TRACKING_REFUSED = ("$filter", "$orderby", "$expand", "$top")
 
@@ -96,7 +97,7 @@ def list_rows(records: Records, req: EmuRequest, entity: EntityDef) -> EmuRespon
         for row in rows
     ]
     if more:
-        body["@odata.nextLink"] = _next_link(req, entity, offset + limit)
+        body["@odata.nextLink"] = _next_link(req, entity, offset + limit, limit)
     return EmuResponse.of_json(200, body, headers)
 
 
@@ -198,13 +199,13 @@ def _decode_skiptoken(token: str | None) -> int:
         raise bad_request("The $skiptoken is not valid.") from exc
 
 
-def _next_link(req: EmuRequest, entity: EntityDef, offset: int) -> str:
-    page = offset  # opaque to clients; they must echo it unchanged
+def _next_link(req: EmuRequest, entity: EntityDef, offset: int, limit: int) -> str:
+    page = offset // max(limit, 1) + 1  # opaque to clients; they must echo it unchanged
     cookie = base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
     token = f'<cookie pagenumber="{page}" pagingcookie="{cookie}" istracking="False" />'
     query = {k: v for k, v in req.query.items() if k != "$skiptoken"}
     query["$skiptoken"] = token
-    return f"{req.api_root}/{entity.entity_set}?{urlencode(query, quote_via=quote)}"
+    return f"{req.api_root}/{entity.entity_set}?{urlencode(query, safe=URL_SAFE, quote_via=quote)}"
 
 
 def _changes(records: Records, req: EmuRequest, entity: EntityDef) -> EmuResponse:
@@ -239,7 +240,9 @@ def _changes(records: Records, req: EmuRequest, entity: EntityDef) -> EmuRespons
             )
     query = {k: v for k, v in req.query.items() if k != "$deltatoken"}
     query["$deltatoken"] = f"{version}!{_stamp()}"
-    delta_link = f"{req.api_root}/{entity.entity_set}?{urlencode(query, quote_via=quote)}"
+    delta_link = (
+        f"{req.api_root}/{entity.entity_set}?{urlencode(query, safe=URL_SAFE, quote_via=quote)}"
+    )
     context = f"{req.api_root}/$metadata#{entity.entity_set}" + ("/$delta" if token else "")
     body = {"@odata.context": context, "value": value, "@odata.deltaLink": delta_link}
     return EmuResponse.of_json(200, body, {"Preference-Applied": "odata.track-changes"})
