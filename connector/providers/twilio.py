@@ -38,12 +38,18 @@ from connector.domain.provider_messages import (
     StatusUpdate,
 )
 from connector.domain.status import MessageStatus, parse_status
-from connector.errors import ProviderError
+from connector.errors import ConfigurationError, ProviderError
 from connector.log_config import get_logger
 from connector.ports import SmsProvider
 from connector.providers import signature, twilio_forms
-from connector.providers.base import TWILIO_API_BASE_URL, status_callback_url
+from connector.providers.base import (
+    LOCAL_ACCOUNT_SID,
+    LOCAL_AUTH_TOKEN,
+    TWILIO_API_BASE_URL,
+    status_callback_url,
+)
 from connector.providers.twilio_errors import error_for, retry_now, unreachable_error
+from connector.settings import Settings
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -249,6 +255,26 @@ def _message(msg: str | None) -> str | None:
         return None
     head, sep, tail = msg.partition(": ")
     return tail if sep and head.startswith("Unable to") else msg
+
+
+def build_twilio_provider(settings: Settings, *, api_base_url: str | None = None) -> TwilioProvider:
+    """The provider the settings describe (for the composition root).
+
+    In local mode missing credentials default to the simulator's local ones; ``api_base_url``
+    (the simulator started by local mode) wins over ``CONNECTOR_TWILIO__API_BASE_URL``.
+    Without credentials outside local mode it is a :class:`ConfigurationError`.
+    """
+    twilio = settings.twilio
+    sid = twilio.account_sid or (LOCAL_ACCOUNT_SID if settings.local_mode else None)
+    token = twilio.auth_token.get_secret_value() if twilio.auth_token else None
+    token = token or (LOCAL_AUTH_TOKEN if settings.local_mode else None)
+    if sid is None or token is None:
+        raise ConfigurationError(
+            "Twilio needs CONNECTOR_TWILIO__ACCOUNT_SID and CONNECTOR_TWILIO__AUTH_TOKEN"
+        )
+    base = api_base_url or (str(twilio.api_base_url) if twilio.api_base_url else None)
+    public = str(settings.public_base_url).rstrip("/") if settings.public_base_url else None
+    return TwilioProvider(sid, token, public_base_url=public, api_base_url=base)
 
 
 def _conforms(provider: TwilioProvider) -> SmsProvider:

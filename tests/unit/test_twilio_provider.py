@@ -217,3 +217,40 @@ def test_send_request_rejects_ambiguous_or_empty_messages() -> None:
         _request(validity_period_s=36001)
     with pytest.raises(ValueError, match="10 media"):
         _request(media_urls=tuple(f"https://x/{i}" for i in range(11)))
+
+
+def test_built_from_settings_in_local_mode_uses_the_simulator_credentials() -> None:
+    from connector.providers.base import LOCAL_ACCOUNT_SID
+    from connector.providers.twilio import build_twilio_provider
+    from connector.settings import load_settings
+
+    settings = load_settings({"CONNECTOR_PUBLIC_BASE_URL": "https://sms.example.com/"})
+    provider = build_twilio_provider(settings, api_base_url="http://127.0.0.1:8099")
+    assert provider.account_sid == LOCAL_ACCOUNT_SID
+    assert provider.public_base_url == "https://sms.example.com"
+
+
+def test_built_from_settings_outside_local_mode_needs_credentials() -> None:
+    from connector.errors import ConfigurationError
+    from connector.providers.twilio import build_twilio_provider
+    from connector.settings import load_settings
+
+    env = {"CONNECTOR_DATAVERSE__URL": "https://contoso.crm.dynamics.com",
+           "CONNECTOR_DATAVERSE__TOKEN": "t"}  # fmt: skip
+    with pytest.raises(ConfigurationError, match="ACCOUNT_SID"):
+        build_twilio_provider(load_settings(env))
+    env |= {"CONNECTOR_TWILIO__ACCOUNT_SID": SID, "CONNECTOR_TWILIO__AUTH_TOKEN": "tok"}
+    assert build_twilio_provider(load_settings(env)).account_sid == SID
+
+
+@responses.activate
+def test_built_from_settings_sends_to_the_configured_api_base_url() -> None:
+    from connector.providers.twilio import build_twilio_provider
+    from connector.settings import load_settings
+
+    env = {"CONNECTOR_TWILIO__ACCOUNT_SID": SID, "CONNECTOR_TWILIO__AUTH_TOKEN": "tok",
+           "CONNECTOR_TWILIO__API_BASE_URL": "http://sim.local:8099"}  # fmt: skip
+    responses.post(f"http://sim.local:8099/2010-04-01/Accounts/{SID}/Messages.json",
+                   json=_created(), status=201)  # fmt: skip
+    build_twilio_provider(load_settings(env)).send(_request())
+    assert responses.calls[0].request.url.startswith("http://sim.local:8099/")
