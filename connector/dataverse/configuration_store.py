@@ -2,9 +2,9 @@
 
 A configuration is written by its alternate key (``smsc_senderkey``: the sender number without
 ``+``) with one upsert, so two setups of the same sender never make two rows. Record types and
-keywords are found by their configuration lookup and written by id once known; their alternate
-keys (configuration + table, configuration + keyword) make a racing duplicate fail instead of
-landing twice. Row <-> model conversion is :mod:`connector.dataverse.tables`'.
+keywords are found by their configuration lookup and upserted by their alternate keys
+(configuration + table, configuration + keyword), so a racing duplicate updates the same row.
+Row <-> model conversion is :mod:`connector.dataverse.tables`'.
 """
 
 from __future__ import annotations
@@ -56,11 +56,16 @@ class DataverseConfigurationStore:
         match = odata.eq(table.value(tables.CONFIGURATION_LOOKUP), uuid.UUID(configuration_id))
         return list(self.client.query(table.entity_set, filter=match))
 
-    def _save(self, table: tables.Table, row_id: str | None, row: dict[str, Any]) -> str:
+    def _save(
+        self, table: tables.Table, key: dict[str, Any], row_id: str | None, row: dict[str, Any]
+    ) -> str:
+        """Update by id when known, else upsert by the alternate key and read the id back."""
         if row_id:
             self.client.update(table.entity_set, uuid.UUID(row_id), row)
             return row_id
-        return self.client.create(table.entity_set, row)
+        self.client.upsert(table.entity_set, key, row)
+        found = self.client.retrieve(table.entity_set, key, select=[table.id_column])
+        return str(found[table.id_column])
 
     def record_types(self, configuration_id: str) -> list[RecordType]:
         """The configuration's record types, by priority."""
@@ -70,13 +75,12 @@ class DataverseConfigurationStore:
         return sorted(found, key=lambda rt: rt.priority)
 
     def save_record_type(self, record_type: RecordType) -> RecordType:
-        """Create or update one record type."""
+        """Create or update one record type (alternate key: configuration + table)."""
         if record_type.configuration_id is None:
             raise DataverseError("a record type needs its configuration id")
-        row_id = record_type.id or self._existing_id(
-            tables.RECORD_TYPE, record_type.configuration_id, "smsc_tablename", record_type.table
-        )
-        row_id = self._save(tables.RECORD_TYPE, row_id, tables.record_type_to_row(record_type))
+        key = _key(tables.RECORD_TYPE_KEY, record_type.configuration_id, record_type.table)
+        row = tables.record_type_to_row(record_type)
+        row_id = self._save(tables.RECORD_TYPE, key, record_type.id, row)
         return replace(record_type, id=row_id)
 
     def keywords(self, configuration_id: str) -> list[Keyword]:
@@ -84,13 +88,11 @@ class DataverseConfigurationStore:
         return [tables.keyword_from_row(r) for r in self._rows(tables.KEYWORD, configuration_id)]
 
     def save_keyword(self, keyword: Keyword) -> Keyword:
-        """Create or update one keyword."""
+        """Create or update one keyword (alternate key: configuration + keyword)."""
         if keyword.configuration_id is None:
             raise DataverseError("a keyword needs its configuration id")
-        row_id = keyword.id or self._existing_id(
-            tables.KEYWORD, keyword.configuration_id, "smsc_keyword", keyword.normalized
-        )
-        row_id = self._save(tables.KEYWORD, row_id, tables.keyword_to_row(keyword))
+        key = _key(tables.KEYWORD_KEY, keyword.configuration_id, keyword.normalized)
+        row_id = self._save(tables.KEYWORD, key, keyword.id, tables.keyword_to_row(keyword))
         return replace(keyword, id=row_id, keyword=keyword.normalized)
 
     def save_secret(self, configuration_id: str, stored: str) -> None:
@@ -98,15 +100,8 @@ class DataverseConfigurationStore:
         entity_set = tables.CONFIGURATION.entity_set
         self.client.update(entity_set, uuid.UUID(configuration_id), {"smsc_secret": stored})
 
-    def _existing_id(
-        self, table: tables.Table, configuration_id: str, column: str, value: str
-    ) -> str | None:
-        match = odata.and_(
-            odata.eq(table.value(tables.CONFIGURATION_LOOKUP), uuid.UUID(configuration_id)),
-            odata.eq(column, value),
-        )
-        for row in self.client.query(
-            table.entity_set, select=[table.id_column], filter=match, top=1
-        ):
-            return str(row[table.id_column])
-        return None
+
+def _key(columns: tuple[str, ...], configuration_id: str, value: str) -> dict[str, Any]:
+    """An alternate key of (configuration lookup, one text column)."""
+    lookup, column = columns
+    return {lookup: uuid.UUID(configuration_id), column: value}
