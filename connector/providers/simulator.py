@@ -14,6 +14,7 @@ and the simulator's own controls, for tests:
   inbound webhook to ``url`` or the configured inbound URL; answers with the webhook's reply
 * ``GET  /_simulator/messages``: sent messages, callbacks posted, inbound injected
 * ``POST /_simulator/options``: change behaviour (out of order, duplicates, throttling...)
+* ``POST /_simulator/reset``: forget messages, callbacks and inbound injections
 * ``GET  /_simulator/wait?timeout=5``: block until queued callbacks are posted
 
 Behaviour per number: :mod:`connector.providers.simulator_numbers`; callback sequence:
@@ -180,6 +181,11 @@ def create_simulator_app(engine: SimulatorEngine | None = None) -> FastAPI:
             setattr(engine.options, name, value)
         current: dict[str, Any] = engine.snapshot()["options"]
         return current
+
+    @app.post("/_simulator/reset")
+    def reset() -> dict[str, Any]:
+        engine.reset()
+        return engine.snapshot()
 
     @app.get("/_simulator/wait")
     def wait(timeout: Annotated[float, Query(gt=0, le=60)] = 5.0) -> dict[str, bool]:

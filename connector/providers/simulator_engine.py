@@ -295,6 +295,15 @@ class SimulatorEngine:
                 self._pending -= 1
                 self._idle.notify_all()
 
+    def reset(self) -> None:
+        """Forget messages, deliveries and inbound injections (options stay)."""
+        self.wait_idle(10.0)
+        with self._lock:
+            self._messages.clear()
+            self._callbacks.clear()
+            self.deliveries.clear()
+            self.inbound.clear()
+
     def record_inbound(self, record: dict[str, Any]) -> None:
         """Remember an injected inbound message (read back through :meth:`snapshot`)."""
         with self._lock:

@@ -281,3 +281,24 @@ def test_auth_token_never_reaches_the_logs() -> None:
     assert "simulator.callback_failed" in logged and "sms.sent" in logged
     basic = base64.b64encode(f"{LOCAL_ACCOUNT_SID}:{token}".encode()).decode()
     assert token not in logged and basic not in logged
+
+
+def test_messaging_service_send_starts_accepted_and_can_report_initial_status(
+    world: World,
+) -> None:
+    world.engine.options.initial_callback = True
+    service = "MG" + "e" * 32
+    result = _send(world, from_number=None, messaging_service_id=service, message_id="m-svc")
+    assert result.status is MessageStatus.ACCEPTED and result.num_segments == 0
+    assert world.engine.wait_idle(10)
+    updates = [c["update"] for c in world.receiver.callbacks]
+    assert [u.status for u in updates] == [
+        MessageStatus.ACCEPTED, MessageStatus.SENT, MessageStatus.DELIVERED]  # fmt: skip
+    assert all(u.raw["MessagingServiceSid"] == service for u in updates)
+    assert updates[-1].carrier_done_date is not None
+
+
+def test_reset_forgets_messages_and_deliveries(world: World) -> None:
+    _send(world)
+    answer = requests.post(f"{world.sim_url}/_simulator/reset", timeout=15).json()
+    assert answer["messages"] == [] and answer["deliveries"] == []
