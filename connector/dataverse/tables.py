@@ -83,6 +83,8 @@ RELATED_RECORD_TYPE_LOOKUP = "smsc_relatedrecordtypeid"
 RELATED_RECORD_TYPE_NAV = "smsc_RelatedRecordTypeId"
 OWNING_TEAM_LOOKUP = "smsc_owningteamid"
 OWNING_TEAM_NAV = "smsc_OwningTeamId"
+SESSION_LOOKUP = "smsc_sessionid"  # on smsc_message: the conversation it belongs to
+SESSION_MATCH_TRACE = "smsc_matchtrace"  # on smsc_session: why its regarding was chosen
 
 # Alternate keys (name -> columns), as declared in solution_schema/tables/*.yaml.
 CONFIGURATION_SENDER_KEY = ("smsc_senderkey",)
