@@ -33,6 +33,7 @@ from connector.dataverse.paging import (
     fetch_page,
     follow_pages,
     max_page_preference,
+    next_fetch,
 )
 from connector.dataverse.transport import Answer, WebApi
 from connector.errors import DataverseError, DataverseNotFoundError
@@ -195,6 +196,14 @@ class DataverseClient:
             },
         )
         return fetch_page(answer.json() or {})
+
+    def fetch_xml_all(self, entity_set: str, fetch: str) -> Iterator[dict[str, Any]]:
+        """Every row of a FetchXML query, page after page through the paging cookie."""
+        query: str | None = fetch
+        while query is not None:
+            page = self.fetch_xml(entity_set, query)
+            yield from page.rows
+            query = next_fetch(query, page)
 
     def changes(
         self,

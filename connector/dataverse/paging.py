@@ -3,21 +3,26 @@
 :func:`follow_pages` sends the first GET and then each ``@odata.nextLink`` unchanged (the
 skiptoken must not be edited and no option may be added), with the same ``Prefer`` header on
 every page, and stops if a link comes back twice. :func:`change_page` splits a
-change-tracking page into rows and ``$deletedEntity`` tombstones. Dataverse pages hold at most
-5000 rows.
+change-tracking page into rows and ``$deletedEntity`` tombstones. :func:`next_fetch` turns a
+FetchXML query and the page it returned into the query for the next page (page number + 1,
+the paging cookie decoded twice as documented). Dataverse pages hold at most 5000 rows.
 """
 
 from __future__ import annotations
 
+import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from connector.dataverse.transport import WebApi
 from connector.errors import DataverseError
 from connector.ports import ChangePage
 
 MAX_PAGE_SIZE = 5000
+_PAGING_COOKIE = re.compile(r'pagingcookie="([^"]*)"')
 _DELETED = "$deletedEntity"
 
 
@@ -71,3 +76,15 @@ def fetch_page(body: Mapping[str, Any]) -> FetchPage:
         more_records=bool(body.get("@Microsoft.Dynamics.CRM.morerecords", False)),
         paging_cookie=body.get("@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"),
     )
+
+
+def next_fetch(fetch: str, page: FetchPage) -> str | None:
+    """The FetchXML for the page after ``page``, or None when it was the last one."""
+    if not page.more_records:
+        return None
+    root = ET.fromstring(fetch)  # noqa: S314 - our own query text, not input from outside
+    root.set("page", str(int(root.get("page", "1")) + 1))
+    match = _PAGING_COOKIE.search(page.paging_cookie or "")
+    if match:
+        root.set("paging-cookie", unquote(unquote(match.group(1))))
+    return ET.tostring(root, encoding="unicode")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import pytest
 import requests
@@ -245,6 +245,34 @@ def test_fetch_xml_is_url_encoded_and_paging_annotations_are_read(
     assert "<" not in url and " " not in url
     assert unquote(url.split("fetchXml=", 1)[1]) == fetch
     assert "fetchxmlpagingcookie" in _sent(rsps).headers["Prefer"]
+
+
+def test_fetch_xml_all_follows_the_paging_cookie(
+    client: DataverseClient, rsps: responses.RequestsMock
+) -> None:
+    inner = '<cookie page="1"><accountid last="{X}" first="{Y}" /></cookie>'
+    encoded = quote(quote(inner, safe=""), safe="")
+    cookie = f'<cookie pagenumber="2" pagingcookie="{encoded}" istracking="False" />'
+    rsps.get(
+        API + "accounts",
+        json={
+            "value": [{"name": "A"}],
+            "@Microsoft.Dynamics.CRM.morerecords": True,
+            "@Microsoft.Dynamics.CRM.fetchxmlpagingcookie": cookie,
+        },
+    )
+    rsps.get(API + "accounts", json={"value": [{"name": "B"}]})
+    fetch = (
+        '<fetch page="1" count="1"><entity name="account"><attribute name="name" />'
+        "</entity></fetch>"
+    )
+    assert [r["name"] for r in client.fetch_xml_all("accounts", fetch)] == ["A", "B"]
+    second = unquote((rsps.calls[1].request.url or "").split("fetchXml=", 1)[1])
+    assert 'page="2"' in second
+    assert (
+        'paging-cookie="&lt;cookie page=&quot;1&quot;&gt;&lt;accountid last=&quot;{X}&quot;'
+        in second
+    )
 
 
 def test_actions_and_functions(client: DataverseClient, rsps: responses.RequestsMock) -> None:
