@@ -13,11 +13,15 @@ from dataclasses import dataclass
 
 from huey import Huey
 
+from connector.api import sessions as session_routes
+from connector.api import webhooks
 from connector.api.webhooks import InboundWebhook
+from connector.bootstrap import Container, wire_resolution
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.conversations import DataverseConversations
 from connector.dataverse.phone_directory import DataversePhoneDirectory
 from connector.domain import phone
+from connector.errors import ConfigurationError
 from connector.ports import (
     ConfigurationDirectory,
     ConversationWriter,
@@ -158,3 +162,27 @@ def build_dataverse_inbound(
         huey=huey,
         lease_seconds=lease_seconds,
     )
+
+
+def wire_inbound(container: Container, *, public_base_url: str | None = None) -> InboundRuntime:
+    """Add the inbound path to a container with Dataverse (webhook and session routes).
+
+    ``public_base_url`` overrides the configured one (local mode learns its port late).
+    """
+    if container.inbound is not None:
+        return container.inbound
+    if container.dataverse is None:
+        raise ConfigurationError("the inbound path needs Dataverse (or local mode)")
+    wire_resolution(container)
+    runtime = build_dataverse_inbound(
+        container.settings,
+        container.dataverse,
+        container.open_state(),
+        resolver=container.resolver,
+    )
+    if public_base_url:
+        runtime.webhook.public_base_url = public_base_url
+    container.inbound = runtime
+    container.closers.append(runtime.close)
+    container.routers.extend([webhooks.router, session_routes.router])
+    return runtime

@@ -1,0 +1,147 @@
+"""Inbound end to end in one process: signed webhook -> journal -> worker -> emulator rows.
+
+Real parts throughout: the connector app and the Dataverse emulator on loopback ports, the
+schema installed by the installer, demo data seeded by local mode, the phone index synced,
+SQLite state and queue files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from connector.api.app import create_app
+from connector.api.webhooks import INBOUND_PATH
+from connector.bootstrap import Container
+from connector.dataverse.client import DataverseClient
+from connector.dataverse.connect import build_client
+from connector.emulator.app import create_emulator_app
+from connector.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER, seed_demo
+from connector.settings import load_settings
+from connector.testing.server import running
+from connector.testing.signing import inbound_fields, signed_form
+from connector.worker.assembly import InboundRuntime, wire_inbound
+
+PUBLIC = "https://sms.example.com"
+ALICE_ID = next(r.id for r in DEMO_ROWS if r.body.get("firstname") == "Alice")
+API_KEY = "test-api-key-123"
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+@dataclass
+class Stack:
+    url: str
+    emulator: str
+    client: DataverseClient
+    runtime: InboundRuntime
+
+    def send(self, body: str, sid: str | None = None, frm: str = DEMO_CUSTOMER) -> str:
+        fields = inbound_fields(frm, DEMO_SENDER, body, message_sid=sid)
+        signed = signed_form(PUBLIC + INBOUND_PATH, fields, TOKEN)
+        answer = requests.post(
+            self.url + INBOUND_PATH, data=signed.body, headers=signed.headers, timeout=10
+        )
+        assert answer.status_code == 200, answer.text
+        return dict(fields)["MessageSid"]
+
+    def wait_done(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.runtime.journal.counts().done < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.runtime.journal.counts().done == count
+
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.client.query("smsc_messages"))
+
+    def stats(self) -> dict[str, Any]:
+        answer: dict[str, Any] = requests.get(f"{self.emulator}/_emulator/stats", timeout=10).json()
+        return answer
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with running(create_emulator_app()) as emulator:
+        settings = load_settings(
+            env={
+                "CONNECTOR_PUBLIC_BASE_URL": PUBLIC,
+                "CONNECTOR_STATE__URL": f"sqlite:///{tmp_path / 'state.db'}",
+                "CONNECTOR_DATAVERSE__URL": emulator,
+                "CONNECTOR_DATAVERSE__TOKEN": "emulator",
+                "CONNECTOR_API__KEYS": API_KEY,
+                "CONNECTOR_TWILIO__AUTH_TOKEN": TOKEN,
+            }
+        )
+        client = build_client(settings.dataverse)
+        seed_demo(client, PUBLIC)
+        container = Container(settings=settings, dataverse=client)
+        runtime = wire_inbound(container)
+        assert container.phone_sync is not None
+        container.phone_sync.run(full=True)
+        runtime.start_worker(threads=2)
+        with running(create_app(container)) as url:
+            yield Stack(url, emulator, client, runtime)
+        container.close()
+        client.api.close()
+
+
+def test_message_lands_in_a_session_linked_to_the_contact(stack: Stack) -> None:
+    sid = stack.send("Is my order ready? 📦")
+    stack.wait_done(1)
+    (message,) = stack.messages()
+    assert message["smsc_providermessageid"] == sid
+    assert message["smsc_body"] == "Is my order ready? 📦"
+    assert message["_regardingobjectid_value"] == ALICE_ID
+    session = stack.client.retrieve("smsc_sessions", message["_smsc_sessionid_value"])
+    assert session["_regardingobjectid_value"] == ALICE_ID
+    assert session["smsc_customerphone"] == DEMO_CUSTOMER
+    assert session["smsc_unreadcount"] == 1
+
+
+def test_webhook_sent_three_times_yields_one_message(stack: Stack) -> None:
+    sid = stack.send("once")
+    stack.send("once", sid=sid)
+    stack.send("once", sid=sid)
+    stack.wait_done(1)
+    time.sleep(0.3)
+    assert [m["smsc_providermessageid"] for m in stack.messages()] == [sid]
+
+
+def test_steady_state_costs_one_dataverse_request_per_message(stack: Stack) -> None:
+    stack.send("first opens the session")
+    stack.wait_done(1)
+    before = stack.stats()["requests"]
+    for n in range(5):
+        stack.send(f"follow-up {n}")
+    stack.wait_done(6)
+    assert stack.stats()["requests"] - before == 5
+    sessions = list(stack.client.query("smsc_sessions"))
+    assert len(sessions) == 1 and sessions[0]["smsc_unreadcount"] == 6
+
+
+def test_accept_makes_the_agent_the_owner(stack: Stack) -> None:
+    stack.send("who is there?")
+    stack.wait_done(1)
+    (message,) = stack.messages()
+    session_id = message["_smsc_sessionid_value"]
+    user = "00000000-0000-0000-0000-00000000aa01"
+    answer = requests.post(
+        f"{stack.url}/api/v1/sessions/{session_id}/accept",
+        json={"user_id": user},
+        headers={"X-API-Key": API_KEY},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["acceptance"] == "accepted"
+    row = stack.client.retrieve("smsc_sessions", session_id)
+    assert row["_ownerid_value"] == user
+    assert row["smsc_acceptance"] == 105710001
+    unauthorized = requests.post(
+        f"{stack.url}/api/v1/sessions/{session_id}/block", json={"user_id": user}, timeout=10
+    )
+    assert unauthorized.status_code == 401
