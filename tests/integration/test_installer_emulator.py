@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import requests
 
+from connector.dataverse import tables
 from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.installer import Installer
@@ -186,3 +187,14 @@ def test_apply_failing_half_way_is_finished_by_the_next_run(schema: Schema) -> N
             assert installer(client, schema).plan().empty
         finally:
             client.api.close()
+
+
+def test_mapping_module_names_match_what_dataverse_derived(
+    client: DataverseClient, schema: Schema
+) -> None:
+    installer(client, schema).apply()
+    for table in tables.ALL_TABLES:
+        derived = entity(client, table.logical_name)
+        assert derived["EntitySetName"] == table.entity_set
+        assert derived["PrimaryIdAttribute"] == table.id_column
+        assert derived["PrimaryNameAttribute"] == table.name_column
