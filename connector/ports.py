@@ -30,7 +30,6 @@ from connector.domain.routing import (
     RecordRef,
     Resolution,
     SenderContext,
-    SessionLink,
 )
 
 
@@ -137,16 +136,12 @@ class ResolutionMemory(Protocol):
     def release_lead(self, key: str, token: str) -> None: ...
 
 
-class SessionLinks(Protocol):
-    """Reads and re-links a conversation session's regarding record (Dataverse sessions)."""
-
-    def session_link(self, session_id: str) -> SessionLink:
-        """The session's number and regarding record; ``NotFoundError`` when it does not exist."""
-        ...
+class ConversationRelinker(Protocol):
+    """Re-links a session activity and all its messages in Dataverse (conversation move)."""
 
     def relink(self, session_id: str, target: RecordRef, trace: MatchTrace) -> int:
-        """Point the session and all its messages at ``target``, store ``trace``; returns the
-        number of messages re-linked."""
+        """Point the session and its messages at ``target`` and store ``trace`` on the session,
+        atomically; returns the number of messages re-linked."""
         ...
 
 

@@ -193,16 +193,6 @@ class LeadClaim:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionLink:
-    """What a conversation session is linked to: its customer number and regarding record."""
-
-    session_id: str
-    phone: str
-    regarding: RecordRef | None
-    configuration_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class RuleInputs:
     """What the rules look at besides the candidates themselves."""
 

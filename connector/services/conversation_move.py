@@ -1,21 +1,25 @@
 """Move a conversation to another record: the session, its messages, and later replies.
 
 A seller who sees a conversation on the wrong record moves it (``POST
-/api/v1/sessions/{id}/move``). The session and every message in it are re-linked to the
-target record (any record type), the session's match trace says it was moved and from where,
-and the number's most recent conversation becomes the target, so the next inbound message
-from the number lands there too (the first routing rule).
+/api/v1/sessions/{id}/move``). The local session mirror is re-pointed first (optimistic,
+retried when a worker updated the session meanwhile), so the next message in the still-open
+session already lands on the target; then the session activity and every message in it are
+re-linked in Dataverse in one change set, with a match trace saying it was moved and from
+where; finally the number's most recent conversation becomes the target, so a message that
+opens a later session resolves to it too (the first routing rule).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from connector.domain.routing import MatchTrace, RecordRef, moved
+from connector.errors import NotFoundError, StateStoreError
 from connector.log_config import get_logger
-from connector.ports import RecordResolver, SessionLinks
+from connector.ports import ConversationRelinker, RecordResolver, SessionStore
 
 log = get_logger(__name__)
+_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,23 +34,42 @@ class MoveResult:
 
 
 class ConversationMover:
-    """Re-links sessions through :class:`SessionLinks` and tells the resolver."""
+    """Re-links a session (mirror and Dataverse) and tells the resolver."""
 
-    def __init__(self, sessions: SessionLinks, resolver: RecordResolver) -> None:
+    def __init__(
+        self, sessions: SessionStore, relinker: ConversationRelinker, resolver: RecordResolver
+    ) -> None:
         self._sessions = sessions
+        self._relinker = relinker
         self._resolver = resolver
 
     def move(self, session_id: str, target: RecordRef) -> MoveResult:
         """Move session ``session_id`` (and its messages) to ``target``."""
-        link = self._sessions.session_link(session_id)
-        trace = moved(link.phone, target, link.regarding)
-        count = self._sessions.relink(session_id, target, trace)
-        self._resolver.note_conversation(link.phone, target)
+        for _ in range(_ATTEMPTS):
+            current = self._sessions.get(session_id)
+            if current is None:
+                raise NotFoundError(f"no session {session_id}", details={"session": session_id})
+            previous = None
+            if current.regarding_table and current.regarding_id:
+                previous = RecordRef(current.regarding_table, current.regarding_id)
+            trace = moved(current.phone, target, previous)
+            relinked = replace(
+                current,
+                regarding_table=target.table,
+                regarding_id=target.id,
+                match_trace=trace.to_json(),
+            )
+            if self._sessions.save(relinked, current):
+                break
+        else:
+            raise StateStoreError("the session kept changing", details={"session": session_id})
+        count = self._relinker.relink(session_id, target, trace)
+        self._resolver.note_conversation(current.phone, target)
         log.info(
             "conversation.moved",
             session=session_id,
-            previous=str(link.regarding),
+            previous=str(previous),
             target=str(target),
             messages=count,
         )
-        return MoveResult(session_id, link.regarding, target, count, trace)
+        return MoveResult(session_id, previous, target, count, trace)

@@ -11,19 +11,21 @@ import requests
 from connector.api.app import create_app
 from connector.api.resolution import build_router
 from connector.bootstrap import Container
+from connector.domain.conversation import SessionState
 from connector.domain.phone import lookup_key, search_variants
 from connector.domain.record_types import default_specs
-from connector.domain.routing import RECENT_CONVERSATION, RecordRef, SenderContext, SessionLink
+from connector.domain.routing import RECENT_CONVERSATION, RecordRef, SenderContext
 from connector.services.conversation_move import ConversationMover
 from connector.services.phone_sync import PhoneSync
 from connector.services.resolution import RecordResolutionService
 from connector.settings import load_settings
+from connector.state.caches import SessionCache
 from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.testing.phone_directory import FakePhoneDirectory
 from connector.testing.server import running
-from connector.testing.session_links import FakeSessionLinks
+from connector.testing.session_links import FakeConversationRelinker
 
 PHONE = "+14155550101"
 KEY = "test-api-key"
@@ -34,8 +36,19 @@ SESSION = str(uuid.UUID(int=99))
 
 
 class Service:
-    def __init__(self, url: str, resolver: RecordResolutionService, sessions: FakeSessionLinks):
-        self.url, self.resolver, self.sessions = url, resolver, sessions
+    def __init__(
+        self,
+        url: str,
+        resolver: RecordResolutionService,
+        sessions: SessionCache,
+        dataverse: FakeConversationRelinker,
+    ) -> None:
+        self.url, self.resolver, self.sessions, self.dataverse = url, resolver, sessions, dataverse
+
+    def regarding(self) -> RecordRef | None:
+        session = self.sessions.get(SESSION)
+        assert session is not None and session.regarding_table and session.regarding_id
+        return RecordRef(session.regarding_table, session.regarding_id)
 
     def move(self, session: str, body: object, key: str = KEY) -> requests.Response:
         return requests.post(
@@ -62,12 +75,23 @@ def service() -> Iterator[Service]:
         variants=search_variants,
         normalize=lookup_key,
     )
-    sessions = FakeSessionLinks()
-    sessions.add(SessionLink(SESSION, PHONE, CONTACT, "cfg"), ["m1", "m2", "m3"])
+    sessions = SessionCache(store)
+    opened = SessionState(
+        id=SESSION,
+        configuration_id="cfg",
+        phone=PHONE,
+        started_at=0.0,
+        expires_at=4e9,
+        regarding_table=CONTACT.table,
+        regarding_id=CONTACT.id,
+    )
+    assert sessions.save(opened, None)
+    dataverse = FakeConversationRelinker()
+    dataverse.add_messages(SESSION, CONTACT, ["m1", "m2", "m3"])
     container = Container(settings=load_settings({"CONNECTOR_API__KEYS": KEY}))
-    container.routers.append(build_router(ConversationMover(sessions, resolver)))
+    container.routers.append(build_router(ConversationMover(sessions, dataverse, resolver)))
     with running(create_app(container)) as url:
-        yield Service(url, resolver, sessions)
+        yield Service(url, resolver, sessions, dataverse)
     index.close()
     store.close()
 
@@ -81,9 +105,10 @@ def test_move_relinks_session_and_messages_and_later_replies_follow(service: Ser
     assert body["previous"] == str(CONTACT)
     assert body["messages_moved"] == 3
     assert body["match_trace"]["decided_by"] == "moved"
-    assert service.sessions.sessions[SESSION].regarding == LEAD
-    assert {reg for _, reg in service.sessions.messages.values()} == {LEAD}
-    assert service.sessions.traces[SESSION]["candidates"][0]["record"] == str(CONTACT)
+    assert service.regarding() == LEAD  # the open session's next reply lands on the lead
+    assert service.dataverse.session_regarding[SESSION] == LEAD
+    assert {reg for _, reg in service.dataverse.messages.values()} == {LEAD}
+    assert service.dataverse.traces[SESSION]["candidates"][0]["record"] == str(CONTACT)
     later = service.resolver.resolve(PHONE, SENDER)
     assert (later.record, later.trace.decided_by) == (LEAD, RECENT_CONVERSATION)
 
@@ -108,10 +133,12 @@ def test_move_rejects_bad_targets_and_changes_nothing(service: Service, body: ob
     answer = service.move(SESSION, body)
     assert answer.status_code == 422
     assert answer.json()["code"] == "validation_failed"
-    assert service.sessions.sessions[SESSION].regarding == CONTACT
+    assert service.regarding() == CONTACT
+    assert service.dataverse.traces == {}
 
 
 def test_move_needs_an_api_key(service: Service) -> None:
     answer = service.move(SESSION, {"table": "lead", "id": LEAD.id}, key="wrong")
     assert answer.status_code == 401
-    assert service.sessions.sessions[SESSION].regarding == CONTACT
+    assert service.regarding() == CONTACT
+    assert service.dataverse.traces == {}
