@@ -34,9 +34,7 @@ def _setup() -> tuple[MemoryHuey, PhoneSyncJob, PhoneIndex]:
 def test_periodic_tasks_are_scheduled_and_sync_the_index() -> None:
     huey, job, index = _setup()
     tasks = register_phone_sync(huey, job)
-    names = {
-        task.name for task in huey.read_periodic(__import__("datetime").datetime(2025, 1, 1, 3, 0))
-    }
+    names = {task.name for task in huey.read_periodic(datetime(2025, 1, 1, 3, 0))}
     assert {INCREMENTAL_TASK, FULL_TASK} <= names
     tasks.incremental()
     assert [c.record.id for c in index.lookup("14155550101")] == ["a"]
