@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from connector.emulator import metadata_changes
 from connector.emulator import metadata_shapes as shapes
 from connector.emulator.addressing import is_guid, parse_literal, split_segment
 from connector.emulator.metadata import AttributeDef, EntityDef, KeyDef, RelationshipDef, label_text
@@ -115,6 +116,8 @@ def _attributes(
             f"{req.api_root}/EntityDefinitions({entity.metadata_id})/Attributes({attr.metadata_id})"
         )
         return EmuResponse.empty(204, {"OData-EntityId": url})
+    if req.method == "PUT" and key is not None and not rest:
+        return metadata_changes.replace_attribute(emulator, req, entity, key)
     if req.method != "GET":
         raise EmulatorFault(405, "0x80060888", "Method not allowed on Attributes.")
     attrs = list(entity.attributes.values())

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from connector.emulator import actions, batch, entity_api, metadata_api, reads
+from connector.emulator import actions, batch, entity_api, metadata_api, metadata_changes, reads
 from connector.emulator.addressing import parse_key, split_segment
 from connector.emulator.metadata import EntityDef
 from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request, fault_response
@@ -131,6 +131,9 @@ class Emulator:
                 self.records, req
             ),
             ("POST", "CreateEntities"): self._create_entities,
+            ("POST", "InsertOptionValue"): lambda req: metadata_changes.insert_option_value(
+                self, req
+            ),
         }
 
     def _create_entities(self, req: EmuRequest) -> EmuResponse:
