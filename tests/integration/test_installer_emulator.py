@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from connector.dataverse import tables
 from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.installer import Installer
 from connector.dataverse.retry import RetryPolicy
-from connector.dataverse.schema import Schema, load_schema
+from connector.dataverse.schema import DEFAULT_SCHEMA_DIR, Schema, load_schema
 from connector.dataverse.transport import WebApi
 from connector.emulator.app import create_emulator_app
 from connector.emulator.router import Emulator
@@ -198,3 +201,45 @@ def test_mapping_module_names_match_what_dataverse_derived(
         assert derived["EntitySetName"] == table.entity_set
         assert derived["PrimaryIdAttribute"] == table.id_column
         assert derived["PrimaryNameAttribute"] == table.name_column
+
+
+def _older_schema(tmp_path: Path) -> Schema:
+    """The shipped schema as an older release had it: fewer columns, options and keys."""
+    root = tmp_path / "v0"
+    shutil.copytree(DEFAULT_SCHEMA_DIR, root, ignore=shutil.ignore_patterns("*.md"))
+    path = root / "tables" / "configuration.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["columns"] = [c for c in data["columns"] if c["schema_name"] != "smsc_QuietHours"]
+    for column in data["columns"]:
+        if column["schema_name"] == "smsc_AccountId":
+            column["max_length"] = 50
+        if column["schema_name"] == "smsc_Provider":
+            column["options"] = column["options"][:2]
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    consent = root / "tables" / "consent.yaml"
+    data = yaml.safe_load(consent.read_text(encoding="utf-8"))
+    data.pop("keys")
+    consent.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return load_schema(root)
+
+
+def test_upgrade_adds_columns_options_keys_and_widens_without_dropping(
+    client: DataverseClient, schema: Schema, tmp_path: Path
+) -> None:
+    assert installer(client, _older_schema(tmp_path)).apply().complete
+    upgrade = installer(client, schema).plan()
+    assert {(s.action, s.kind, s.name) for s in upgrade.changes} == {
+        ("create", "column", "smsc_quiethours"),
+        ("update", "column", "smsc_accountid"),
+        ("create", "option", "smsc_provider=105710002"),
+        ("create", "key", "smsc_consent_phone_configuration_purpose"),
+        ("publish", "xml", "PublishXml"),
+    }
+    assert installer(client, schema).apply().complete
+    assert installer(client, schema).plan().empty
+    entity_path = "EntityDefinitions(LogicalName='smsc_configuration')/Attributes"
+    account = client.request("GET", f"{entity_path}(LogicalName='smsc_accountid')").json()
+    assert account["MaxLength"] == 100
+    downgrade = installer(client, _older_schema(tmp_path / "again")).plan()
+    assert not downgrade.changes
+    assert any("smsc_quiethours: live column not declared, kept" in n for n in downgrade.notes)
