@@ -86,7 +86,7 @@ def inject_inbound(engine: SimulatorEngine, request: InboundRequest) -> dict[str
         num_segments=segments(request.body),
     )
     try:
-        answer = engine.post_signed(url, form)
+        answer = engine.poster.post_signed(url, form)
         result = {
             "message_sid": sid,
             "url": url,

@@ -4,6 +4,7 @@ It keeps the messages "sent", decides each message's fate from Twilio's magic te
 (sms-providers section 4.5), and delivers signed status callbacks from a background thread,
 optionally out of order and duplicated, exactly as Twilio signs them. It also injects
 inbound messages: a Twilio-shaped form, signed, posted to the configured webhook URL.
+Posting and the delivery thread are in :mod:`connector.providers.simulator_delivery`.
 
 The fate of each number (magic test numbers, asynchronous failures) is in
 :mod:`connector.providers.simulator_numbers`. As with Twilio no callback is sent for the
@@ -12,7 +13,6 @@ initial ``queued`` status unless ``initial_callback`` is set.
 
 from __future__ import annotations
 
-import queue
 import secrets
 import threading
 from collections.abc import Sequence
@@ -20,15 +20,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlencode
-
-import requests
 
 from connector.domain.status import parse_status, supersedes
 from connector.errors import SimulatorRefusalError
-from connector.log_config import get_logger
 from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
-from connector.providers.signature import SIGNATURE_HEADER, compute_signature
+from connector.providers.simulator_delivery import Callback, SignedPoster
 from connector.providers.simulator_numbers import (
     API_VERSION,
     ERROR_TEXT,
@@ -38,8 +34,7 @@ from connector.providers.simulator_numbers import (
     new_sid,
     segments,
 )
-
-log = get_logger(__name__)
+from connector.providers.twilio_forms import build_status_form
 
 
 @dataclass
@@ -64,13 +59,21 @@ def _now() -> str:
     return format_datetime(datetime.now(UTC))
 
 
-@dataclass
-class _Callback:
-    url: str
-    fields: list[tuple[str, str]]
-    message_sid: str
-    status: str
-    error_code: int | None
+def _callback_form(message: dict[str, Any], status: str, code: int | None) -> list[tuple[str, str]]:
+    return build_status_form(
+        message_sid=message["sid"],
+        account_sid=message["account_sid"],
+        from_number=message["from"] or "+15005550006",
+        to_number=message["to"],
+        status=status,
+        error_code=code,
+        messaging_service_sid=message["messaging_service_sid"],
+        carrier_done_date=(
+            datetime.now(UTC).strftime("%y%m%d%H%M")
+            if status in ("delivered", "undelivered")
+            else None
+        ),
+    )
 
 
 @dataclass
@@ -81,15 +84,15 @@ class SimulatorEngine:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._pending = 0
         self._messages: dict[str, dict[str, Any]] = {}
         self._callbacks: dict[str, str] = {}
         self.deliveries: list[dict[str, Any]] = []
         self.inbound: list[dict[str, Any]] = []
-        self._queue: queue.Queue[_Callback | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._http = requests.Session()
+        self.poster = SignedPoster(
+            token=lambda: self.options.auth_token,
+            timeout=lambda: self.options.callback_timeout_s,
+            on_posted=self._posted,
+        )
 
     # -- REST API -------------------------------------------------------------------------
     def check_auth(self, username: str | None, password: str | None, account_sid: str) -> None:
@@ -230,13 +233,11 @@ class SimulatorEngine:
                 steps.reverse()
             if self.options.duplicate:
                 steps = [step for step in steps for _ in (0, 1)]
-            jobs = [_Callback(url, self._callback_form(sid, s, c), sid, s, c) for s, c in steps]
-            self._pending += len(jobs)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._deliver_forever, daemon=True)
-                self._thread.start()
-        for job in jobs:
-            self._queue.put(job)
+            jobs = [
+                Callback(url, _callback_form(message, status, code), sid, status, code)
+                for status, code in steps
+            ]
+        self.poster.enqueue(jobs)
 
     def _set_status(self, sid: str, status: str, code: int | None) -> None:
         """Move the stored message forward (never back), as callbacks go out."""
@@ -249,51 +250,10 @@ class SimulatorEngine:
                 date_updated=_now(),
             )
 
-    def _callback_form(self, sid: str, status: str, code: int | None) -> list[tuple[str, str]]:
-        message = self._messages[sid]
-        fields = [
-            ("AccountSid", message["account_sid"]),
-            ("ApiVersion", API_VERSION),
-            ("From", message["from"] or "+15005550006"),
-            ("MessageSid", sid),
-            ("MessageStatus", status),
-            ("SmsSid", sid),
-            ("SmsStatus", status),
-            ("To", message["to"]),
-        ]
-        if message["messaging_service_sid"]:
-            fields.append(("MessagingServiceSid", message["messaging_service_sid"]))
-        if code is not None:
-            fields.append(("ErrorCode", str(code)))
-        if status in ("delivered", "undelivered"):
-            fields.append(("RawDlrDoneDate", datetime.now(UTC).strftime("%y%m%d%H%M")))
-        return fields
-
-    def post_signed(self, url: str, fields: list[tuple[str, str]]) -> requests.Response:
-        """POST a form to ``url`` signed with the auth token, exactly as Twilio does."""
-        headers = {
-            SIGNATURE_HEADER: compute_signature(url, fields, self.options.auth_token),
-            "Content-Type": "application/x-www-form-urlencoded",
-            "User-Agent": "TwilioProxy/1.1",
-        }
-        return self._http.post(
-            url, data=urlencode(fields), headers=headers, timeout=self.options.callback_timeout_s
-        )
-
-    def _deliver_forever(self) -> None:
-        while (job := self._queue.get()) is not None:
-            record: dict[str, Any] = {"message_sid": job.message_sid, "status": job.status,
-                                      "url": job.url}  # fmt: skip
-            try:
-                record["http_status"] = self.post_signed(job.url, job.fields).status_code
-            except requests.RequestException as exc:
-                record["error"] = f"{type(exc).__name__}: {exc}"
-                log.warning("simulator.callback_failed", url=job.url, error=record["error"])
-            with self._lock:
-                self._set_status(job.message_sid, job.status, job.error_code)
-                self.deliveries.append(record)
-                self._pending -= 1
-                self._idle.notify_all()
+    def _posted(self, job: Callback, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._set_status(job.message_sid, job.status, job.error_code)
+            self.deliveries.append(record)
 
     def reset(self) -> None:
         """Forget messages, deliveries and inbound injections (options stay)."""
@@ -311,15 +271,11 @@ class SimulatorEngine:
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every scheduled callback was posted; False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+        return self.poster.wait_idle(timeout)
 
     def close(self) -> None:
         """Stop the delivery thread (callbacks still queued are dropped)."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(5.0)
-        self._http.close()
+        self.poster.close()
 
     def snapshot(self) -> dict[str, Any]:
         """What tests read: messages sent, callbacks posted, inbound injected, options."""

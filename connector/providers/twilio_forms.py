@@ -169,3 +169,34 @@ def build_inbound_form(
     for index, (url, content_type) in enumerate(media):
         fields += [(f"MediaContentType{index}", content_type), (f"MediaUrl{index}", url)]
     return fields
+
+
+def build_status_form(
+    *,
+    message_sid: str,
+    account_sid: str,
+    from_number: str,
+    to_number: str,
+    status: str,
+    error_code: int | None = None,
+    messaging_service_sid: str | None = None,
+    carrier_done_date: str | None = None,
+) -> list[tuple[str, str]]:
+    """The form Twilio posts to a message's StatusCallback (simulator, test helpers)."""
+    fields = [
+        ("AccountSid", account_sid),
+        ("ApiVersion", "2010-04-01"),
+        ("From", from_number),
+        ("MessageSid", message_sid),
+        ("MessageStatus", status),
+        ("SmsSid", message_sid),
+        ("SmsStatus", status),
+        ("To", to_number),
+    ]
+    if messaging_service_sid:
+        fields.append(("MessagingServiceSid", messaging_service_sid))
+    if error_code is not None:
+        fields.append(("ErrorCode", str(error_code)))
+    if carrier_done_date:
+        fields.append(("RawDlrDoneDate", carrier_done_date))
+    return fields

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from connector.providers.signature import SIGNATURE_HEADER, compute_signature, with_body_hash
 from connector.providers.simulator_numbers import new_sid
-from connector.providers.twilio_forms import build_inbound_form
+from connector.providers.twilio_forms import build_inbound_form, build_status_form
 
 Fields = Mapping[str, str] | Sequence[tuple[str, str]]
 
@@ -90,16 +90,11 @@ def status_fields(
     account_sid: str = LOCAL_ACCOUNT_SID,
 ) -> list[tuple[str, str]]:
     """The fields of a status callback, as Twilio sends them."""
-    fields = [
-        ("AccountSid", account_sid),
-        ("ApiVersion", "2010-04-01"),
-        ("From", from_number),
-        ("MessageSid", message_sid),
-        ("MessageStatus", status),
-        ("SmsSid", message_sid),
-        ("SmsStatus", status),
-        ("To", to_number),
-    ]
-    if error_code is not None:
-        fields.append(("ErrorCode", str(error_code)))
-    return fields
+    return build_status_form(
+        message_sid=message_sid,
+        account_sid=account_sid,
+        from_number=from_number,
+        to_number=to_number,
+        status=status,
+        error_code=error_code,
+    )
