@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 from huey import Huey
 
+from connector.api import resolution as move_routes
 from connector.api import sessions as session_routes
 from connector.api import webhooks
 from connector.api.webhooks import InboundWebhook
 from connector.bootstrap import Container, wire_resolution
 from connector.dataverse.client import DataverseClient
+from connector.dataverse.conversation_links import DataverseConversationRelinker
 from connector.dataverse.conversations import DataverseConversations
 from connector.dataverse.phone_directory import DataversePhoneDirectory
 from connector.domain import phone
@@ -28,6 +30,7 @@ from connector.ports import (
     RecordResolver,
 )
 from connector.providers.base import LOCAL_AUTH_TOKEN
+from connector.services.conversation_move import ConversationMover
 from connector.services.inbound import InboundService
 from connector.services.resolution import RecordResolutionService
 from connector.services.sessions import SessionActions
@@ -37,6 +40,7 @@ from connector.state.db import StateStore
 from connector.state.journal import Journal
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
+from connector.worker.phone_sync_tasks import register_phone_sync
 from connector.worker.queue import InProcessWorker, Nudger, make_huey
 from connector.worker.tasks import JournalDrain, WorkerTasks, register
 
@@ -185,4 +189,16 @@ def wire_inbound(container: Container, *, public_base_url: str | None = None) ->
     container.inbound = runtime
     container.closers.append(runtime.close)
     container.routers.extend([webhooks.router, session_routes.router])
+    _wire_resolution_extras(container, runtime)
     return runtime
+
+
+def _wire_resolution_extras(container: Container, runtime: InboundRuntime) -> None:
+    """The conversation-move route and the periodic phone sync (issue 8's parts)."""
+    if container.dataverse is None or container.resolver is None:
+        return
+    relinker = DataverseConversationRelinker(container.dataverse)
+    mover = ConversationMover(runtime.sessions, relinker, container.resolver)
+    container.routers.append(move_routes.build_router(mover))
+    if container.phone_sync is not None:
+        register_phone_sync(runtime.huey, container.phone_sync)
