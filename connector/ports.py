@@ -83,10 +83,6 @@ class PhoneDirectory(Protocol):
         """Change-tracking pages: everything with no link, else changes and deletions since it."""
         ...
 
-    def read_by_ids(self, spec: RecordTypeSpec, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Rows of ``spec`` with these ids (parents of related records)."""
-        ...
-
     def find_by_phone(
         self, specs: Sequence[RecordTypeSpec], variants: Sequence[str]
     ) -> dict[str, list[dict[str, Any]]]:

@@ -17,7 +17,6 @@ from connector.dataverse import odata, tables
 from connector.dataverse.batch import BatchOperation
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.phone_queries import (
-    by_ids_url,
     lead_body,
     live_lookup_url,
     team_members_url,
@@ -62,14 +61,6 @@ class DataversePhoneDirectory:
             delta_link=delta_link,
             page_size=self._page_size,
         )
-
-    def read_by_ids(self, spec: RecordTypeSpec, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Rows of ``spec`` with these ids, in one GET per 50 ids."""
-        rows: list[dict[str, Any]] = []
-        for start in range(0, len(ids), 50):
-            answer = self._client.request("GET", by_ids_url(spec, ids[start : start + 50]))
-            rows.extend((answer.json() or {}).get("value", []))
-        return rows
 
     def find_by_phone(
         self, specs: Sequence[RecordTypeSpec], variants: Sequence[str]

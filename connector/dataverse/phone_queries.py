@@ -38,12 +38,6 @@ def changes_url(spec: RecordTypeSpec) -> str:
     return f"{spec.entity_set}?{query_string(query_options(select=spec.select()))}"
 
 
-def by_ids_url(spec: RecordTypeSpec, ids: Sequence[str]) -> str:
-    """Rows of ``spec`` with these ids."""
-    flt = or_(*(eq(spec.id_column, guid(i)) for i in ids))
-    return f"{spec.entity_set}?{query_string(query_options(select=spec.select(), filter=flt))}"
-
-
 def live_lookup_url(spec: RecordTypeSpec, variants: Sequence[str]) -> str:
     """One record type's rows whose phone columns equal one of ``variants`` (exact match)."""
     forms = list(dict.fromkeys(v for v in variants if v))[:MAX_VARIANTS]

@@ -76,12 +76,6 @@ class FakePhoneDirectory:
         pages[-1] = ChangePage(last.rows, deleted, link)
         yield from pages
 
-    def read_by_ids(self, spec: RecordTypeSpec, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Rows of ``spec`` with these ids."""
-        self.requests += 1
-        table = self.rows.get(spec.table, {})
-        return [_project(spec, table[i]) for i in ids if i in table]
-
     def find_by_phone(
         self, specs: Sequence[RecordTypeSpec], variants: Sequence[str]
     ) -> dict[str, list[dict[str, Any]]]:
