@@ -9,7 +9,17 @@ from __future__ import annotations
 import typer
 
 from connector import __version__
-from connector.cli import config_cmd, schema_cmd, serve_cmd, setup_cmd, simulate_cmd, sync_cmd
+from connector.cli import (
+    config_cmd,
+    emulator_cmd,
+    export_cmd,
+    schema_cmd,
+    serve_cmd,
+    setup_cmd,
+    simulate_cmd,
+    sync_cmd,
+    worker_cmd,
+)
 
 app = typer.Typer(
     name="connector",
@@ -35,11 +45,14 @@ def _root(
 
 
 serve_cmd.register(app)
+emulator_cmd.register(app)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(sync_cmd.app, name="sync")
 app.add_typer(schema_cmd.app, name="schema")
 setup_cmd.register(app)
 simulate_cmd.register(app)
+worker_cmd.register(app)
+app.add_typer(export_cmd.app, name="export")
 
 
 def main() -> None:

@@ -1,0 +1,88 @@
+"""``connector emulator``: run the local Dataverse emulator (local mode, demos, manual tests).
+
+Serves the Web API at ``http://127.0.0.1:PORT/api/data/v9.2/`` from a SQLite file (kept
+across restarts) or memory. ``--tls`` serves HTTPS with a self-signed certificate written
+next to the database, for clients that refuse plain HTTP. Service-protection limits are off
+unless asked for.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from connector.cli.serve_cmd import bind_socket
+from connector.emulator.app import create_emulator_app
+from connector.emulator.limits import Limits
+from connector.emulator.router import Emulator
+from connector.emulator.tls import make_certificate
+
+
+def emulator(
+    *,
+    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8780,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    db: Annotated[
+        Path | None, typer.Option(help="SQLite file to keep data in (default: memory).")
+    ] = None,
+    tls: Annotated[
+        bool, typer.Option(help="Serve HTTPS with a self-signed loopback certificate.")
+    ] = False,
+    no_auth: Annotated[bool, typer.Option(help="Accept requests without a bearer token.")] = False,
+    requests_per_window: Annotated[
+        int | None, typer.Option(help="Service protection: requests per user per window.")
+    ] = None,
+    max_concurrent: Annotated[
+        int | None, typer.Option(help="Service protection: concurrent requests per user.")
+    ] = None,
+    execution_ms: Annotated[
+        float | None, typer.Option(help="Service protection: execution ms per user per window.")
+    ] = None,
+    window_seconds: Annotated[float, typer.Option(help="Service protection window (s).")] = 300.0,
+    key_delay: Annotated[float, typer.Option(help="Seconds a new key stays Pending.")] = 0.0,
+) -> None:
+    """Run the Dataverse emulator."""
+    limits = Limits(requests_per_window, window_seconds, max_concurrent, execution_ms)
+    core = Emulator(str(db) if db else None, key_delay=key_delay)
+    app = create_emulator_app(limits=limits, token_required=not no_auth, emulator=core)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        Console(stderr=True).print(f"[bold red]Cannot listen on {host}:{port}[/]: {exc.strerror}")
+        raise typer.Exit(1) from None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    scheme = "http"
+    if tls:
+        directory = db.parent if db else Path(tempfile.mkdtemp(prefix="emulator-tls-"))
+        certfile, keyfile = make_certificate(directory)
+        scheme = "https"
+        typer.echo(f"Certificate (trust it in your client): {certfile}")
+    bound = sock.getsockname()[1]
+    where = f"file {db}" if db else "memory"
+    typer.echo(
+        f"Dataverse emulator listening on {scheme}://{host}:{bound}/api/data/v9.2/ ({where})"
+    )
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        core.store.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``emulator`` to the root command."""
+    app.command("emulator")(emulator)
