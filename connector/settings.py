@@ -134,6 +134,15 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class WorkerSettings(BaseModel):
+    """How the worker takes journal rows."""
+
+    threads: int = Field(default=2, ge=1, le=32)
+    lease_seconds: float = Field(
+        default=60.0, ge=1, le=3600, description="How long a claimed row is held before retaken"
+    )
+
+
 class LogSettings(BaseModel):
     """Log level and rendering (JSON in production, readable on a terminal)."""
 
@@ -167,6 +176,7 @@ class Settings(BaseSettings):
     state: StateSettings = Field(default_factory=StateSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @field_validator("secret_keys", mode="before")
     @classmethod
