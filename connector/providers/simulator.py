@@ -7,6 +7,7 @@ it unchanged (local mode, tests, benchmarks). Twilio's API:
 * ``GET  /2010-04-01/Accounts/{sid}/Messages/{MessageSid}.json``: fetch
 * ``GET  /2010-04-01/Accounts/{sid}/Messages.json``: list (``To``/``From``, paging shape)
 * ``GET  /2010-04-01/Accounts/{sid}.json``: fetch the account (credential check)
+* ``GET  /2010-04-01/Accounts/{sid}/Messages/{MM}/Media/{ME}``: inbound media it hosts
 
 and the simulator's own controls, for tests:
 
@@ -24,13 +25,14 @@ Embed in-process with ``connector.testing.server.running(create_simulator_app(..
 
 from __future__ import annotations
 
+import base64
 import mimetypes
 from dataclasses import fields as dataclass_fields
 from typing import Annotated, Any
 
 import requests
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
 
@@ -42,13 +44,19 @@ from connector.providers.twilio_forms import build_inbound_form
 _basic = HTTPBasic(auto_error=False)
 Credentials = Annotated[HTTPBasicCredentials | None, Depends(_basic)]
 PREFIX = f"/{API_VERSION}/Accounts"
+PLACEHOLDER_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
 
 
 class MediaItem(BaseModel):
-    """One inbound media item; the content type is guessed from the URL when not given."""
+    """One inbound media item: a URL (type guessed from it when not given), or content the
+    simulator hosts itself, as Twilio does, behind Basic auth (``data_base64``, or a 1x1 PNG
+    placeholder when only ``content_type`` is given)."""
 
-    url: str = Field(max_length=2000)
+    url: str | None = Field(default=None, max_length=2000)
     content_type: str | None = Field(default=None, max_length=200)
+    data_base64: str | None = Field(default=None, max_length=7_000_000)
 
 
 class InboundRequest(BaseModel):
@@ -64,17 +72,40 @@ class InboundRequest(BaseModel):
     messaging_service_sid: str | None = None
 
 
-def inject_inbound(engine: SimulatorEngine, request: InboundRequest) -> dict[str, Any]:
-    """Post a signed inbound webhook; returns the sid used and the webhook's answer."""
+def _media(
+    engine: SimulatorEngine, request: InboundRequest, sid: str, self_url: str
+) -> list[tuple[str, str]]:
+    media = []
+    for item in request.media:
+        if isinstance(item, str) or item.url is not None:
+            link = item if isinstance(item, str) else str(item.url)
+            kind = None if isinstance(item, str) else item.content_type
+            guessed = mimetypes.guess_type(link)[0] or "application/octet-stream"
+            media.append((link, kind or guessed))
+            continue
+        kind = item.content_type or "image/png"
+        try:
+            data = base64.b64decode(item.data_base64 or PLACEHOLDER_PNG, validate=True)
+        except ValueError:  # binascii.Error is a ValueError
+            raise SimulatorRefusalError(400, 21620, "media data_base64 is not base64") from None
+        path = f"{PREFIX}/{engine.options.account_sid}/Messages/{sid}/Media/{new_sid('ME')}"
+        engine.host_media(path, kind, data)
+        media.append((self_url.rstrip("/") + path, kind))
+    return media
+
+
+def inject_inbound(
+    engine: SimulatorEngine, request: InboundRequest, self_url: str = ""
+) -> dict[str, Any]:
+    """Post a signed inbound webhook; returns the sid used and the webhook's answer.
+
+    ``self_url`` is the simulator's own base URL (for media it hosts).
+    """
     url = request.url or engine.options.inbound_url
     if not url:
         raise SimulatorRefusalError(400, 21201, "No inbound webhook URL configured or given")
-    media = []
-    for item in request.media:
-        link = item if isinstance(item, str) else item.url
-        kind = None if isinstance(item, str) else item.content_type
-        media.append((link, kind or mimetypes.guess_type(link)[0] or "application/octet-stream"))
-    sid = new_sid("MM" if media else "SM")
+    sid = new_sid("MM" if request.media else "SM")
+    media = _media(engine, request, sid, self_url)
     form = build_inbound_form(
         message_sid=sid,
         account_sid=engine.options.account_sid,
@@ -163,9 +194,16 @@ def create_simulator_app(engine: SimulatorEngine | None = None) -> FastAPI:
         auth(creds, account_sid)
         return engine.account()
 
+    @app.get(PREFIX + "/{account_sid}/Messages/{message_sid}/Media/{media_sid}")
+    def media(account_sid: str, message_sid: str, media_sid: str, request: Request,
+              creds: Credentials) -> Response:  # fmt: skip
+        auth(creds, account_sid)
+        content_type, data = engine.hosted_media(request.url.path)
+        return Response(data, media_type=content_type)
+
     @app.post("/_simulator/inbound")
-    def inbound(request: InboundRequest) -> dict[str, Any]:
-        return inject_inbound(engine, request)
+    def inbound(body: InboundRequest, request: Request) -> dict[str, Any]:
+        return inject_inbound(engine, body, str(request.base_url))
 
     @app.get("/_simulator/messages")
     def messages() -> dict[str, Any]:

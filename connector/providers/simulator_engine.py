@@ -88,6 +88,7 @@ class SimulatorEngine:
         self._callbacks: dict[str, str] = {}
         self.deliveries: list[dict[str, Any]] = []
         self.inbound: list[dict[str, Any]] = []
+        self._media: dict[str, tuple[str, bytes]] = {}
         self.poster = SignedPoster(
             token=lambda: self.options.auth_token,
             timeout=lambda: self.options.callback_timeout_s,
@@ -263,6 +264,20 @@ class SimulatorEngine:
             self._callbacks.clear()
             self.deliveries.clear()
             self.inbound.clear()
+            self._media.clear()
+
+    def host_media(self, path: str, content_type: str, data: bytes) -> None:
+        """Serve ``data`` at ``path`` (inbound MMS media, behind Basic auth)."""
+        with self._lock:
+            self._media[path] = (content_type, data)
+
+    def hosted_media(self, path: str) -> tuple[str, bytes]:
+        """Content type and bytes of hosted media; 404 (20404) when unknown."""
+        with self._lock:
+            found = self._media.get(path)
+        if found is None:
+            raise SimulatorRefusalError(404, 20404, f"The requested resource {path} was not found")
+        return found
 
     def record_inbound(self, record: dict[str, Any]) -> None:
         """Remember an injected inbound message (read back through :meth:`snapshot`)."""

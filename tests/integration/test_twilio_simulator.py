@@ -302,3 +302,28 @@ def test_reset_forgets_messages_and_deliveries(world: World) -> None:
     _send(world)
     answer = requests.post(f"{world.sim_url}/_simulator/reset", timeout=15).json()
     assert answer["messages"] == [] and answer["deliveries"] == []
+
+
+def test_simulator_hosts_inbound_media_behind_basic_auth(world: World) -> None:
+    import base64
+
+    payload = b"\x89PNG fake image bytes"
+    answer = requests.post(f"{world.sim_url}/_simulator/inbound", timeout=10, json={
+        "from": "+14155550199", "to": FROM, "body": "",
+        "media": [{"content_type": "image/png", "data_base64": base64.b64encode(payload).decode()},
+                  {"content_type": "image/jpeg"}]})  # fmt: skip
+    assert answer.status_code == 200
+    media = world.receiver.inbound[0]["message"].media
+    assert [m.content_type for m in media] == ["image/png", "image/jpeg"]
+    assert media[0].url.startswith(f"{world.sim_url}/2010-04-01/Accounts/{LOCAL_ACCOUNT_SID}/")
+    assert requests.get(media[0].url, timeout=5).status_code == 401
+    got = requests.get(media[0].url, auth=(LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN), timeout=5)
+    assert got.content == payload and got.headers["content-type"] == "image/png"
+    placeholder = requests.get(media[1].url, auth=(LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN), timeout=5)
+    assert placeholder.content.startswith(b"\x89PNG")
+    missing = requests.get(media[0].url[:-5] + "00000", timeout=5,
+                           auth=(LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN))  # fmt: skip
+    assert missing.status_code == 404 and missing.json()["code"] == 20404
+    bad = requests.post(f"{world.sim_url}/_simulator/inbound", timeout=10, json={
+        "from": "+1", "to": FROM, "media": [{"data_base64": "%%%"}]})  # fmt: skip
+    assert bad.status_code == 400
