@@ -4,6 +4,8 @@ the reference, and every tampering case failing."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.errors import SignatureError
 from connector.providers.signature import (
@@ -219,3 +221,27 @@ def test_signing_helpers_produce_requests_that_verify() -> None:
     verify(form.url, parse_qsl(form.body.decode()), signature_from(form.headers), ["t"])
     js = signed_json("https://h.example/hook", '{"a": 1}', "t")
     verify(js.url, js.body, signature_from(js.headers), ["t"])
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_FORMS = st.lists(st.tuples(st.text(st.characters(min_codepoint=65, max_codepoint=122),
+                                    min_size=1, max_size=12), _TEXT), max_size=12)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(form=_FORMS, token=st.text(min_size=1, max_size=40))
+def test_any_signed_form_verifies_and_any_changed_value_does_not(
+    form: list[tuple[str, str]], token: str
+) -> None:
+    url = "https://sms.example.com/webhooks/twilio/messages?x=1"
+    sig = compute_signature(url, form, token)
+    verify(url, form, sig, [token])
+    if form:
+        name, value = form[0]
+        others = [pair for pair in form[1:] if pair[0] == name]
+        changed = [(name, value + "!"), *form[1:]]
+        if not any(v == value + "!" for _, v in others) and not any(v == value for _, v in others):
+            with pytest.raises(SignatureError):
+                verify(url, changed, sig, [token])
+    with pytest.raises(SignatureError):
+        verify(url + "&y=2", form, sig, [token])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.domain.status import (
     FailureCategory,
@@ -90,3 +92,16 @@ def test_retry_class_of_a_failure() -> None:
     permanent = FailureInfo(FailureCategory.INVALID_RECIPIENT, False, "r", "a")
     assert (opted.retry_class, transient.retry_class, permanent.retry_class) == (
         "opted_out", "transient", "permanent")  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list(MessageStatus)), min_size=1, max_size=12))
+def test_kept_status_never_moves_backwards(arrivals: list[MessageStatus]) -> None:
+    current: MessageStatus | None = None
+    for status in arrivals:
+        kept = advance(current, status)
+        if current is not None:
+            assert rank(kept) >= rank(current)
+            if current in (S.FAILED, S.UNDELIVERED, S.CANCELED):
+                assert kept is current
+        current = kept
