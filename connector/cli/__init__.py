@@ -12,11 +12,13 @@ from connector import __version__
 from connector.cli import (
     config_cmd,
     emulator_cmd,
+    export_cmd,
     schema_cmd,
     serve_cmd,
     setup_cmd,
     simulate_cmd,
     sync_cmd,
+    worker_cmd,
 )
 
 app = typer.Typer(
@@ -49,6 +51,8 @@ app.add_typer(sync_cmd.app, name="sync")
 app.add_typer(schema_cmd.app, name="schema")
 setup_cmd.register(app)
 simulate_cmd.register(app)
+worker_cmd.register(app)
+app.add_typer(export_cmd.app, name="export")
 
 
 def main() -> None:

@@ -11,6 +11,8 @@ from rich.console import Console
 from connector.api.app import create_app
 from connector.bootstrap import build_container
 from connector.cli.common import settings_or_exit
+from connector.errors import ConnectorError
+from connector.worker.process import start_process
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -27,13 +29,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def serve(
     host: str | None = typer.Option(None, help="Interface to listen on (default 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to listen on (0 picks a free one)."),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Web only: no worker threads."),
 ) -> None:
-    """Run the connector's web service."""
+    """Run the connector: web service and worker (local mode with no Dataverse URL)."""
     settings = settings_or_exit()
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     container = build_container(settings)
-    app = create_app(container)
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
@@ -41,7 +43,22 @@ def serve(
         raise typer.Exit(1) from None
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
-    Console().print(f"Connector listening on http://{shown_host}:{bound_port}", highlight=False)
+    base_url = f"http://{shown_host}:{bound_port}"
+    try:
+        lines = start_process(
+            container,
+            base_url=base_url,
+            port_is_default=bound_port == settings.server.port,
+            worker=not no_worker,
+        )
+    except ConnectorError as exc:
+        container.close()
+        Console(stderr=True).print(f"[bold red]Cannot start[/]: {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    app = create_app(container)
+    Console().print(f"Connector listening on {base_url}", highlight=False)
+    for line in lines:
+        Console(soft_wrap=True).print(line, highlight=False, markup=False)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
     try:
         uvicorn.Server(config).run(sockets=[sock])

@@ -183,6 +183,7 @@ def wire_inbound(container: Container, *, public_base_url: str | None = None) ->
         container.dataverse,
         container.open_state(),
         resolver=container.resolver,
+        lease_seconds=container.settings.worker.lease_seconds,
     )
     if public_base_url:
         runtime.webhook.public_base_url = public_base_url

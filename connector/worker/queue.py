@@ -10,6 +10,7 @@ in the foreground.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +80,7 @@ class InProcessWorker:
     """huey's consumer (scheduler + worker threads) running beside the web server."""
 
     def __init__(self, huey: Huey, workers: int = 2) -> None:
+        logging.getLogger("huey").setLevel(logging.WARNING)  # one line per task is noise
         self.consumer = Consumer(
             huey, workers=workers, worker_type="thread", check_worker_health=False
         )

@@ -1,0 +1,89 @@
+"""``connector worker`` (the worker alone) and ``connector journal status|replay``.
+
+``worker`` processes the ingress journal with huey's consumer in the foreground (Ctrl-C or
+SIGTERM stops it after the running task). In local mode it reaches the emulator started by
+``connector serve`` in the same directory. ``journal replay`` makes parked (poison) events
+due again, after the cause was fixed; ``journal status`` shows the counts and the errors.
+"""
+
+from __future__ import annotations
+
+import typer
+from huey.consumer import Consumer
+from rich.console import Console
+from rich.table import Table
+
+from connector.bootstrap import build_container
+from connector.cli.common import settings_or_exit
+from connector.dataverse.connect import build_client
+from connector.errors import ConnectorError
+from connector.local_mode import local_dataverse_url
+from connector.state.db import StateStore
+from connector.state.journal import Journal
+from connector.worker.process import start_inbound
+
+err = Console(stderr=True)
+journal_app = typer.Typer(help="Inspect and replay the ingress journal.", no_args_is_help=True)
+
+
+def worker(
+    threads: int | None = typer.Option(None, min=1, max=32, help="Worker threads."),
+) -> None:
+    """Process inbound messages from the journal (no web server)."""
+    settings = settings_or_exit()
+    container = build_container(settings)
+    try:
+        if container.dataverse is None:
+            container.dataverse = build_client(
+                settings.dataverse, url=local_dataverse_url(settings)
+            )
+            container.closers.append(container.dataverse.api.close)
+        base = str(settings.public_base_url or "http://127.0.0.1")
+        runtime = start_inbound(container, public_base_url=base, worker=False)
+    except ConnectorError as exc:
+        container.close()
+        err.print(f"[bold red]Cannot start the worker[/]: {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    threads = threads or settings.worker.threads
+    Console().print(f"Worker running with {threads} thread(s)", highlight=False)
+    runtime.tasks.enqueue()  # take over whatever is due, leases of a dead worker included
+    try:
+        Consumer(runtime.huey, workers=threads, worker_type="thread").run()
+    finally:
+        container.close()
+
+
+def _journal() -> Journal:
+    settings = settings_or_exit()
+    return Journal(StateStore.from_url(settings.state.url))
+
+
+@journal_app.command("status")
+def status() -> None:
+    """Pending, done and parked events, and the latest errors."""
+    journal = _journal()
+    counts = journal.counts()
+    Console().print(
+        f"pending {counts.pending}  done {counts.done}  error {counts.error}", highlight=False
+    )
+    errors = journal.errors(limit=20)
+    if errors:
+        table = Table("id", "event", "attempts", "last error")
+        for row in errors:
+            table.add_row(str(row["id"]), row["event_id"], str(row["attempts"]), row["last_error"])
+        Console().print(table)
+
+
+@journal_app.command("replay")
+def replay(
+    ids: list[int] = typer.Argument(None, help="Journal ids (default: every parked event)."),  # noqa: B008
+) -> None:
+    """Make parked events due again (a running worker picks them up within a minute)."""
+    count = _journal().replay(ids or None)
+    Console().print(f"{count} event(s) queued again", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``worker`` and ``journal`` to the root command."""
+    app.command("worker")(worker)
+    app.add_typer(journal_app, name="journal")

@@ -1,0 +1,65 @@
+"""Export messages as CSV, with spreadsheet-formula text defused.
+
+The columns are part of the product (Message ID, Thread ID, Created, Time, Full Name, From,
+To, Status, Message, Direction, Regarding Type, Regarding ID). A cell that a spreadsheet would
+run as a formula (text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)
+gets a leading single quote, the OWASP CSV-injection defence; everything else, unicode and
+emoji included, is written exactly. Rows come from a :class:`~connector.ports.MessageArchive`.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
+from typing import TextIO
+
+COLUMNS = (
+    "Message ID",
+    "Thread ID",
+    "Created",
+    "Time",
+    "Full Name",
+    "From",
+    "To",
+    "Status",
+    "Message",
+    "Direction",
+    "Regarding Type",
+    "Regarding ID",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """One message as exported (``created``/``time``: UTC date and time of day)."""
+
+    message_id: str
+    thread_id: str
+    created: str
+    time: str
+    full_name: str
+    from_number: str
+    to_number: str
+    status: str
+    message: str
+    direction: str
+    regarding_type: str
+    regarding_id: str
+
+
+def defuse(cell: str) -> str:
+    """``cell`` made inert for spreadsheets (a quote before formula-starting text)."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def write_csv(rows: Iterable[ExportRow], out: TextIO) -> int:
+    """Write the header and ``rows`` to ``out``; returns how many rows were written."""
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    count = 0
+    for row in rows:
+        writer.writerow([defuse(str(value)) for value in astuple(row)])
+        count += 1
+    return count

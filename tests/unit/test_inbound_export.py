@@ -1,0 +1,62 @@
+"""CSV export: the product's columns, formula text defused, unicode kept exactly."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from connector.dataverse.message_export import export_row
+from connector.services.export import COLUMNS, ExportRow, defuse, write_csv
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+14155550123", "'+14155550123"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("hello = world", "hello = world"),
+        ("émoji 👋", "émoji 👋"),
+        ("", ""),
+    ],
+)
+def test_formula_starting_cells_get_a_leading_quote(cell: str, expected: str) -> None:
+    assert defuse(cell) == expected
+
+
+def test_csv_has_the_product_columns_and_one_line_per_message() -> None:
+    row = ExportRow(
+        "m-1", "s-1", "2026-01-02", "03:04:05", "Alice Nguyen", "+14155550123", "+14155550100",
+        "Received", '=HYPERLINK("http://evil")\nline two 👋', "Inbound", "contact", "c-1",
+    )  # fmt: skip
+    out = io.StringIO()
+    assert write_csv([row], out) == 1
+    header, record = list(csv.reader(io.StringIO(out.getvalue())))
+    assert tuple(header) == COLUMNS
+    assert record[8] == '\'=HYPERLINK("http://evil")\nline two 👋'
+    assert record[4] == "Alice Nguyen" and record[10] == "contact"
+
+
+def test_export_row_reads_annotations_or_the_expanded_regarding_name() -> None:
+    row = {
+        "activityid": "m-1",
+        "createdon": "2026-01-02T03:04:05Z",
+        "_smsc_sessionid_value": "s-1",
+        "_regardingobjectid_value": "c-1",
+        "_regardingobjectid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "contact",
+        "regardingobjectid_contact_smsc_message": {"fullname": "Alice Nguyen"},
+        "smsc_status": 105710006,
+        "smsc_status@OData.Community.Display.V1.FormattedValue": "Received",
+        "smsc_direction": 105710000,
+        "smsc_body": "hi",
+    }
+    exported = export_row(row)
+    assert (exported.created, exported.time) == ("2026-01-02", "03:04:05")
+    assert exported.full_name == "Alice Nguyen"
+    assert (exported.status, exported.direction) == ("Received", "105710000")
+    assert (exported.regarding_type, exported.regarding_id) == ("contact", "c-1")
