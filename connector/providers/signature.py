@@ -40,9 +40,13 @@ class _MultiParams(dict[str, list[str]]):
 
 
 def _multi(params: FormParams) -> _MultiParams:
-    pairs: Iterable[tuple[str, str | Sequence[str]]] = (
-        params.items() if isinstance(params, Mapping) else params
-    )
+    pairs: Iterable[tuple[str, str | Sequence[str]]]
+    if hasattr(params, "multi_items"):  # Starlette's FormData: every value of repeated names
+        pairs = params.multi_items()
+    elif isinstance(params, Mapping):
+        pairs = params.items()
+    else:
+        pairs = params
     multi = _MultiParams()
     for name, value in pairs:
         values = [value] if isinstance(value, str) else list(value)

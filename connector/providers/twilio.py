@@ -75,6 +75,14 @@ class RoutedHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK is un
         self._last.retry_after = _seconds(response.headers.get("Retry-After"))
         return response
 
+    def log_request(self, kwargs: dict[str, Any]) -> None:
+        """At debug level, method and URL only (the SDK logs every request's headers at INFO)."""
+        log.debug("twilio.request", method=kwargs.get("method"), url=kwargs.get("url"))
+
+    def log_response(self, status_code: int, response: Any) -> None:
+        """At debug level, the status only."""
+        log.debug("twilio.response", status=status_code)
+
     def last_retry_after(self) -> float | None:
         """``Retry-After`` (seconds) of the last answer this thread received."""
         value: float | None = getattr(self._last, "retry_after", None)

@@ -245,3 +245,11 @@ def test_any_signed_form_verifies_and_any_changed_value_does_not(
                 verify(url, changed, sig, [token])
     with pytest.raises(SignatureError):
         verify(url + "&y=2", form, sig, [token])
+
+
+def test_starlette_form_data_keeps_every_value_of_a_repeated_field() -> None:
+    from starlette.datastructures import FormData
+
+    form = FormData([("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"),
+                     ("Digits", "1234"), ("Digits", "1234")])  # fmt: skip
+    verify(URL, form, "IK+Dwps556ElfBT0I3Rgjkr1wJU=", [TOKEN])
