@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.domain.conversation import InboundWrite, MediaFile, SessionState
 from connector.domain.model import Configuration, Keyword, RecordType
-from connector.domain.phone_records import IndexEntry, RecordTypeSpec, SyncCursor
+from connector.domain.phone_records import IndexEntry, LeadClaim, RecordTypeSpec, SyncCursor
 from connector.domain.provider_messages import (
     CredentialReport,
     InboundMedia,
@@ -25,7 +25,6 @@ from connector.domain.provider_messages import (
 )
 from connector.domain.routing import (
     Candidate,
-    LeadClaim,
     MatchTrace,
     RecordRef,
     Resolution,

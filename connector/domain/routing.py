@@ -180,19 +180,6 @@ class Resolution:
 
 
 @dataclass(frozen=True, slots=True)
-class LeadClaim:
-    """Who creates the lead for an unknown number (exactly one worker does).
-
-    ``mine``: the caller creates it, then completes the claim; ``done``: it exists
-    (``lead_id``); ``pending``: another worker is creating it right now.
-    """
-
-    state: Literal["mine", "done", "pending"]
-    token: str
-    lead_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class RuleInputs:
     """What the rules look at besides the candidates themselves."""
 

@@ -18,7 +18,8 @@ from sqlalchemy import Column, DateTime, PrimaryKeyConstraint, String, Table, de
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from connector.domain.routing import LeadClaim, RecordRef
+from connector.domain.phone_records import LeadClaim
+from connector.domain.routing import RecordRef
 from connector.errors import StateStoreError
 from connector.state.db import StateStore, metadata
 
