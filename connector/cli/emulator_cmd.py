@@ -8,6 +8,7 @@ unless asked for.
 
 from __future__ import annotations
 
+import socket
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -52,6 +53,7 @@ def emulator(
     app = create_emulator_app(limits=limits, token_required=not no_auth, emulator=core)
     try:
         sock = bind_socket(host, port)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stall
     except OSError as exc:
         Console(stderr=True).print(f"[bold red]Cannot listen on {host}:{port}[/]: {exc.strerror}")
         raise typer.Exit(1) from None
