@@ -142,11 +142,17 @@ class DataversePhoneDirectory:
         return frozenset(str(r["LogicalName"]) for r in rows if r.get("LogicalName"))
 
     def team_members(self, team_id: str) -> frozenset[str]:
-        """Ids of the users in ``team_id`` (none when the team does not exist)."""
+        """Ids of the users in ``team_id``.
+
+        A team that does not exist, or an environment that refuses the membership query, gives
+        no members (logged): the team rule then simply does not apply. Transient errors raise.
+        """
         try:
             answer = self._client.request("GET", team_members_url(team_id))
-        except DataverseNotFoundError:
-            log.warning("resolution.team_not_found", team=team_id)
+        except DataverseError as exc:
+            if exc.transient:
+                raise
+            log.warning("resolution.team_members_unavailable", team=team_id, code=exc.code)
             return frozenset()
         rows = (answer.json() or {}).get("value", [])
         return frozenset(str(r["systemuserid"]) for r in rows if r.get("systemuserid"))

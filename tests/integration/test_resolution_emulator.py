@@ -138,3 +138,16 @@ def test_later_messages_follow_the_record_last_talked_to(env: Env) -> None:
         RecordRef("lead", lead),
         RECENT_CONVERSATION,
     )
+
+
+def test_team_rule_without_membership_data_falls_back_to_table_order(env: Env) -> None:
+    team = env.client.create("teams", {"name": "Sales"})
+    contact = env.client.create("contacts", {"lastname": "C", "mobilephone": "4155550160"})
+    env.client.create("leads", {"lastname": "L", "mobilephone": "4155550160"})
+    env.sync.run(default_specs("US"), "US", full=True)
+    sender = SenderContext("cfg", team_id=team, default_country="US")
+    result = env.resolver.resolve("+14155550160", sender)
+    assert (result.record, result.trace.decided_by) == (
+        RecordRef("contact", contact),
+        TABLE_PRIORITY,
+    )
