@@ -160,7 +160,7 @@ class InboundService:
             session,
             regarding_table=record.table if record else None,
             regarding_id=record.id if record else None,
-            match_trace=resolution.trace.to_text(),
+            match_trace=resolution.trace.to_json(),
         )
 
     def _recipients(self, session: SessionState, config: Configuration) -> tuple[str, ...]:
