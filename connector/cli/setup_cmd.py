@@ -18,9 +18,12 @@ from connector.bootstrap import build_container
 from connector.cli.common import settings_or_exit
 from connector.dataverse.configuration_store import DataverseConfigurationStore
 from connector.domain.model import Provider
+from connector.domain.provider_messages import CredentialReport
 from connector.errors import ConnectorError
+from connector.providers.twilio import TwilioProvider
 from connector.secret_box import SecretBox
-from connector.services.setup import SetupRequest, SetupResult, run_setup
+from connector.services.setup import CredentialCheck, SetupRequest, SetupResult, run_setup
+from connector.settings import Settings
 
 
 def summary(result: SetupResult) -> Table:
@@ -37,6 +40,7 @@ def summary(result: SetupResult) -> Table:
         ("auth token", "stored encrypted" if config.secret else "not set"),
         ("callback URL", config.callback_url or "not set"),
         ("default country", config.default_country or ""),
+        ("validation", f"{config.validation_status.value} {config.validation_message or ''}"),
         ("record types", ", ".join(f"{rt.table} {rt.priority}" for rt in result.record_types)),
         ("keywords", ", ".join(sorted(kw.keyword for kw in result.keywords))),
         ("added now", ", ".join((*result.added_record_types, *result.added_keywords)) or "-"),
@@ -64,6 +68,9 @@ def setup(  # noqa: PLR0917 - typer maps each option to a parameter
     name: Annotated[
         str | None, typer.Option("--name", help="Display name of the configuration.")
     ] = None,
+    validate: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Check the credentials at Twilio.")
+    ] = True,
 ) -> None:
     """Create or update a sender configuration with default record types and keywords."""
     settings = settings_or_exit()
@@ -82,11 +89,9 @@ def setup(  # noqa: PLR0917 - typer maps each option to a parameter
             name=name,
             public_base_url=str(settings.public_base_url) if settings.public_base_url else None,
         )
-        result = run_setup(
-            request,
-            DataverseConfigurationStore(container.dataverse),
-            SecretBox(settings.secret_keys),
-        )
+        check = _twilio_check(settings) if validate and provider is Provider.TWILIO else None
+        store = DataverseConfigurationStore(container.dataverse)
+        result = run_setup(request, store, SecretBox(settings.secret_keys), check)
     except ConnectorError as exc:
         console.print(f"[bold red]Setup failed[/]: {exc.message}", highlight=False)
         raise typer.Exit(1) from None
@@ -95,6 +100,19 @@ def setup(  # noqa: PLR0917 - typer maps each option to a parameter
     console.print(summary(result))
     for warning in result.warnings:
         console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+    if result.validation is not None and not result.validation.ok:
+        raise typer.Exit(1)
+
+
+def _twilio_check(settings: Settings) -> CredentialCheck:
+    """Twilio's account fetch (the simulator's when CONNECTOR_TWILIO__API_BASE_URL is set)."""
+    base = str(settings.twilio.api_base_url) if settings.twilio.api_base_url else None
+
+    def check(account_sid: str, auth_token: str) -> CredentialReport:
+        provider = TwilioProvider(account_sid, auth_token, api_base_url=base, max_attempts=2)
+        return provider.validate_credentials()
+
+    return check
 
 
 def register(root: typer.Typer) -> None:

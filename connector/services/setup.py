@@ -5,17 +5,27 @@ row (or updates the one with that sender number), encrypts the auth token, write
 URL the provider must call, and adds what is missing of the default record types (contact 1,
 account 2, opportunity 3 through its parent contact or account, lead 4) and the default
 keywords (STOP, START and HELP families). Rows an admin already has are left as the admin made
-them, so running setup again changes nothing but the configuration's own fields.
+them, so running setup again changes nothing but the configuration's own fields. Given the
+provider's credential check, it also validates the credentials and stores the outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import MappingProxyType
 
-from connector.domain.model import Configuration, Keyword, KeywordAction, Provider, RecordType
+from connector.domain.model import (
+    Configuration,
+    Keyword,
+    KeywordAction,
+    Provider,
+    RecordType,
+    ValidationStatus,
+)
 from connector.domain.phone import normalize
+from connector.domain.provider_messages import CredentialReport
 from connector.errors import InvalidInputError
 from connector.ports import ConfigurationStore, SecretCipher
 
@@ -23,6 +33,9 @@ CALLBACK_PATH = {Provider.TWILIO: "/webhooks/twilio/messages"}
 STOP_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT")
 START_WORDS = ("START", "UNSTOP", "YES")
 HELP_WORDS = ("HELP", "INFO")
+
+CredentialCheck = Callable[[str, str], CredentialReport]
+"""``(account id, plain secret) -> report``: the provider's own credential check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,7 @@ class SetupResult:
     added_record_types: tuple[str, ...] = ()
     added_keywords: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    validation: CredentialReport | None = None
 
 
 def default_record_types(configuration_id: str, country: str | None) -> list[RecordType]:
@@ -129,15 +143,42 @@ def _configuration(
     )
 
 
+def _validated(
+    config: Configuration, cipher: SecretCipher, check: CredentialCheck, now: datetime
+) -> tuple[Configuration, CredentialReport | None]:
+    """``config`` with the outcome of the provider's credential check (when it can be run)."""
+    if not config.account_id or not config.secret:
+        return config, None
+    report = check(config.account_id, cipher.reveal(config.secret)[0])
+    message = report.problem or "; ".join(report.warnings) or None
+    status = ValidationStatus.VALID if report.ok else ValidationStatus.INVALID
+    checked = replace(
+        config, validation_status=status, validation_message=message, last_validated_on=now
+    )
+    return checked, report
+
+
 def run_setup(
-    request: SetupRequest, store: ConfigurationStore, cipher: SecretCipher
+    request: SetupRequest,
+    store: ConfigurationStore,
+    cipher: SecretCipher,
+    check: CredentialCheck | None = None,
+    now: datetime | None = None,
 ) -> SetupResult:
-    """Create or update the sender's configuration and add its missing defaults."""
+    """Create or update the sender's configuration and add its missing defaults.
+
+    With ``check`` the provider credentials are tried first and the outcome stored on the
+    configuration (validation status, message, time); the row is written either way.
+    """
     country = request.default_country.upper() if request.default_country else None
     request = replace(request, default_country=country)
     sender = _sender(request.sender, country)
     existing = store.find_configuration(sender)
-    config = store.save_configuration(_configuration(request, existing, cipher, sender))
+    wanted = _configuration(request, existing, cipher, sender)
+    report = None
+    if check is not None:
+        wanted, report = _validated(wanted, cipher, check, now or datetime.now(UTC))
+    config = store.save_configuration(wanted)
     if config.id is None:
         raise InvalidInputError("the configuration store returned no id")
     types = _add_record_types(store, config.id, country)
@@ -147,6 +188,8 @@ def run_setup(
         warnings.append("no CONNECTOR_PUBLIC_BASE_URL: callback URL not set")
     if config.secret is None and request.provider is Provider.TWILIO:
         warnings.append("no auth token stored: pass --auth-token")
+    if report is not None and not report.ok:
+        warnings.append(f"credentials not valid: {report.problem}")
     return SetupResult(
         configuration=config,
         created=existing is None,
@@ -155,6 +198,7 @@ def run_setup(
         added_record_types=types,
         added_keywords=words,
         warnings=tuple(warnings),
+        validation=report,
     )
 
 

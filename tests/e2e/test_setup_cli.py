@@ -10,6 +10,8 @@ import requests
 from cryptography.fernet import Fernet
 
 from connector.emulator.app import create_emulator_app
+from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
+from connector.providers.simulator import create_simulator_app
 from connector.testing.server import running
 from tests.e2e.conftest import connector_env, run_cli
 
@@ -112,3 +114,30 @@ def test_schema_commands_without_a_dataverse_url_explain_what_is_missing(
     result = run_cli("schema", "plan", env=connector_env(tmp_path))
     assert result.returncode == 2
     assert "CONNECTOR_DATAVERSE__URL" in result.stdout + result.stderr
+
+
+def test_setup_validates_credentials_at_the_provider(env: dict[str, str], emulator: str) -> None:
+    assert run_cli("schema", "apply", env=env).returncode == 0
+    with running(create_simulator_app()) as simulator:
+        env["CONNECTOR_TWILIO__API_BASE_URL"] = simulator
+        good = (
+            "setup",
+            "--sender",
+            "+14155550188",
+            "--account-sid",
+            LOCAL_ACCOUNT_SID,
+            "--auth-token",
+            LOCAL_AUTH_TOKEN,
+        )
+        ok = run_cli(*good, env=env)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "│ valid" in ok.stdout
+        bad = run_cli(*good[:-1], "wrong-token", env=env)
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        assert "│ invalid" in bad.stdout and "credentials not valid" in bad.stdout
+        assert "wrong-token" not in bad.stdout + bad.stderr
+    rows = [
+        r for r in _rows(emulator, "smsc_configurations") if r["smsc_senderkey"] == "14155550188"
+    ]
+    assert len(rows) == 1
+    assert rows[0]["smsc_validationstatus"] == 105710002

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.fernet import Fernet
 
-from connector.domain.model import KeywordAction, Provider, RecordType
+from connector.domain.model import KeywordAction, Provider, RecordType, ValidationStatus
+from connector.domain.provider_messages import CredentialReport
 from connector.errors import InvalidInputError
 from connector.ports import ConfigurationStore, SecretCipher
 from connector.secret_box import SecretBox
@@ -119,3 +121,40 @@ def test_plain_token_typed_by_an_admin_is_encrypted_on_first_read(box: SecretBox
     assert provider_secret(stored, box, store) == TOKEN
     assert store.writes == writes
     assert provider_secret(replace(config, secret=None), box, store) is None
+
+
+def test_credentials_are_checked_and_the_outcome_stored(box: SecretBox) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def check(account_id: str, token: str) -> CredentialReport:
+        seen.append((account_id, token))
+        return CredentialReport(ok=True, account_id=account_id, warnings=("trial account",))
+
+    when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    store = InMemoryConfigurationStore()
+    result = run_setup(_request(), store, box, check, now=when)
+    assert seen == [(SID, TOKEN)]
+    config = result.configuration
+    assert config.validation_status is ValidationStatus.VALID
+    assert (config.validation_message, config.last_validated_on) == ("trial account", when)
+
+
+def test_refused_credentials_mark_the_configuration_invalid(box: SecretBox) -> None:
+    def check(account_id: str, token: str) -> CredentialReport:
+        return CredentialReport(ok=False, account_id=account_id, problem="Authenticate (20003)")
+
+    store = InMemoryConfigurationStore()
+    result = run_setup(_request(), store, box, check)
+    assert result.configuration.validation_status is ValidationStatus.INVALID
+    assert result.configuration.validation_message == "Authenticate (20003)"
+    assert any("credentials not valid" in w for w in result.warnings)
+    assert len(store.configurations) == 1
+
+
+def test_no_secret_means_no_credential_check(box: SecretBox) -> None:
+    def check(account_id: str, token: str) -> CredentialReport:
+        raise AssertionError("must not be called without a secret")
+
+    result = run_setup(_request(auth_token=None), InMemoryConfigurationStore(), box, check)
+    assert result.validation is None
+    assert result.configuration.validation_status is ValidationStatus.DRAFT
