@@ -28,7 +28,7 @@ from connector.domain.conversation import (
 from connector.domain.model import Configuration
 from connector.domain.provider_messages import InboundMessage
 from connector.domain.routing import SenderContext
-from connector.errors import ConfigurationError, StateStoreError
+from connector.errors import ConfigurationError, InvalidInputError, StateStoreError
 from connector.log_config import get_logger
 from connector.ports import (
     ConfigurationLookup,
@@ -178,4 +178,14 @@ class InboundService:
     def _attachments(self, message: ReceivedMessage) -> tuple[MediaFile, ...]:
         if not message.media or self._media is None:
             return ()
-        return tuple(self._media.fetch(item, message.account_id) for item in message.media)
+        files = []
+        for item in message.media:
+            try:
+                files.append(self._media.fetch(item, message.account_id))
+            except InvalidInputError as exc:  # stored without it; transient errors retry
+                log.warning(
+                    "inbound.media_skipped",
+                    provider_message_id=message.provider_id,
+                    reason=exc.message,
+                )
+        return tuple(files)

@@ -27,9 +27,11 @@ from connector.errors import ConfigurationError
 from connector.ports import (
     ConfigurationDirectory,
     ConversationWriter,
+    MediaFetcher,
     RecordResolver,
 )
-from connector.providers.base import LOCAL_AUTH_TOKEN
+from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
+from connector.providers.media import TWILIO_MEDIA_ORIGIN, ProviderMediaFetcher
 from connector.services.conversation_move import ConversationMover
 from connector.services.inbound import InboundService
 from connector.services.resolution import RecordResolutionService
@@ -89,6 +91,23 @@ def auth_tokens(settings: Settings) -> Sequence[str]:
     return tokens
 
 
+def media_fetcher(settings: Settings) -> ProviderMediaFetcher:
+    """Media downloads from Twilio (and the configured simulator host) with our credentials."""
+    twilio = settings.twilio
+    sid = twilio.account_sid or (LOCAL_ACCOUNT_SID if settings.local_mode else None)
+    token = twilio.auth_token.get_secret_value() if twilio.auth_token else None
+    if token is None and settings.local_mode:
+        token = LOCAL_AUTH_TOKEN
+    origins = [TWILIO_MEDIA_ORIGIN]
+    if twilio.api_base_url is not None:
+        origins.append(str(twilio.api_base_url))
+
+    def credentials(account_id: str) -> tuple[str, str] | None:
+        return (account_id, token) if sid and token and account_id == sid else None
+
+    return ProviderMediaFetcher(credentials, origins)
+
+
 def default_resolver(store: StateStore, client: DataverseClient) -> RecordResolver:
     """The phone-index resolver with its live Dataverse fallback."""
     return RecordResolutionService(
@@ -109,6 +128,7 @@ def build_inbound(
     resolver: RecordResolver,
     *,
     team_members: Callable[[str], frozenset[str]] | None = None,
+    media: MediaFetcher | None = None,
     huey: Huey | None = None,
     lease_seconds: float = 60.0,
 ) -> InboundRuntime:
@@ -163,6 +183,7 @@ def build_dataverse_inbound(
         conversations,
         resolver or default_resolver(store, client),
         team_members=TeamCache(directory.team_members),
+        media=media_fetcher(settings),
         huey=huey,
         lease_seconds=lease_seconds,
     )
