@@ -122,3 +122,23 @@ def test_api_key_is_required_and_checked(service: tuple[str, Container]) -> None
     assert wrong.json()["code"] == "unauthorized"
     right = requests.get(f"{url}/private", headers={"X-API-Key": "key-2"}, timeout=5)
     assert right.json() == {"ok": "yes"}
+
+
+def test_served_sockets_are_tcp_so_asyncio_disables_nagle() -> None:
+    """asyncio sets TCP_NODELAY on accepted connections only for IPPROTO_TCP listeners;
+    without it each small response waits ~40 ms for a delayed ACK."""
+    import socket
+
+    from connector.cli.serve_cmd import bind_socket
+    from connector.testing.server import ServerThread
+
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
+    server = ServerThread(create_app(Container(settings=load_settings({}))))
+    try:
+        assert server._sock.proto == socket.IPPROTO_TCP
+    finally:
+        server._sock.close()
