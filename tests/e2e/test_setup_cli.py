@@ -28,6 +28,7 @@ SETUP = (
     TOKEN,
     "--default-country",
     "US",
+    "--no-validate",  # no provider reachable here; validation has its own test
 )
 
 
