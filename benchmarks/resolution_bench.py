@@ -18,6 +18,7 @@ indexed records). Not a test: nothing fails on a number.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import tempfile
@@ -135,15 +136,18 @@ def index_figures(name: str, url: str, args: argparse.Namespace) -> list[tuple[s
         (f"{name}: index rows", f"{index.count():,}", "-"),
         (f"{name}: build rate", f"{args.records / seconds:,.0f} records/s", "-"),
     ]
-    timings = lookups(index, args.records, args.lookups)
+    rounds = [lookups(index, args.records, args.lookups) for _ in range(3)]
+    timings = min(rounds, key=lambda r: percentile(r, 0.99))
     for label, value in (
         ("lookup p50", percentile(timings, 0.50)),
-        ("lookup p99", percentile(timings, 0.99)),
+        ("lookup p99 (best of 3 rounds)", percentile(timings, 0.99)),
+        ("lookup p99 (worst round)", max(percentile(r, 0.99) for r in rounds)),
         ("lookup max", max(timings)),
         ("lookup mean", statistics.fmean(timings)),
     ):
         ratio = f"{value / LOOKUP_GOAL_MS:.2f} x 1 ms goal"
         rows.append((f"{name}: {label}", f"{value:.3f} ms", ratio))
+    rows.append((f"{name}: load average while measuring", f"{os.getloadavg()[0]:.1f}", "-"))
     index.close()
     store.close()
     return rows
@@ -191,6 +195,11 @@ def sync_figures(contacts: int, tmp: Path) -> list[tuple[str, str, str]]:
 
         measured(
             f"sync: full, {contacts:,} contacts (pages of 5,000)",
+            lambda: sync.run([standard_spec("contact")], "US", full=True),
+            contacts,
+        )
+        measured(
+            "sync: full, change tracking (emulator: one page)",
             lambda: sync.run([tracked], "US", full=True),
             contacts,
         )
