@@ -47,9 +47,7 @@ def create_emulator_app(
         if token_required and not token:
             return _to_starlette(
                 fault_response(
-                    EmulatorFault(
-                        401, "0x80040220", "Bearer token is missing: RequestIsNotAuthenticated"
-                    )
+                    EmulatorFault(401, "", "Bearer token is missing: RequestIsNotAuthenticated")
                 ),
                 {"WWW-Authenticate": "Bearer"},
             )

@@ -45,8 +45,13 @@ def wants_annotations(req: EmuRequest) -> bool:
     return "odata.include-annotations" in req.prefer()
 
 
-def list_rows(records: Records, req: EmuRequest, entity: EntityDef) -> EmuResponse:
-    """``GET <entityset>`` with query options."""
+def list_rows(
+    records: Records,
+    req: EmuRequest,
+    entity: EntityDef,
+    scope: tuple[str, list[Any]] | None = None,
+) -> EmuResponse:
+    """``GET <entityset>`` with query options; ``scope`` narrows it (related rows)."""
     if "$skip" in req.query:
         raise bad_request("The query parameter $skip is not supported", "0x80060888")
     if "$deltatoken" in req.query or "odata.track-changes" in req.prefer():
@@ -57,6 +62,9 @@ def list_rows(records: Records, req: EmuRequest, entity: EntityDef) -> EmuRespon
     where = "1=1"
     if req.query.get("$filter"):
         where = to_sql(parse_filter(req.query["$filter"]), column_resolver(schema, entity), params)
+    if scope is not None:
+        where = f"({where}) AND {scope[0]}"
+        params.extend(scope[1])
     order = _order_sql(schema, entity, req.query.get("$orderby"))
     prefer = req.prefer()
     headers: dict[str, str] = {}
@@ -138,6 +146,8 @@ def expand_row(
             body[item.nav] = related
         elif item.nav in collections:
             body[item.nav] = _expand_collection(records, entity, row, item)
+        elif item.nav in schema.many.get(entity.logical_name, {}):
+            body[item.nav] = _expand_many(records, entity, row, item)
         else:
             raise bad_request(
                 f"Could not find a property named '{item.nav}' on type "
@@ -167,6 +177,22 @@ def _expand_collection(
     )
     names = select_names(schema, child, item.options.get("$select"))
     return [row_to_json(schema, child, found, names) for found in rows]
+
+
+def _expand_many(
+    records: Records, entity: EntityDef, row: dict[str, Any], item: ExpandItem
+) -> list[dict[str, Any]]:
+    schema = records.schema
+    nav = schema.many[entity.logical_name][item.nav]
+    target = schema.entity(nav.target)
+    rows = records.store.select(
+        f"SELECT * FROM {table_name(target)} WHERE {q(target.primary_id)} IN (SELECT "
+        f"{q(nav.target_column)} FROM {table_name(nav.intersect)} WHERE {q(nav.self_column)} = ?)"
+        f" ORDER BY {q(target.primary_id)}",
+        [row[entity.primary_id]],
+    )
+    names = select_names(schema, target, item.options.get("$select"))
+    return [row_to_json(schema, target, found, names) for found in rows]
 
 
 def _order_sql(schema: Schema, entity: EntityDef, text: str | None) -> str:

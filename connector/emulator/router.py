@@ -11,14 +11,22 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from connector.emulator import actions, batch, entity_api, metadata_api, metadata_changes, reads
+from connector.emulator import (
+    actions,
+    associations,
+    batch,
+    entity_api,
+    metadata_api,
+    metadata_changes,
+    reads,
+)
 from connector.emulator.addressing import parse_key, split_segment
 from connector.emulator.metadata import EntityDef
 from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request, fault_response
 from connector.emulator.records import Records
 from connector.emulator.schema import Schema
-from connector.emulator.seed import SEED_USER_ID, standard_schema
-from connector.emulator.store import Store
+from connector.emulator.seed import SEED_USER_ID, add_many_to_many, standard_schema
+from connector.emulator.store import Store, q, table_name
 from connector.emulator.tables import create_table
 from connector.errors import EmulatorFault
 
@@ -44,6 +52,7 @@ class Emulator:
                 schema.add_entity(entity)
             for rel in rels:
                 schema.add_relationship(rel)
+            add_many_to_many(schema)
             return schema
         schema = standard_schema()
         with self.store.transaction():
@@ -166,9 +175,17 @@ class Emulator:
                 self._refuse_read_only(entity)
             result: EmuResponse = handlers[req.method](records, req, entity, key)
             return result
+        if rest[-1] == "$ref" and split_segment(rest[0])[0] in self.schema.many.get(
+            entity.logical_name, {}
+        ):
+            return associations.reference(self.records, req, entity, key, rest[0])
         if rest[-1] == "$ref":
             return entity_api.reference_op(records, req, entity, key, rest[0])
-        if rest[0] in self.schema.collection_navs(entity.logical_name) and req.method == "GET":
+        related = {
+            *self.schema.collection_navs(entity.logical_name),
+            *self.schema.many.get(entity.logical_name, {}),
+        }
+        if rest[0] in related and req.method == "GET":
             return self._related(req, entity, key, rest[0])
         return entity_api.property_op(records, req, entity, key, rest[0])
 
@@ -189,18 +206,23 @@ class Emulator:
         raise bad_request(f"Resource not found for the segment '{rest[0]}'.", "0x8006088a")
 
     def _related(self, req: EmuRequest, entity: EntityDef, key: str, nav_name: str) -> EmuResponse:
-        nav = self.schema.collection_navs(entity.logical_name)[nav_name]
         row = self.records.find(entity, parse_key(entity, key))
         if row is None:
             raise EmulatorFault(404, "0x80040217", f"{entity.logical_name} Does Not Exist")
-        child = self.schema.entity(nav.entity)
-        condition = f"_{nav.attribute}_value eq {row[entity.primary_id]}"
-        query = dict(req.query)
-        query["$filter"] = (
-            f"({query['$filter']}) and {condition}" if "$filter" in query else condition
-        )
-        inner = EmuRequest(req.method, child.entity_set, query, req.headers, b"", req.base_url)
-        return reads.list_rows(self.records, inner, child)
+        record_id = row[entity.primary_id]
+        many = self.schema.many.get(entity.logical_name, {}).get(nav_name)
+        if many is not None:
+            child = self.schema.entity(many.target)
+            scope = (
+                f"{q(child.primary_id)} IN (SELECT {q(many.target_column)} FROM "
+                f"{table_name(many.intersect)} WHERE {q(many.self_column)} = ?)",
+                [record_id],
+            )
+        else:
+            nav = self.schema.collection_navs(entity.logical_name)[nav_name]
+            child = self.schema.entity(nav.entity)
+            scope = (f"{q(nav.attribute)} = ?", [record_id])
+        return reads.list_rows(self.records, req, child, scope)
 
     def _refuse_read_only(self, entity: EntityDef) -> None:
         if entity.logical_name in ("activityparty", "activitypointer"):

@@ -33,6 +33,17 @@ class CollectionNav:
     attribute: str
 
 
+@dataclass(frozen=True)
+class ManyNav:
+    """A many-to-many navigation through an intersect table (``teammembership_association``)."""
+
+    name: str
+    target: str
+    intersect: str
+    self_column: str
+    target_column: str
+
+
 class Schema:
     """Definitions by logical name and by entity set, with derived navigation properties."""
 
@@ -42,6 +53,11 @@ class Schema:
         self._by_set: dict[str, EntityDef] = {}
         self._single: dict[str, dict[str, SingleNav]] = {}
         self._collection: dict[str, dict[str, CollectionNav]] = {}
+        self.many: dict[str, dict[str, ManyNav]] = {}
+
+    def add_many(self, entity: str, nav: ManyNav) -> None:
+        """Register a many-to-many navigation on ``entity``."""
+        self.many.setdefault(entity, {})[nav.name] = nav
 
     def add_entity(self, entity: EntityDef) -> None:
         """Register (or replace) a table."""

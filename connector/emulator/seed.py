@@ -9,7 +9,7 @@ and when ``POST EntityDefinitions`` creates a table.
 from __future__ import annotations
 
 from connector.emulator.metadata import AttributeDef, EntityDef, RelationshipDef
-from connector.emulator.schema import Schema, one_to_many
+from connector.emulator.schema import ManyNav, Schema, one_to_many
 
 SEED_USER_ID = "00000000-0000-0000-0000-00000000aa01"
 SEED_BUSINESS_UNIT_ID = "00000000-0000-0000-0000-00000000bb01"
@@ -349,6 +349,7 @@ def _standard_lookups(schema: Schema) -> None:
     ]
     for entity, attr, target, nav, coll in links:
         _lookup(schema, (entity, attr, target, nav, coll))
+    add_many_to_many(schema)
     for target in PARTY_TARGETS:
         link = (
             "activityparty",
@@ -359,3 +360,12 @@ def _standard_lookups(schema: Schema) -> None:
         )
         _lookup(schema, link)
     schema.entities["activityparty"].attributes["partyid"].attribute_type = "Lookup"
+
+
+def add_many_to_many(schema: Schema) -> None:
+    """The standard many-to-many navigations (team members through teammembership)."""
+    association = "teammembership_association"
+    team_side = ManyNav(association, "systemuser", "teammembership", "teamid", "systemuserid")
+    user_side = ManyNav(association, "team", "teammembership", "systemuserid", "teamid")
+    schema.add_many("team", team_side)
+    schema.add_many("systemuser", user_side)

@@ -188,3 +188,32 @@ def test_send_app_notification_creates_a_row_for_the_recipient(
     notification = response.json()["NotificationId"]
     row = session.get(root + f"appnotifications({notification})").json()
     assert row["title"] == "New SMS" and row["_ownerid_value"] == user
+
+
+def test_team_members_through_teammembership_association(
+    api: tuple[requests.Session, str],
+) -> None:
+    session, root = api
+    team = _create(session, root + "teams", {"name": "Support"})
+    users = [
+        _create(session, root + "systemusers", {"firstname": n, "lastname": "U"})
+        for n in ("Ana", "Ben")
+    ]
+    for user in users:
+        response = session.post(
+            root + f"teams({team})/teammembership_association/$ref",
+            json={"@odata.id": f"{root}systemusers({user})"},
+        )
+        assert response.status_code == 204
+    members = session.get(
+        root + f"teams({team})/teammembership_association?$select=fullname&$orderby=fullname"
+    ).json()["value"]
+    assert [m["fullname"] for m in members] == ["Ana U", "Ben U"]
+    teams = session.get(
+        root + f"systemusers({users[0]})?$expand=teammembership_association($select=name)"
+    ).json()["teammembership_association"]
+    assert [t["name"] for t in teams] == ["Support"]
+    removed = session.delete(root + f"teams({team})/teammembership_association({users[0]})/$ref")
+    assert removed.status_code == 204
+    left = session.get(root + f"teams({team})/teammembership_association").json()["value"]
+    assert [m["systemuserid"] for m in left] == [users[1]]
