@@ -143,11 +143,11 @@ class Installer:
         task = progress.add_task("Applying schema", total=len(changes)) if progress else None
         publisher_id = None
         for step in changes:
-            if step.action == "publish" and waits:
-                self._wait_for_keys(waits, progress)
             if max_steps is not None and len(report.done) >= max_steps:
                 log.info("schema_apply_stopped", after=len(report.done))
                 return report
+            if step.action == "publish" and waits:
+                self._wait_for_keys(waits, progress)
             if progress is not None and task is not None:
                 progress.update(task, description=f"{step.action} {step.kind} {step.name}")
             publisher_id = self._run(step, publisher_id)
@@ -195,8 +195,14 @@ class Installer:
         return publisher_id
 
     def _key_statuses(self, table: str) -> dict[str, str]:
-        live = self._live_table(table)
-        return {k.lower(): v for k, v in (live.keys if live else {}).items()}
+        keys = self._get(
+            f"EntityDefinitions(LogicalName='{table}')/Keys",
+            {"$select": "SchemaName,EntityKeyIndexStatus"},
+        )
+        return {
+            str(k["SchemaName"]).lower(): str(k.get("EntityKeyIndexStatus") or "Pending")
+            for k in keys.get("value", [])
+        }
 
     def _wait_for_keys(self, waits: list[Step], progress: Progress | None) -> None:
         pending = {(str(s.table), s.name.lower()) for s in waits}
