@@ -4,7 +4,8 @@
 tables with their columns and keys, relationship names). :func:`plan` compares it with the
 declared :class:`~connector.dataverse.schema.Schema` and returns the ordered steps: publisher,
 solution, tables, columns, relationships, alternate keys, waits for keys still building, and
-one publish when anything changed. Nothing is ever dropped: a live column or option the schema
+one publish when anything changed or a key is still building (an earlier run that stopped while
+waiting for its keys never published). Nothing is ever dropped: a live column or option the schema
 no longer declares, or a column longer than declared, is reported in ``Plan.notes`` and kept.
 """
 
@@ -268,7 +269,10 @@ def plan(schema: Schema, live: LiveState) -> Plan:
     steps += _table_steps(schema, live, notes)
     steps += _relationship_steps(schema, live)
     steps += _key_steps(schema, live, notes)
-    touched = sorted({s.table for s in steps if s.changing and s.table})
+    # Keys still building mean an earlier run stopped before it published: publish again.
+    touched = sorted(
+        {s.table for s in steps if s.table and s.action in ("create", "update", "wait")}
+    )
     if touched:
         steps.append(
             Step(

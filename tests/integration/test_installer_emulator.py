@@ -20,7 +20,7 @@ from connector.dataverse.schema import DEFAULT_SCHEMA_DIR, Schema, load_schema
 from connector.dataverse.transport import WebApi
 from connector.emulator.app import create_emulator_app
 from connector.emulator.router import Emulator
-from connector.errors import DataverseError
+from connector.errors import DataverseError, DataverseUnavailableError
 from connector.testing.server import running
 
 CHANGING = ("POST", "PATCH", "PUT", "DELETE")
@@ -243,3 +243,24 @@ def test_upgrade_adds_columns_options_keys_and_widens_without_dropping(
     downgrade = installer(client, _older_schema(tmp_path / "again")).plan()
     assert not downgrade.changes
     assert any("smsc_quiethours: live column not declared, kept" in n for n in downgrade.notes)
+
+
+def test_keys_timing_out_fail_the_run_and_the_next_run_waits_and_publishes(
+    schema: Schema,
+) -> None:
+    core = Emulator(key_delay=1.5)
+    with running(create_emulator_app(emulator=core)) as url:
+        client = make_client(url)
+        try:
+            impatient = Installer(client, schema, poll_interval=0.02, key_timeout=0.1)
+            with pytest.raises(DataverseUnavailableError, match="still building"):
+                impatient.apply()
+            pending = installer(client, schema).plan()
+            assert [s.action for s in pending.changes] == ["publish"]
+            assert any(s.action == "wait" for s in pending.steps)
+            finished = installer(client, schema).apply()
+            assert finished.complete
+            assert [s.kind for s in finished.done] == ["xml"]
+            assert installer(client, schema).plan().empty
+        finally:
+            client.api.close()

@@ -55,10 +55,13 @@ def test_matching_environment_needs_nothing(schema: Schema) -> None:
     assert result.notes == ()
 
 
-def test_keys_still_building_are_waited_for_without_publishing(schema: Schema) -> None:
+def test_keys_still_building_are_waited_for_then_published(schema: Schema) -> None:
     result = plan(schema, full_live(schema, key_status="Pending"))
-    assert not result.changes
-    assert {s.action for s in result.steps} == {"wait"}
+    assert [s.action for s in result.changes] == ["publish"]
+    assert {s.action for s in result.steps} == {"wait", "publish"}
+    published = (result.steps[-1].body or {})["ParameterXml"]
+    assert "<entity>smsc_consent</entity>" in published
+    assert "<entity>smsc_template</entity>" not in published
 
 
 def test_failed_key_is_reported_not_recreated(schema: Schema) -> None:
