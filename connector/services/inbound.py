@@ -28,7 +28,12 @@ from connector.domain.conversation import (
 from connector.domain.model import Configuration
 from connector.domain.provider_messages import InboundMessage
 from connector.domain.routing import SenderContext
-from connector.errors import ConfigurationError, InvalidInputError, StateStoreError
+from connector.errors import (
+    ConfigurationError,
+    DataverseError,
+    InvalidInputError,
+    StateStoreError,
+)
 from connector.log_config import get_logger
 from connector.ports import (
     ConfigurationLookup,
@@ -105,7 +110,7 @@ class InboundService:
             blocked=blocked,
             attachments=self._attachments(message),
         )
-        self._writer.write_inbound(write)
+        self._write(write)
         log.info(
             "inbound.written",
             provider_message_id=message.provider_id,
@@ -115,6 +120,21 @@ class InboundService:
             notified=len(notify),
         )
         return InboundOutcome(write.message_id, session.id, new, blocked, notify)
+
+    def _write(self, write: InboundWrite) -> None:
+        """Write the change set; if Dataverse refuses the attachments, keep the message."""
+        try:
+            self._writer.write_inbound(write)
+        except DataverseError as exc:
+            if exc.transient or not write.attachments:
+                raise
+            log.warning(
+                "inbound.attachments_refused",
+                provider_message_id=write.message.provider_id,
+                code=exc.service_code,
+                reason=exc.message[:200],
+            )
+            self._writer.write_inbound(replace(write, attachments=()))
 
     def _session_for(
         self, message: ReceivedMessage, config: Configuration

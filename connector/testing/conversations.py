@@ -12,8 +12,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from connector.domain.conversation import InboundWrite, SessionState, derived_id
+from connector.domain.conversation import InboundWrite, MediaFile, SessionState, derived_id
 from connector.domain.model import Configuration
+from connector.domain.provider_messages import InboundMedia
 from connector.domain.routing import (
     NO_MATCH,
     ONLY_CANDIDATE,
@@ -22,7 +23,7 @@ from connector.domain.routing import (
     Resolution,
     SenderContext,
 )
-from connector.errors import DataverseUnavailableError
+from connector.errors import DataverseError, DataverseUnavailableError, InvalidInputError
 
 
 @dataclass
@@ -35,6 +36,7 @@ class FakeConversationWriter:
     blocked: set[tuple[str, str]] = field(default_factory=set)
     change_sets: int = 0
     fail_next: int = 0
+    refuse_attachments: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def write_inbound(self, write: InboundWrite) -> None:
@@ -42,6 +44,8 @@ class FakeConversationWriter:
             if self.fail_next > 0:
                 self.fail_next -= 1
                 raise DataverseUnavailableError("fake Dataverse is down", status=503)
+            if self.refuse_attachments and write.attachments:
+                raise DataverseError("fake Dataverse refuses notes", status=400)
             self.change_sets += 1
             self.sessions[write.session.id] = write.session
             self.messages[write.message.provider_id] = write
@@ -98,3 +102,16 @@ class TableResolver:
 
     def note_conversation(self, phone_e164: str, record: RecordRef, at: object = None) -> None:
         self.records.setdefault(phone_e164, record)
+
+
+@dataclass
+class FakeMediaFetcher:
+    """A :class:`~connector.ports.MediaFetcher` serving ``files`` (URL -> bytes); others refused."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def fetch(self, media: InboundMedia, account_id: str) -> MediaFile:
+        if media.url not in self.files:
+            raise InvalidInputError("media URL is not on the provider's own hosts")
+        name = media.url.rsplit("/", 1)[-1]
+        return MediaFile(name, media.content_type, self.files[media.url])

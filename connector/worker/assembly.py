@@ -136,7 +136,9 @@ def build_inbound(
     journal = Journal(store)
     sessions = SessionCache(store)
     configurations = ConfigurationCache(directory)
-    service = InboundService(configurations, sessions, resolver, writer, team_members=team_members)
+    service = InboundService(
+        configurations, sessions, resolver, writer, team_members=team_members, media=media
+    )
     drain = JournalDrain(journal, service, lease_seconds=lease_seconds)
     queue = huey or make_huey(settings.state.url)
     tasks = register(queue, drain)

@@ -8,7 +8,7 @@ import pytest
 
 from connector.domain.conversation import Acceptance
 from connector.domain.model import Configuration, Provider
-from connector.domain.provider_messages import InboundMessage
+from connector.domain.provider_messages import InboundMedia, InboundMessage
 from connector.domain.routing import RecordRef
 from connector.errors import ConfigurationError, DataverseUnavailableError, is_transient
 from connector.services.inbound import InboundOutcome, InboundService
@@ -17,11 +17,13 @@ from connector.state.db import StateStore
 from connector.testing.conversations import (
     FakeConfigurationDirectory,
     FakeConversationWriter,
+    FakeMediaFetcher,
     TableResolver,
 )
 
 SENDER = "+14155550100"
 ALICE = "+14155550123"
+PICTURE_URL = "https://api.twilio.com/media/ME1"
 ALICE_CONTACT = RecordRef("contact", "00000000-0000-0000-0000-0000000000a1")
 
 
@@ -44,9 +46,14 @@ class World:
     team: set[str] = field(default_factory=lambda: {"user-2", "user-3"})
 
     def receive(
-        self, sid: str, body: str = "hello", frm: str = ALICE, at: float | None = None
+        self,
+        sid: str,
+        body: str = "hello",
+        frm: str = ALICE,
+        at: float | None = None,
+        media: tuple[InboundMedia, ...] = (),
     ) -> InboundOutcome:
-        msg = InboundMessage("twilio", sid, "AC" + "0" * 32, frm, SENDER, body)
+        msg = InboundMessage("twilio", sid, "AC" + "0" * 32, frm, SENDER, body, media=media)
         return self.service.handle(msg, self.clock.now if at is None else at)
 
 
@@ -76,6 +83,7 @@ def make_world(
         resolver,
         writer,
         team_members=lambda _team: frozenset(world.team),
+        media=FakeMediaFetcher({PICTURE_URL: b"png-bytes"}),
         clock=clock,
     )
     return world
@@ -189,3 +197,22 @@ def test_configurations_are_read_once_while_the_cache_is_warm() -> None:
     for n in range(20):
         world.receive(f"SM{n}")
     assert world.directory.loads == 1
+
+
+def test_mms_media_is_attached_and_media_from_elsewhere_is_skipped() -> None:
+    world = make_world()
+    media = (
+        InboundMedia(PICTURE_URL, "image/png"),
+        InboundMedia("https://evil.example.com/x.png", "image/png"),
+    )
+    world.receive("MM1", "photo", media=media)
+    (attachment,) = world.writer.messages["MM1"].attachments
+    assert attachment.data == b"png-bytes"
+
+
+def test_message_is_kept_when_dataverse_refuses_its_attachments() -> None:
+    world = make_world()
+    world.writer.refuse_attachments = True
+    world.receive("MM1", "photo", media=(InboundMedia(PICTURE_URL, "image/png"),))
+    write = world.writer.messages["MM1"]
+    assert write.message.body == "photo" and write.attachments == ()
