@@ -219,6 +219,8 @@ def configuration_to_row(config: Configuration) -> dict[str, Any]:
         row["smsc_lastvalidatedon"] = config.last_validated_on.isoformat()
     if config.owning_team_id:
         row[f"{OWNING_TEAM_NAV}@odata.bind"] = _bind("teams", config.owning_team_id)
+    if config.owner_id:
+        row["ownerid@odata.bind"] = _bind("systemusers", config.owner_id)
     return row
 
 

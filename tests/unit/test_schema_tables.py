@@ -34,6 +34,7 @@ SAMPLES: dict[str, Any] = {
         callback_url="https://sms.example.com/webhooks/twilio/messages",
         allow_create_to=("lead", "contact"),
         owning_team_id=TEAM_ID,
+        owner_id=CONFIG_ID,
         default_country="US",
         rate_per_second=1.5,
         last_validated_on=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
