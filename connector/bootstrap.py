@@ -17,7 +17,7 @@ from connector.dataverse.connect import build_client
 from connector.dataverse.phone_directory import DataversePhoneDirectory
 from connector.domain import phone
 from connector.services.phone_sync import PhoneSync, PhoneSyncJob
-from connector.services.resolution import RecordResolutionService
+from connector.services.resolution import ConfiguredRecordTypes, RecordResolutionService
 from connector.settings import Settings
 from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
@@ -87,6 +87,7 @@ def wire_resolution(container: Container) -> None:
         lookup_key=phone.lookup_key,
         variants=phone.search_variants,
         normalize=phone.lookup_key,
+        specs_for=ConfiguredRecordTypes(directory).for_sender,
     )
     container.resolver = resolver
 

@@ -96,6 +96,10 @@ class PhoneDirectory(Protocol):
         """Ids of the users in ``team_id``."""
         ...
 
+    def configured_record_types(self) -> list[tuple[Configuration, list[RecordType]]]:
+        """Every active configuration with its record types (none before the schema exists)."""
+        ...
+
 
 class PhoneIndexStore(Protocol):
     """The local phone index (``connector.state.phone_index``)."""

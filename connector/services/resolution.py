@@ -24,7 +24,7 @@ from connector.domain.phone_records import (
     RecordTypeSpec,
     entries_for_row,
 )
-from connector.domain.record_types import default_specs
+from connector.domain.record_types import default_specs, specs_for
 from connector.domain.routing import (
     Candidate,
     MatchTrace,
@@ -36,7 +36,7 @@ from connector.domain.routing import (
     decide,
     moved,
 )
-from connector.errors import ResolutionPendingError
+from connector.errors import ConnectorError, ResolutionPendingError
 from connector.log_config import get_logger
 from connector.ports import PhoneDirectory, PhoneIndexStore, ResolutionMemory
 
@@ -50,6 +50,47 @@ def _default_specs_for(sender: SenderContext) -> Sequence[RecordTypeSpec]:
     if sender.table_priority:
         specs = tuple(s for s in specs if s.table in sender.table_priority)
     return specs
+
+
+class ConfiguredRecordTypes:
+    """The record types each configuration resolves against, read from Dataverse and cached.
+
+    Refreshed after ``ttl``; a configuration without record types (or before the schema is
+    installed) uses the default ones. A failed refresh keeps the last answer.
+    """
+
+    def __init__(
+        self,
+        directory: PhoneDirectory,
+        *,
+        ttl: timedelta = timedelta(minutes=5),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._directory = directory
+        self._ttl = ttl
+        self._now = now
+        self._loaded_at: datetime | None = None
+        self._specs: dict[str, tuple[RecordTypeSpec, ...]] = {}
+
+    def for_sender(self, sender: SenderContext) -> Sequence[RecordTypeSpec]:
+        """The specs of ``sender``'s configuration (its own country as the last fallback)."""
+        now = self._now()
+        if self._loaded_at is None or self._loaded_at + self._ttl <= now:
+            self._refresh(now)
+        return self._specs.get(sender.configuration_id) or _default_specs_for(sender)
+
+    def _refresh(self, now: datetime) -> None:
+        try:
+            configured = self._directory.configured_record_types()
+        except ConnectorError as exc:
+            log.warning("resolution.record_types_refresh_failed", code=exc.code)
+            if self._loaded_at is None:
+                raise
+            return
+        self._specs = {
+            config.id: specs_for(types) for config, types in configured if config.id and types
+        }
+        self._loaded_at = now
 
 
 class RecordResolutionService:
@@ -86,6 +127,8 @@ class RecordResolutionService:
         key = self._key(phone_e164)
         specs = self._specs_for(sender)
         tables = {s.table for s in specs}
+        if not sender.table_priority:  # the configuration's record types, in priority order
+            sender = replace(sender, table_priority=tuple(s.table for s in specs))
         candidates = [c for c in self._index.lookup(key) if c.record.table in tables]
         source: str = "index"
         if not candidates:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.domain.model import Configuration, RecordType
 from connector.domain.phone_records import RecordTypeSpec, parse_timestamp
 from connector.ports import ChangePage
 
@@ -26,6 +27,7 @@ class FakePhoneDirectory:
     page_size: int = 100
     rows: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     teams: dict[str, frozenset[str]] = field(default_factory=dict)
+    configurations: list[tuple[Configuration, list[RecordType]]] = field(default_factory=list)
     requests: int = 0
     created_leads: list[dict[str, Any]] = field(default_factory=list)
     _version: int = 0
@@ -107,6 +109,11 @@ class FakePhoneDirectory:
         """Users of ``team_id``."""
         self.requests += 1
         return self.teams.get(team_id, frozenset())
+
+    def configured_record_types(self) -> list[tuple[Configuration, list[RecordType]]]:
+        """The configurations set on the fake (one request, like a read of the rows)."""
+        self.requests += 1
+        return list(self.configurations)
 
     def _pages(self, rows: list[dict[str, Any]]) -> Iterator[ChangePage]:
         for start in range(0, max(len(rows), 1), self.page_size):

@@ -163,3 +163,41 @@ def test_failed_lead_creation_releases_the_claim(world: World) -> None:
     world.directory.create_lead = create  # type: ignore[method-assign]
     assert world.resolver.resolve(PHONE, SENDER).create_lead
     assert len(world.directory.created_leads) == 1
+
+
+def test_configured_record_types_decide_tables_columns_and_order() -> None:
+    from types import MappingProxyType
+
+    from connector.domain.model import Configuration, Provider, RecordType
+    from connector.services.resolution import ConfiguredRecordTypes
+
+    world = World()
+    world.contact("c", "4155550101")
+    world.directory.put("lead", {"leadid": "l", "fullname": "L", "telephone1": PHONE}, "leadid")
+    world.sync()
+    config = Configuration("Sales", Provider.TWILIO, "+14155550100", id="cfg")
+    types = [
+        RecordType("lead", phone_columns=("telephone1",), priority=1),
+        RecordType("contact", phone_columns=("mobilephone",), priority=2),
+        RecordType("opportunity", parent_lookups=MappingProxyType({"parentcontactid": "contact"})),
+    ]
+    world.directory.configurations = [(config, types)]
+    configured = ConfiguredRecordTypes(world.directory, now=world.clock)
+    resolver = RecordResolutionService(
+        world.index,
+        ResolutionLedger(world.store),
+        world.directory,
+        lookup_key=lookup_key,
+        variants=search_variants,
+        normalize=lookup_key,
+        specs_for=configured.for_sender,
+    )
+    sender = SenderContext("cfg", default_country="US")
+    result = resolver.resolve(PHONE, sender)
+    assert (result.record, result.trace.decided_by) == (RecordRef("lead", "l"), TABLE_PRIORITY)
+    before = world.directory.requests
+    resolver.resolve(PHONE, sender)
+    assert world.directory.requests == before  # record types cached
+    other = resolver.resolve(PHONE, SenderContext("unconfigured", default_country="US"))
+    assert {c.record.table for c in other.trace.candidates} == {"contact", "lead"}  # defaults
+    assert other.trace.decided_by == RECENT_CONVERSATION  # the lead talked last
