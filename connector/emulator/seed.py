@@ -98,6 +98,8 @@ def wire(schema: Schema, entity: EntityDef) -> None:
                     name, schema.entities[target], entity.logical_name, "ownerid", "ownerid"
                 )
                 schema.add_relationship(rel)
+    if entity.has_notes and entity.is_custom and "annotation" in schema.entities:
+        _notes(schema, entity)
     activities = [e for e in schema.entities.values() if e.is_activity]
     if entity.is_activity:
         for regarded in [e for e in schema.entities.values() if e.has_activities]:
@@ -118,6 +120,16 @@ def _regarding(schema: Schema, target: EntityDef, activity: EntityDef) -> None:
     )
     name = f"{target.logical_name}_{act}"
     schema.add_relationship(one_to_many(name, target, act, "regardingobjectid", nav))
+
+
+def _notes(schema: Schema, entity: EntityDef) -> None:
+    """Notes (annotation.objectid) can point at every table with HasNotes."""
+    column = schema.entities["annotation"].attributes["objectid"]
+    if entity.logical_name not in column.targets:
+        column.targets.append(entity.logical_name)
+    name = f"{entity.logical_name}_Annotations"
+    nav = f"objectid_{entity.logical_name}"
+    schema.add_relationship(one_to_many(name, entity, "annotation", "objectid", nav))
 
 
 def _parties(schema: Schema, activity: EntityDef) -> None:
@@ -288,6 +300,9 @@ def _add_standard_columns(entity: EntityDef) -> None:
         entity.add(AttributeDef("customizationoptionvalueprefix", "Integer"))
     if name == "annotation":
         entity.add(AttributeDef("isdocument", "Boolean"))
+        entity.add(AttributeDef("mimetype", "String", max_length=256))
+        entity.add(AttributeDef("documentbody", "Memo", max_length=None))
+        entity.add(AttributeDef("filesize", "Integer"))
 
 
 def _standard_lookups(schema: Schema) -> None:
