@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,13 @@ import pytest
 import yaml
 
 from connector.dataverse import tables
-from connector.dataverse.schema import DEFAULT_SCHEMA_DIR, STANDARD_TABLES, Schema, load_schema
+from connector.dataverse.schema import (
+    DEFAULT_SCHEMA_DIR,
+    STANDARD_TABLES,
+    Schema,
+    load_schema,
+    relationship_name,
+)
 from connector.errors import ConfigurationError
 
 TABLE_FILES = sorted((DEFAULT_SCHEMA_DIR / "tables").glob("*.yaml"))
@@ -148,3 +155,21 @@ def test_rejects_a_reserved_prefix(tmp_path: Path) -> None:
     (root / "solution.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(ConfigurationError, match="mscrm"):
         load_schema(root)
+
+
+def test_every_smsc_name_in_the_code_is_declared_in_the_schema(schema: Schema) -> None:
+    """Modules that spell an ``smsc_`` name (writers, exports) must match what is installed."""
+    known: set[str] = {t.entity_set for t in tables.ALL_TABLES}
+    for table in schema.tables:
+        known |= {table.logical_name, table.primary.logical_name, f"{table.logical_name}id"}
+        known |= {c.logical_name for c in table.columns}
+        known |= {k.schema_name.lower() for k in table.keys}
+        known |= {relationship_name(table, c) for c in table.lookups}
+    unknown: dict[str, set[str]] = {}
+    package = Path(tables.__file__).resolve().parents[1]
+    for path in package.rglob("*.py"):
+        for match in re.finditer(r"_?smsc_[A-Za-z0-9_]*", path.read_text(encoding="utf-8")):
+            name = match.group(0).lower().lstrip("_").removesuffix("_value")
+            if name not in known and name != "smsc_":
+                unknown.setdefault(path.name, set()).add(match.group(0))
+    assert unknown == {}
