@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from connector.emulator import activities
 from connector.emulator.addressing import Address, parse_key, reference_path, split_segment
 from connector.emulator.metadata import EntityDef, new_id
 from connector.emulator.protocol import bad_request, not_found
@@ -103,8 +104,14 @@ class Records:
                 action(record_id)
             self._derive_fullname(entity, record_id)
             found = self.get(entity, record_id)
+            self._mirror(entity, found)
         assert found is not None
         return found
+
+    def _mirror(self, entity: EntityDef, row: dict[str, Any] | None) -> None:
+        pointer = self.schema.entities.get(activities.POINTER)
+        if row is not None and pointer is not None:
+            activities.mirror(self.store, pointer, entity, row)
 
     def _derive_fullname(self, entity: EntityDef, record_id: str) -> None:
         """contact, lead and systemuser compute ``fullname`` from first and last name."""
@@ -136,6 +143,7 @@ class Records:
                 action(record_id)
             self._derive_fullname(entity, record_id)
             found = self.get(entity, record_id)
+            self._mirror(entity, found)
         assert found is not None
         return found
 
@@ -148,6 +156,7 @@ class Records:
                     f"DELETE FROM {table_name('activityparty')} WHERE activityid = ?", [record_id]
                 )
             self.store.delete(entity, record_id, self.store.next_version())
+            activities.unmirror(self.store, entity, record_id)
 
     def _write(self, entity: EntityDef, action: Callable[[], None], record_id: str) -> None:
         try:

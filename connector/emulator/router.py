@@ -25,7 +25,8 @@ from connector.emulator.metadata import EntityDef
 from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request, fault_response
 from connector.emulator.records import Records
 from connector.emulator.schema import Schema
-from connector.emulator.seed import SEED_USER_ID, add_many_to_many, standard_schema
+from connector.emulator.seed import SEED_USER_ID
+from connector.emulator.standard import add_many_to_many, standard_schema
 from connector.emulator.store import Store, q, table_name
 from connector.emulator.tables import create_table
 from connector.errors import EmulatorFault

@@ -217,3 +217,27 @@ def test_team_members_through_teammembership_association(
     assert removed.status_code == 204
     left = session.get(root + f"teams({team})/teammembership_association").json()["value"]
     assert [m["systemuserid"] for m in left] == [users[1]]
+
+
+def test_activities_are_visible_through_activitypointers(
+    api: tuple[requests.Session, str],
+) -> None:
+    session, root = api
+    contact = _create(session, root + "contacts", {"lastname": "Pointer"})
+    task = _create(
+        session,
+        root + "tasks",
+        {
+            "subject": "Call back",
+            "regardingobjectid_contact_task@odata.bind": f"/contacts({contact})",
+        },
+    )
+    query = root + f"activitypointers?$filter=_regardingobjectid_value eq {contact}"
+    rows = session.get(query).json()["value"]
+    assert [(r["activityid"], r["activitytypecode"], r["subject"]) for r in rows] == [
+        (task, "task", "Call back")
+    ]
+    session.patch(root + f"tasks({task})", json={"subject": "Done"}, headers={"If-Match": "*"})
+    assert session.get(query).json()["value"][0]["subject"] == "Done"
+    session.delete(root + f"tasks({task})")
+    assert session.get(query).json()["value"] == []

@@ -17,7 +17,7 @@ from connector.emulator.query import (
     split_top_level,
     to_sql,
 )
-from connector.emulator.seed import standard_schema
+from connector.emulator.standard import standard_schema
 from connector.errors import EmulatorFault
 
 
