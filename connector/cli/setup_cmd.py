@@ -74,22 +74,26 @@ def setup(  # noqa: PLR0917 - typer maps each option to a parameter
 ) -> None:
     """Create or update a sender configuration with default record types and keywords."""
     settings = settings_or_exit()
+    request = SetupRequest(
+        sender=sender,
+        provider=provider,
+        account_sid=account_sid or settings.twilio.account_sid,
+        auth_token=auth_token,
+        default_country=default_country,
+        name=name,
+        public_base_url=str(settings.public_base_url) if settings.public_base_url else None,
+    )
+    check = _twilio_check(settings) if validate and provider is Provider.TWILIO else None
+    _run(settings, request, check)
+
+
+def _run(settings: Settings, request: SetupRequest, check: CredentialCheck | None) -> None:
     console = Console()
     container = build_container(settings)
     try:
         if container.dataverse is None:
             console.print("[bold red]No Dataverse URL[/]: set CONNECTOR_DATAVERSE__URL.")
             raise typer.Exit(2)
-        request = SetupRequest(
-            sender=sender,
-            provider=provider,
-            account_sid=account_sid or settings.twilio.account_sid,
-            auth_token=auth_token,
-            default_country=default_country,
-            name=name,
-            public_base_url=str(settings.public_base_url) if settings.public_base_url else None,
-        )
-        check = _twilio_check(settings) if validate and provider is Provider.TWILIO else None
         store = DataverseConfigurationStore(container.dataverse)
         result = run_setup(request, store, SecretBox(settings.secret_keys), check)
     except ConnectorError as exc:

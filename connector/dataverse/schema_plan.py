@@ -118,26 +118,35 @@ def _column_steps(
         yield from _column_changes(schema, table, column, current, notes)
 
 
+def _length_change(
+    schema: Schema, table: TableSpec, column: ColumnSpec, live: LiveColumn, notes: list[str]
+) -> Iterator[Step]:
+    declared = column.max_length
+    if declared is None or live.max_length is None or declared == live.max_length:
+        return
+    if declared < live.max_length:
+        where = f"{table.logical_name}.{column.logical_name}"
+        notes.append(f"{where}: live max length {live.max_length} > {declared}, kept")
+        return
+    path = f"{_entity(table.logical_name)}/Attributes(LogicalName='{column.logical_name}')"
+    body = column_payload(column, schema.language_code)
+    detail = f"max length {live.max_length} -> {declared}"
+    yield Step(
+        "update",
+        "column",
+        column.logical_name,
+        table.logical_name,
+        method="PUT",
+        path=path,
+        body=body,
+        detail=detail,
+    )
+
+
 def _column_changes(
     schema: Schema, table: TableSpec, column: ColumnSpec, live: LiveColumn, notes: list[str]
 ) -> Iterator[Step]:
-    where = f"{table.logical_name}.{column.logical_name}"
-    declared = column.max_length
-    if declared is not None and live.max_length is not None and declared != live.max_length:
-        if declared > live.max_length:
-            path = f"{_entity(table.logical_name)}/Attributes(LogicalName='{column.logical_name}')"
-            yield Step(
-                "update",
-                "column",
-                column.logical_name,
-                table.logical_name,
-                method="PUT",
-                path=path,
-                body=column_payload(column, schema.language_code),
-                detail=f"max length {live.max_length} -> {declared}",
-            )
-        else:
-            notes.append(f"{where}: live max length {live.max_length} > {declared}, kept")
+    yield from _length_change(schema, table, column, live, notes)
     for option in column.options:
         if option.value not in live.options:
             body = {
@@ -159,6 +168,7 @@ def _column_changes(
             )
     extra = sorted(live.options - {o.value for o in column.options})
     if extra and column.options:
+        where = f"{table.logical_name}.{column.logical_name}"
         notes.append(f"{where}: live options {extra} not declared, kept")
 
 
@@ -239,49 +249,50 @@ def _key_steps(schema: Schema, live: LiveState, notes: list[str]) -> Iterator[St
     yield from waits
 
 
-def plan(schema: Schema, live: LiveState) -> Plan:
-    """The steps that bring ``live`` to ``schema``, in the order they must run."""
-    notes: list[str] = []
-    steps: list[Step] = []
+def _container_steps(schema: Schema, live: LiveState) -> Iterator[Step]:
     if live.publisher_id is None:
         publisher = schema.publisher
-        steps.append(
-            Step(
-                "create",
-                "publisher",
-                publisher.unique_name,
-                path="publishers",
-                body=publisher_payload(publisher),
-                detail=f"prefix {publisher.prefix}",
-            )
+        yield Step(
+            "create",
+            "publisher",
+            publisher.unique_name,
+            path="publishers",
+            body=publisher_payload(publisher),
+            detail=f"prefix {publisher.prefix}",
         )
     if live.solution_id is None:
         solution = schema.solution
-        steps.append(
-            Step(
-                "create",
-                "solution",
-                solution.unique_name,
-                path="solutions",
-                detail=f"version {solution.version}",
-            )
+        yield Step(
+            "create",
+            "solution",
+            solution.unique_name,
+            path="solutions",
+            detail=f"version {solution.version}",
         )
-    steps += _table_steps(schema, live, notes)
-    steps += _relationship_steps(schema, live)
-    steps += _key_steps(schema, live, notes)
+
+
+def _publish_step(steps: list[Step]) -> Iterator[Step]:
     # Keys still building mean an earlier run stopped before it published: publish again.
     touched = sorted(
         {s.table for s in steps if s.table and s.action in ("create", "update", "wait")}
     )
     if touched:
-        steps.append(
-            Step(
-                "publish",
-                "xml",
-                "PublishXml",
-                path="PublishXml",
-                body=publish_xml(touched),
-                detail=f"{len(touched)} tables",
-            )
+        yield Step(
+            "publish",
+            "xml",
+            "PublishXml",
+            path="PublishXml",
+            body=publish_xml(touched),
+            detail=f"{len(touched)} tables",
         )
+
+
+def plan(schema: Schema, live: LiveState) -> Plan:
+    """The steps that bring ``live`` to ``schema``, in the order they must run."""
+    notes: list[str] = []
+    steps = list(_container_steps(schema, live))
+    steps += _table_steps(schema, live, notes)
+    steps += _relationship_steps(schema, live)
+    steps += _key_steps(schema, live, notes)
+    steps += _publish_step(steps)
     return Plan(tuple(steps), tuple(notes))

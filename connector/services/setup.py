@@ -183,13 +183,6 @@ def run_setup(
         raise InvalidInputError("the configuration store returned no id")
     types = _add_record_types(store, config.id, country)
     words = _add_keywords(store, config.id, config.name)
-    warnings = []
-    if config.callback_url is None:
-        warnings.append("no CONNECTOR_PUBLIC_BASE_URL: callback URL not set")
-    if config.secret is None and request.provider is Provider.TWILIO:
-        warnings.append("no auth token stored: pass --auth-token")
-    if report is not None and not report.ok:
-        warnings.append(f"credentials not valid: {report.problem}")
     return SetupResult(
         configuration=config,
         created=existing is None,
@@ -197,9 +190,20 @@ def run_setup(
         keywords=tuple(store.keywords(config.id)),
         added_record_types=types,
         added_keywords=words,
-        warnings=tuple(warnings),
+        warnings=_warnings(config, report),
         validation=report,
     )
+
+
+def _warnings(config: Configuration, report: CredentialReport | None) -> tuple[str, ...]:
+    warnings = []
+    if config.callback_url is None:
+        warnings.append("no CONNECTOR_PUBLIC_BASE_URL: callback URL not set")
+    if config.secret is None and config.provider is Provider.TWILIO:
+        warnings.append("no auth token stored: pass --auth-token")
+    if report is not None and not report.ok:
+        warnings.append(f"credentials not valid: {report.problem}")
+    return tuple(warnings)
 
 
 def _add_record_types(
