@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from connector.emulator.fetchxml import run_fetch
 from connector.emulator.metadata import EntityDef
 from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request
 from connector.emulator.query import ExpandItem, parse_expand, parse_filter, parse_orderby, to_sql
@@ -56,6 +57,8 @@ def list_rows(
         raise bad_request("The query parameter $skip is not supported", "0x80060888")
     if "$deltatoken" in req.query or "odata.track-changes" in req.prefer():
         return _changes(records, req, entity)
+    if "fetchXml" in req.query:
+        return run_fetch(records, req, entity)
     schema = records.schema
     names = select_names(schema, entity, req.query.get("$select"))
     params: list[Any] = []

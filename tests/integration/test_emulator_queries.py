@@ -160,3 +160,32 @@ def test_plus_sign_must_be_percent_encoded_like_dataverse(
     assert raw_plus == []
     encoded = quote("mobilephone eq '+15551230004'")
     assert _names(session, root + f"contacts?$filter={encoded}") == ["Dee"]
+
+
+def test_fetchxml_filters_orders_omits_nulls_and_pages_with_cookie(
+    api: tuple[requests.Session, str],
+) -> None:
+    session, root = api
+    fetch = (
+        '<fetch count="2" page="{page}"><entity name="contact">'
+        '<attribute name="firstname"/><attribute name="mobilephone"/>'
+        '<order attribute="firstname" descending="true"/>'
+        '<filter type="or"><condition attribute="lastname" operator="like" value="%mit%"/>'
+        '<condition attribute="firstname" operator="in"><value>Ann</value><value>Dee</value>'
+        "</condition></filter></entity></fetch>"
+    )
+    prefer = {"Prefer": 'odata.include-annotations="*"'}
+    first = session.get(
+        root + "contacts", params={"fetchXml": fetch.format(page=1)}, headers=prefer
+    ).json()
+    assert [r["firstname"] for r in first["value"]] == ["Dee", "Cid"]
+    assert "mobilephone" not in first["value"][1]
+    assert first["@Microsoft.Dynamics.CRM.morerecords"] is True
+    assert "pagingcookie=" in first["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"]
+    second = session.get(
+        root + "contacts", params={"fetchXml": fetch.format(page=2)}, headers=prefer
+    ).json()
+    assert [r["firstname"] for r in second["value"]] == ["Bob", "Ann"]
+    assert "@Microsoft.Dynamics.CRM.morerecords" not in second
+    wrong = session.get(root + "accounts", params={"fetchXml": fetch.format(page=1)})
+    assert wrong.status_code == 400
