@@ -11,6 +11,7 @@ provider's credential check, it also validates the credentials and stores the ou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -114,6 +115,26 @@ def callback_url(base: str | None, provider: Provider) -> str | None:
     return base.rstrip("/") + path
 
 
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+MAX_NAME = 100
+
+
+def _checked(request: SetupRequest) -> SetupRequest:
+    """The request with its country upper-cased; bad values refused, naming the option."""
+    country = request.default_country.strip().upper() if request.default_country else None
+    if country is not None and not _COUNTRY.match(country):
+        raise InvalidInputError(f"--default-country {country[:10]!r} is not an ISO region code")
+    sid = request.account_sid
+    if request.provider is Provider.TWILIO and sid and not _ACCOUNT_SID.match(sid):
+        raise InvalidInputError("--account-sid must be AC followed by 32 hexadecimal digits")
+    if request.name is not None and not 0 < len(request.name) <= MAX_NAME:
+        raise InvalidInputError(f"--name must be 1 to {MAX_NAME} characters")
+    if request.auth_token is not None and not 0 < len(request.auth_token) <= 512:
+        raise InvalidInputError("--auth-token must be 1 to 512 characters")
+    return replace(request, default_country=country)
+
+
 def _sender(raw: str, country: str | None) -> str:
     try:
         return normalize(raw, (country,))
@@ -170,8 +191,8 @@ def run_setup(
     With ``check`` the provider credentials are tried first and the outcome stored on the
     configuration (validation status, message, time); the row is written either way.
     """
-    country = request.default_country.upper() if request.default_country else None
-    request = replace(request, default_country=country)
+    request = _checked(request)
+    country = request.default_country
     sender = _sender(request.sender, country)
     existing = store.find_configuration(sender)
     wanted = _configuration(request, existing, cipher, sender)

@@ -158,3 +158,22 @@ def test_no_secret_means_no_credential_check(box: SecretBox) -> None:
     result = run_setup(_request(auth_token=None), InMemoryConfigurationStore(), box, check)
     assert result.validation is None
     assert result.configuration.validation_status is ValidationStatus.DRAFT
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"default_country": "USA"}, "--default-country"),
+        ({"default_country": "1!"}, "--default-country"),
+        ({"account_sid": "AC123"}, "--account-sid"),
+        ({"name": "x" * 101}, "--name"),
+        ({"auth_token": "t" * 513}, "--auth-token"),
+    ],
+)
+def test_out_of_bounds_options_are_refused_before_anything_is_written(
+    box: SecretBox, changes: dict[str, object], message: str
+) -> None:
+    store = InMemoryConfigurationStore()
+    with pytest.raises(InvalidInputError, match=message):
+        run_setup(_request(**changes), store, box)
+    assert store.writes == 0
