@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from connector.emulator.changes import changes
 from connector.emulator.fetchxml import run_fetch
 from connector.emulator.metadata import EntityDef
 from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request
@@ -27,7 +27,6 @@ from connector.emulator.values import row_to_json, select_names
 MAX_PAGE = 5000
 URL_SAFE = "$,()'="
 COUNT_CAP = 5000
-TRACKING_REFUSED = ("$filter", "$orderby", "$expand", "$top")
 
 
 def column_resolver(schema: Schema, entity: EntityDef) -> Any:
@@ -56,7 +55,7 @@ def list_rows(
     if "$skip" in req.query:
         raise bad_request("The query parameter $skip is not supported", "0x80060888")
     if "$deltatoken" in req.query or "odata.track-changes" in req.prefer():
-        return _changes(records, req, entity)
+        return changes(records, req, entity)
     if "fetchXml" in req.query:
         return run_fetch(records, req, entity)
     schema = records.schema
@@ -235,47 +234,3 @@ def _next_link(req: EmuRequest, entity: EntityDef, offset: int, limit: int) -> s
     query = {k: v for k, v in req.query.items() if k != "$skiptoken"}
     query["$skiptoken"] = token
     return f"{req.api_root}/{entity.entity_set}?{urlencode(query, safe=URL_SAFE, quote_via=quote)}"
-
-
-def _changes(records: Records, req: EmuRequest, entity: EntityDef) -> EmuResponse:
-    for option in TRACKING_REFUSED:
-        if option in req.query:
-            raise bad_request(
-                f'The "{option}" query parameter isn\'t supported when Change Tracking is enabled.'
-            )
-    if not entity.change_tracking:
-        raise bad_request(
-            f"Entity: {entity.logical_name} is not enabled for change tracking.", "0x80048532"
-        )
-    schema = records.schema
-    names = select_names(schema, entity, req.query.get("$select"))
-    token = req.query.get("$deltatoken")
-    since = _int(token.split("!")[0]) if token else 0
-    version = records.store.current_version()
-    rows = records.store.select(
-        f"SELECT * FROM {table_name(entity)} WHERE versionnumber > ? ORDER BY versionnumber",
-        [since],
-    )
-    value: list[dict[str, Any]] = [row_to_json(schema, entity, row, names) for row in rows]
-    context_root = f"{req.api_root}/$metadata#{entity.entity_set}"
-    if token:
-        for record_id in records.store.tombstones(entity, since):
-            value.append(
-                {
-                    "@odata.context": f"{context_root}/$deletedEntity",
-                    "id": record_id,
-                    "reason": "deleted",
-                }
-            )
-    query = {k: v for k, v in req.query.items() if k != "$deltatoken"}
-    query["$deltatoken"] = f"{version}!{_stamp()}"
-    delta_link = (
-        f"{req.api_root}/{entity.entity_set}?{urlencode(query, safe=URL_SAFE, quote_via=quote)}"
-    )
-    context = f"{req.api_root}/$metadata#{entity.entity_set}" + ("/$delta" if token else "")
-    body = {"@odata.context": context, "value": value, "@odata.deltaLink": delta_link}
-    return EmuResponse.of_json(200, body, {"Preference-Applied": "odata.track-changes"})
-
-
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%m/%d/%Y %H:%M:%S")

@@ -239,11 +239,12 @@ class Store:
             row = self.conn.execute(sql, list(params)).fetchone()
         return None if row is None else row[0]
 
-    def tombstones(self, entity: EntityDef, since: int) -> list[str]:
-        """Ids deleted after ``since``."""
+    def tombstones(self, entity: EntityDef, since: int, upto: int) -> list[str]:
+        """Ids deleted after version ``since`` up to ``upto``."""
         rows = self.select(
-            "SELECT id FROM _emu_tombstones WHERE entity = ? AND version > ? ORDER BY version",
-            (entity.logical_name, since),
+            "SELECT id FROM _emu_tombstones WHERE entity = ? AND version > ? AND version <= ? "
+            "ORDER BY version",
+            (entity.logical_name, since, upto),
         )
         return [str(row["id"]) for row in rows]
 

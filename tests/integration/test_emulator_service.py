@@ -132,3 +132,27 @@ def test_file_database_survives_a_restart(tmp_path: Path) -> None:
         )
         rows = requests.get(root + "csms_kepts", headers=headers, timeout=10).json()["value"]
         assert [r["csms_name"] for r in rows] == ["a"]
+
+
+def test_change_tracking_pages_follow_maxpagesize_and_end_with_the_delta_link(
+    api: tuple[requests.Session, str, str],
+) -> None:
+    session, root, _ = api
+    for n in range(5):
+        _create(session, root + "contacts", {"lastname": f"Paged{n}"})
+    prefer = {"Prefer": "odata.track-changes, odata.maxpagesize=2"}
+    body = session.get(root + "contacts?$select=lastname", headers=prefer).json()
+    names, pages = [], 0
+    while True:
+        pages += 1
+        names += [row["lastname"] for row in body["value"]]
+        if "@odata.nextLink" not in body:
+            break
+        assert "@odata.deltaLink" not in body
+        body = session.get(body["@odata.nextLink"], headers=prefer).json()
+    assert names == [f"Paged{n}" for n in range(5)] and pages == 3
+    delta_link = body["@odata.deltaLink"]
+    doomed = _create(session, root + "contacts", {"lastname": "Late"})
+    session.delete(root + f"contacts({doomed})")
+    delta = session.get(delta_link, headers=prefer).json()
+    assert [row.get("reason") for row in delta["value"]] == ["deleted"]
