@@ -1,12 +1,12 @@
 """Move a conversation to another record: the session, its messages, and later replies.
 
 A seller who sees a conversation on the wrong record moves it (``POST
-/api/v1/sessions/{id}/move``). The local session mirror is re-pointed first (optimistic,
-retried when a worker updated the session meanwhile), so the next message in the still-open
-session already lands on the target; then the session activity and every message in it are
-re-linked in Dataverse in one change set, with a match trace saying it was moved and from
-where; finally the number's most recent conversation becomes the target, so a message that
-opens a later session resolves to it too (the first routing rule).
+/api/v1/sessions/{id}/move``). The session activity and every message in it are re-linked in
+Dataverse in one change set, with a match trace saying it was moved and from where; then the
+local session mirror is re-pointed (optimistic, retried when a worker updated the session
+meanwhile), so the next message in the still-open session lands on the target; finally the
+number's most recent conversation becomes the target, so a message that opens a later
+session resolves to it too (the first routing rule).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from connector.domain.routing import MatchTrace, RecordRef, moved
-from connector.errors import NotFoundError, StateStoreError
+from connector.errors import DataverseNotFoundError, NotFoundError, StateStoreError
 from connector.log_config import get_logger
 from connector.ports import ConversationRelinker, RecordResolver, SessionStore
 
@@ -44,26 +44,37 @@ class ConversationMover:
         self._resolver = resolver
 
     def move(self, session_id: str, target: RecordRef) -> MoveResult:
-        """Move session ``session_id`` (and its messages) to ``target``."""
+        """Move session ``session_id`` (and its messages) to ``target``.
+
+        Dataverse first: if the target does not exist or the write fails, nothing local
+        changes and the caller gets the error; the mirror follows only a move that landed.
+        """
+        current = self._sessions.get(session_id)
+        if current is None:
+            raise NotFoundError(f"no session {session_id}", details={"session": session_id})
+        previous = None
+        if current.regarding_table and current.regarding_id:
+            previous = RecordRef(current.regarding_table, current.regarding_id)
+        trace = moved(current.phone, target, previous)
+        try:
+            count = self._relinker.relink(session_id, target, trace)
+        except DataverseNotFoundError as exc:
+            raise NotFoundError(
+                f"cannot move session {session_id} to {target}: {exc.message}",
+                details={"session": session_id, "target": str(target)},
+            ) from exc
         for _ in range(_ATTEMPTS):
-            current = self._sessions.get(session_id)
-            if current is None:
-                raise NotFoundError(f"no session {session_id}", details={"session": session_id})
-            previous = None
-            if current.regarding_table and current.regarding_id:
-                previous = RecordRef(current.regarding_table, current.regarding_id)
-            trace = moved(current.phone, target, previous)
+            latest = self._sessions.get(session_id) or current
             relinked = replace(
-                current,
+                latest,
                 regarding_table=target.table,
                 regarding_id=target.id,
                 match_trace=trace.to_json(),
             )
-            if self._sessions.save(relinked, current):
+            if self._sessions.save(relinked, latest):
                 break
         else:
             raise StateStoreError("the session kept changing", details={"session": session_id})
-        count = self._relinker.relink(session_id, target, trace)
         self._resolver.note_conversation(current.phone, target)
         log.info(
             "conversation.moved",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.domain.routing import MatchTrace, RecordRef
+from connector.errors import DataverseNotFoundError
 
 
 @dataclass
@@ -19,6 +20,7 @@ class FakeConversationRelinker:
     messages: dict[str, tuple[str, RecordRef | None]] = field(default_factory=dict)
     traces: dict[str, dict[str, Any]] = field(default_factory=dict)
     session_regarding: dict[str, RecordRef] = field(default_factory=dict)
+    missing: set[RecordRef] = field(default_factory=set)
 
     def add_messages(self, session_id: str, regarding: RecordRef | None, ids: list[str]) -> None:
         """Messages of a session, regarding the session's record."""
@@ -26,7 +28,9 @@ class FakeConversationRelinker:
             self.messages[mid] = (session_id, regarding)
 
     def relink(self, session_id: str, target: RecordRef, trace: MatchTrace) -> int:
-        """Point the session and its messages at ``target``."""
+        """Point the session and its messages at ``target`` (a ``missing`` one: 404)."""
+        if target in self.missing:
+            raise DataverseNotFoundError(f"{target} does not exist", status=404)
         self.session_regarding[session_id] = target
         self.traces[session_id] = trace.to_dict()
         mine = [mid for mid, (sid, _) in self.messages.items() if sid == session_id]

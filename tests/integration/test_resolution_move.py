@@ -142,3 +142,14 @@ def test_move_needs_an_api_key(service: Service) -> None:
     assert answer.status_code == 401
     assert service.regarding() == CONTACT
     assert service.dataverse.traces == {}
+
+
+def test_move_to_a_record_dataverse_does_not_have_changes_nothing(service: Service) -> None:
+    ghost = RecordRef("lead", str(uuid.UUID(int=3)))
+    service.dataverse.missing.add(ghost)
+    answer = service.move(SESSION, {"table": "lead", "id": ghost.id})
+    assert answer.status_code == 404
+    assert answer.json()["code"] == "not_found"
+    assert ghost.id in answer.json()["detail"]
+    assert service.regarding() == CONTACT
+    assert service.resolver.resolve(PHONE, SENDER).record == CONTACT
