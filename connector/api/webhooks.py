@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from connector.api.deps import container_of
 from connector.api.problems import problem
@@ -101,7 +102,9 @@ async def twilio_inbound(request: Request) -> Response:
     url = public_url(hook.public_base_url, INBOUND_PATH, request.url.query)
     verify(url, pairs, signature_from(request.headers), hook.auth_tokens())
     message = parse_inbound(pairs)
-    appended = hook.journal.append(PROVIDER, message.provider_message_id, dict(message.raw))
+    appended = await run_in_threadpool(
+        hook.journal.append, PROVIDER, message.provider_message_id, dict(message.raw)
+    )
     if not appended.duplicate:
         hook.nudge()
     return Response(content=TWIML_EMPTY, media_type="text/xml")

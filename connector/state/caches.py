@@ -24,6 +24,7 @@ from connector.domain.model import Configuration
 from connector.errors import StateStoreError
 from connector.ports import ConfigurationDirectory
 from connector.state.db import StateStore, metadata
+from connector.state.group_commit import bookkeeping_engine
 
 sessions_table = Table(
     "session_cache",
@@ -69,6 +70,7 @@ class SessionCache:
     def __init__(self, store: StateStore) -> None:
         self.store = store
         store.create_all()
+        self._books = bookkeeping_engine(store)  # the mirror converges by derived ids
 
     def get(self, session_id: str) -> SessionState | None:
         """A session by id."""
@@ -93,7 +95,7 @@ class SessionCache:
     def save(self, session: SessionState, previous: SessionState | None) -> bool:
         """Optimistic write: False when another worker changed the pair since ``previous``."""
         try:
-            with self.store.engine.begin() as conn:
+            with self._books.begin() as conn:
                 if previous is not None and previous.id == session.id:
                     c = sessions_table.c
                     done = conn.execute(

@@ -33,15 +33,18 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     func,
-    insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import StateStoreError
 from connector.state.db import StateStore, metadata
+from connector.state.group_commit import GroupCommitter, bookkeeping_engine
 
 PENDING = "pending"
 DONE = "done"
@@ -113,6 +116,37 @@ class Journal:
         self.base_delay = base_delay
         self.max_delay = max_delay
         store.create_all()
+        self._books = bookkeeping_engine(store)
+        self._appender = GroupCommitter(store.engine, self._insert_batch)
+
+    def close(self) -> None:
+        """Stop the appender thread and release the bookkeeping engine."""
+        self._appender.close()
+        if self._books is not self.store.engine:
+            self._books.dispose()
+
+    def _insert_batch(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Appended]:
+        """Insert ``rows`` in the caller's transaction; a known event id is a duplicate."""
+        make = sqlite_insert if self.store.dialect == "sqlite" else pg_insert
+        results = []
+        for row in rows:
+            statement = (
+                make(journal_table)
+                .values(**row)
+                .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+            )
+            done = conn.execute(statement)
+            if done.rowcount == 1 and done.inserted_primary_key:
+                results.append(Appended(id=int(done.inserted_primary_key[0]), duplicate=False))
+                continue
+            found = conn.execute(
+                select(journal_table.c.id).where(
+                    journal_table.c.provider == row["provider"],
+                    journal_table.c.event_id == row["event_id"],
+                )
+            ).scalar()
+            results.append(Appended(id=int(found or 0), duplicate=True))
+        return results
 
     def append(
         self, provider: str, event_id: str, payload: Mapping[str, Any], *, now: float | None = None
@@ -128,25 +162,7 @@ class Journal:
             "attempts": 0,
             "next_attempt_at": at,
         }
-        try:
-            with self.store.engine.begin() as conn:
-                result = conn.execute(insert(journal_table).values(**row))
-                key = result.inserted_primary_key
-                return Appended(id=int(key[0]) if key else 0, duplicate=False)
-        except IntegrityError:
-            return Appended(id=self._id_of(provider, event_id), duplicate=True)
-        except SQLAlchemyError as exc:
-            raise StateStoreError(f"cannot append to the journal: {type(exc).__name__}") from exc
-
-    def _id_of(self, provider: str, event_id: str) -> int:
-        query = select(journal_table.c.id).where(
-            journal_table.c.provider == provider, journal_table.c.event_id == event_id
-        )
-        with self.store.engine.connect() as conn:
-            found = conn.execute(query).scalar()
-        if found is None:
-            raise StateStoreError("duplicate journal key but no row", details={"id": event_id})
-        return int(found)
+        return self._appender.submit(row)
 
     def claim(
         self, limit: int = 50, *, lease_seconds: float = 60.0, now: float | None = None
@@ -160,16 +176,12 @@ class Journal:
             c.next_attempt_at <= at,
             or_(c.lease_until.is_(None), c.lease_until < at),
         )
+        oldest_due = select(c.id).where(due).order_by(c.id).limit(limit)
         try:
-            with self.store.engine.begin() as conn:
-                ids = [
-                    r[0] for r in conn.execute(select(c.id).where(due).order_by(c.id).limit(limit))
-                ]
-                if not ids:
-                    return []
+            with self._books.begin() as conn:  # one UPDATE: the write lock is taken at once
                 conn.execute(
                     update(journal_table)
-                    .where(c.id.in_(ids), due)
+                    .where(c.id.in_(oldest_due.scalar_subquery()), due)
                     .values(claim_token=token, lease_until=at + lease_seconds)
                 )
                 rows = conn.execute(
@@ -219,7 +231,7 @@ class Journal:
             .values(claim_token=None, lease_until=None, **values)
         )
         try:
-            with self.store.engine.begin() as conn:
+            with self._books.begin() as conn:
                 return conn.execute(query).rowcount == 1
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot update the journal: {type(exc).__name__}") from exc

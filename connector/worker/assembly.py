@@ -79,6 +79,7 @@ class InboundRuntime:
         if self.nudger is not None:
             self.nudger.close()
             self.nudger = None
+        self.journal.close()
 
 
 def auth_tokens(settings: Settings) -> Sequence[str]:
