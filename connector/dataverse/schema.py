@@ -151,8 +151,15 @@ class TableSpec(_Model):
 
 
 def relationship_name(table: TableSpec, column: ColumnSpec) -> str:
-    """The schema name of the one-to-many relationship behind a lookup column."""
-    return f"{column.target}_{table.logical_name}_{column.logical_name}"
+    """The schema name of the one-to-many relationship behind a lookup column.
+
+    ``<prefix>_<target>_<table>_<column>`` with the prefix said once (custom relationship
+    names must carry the publisher prefix, also for lookups to standard tables), e.g.
+    ``smsc_session_message_sessionid`` or ``smsc_team_configuration_owningteamid``.
+    """
+    prefix = table.logical_name.split("_", 1)[0] + "_"
+    parts = (str(column.target), table.logical_name, column.logical_name)
+    return prefix + "_".join(part.removeprefix(prefix) for part in parts)
 
 
 class PublisherSpec(_Model):
@@ -207,6 +214,10 @@ def _problems(schema: Schema) -> Iterator[str]:
     prefix = schema.publisher.prefix + "_"
     low = schema.publisher.option_value_prefix * 10000
     known = STANDARD_TABLES | {t.logical_name for t in schema.tables}
+    relationships = [relationship_name(t, c) for t in schema.tables for c in t.lookups]
+    repeated = sorted({n for n in relationships if relationships.count(n) > 1})
+    if repeated:
+        yield f"relationship names repeat: {repeated}"
     for table in schema.tables:
         where = table.logical_name
         names = [table.logical_name, *(c.logical_name for c in table.columns)]

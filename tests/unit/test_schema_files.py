@@ -45,6 +45,8 @@ def test_table_file_names_carry_prefix_and_references_resolve(schema: Schema, pa
     known = STANDARD_TABLES | {t.logical_name for t in schema.tables}
     for lookup in table.lookups:
         assert lookup.target in known
+        assert relationship_name(table, lookup).startswith("smsc_")
+        assert len(relationship_name(table, lookup)) <= 100
     low = schema.publisher.option_value_prefix * 10000
     for column in table.columns:
         assert all(low <= o.value < low + 10000 for o in column.options)
