@@ -28,6 +28,8 @@ from connector.emulator.protocol import (
 from connector.emulator.router import Emulator
 from connector.errors import EmulatorFault
 
+MAX_URL = 32768  # Dataverse's GET URL limit; longer queries go inside $batch
+
 
 def create_emulator_app(
     db_path: str | None = None,
@@ -51,6 +53,8 @@ def create_emulator_app(
                 ),
                 {"WWW-Authenticate": "Bearer"},
             )
+        if len(request.url.path) + len(request.url.query) > MAX_URL:
+            return _to_starlette(fault_response(EmulatorFault(414, "", "The URL is too long.")))
         body = await request.body()
         if len(body) > MAX_BODY:
             return _to_starlette(fault_response(EmulatorFault(413, "", "Request too large.")))

@@ -1,7 +1,8 @@
 """Fast bulk loading of rows straight into the store (benchmarks, fixtures, local demos).
 
 Bypasses HTTP and per-row validation but applies the same system defaults as a create
-(primary key, created/modified stamps, state, owner, a row version each), in one transaction.
+(primary key, created/modified stamps, state, owner, a row version each), in one transaction;
+the table's plain indexes are dropped for the load and built once afterwards.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def bulk_load(
             yield head + tuple(values)
 
     with emulator.store.lock:
+        emulator.store.drop_plain_indexes(entity)  # rebuilt once after the load: much faster
         emulator.store.bulk_insert(entity, [*system, *columns], expanded())
+        emulator.store.ensure_table(entity)
         emulator.store.conn.execute(
             "UPDATE _emu_counter SET value = ? WHERE name = 'version'",
             [first_version + counter["n"] - 1],

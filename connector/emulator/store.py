@@ -199,6 +199,17 @@ class Store:
             f"INSERT INTO {table_name(entity)} ({names}) VALUES ({marks})", list(row.values())
         )
 
+    def drop_plain_indexes(self, entity: EntityDef) -> list[str]:
+        """Drop a table's non-unique indexes (before a bulk load); returns their names."""
+        rows = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND name LIKE 'ix_%'",
+            [f"e_{entity.logical_name}"],
+        ).fetchall()
+        for (name,) in rows:
+            self.conn.execute(f"DROP INDEX {q(name)}")
+        return [str(name) for (name,) in rows]
+
     def bulk_insert(
         self, entity: EntityDef, columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
