@@ -59,7 +59,11 @@ def setup(  # noqa: PLR0917 - typer maps each option to a parameter
         str | None, typer.Option("--account-sid", help="Twilio account SID.")
     ] = None,
     auth_token: Annotated[
-        str | None, typer.Option("--auth-token", help="Twilio auth token (stored encrypted).")
+        str | None,
+        typer.Option(
+            "--auth-token",
+            help="Twilio auth token, stored encrypted (default: CONNECTOR_TWILIO__AUTH_TOKEN).",
+        ),
     ] = None,
     default_country: Annotated[
         str | None,
@@ -78,7 +82,7 @@ def setup(  # noqa: PLR0917 - typer maps each option to a parameter
         sender=sender,
         provider=provider,
         account_sid=account_sid or settings.twilio.account_sid,
-        auth_token=auth_token,
+        auth_token=auth_token or _env_token(settings),
         default_country=default_country,
         name=name,
         public_base_url=str(settings.public_base_url) if settings.public_base_url else None,
@@ -106,6 +110,12 @@ def _run(settings: Settings, request: SetupRequest, check: CredentialCheck | Non
         console.print(f"[yellow]warning[/]: {warning}", highlight=False)
     if result.validation is not None and not result.validation.ok:
         raise typer.Exit(1)
+
+
+def _env_token(settings: Settings) -> str | None:
+    """CONNECTOR_TWILIO__AUTH_TOKEN: keeps the token out of the command line (and ``ps``)."""
+    token = settings.twilio.auth_token
+    return token.get_secret_value() if token is not None else None
 
 
 def _twilio_check(settings: Settings) -> CredentialCheck:

@@ -142,3 +142,16 @@ def test_setup_validates_credentials_at_the_provider(env: dict[str, str], emulat
     ]
     assert len(rows) == 1
     assert rows[0]["smsc_validationstatus"] == 105710002
+
+
+def test_setup_takes_the_token_from_the_environment_not_the_command_line(
+    env: dict[str, str], emulator: str
+) -> None:
+    assert run_cli("schema", "apply", env=env).returncode == 0
+    env["CONNECTOR_TWILIO__AUTH_TOKEN"] = TOKEN
+    args = [a for a in SETUP if a not in (TOKEN, "--auth-token")]
+    result = run_cli(*args, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stored encrypted" in result.stdout
+    configs = _rows(emulator, "smsc_configurations")
+    assert configs[0]["smsc_secret"] and TOKEN not in str(configs)
