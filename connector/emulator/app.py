@@ -9,6 +9,7 @@ concurrency limit of the service-protection simulation needs.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from starlette.applications import Starlette
@@ -111,6 +112,6 @@ def _stats(core: Emulator) -> dict[str, Any]:
 
 
 def _to_starlette(response: EmuResponse, extra: dict[str, str] | None = None) -> Response:
-    headers = {**response.headers, **(extra or {})}
+    headers = {**response.headers, **(extra or {}), "x-ms-service-request-id": str(uuid.uuid4())}
     media = headers.pop("Content-Type", None)
     return Response(response.body, status_code=response.status, headers=headers, media_type=media)

@@ -98,7 +98,7 @@ def render_part(response: EmuResponse, content_id: str | None) -> str:
         lines.append(f"Content-ID: {content_id}")
     status = HTTPStatus(response.status)
     lines += ["", f"HTTP/1.1 {status.value} {status.phrase}"]
-    headers = dict(response.headers)
+    headers = {"REQ_ID": str(uuid.uuid4()), **response.headers}
     if "OData-EntityId" in headers:
         headers.setdefault("Location", headers["OData-EntityId"])
     lines += [f"{name}: {value}" for name, value in headers.items()]

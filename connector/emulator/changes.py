@@ -5,14 +5,15 @@ store's row version (plus a timestamp, like Dataverse's ``919042!08/22/2017 08:1
 Following it returns rows written since, ordered by version, then tombstones of deleted rows.
 Pages follow ``odata.maxpagesize`` (``@odata.nextLink``); only the last page carries the
 tombstones and the new delta link. ``$filter``, ``$orderby``, ``$expand`` and ``$top`` are
-refused as Dataverse refuses them.
+refused as Dataverse refuses them; a token older than the 7-day retention is refused (the
+client must resynchronise fully).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -25,6 +26,8 @@ from connector.emulator.values import row_to_json, select_names
 REFUSED = ("$filter", "$orderby", "$expand", "$top")
 MAX_PAGE = 5000
 URL_SAFE = "$,()'="
+STAMP = "%m/%d/%Y %H:%M:%S"
+RETENTION_DAYS = 7  # organization.ExpireChangeTrackingInDays default
 
 
 def changes(records: Records, req: EmuRequest, entity: EntityDef) -> EmuResponse:
@@ -71,7 +74,7 @@ def changes(records: Records, req: EmuRequest, entity: EntityDef) -> EmuResponse
                 }
             )
     body["value"] = value
-    stamp = datetime.now(UTC).strftime("%m/%d/%Y %H:%M:%S")
+    stamp = datetime.now(UTC).strftime(STAMP)
     body["@odata.deltaLink"] = _link(req, entity, "$deltatoken", f"{upto}!{stamp}")
     return EmuResponse.of_json(200, body, headers)
 
@@ -84,10 +87,19 @@ def _position(records: Records, req: EmuRequest, token: str | None) -> tuple[int
             return int(cursor["since"]), int(cursor["upto"]), int(cursor["offset"])
         except (ValueError, KeyError) as exc:
             raise bad_request("The $skiptoken is not valid.") from exc
+    if not token:
+        return 0, records.store.current_version(), 0
+    version, _, stamp = token.partition("!")
     try:
-        since = int(token.split("!")[0]) if token else 0
+        since = int(version)
+        issued = datetime.strptime(stamp, STAMP).replace(tzinfo=UTC) if stamp else None
     except ValueError:
-        raise bad_request("The $deltatoken is not valid.", "0x80044352") from None
+        raise bad_request("The $deltatoken is not valid.") from None
+    if issued is not None and datetime.now(UTC) - issued > timedelta(days=RETENTION_DAYS):
+        raise bad_request(
+            f"The delta token has expired: changes are kept for {RETENTION_DAYS} days. "
+            "Run a full synchronization."
+        )
     return since, records.store.current_version(), 0
 
 

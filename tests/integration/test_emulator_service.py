@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 import requests
@@ -156,3 +157,16 @@ def test_change_tracking_pages_follow_maxpagesize_and_end_with_the_delta_link(
     session.delete(root + f"contacts({doomed})")
     delta = session.get(delta_link, headers=prefer).json()
     assert [row.get("reason") for row in delta["value"]] == ["deleted"]
+
+
+def test_delta_token_older_than_retention_is_refused(
+    api: tuple[requests.Session, str, str],
+) -> None:
+    session, root, _ = api
+    track = {"Prefer": "odata.track-changes"}
+    link = session.get(root + "accounts?$select=name", headers=track).json()["@odata.deltaLink"]
+    version = unquote(link.split("$deltatoken=")[1]).split("!")[0]
+    stale = link.split("$deltatoken=")[0] + "$deltatoken=" + quote(f"{version}!01/01/2020 00:00:00")
+    response = session.get(stale, headers=track)
+    assert response.status_code == 400
+    assert "expired" in response.json()["error"]["message"]
