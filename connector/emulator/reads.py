@@ -78,7 +78,12 @@ def list_rows(
         top = None
     offset = _decode_skiptoken(req.query.get("$skiptoken"))
     limit = min(page_size, top) if top is not None else page_size
-    sql = f"SELECT * FROM {table_name(entity)} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+    expands = parse_expand(req.query["$expand"]) if req.query.get("$expand") else []
+    columns = _columns(schema, entity, names, expands)
+    sql = (
+        f"SELECT {columns} FROM {table_name(entity)} WHERE {where} ORDER BY {order} "
+        "LIMIT ? OFFSET ?"
+    )
     rows = records.store.select(sql, [*params, limit + 1, offset])
     more = len(rows) > limit and top is None
     rows = rows[:limit]
@@ -87,7 +92,6 @@ def list_rows(
         headers["Preference-Applied"] = ", ".join(
             filter(None, [headers.get("Preference-Applied"), 'odata.include-annotations="*"'])
         )
-    expands = parse_expand(req.query["$expand"]) if req.query.get("$expand") else []
     context = f"{req.api_root}/$metadata#{entity.entity_set}"
     body: dict[str, Any] = {"@odata.context": context}
     if req.query.get("$count", "").lower() == "true":
@@ -195,6 +199,23 @@ def _expand_many(
     )
     names = select_names(schema, target, item.options.get("$select"))
     return [row_to_json(schema, target, found, names) for found in rows]
+
+
+def _columns(
+    schema: Schema, entity: EntityDef, names: list[str] | None, expands: list[ExpandItem]
+) -> str:
+    """Only the storage columns a response needs (``*`` without ``$select``)."""
+    if names is None:
+        return "*"
+    navs = schema.single_navs(entity.logical_name)
+    wanted = [*names, "versionnumber"]
+    wanted += [navs[item.nav].attribute for item in expands if item.nav in navs]
+    columns: list[str] = []
+    for name in dict.fromkeys(wanted):
+        columns.append(q(name))
+        if entity.attributes[name].is_lookup:
+            columns.append(q(f"{name}__type"))
+    return ", ".join(columns)
 
 
 def _order_sql(schema: Schema, entity: EntityDef, text: str | None) -> str:
