@@ -36,7 +36,9 @@ def represent(
     """A row as a response body with ``@odata.context`` and the ``ETag`` header."""
     schema = records.schema
     names = select_names(schema, entity, req.query.get("$select"))
-    body = row_to_json(schema, entity, row, names, wants_annotations(req))
+    body = row_to_json(
+        schema, entity, row, names, wants_annotations(req), display=records.display_name
+    )
     selected = f"({','.join(names)})" if req.query.get("$select") and names else ""
     context = f"{req.api_root}/$metadata#{entity.entity_set}{selected}/$entity"
     body = {"@odata.context": context, **body}

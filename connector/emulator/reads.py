@@ -105,7 +105,7 @@ def list_rows(
             req,
             entity,
             row,
-            row_to_json(schema, entity, row, names, annotate),
+            row_to_json(schema, entity, row, names, annotate, display=records.display_name),
             expands=expands,
         )
         for row in rows

@@ -53,6 +53,18 @@ class Records:
         )
         return rows[0] if rows else None
 
+    def display_name(self, table: str, record_id: str) -> str | None:
+        """The primary name of a row (lookup FormattedValue annotations)."""
+        entity = self.schema.entities.get(table)
+        if entity is None or not entity.primary_name:
+            return None
+        value = self.store.scalar(
+            f"SELECT {q(entity.primary_name)} FROM {table_name(entity)} "
+            f"WHERE {q(entity.primary_id)} = ?",
+            [record_id],
+        )
+        return None if value is None else str(value)
+
     def resolve_reference(
         self, value: str, content_ids: ContentIds | None
     ) -> tuple[EntityDef, dict[str, Any]]:

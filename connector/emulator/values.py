@@ -8,6 +8,7 @@ the lookup and formatted-value annotations when the caller asks for them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,8 +112,10 @@ def row_to_json(
     row: dict[str, Any],
     names: list[str] | None,
     annotations: bool = False,
+    *,
+    display: Callable[[str, str], str | None] | None = None,
 ) -> dict[str, Any]:
-    """A stored row in the Web API's JSON shape."""
+    """A stored row in the Web API's JSON shape; ``display`` names lookup targets."""
     result: dict[str, Any] = {"@odata.etag": f'W/"{row.get("versionnumber")}"'}
     for name in names or list(entity.attributes):
         attr = entity.attributes[name]
@@ -124,6 +127,9 @@ def row_to_json(
                 target = row.get(f"{name}__type")
                 result[key + LOOKUP_NAME] = target
                 result[key + NAV_NAME] = _nav_name(schema, entity, name, str(target))
+                shown = display(str(target), str(value)) if display else None
+                if shown is not None:
+                    result[key + FORMATTED] = shown
             continue
         if attr.attribute_type == "Boolean" and value is not None:
             value = bool(value)

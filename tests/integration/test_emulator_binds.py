@@ -46,6 +46,7 @@ def test_customer_lookup_binds_account_or_contact_and_reports_annotations(
         body["_parentcustomerid_value@Microsoft.Dynamics.CRM.associatednavigationproperty"]
         == "parentcustomerid_account"
     )
+    assert body["_parentcustomerid_value@OData.Community.Display.V1.FormattedValue"] == "Acme"
 
 
 def test_bind_name_is_case_sensitive_and_undeclared_names_are_400(
