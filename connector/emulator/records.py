@@ -220,10 +220,9 @@ class Records:
             if name in navs and value is None:
                 row.update(self._bind(navs[name].attribute, navs[name].targets, None, None))
                 continue
-            if name in navs and name not in entity.attributes:
-                raise EmulatorFault(
-                    501, "0x8006088b", f"Deep insert of '{name}' is not supported by the emulator."
-                )
+            if name in navs and isinstance(value, dict):
+                row.update(self._deep_single(navs[name].attribute, navs[name].targets, value))
+                continue
             attr = entity.attributes.get(name)
             if attr is None:
                 raise bad_request(
@@ -253,6 +252,16 @@ class Records:
                 f"expected one of {', '.join(targets)}."
             )
         return {attribute: row[target.primary_id], f"{attribute}__type": target.logical_name}
+
+    def _deep_single(
+        self, attribute: str, targets: tuple[str, ...], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Deep insert of a single-valued navigation: create the related row, then link it."""
+        if len(targets) != 1:
+            raise bad_request(f"Deep insert through '{attribute}' needs a single target table.")
+        target = self.schema.entity(targets[0])
+        created = self.create(target, body)
+        return {attribute: created[target.primary_id], f"{attribute}__type": target.logical_name}
 
     def _deep_insert(
         self,

@@ -242,3 +242,16 @@ def test_activities_are_visible_through_activitypointers(
     assert session.get(query).json()["value"][0]["subject"] == "Done"
     session.delete(root + f"tasks({task})")
     assert session.get(query).json()["value"] == []
+
+
+def test_deep_insert_of_a_single_valued_navigation(api: tuple[requests.Session, str]) -> None:
+    session, root = api
+    account = _create(
+        session,
+        root + "accounts",
+        {"name": "Deep", "primarycontactid": {"firstname": "Inner", "lastname": "Contact"}},
+    )
+    body = session.get(
+        root + f"accounts({account})?$expand=primarycontactid($select=fullname)"
+    ).json()
+    assert body["primarycontactid"]["fullname"] == "Inner Contact"
