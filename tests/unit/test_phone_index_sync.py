@@ -185,3 +185,18 @@ def test_job_syncs_each_table_once_across_configurations(
     report = job.run(full=True)
     assert [t.table for t in report.tables] == ["contact"]
     assert keys(index, "49301234567") == {"contact:a"}
+
+
+def test_a_number_edited_into_junk_leaves_the_index(
+    directory: FakePhoneDirectory, index: PhoneIndex
+) -> None:
+    sync = PhoneSync(directory, index, normalize)
+    directory.put(
+        "contact", contact("a", mobilephone="4155550101", modifiedon=T0.isoformat()), "contactid"
+    )
+    sync.run([standard_spec("contact")], "US", full=True)
+    later = (T0 + timedelta(hours=1)).isoformat()
+    directory.put("contact", contact("a", mobilephone="n/a", modifiedon=later), "contactid")
+    report = sync.run([standard_spec("contact")], "US")
+    assert report.skipped == 1
+    assert keys(index, "14155550101") == set()

@@ -201,3 +201,25 @@ def test_configured_record_types_decide_tables_columns_and_order() -> None:
     other = resolver.resolve(PHONE, SenderContext("unconfigured", default_country="US"))
     assert {c.record.table for c in other.trace.candidates} == {"contact", "lead"}  # defaults
     assert other.trace.decided_by == RECENT_CONVERSATION  # the lead talked last
+
+
+def test_record_types_refresh_failure_keeps_the_last_answer() -> None:
+    from connector.domain.model import Configuration, Provider, RecordType
+    from connector.errors import DataverseUnavailableError
+    from connector.services.resolution import ConfiguredRecordTypes
+
+    world = World()
+    config = Configuration("Sales", Provider.TWILIO, "+14155550100", id="cfg")
+    world.directory.configurations = [(config, [RecordType("lead", ("mobilephone",))])]
+    configured = ConfiguredRecordTypes(world.directory, ttl=timedelta(seconds=0), now=world.clock)
+    sender = SenderContext("cfg")
+    assert [s.table for s in configured.for_sender(sender)] == ["lead"]
+
+    def down() -> list[object]:
+        raise DataverseUnavailableError("dataverse down", status=503)
+
+    world.directory.configured_record_types = down  # type: ignore[method-assign,assignment]
+    assert [s.table for s in configured.for_sender(sender)] == ["lead"]
+    fresh = ConfiguredRecordTypes(world.directory, now=world.clock)
+    with pytest.raises(DataverseUnavailableError):
+        fresh.for_sender(sender)
