@@ -38,51 +38,53 @@ class Throttle:
         self._starts: dict[str, deque[float]] = defaultdict(deque)
         self._spent: dict[str, deque[tuple[float, float]]] = defaultdict(deque)
         self._running: dict[str, int] = defaultdict(int)
+        self._refused: dict[str, int] = defaultdict(int)
 
     def enter(self, user: str) -> None:
-        """Count a request in, or raise the 429 fault it would get."""
-        limits = self.limits
+        """Count a request in, or raise the 429 fault it would get.
+
+        A client that keeps pushing while refused sees ``Retry-After`` grow by a second for
+        each refusal in a row, as the service's own back-off grows.
+        """
         now = self.clock()
         with self._lock:
-            starts = self._starts[user]
-            spent = self._spent[user]
-            horizon = now - limits.window_seconds
-            while starts and starts[0] <= horizon:
-                starts.popleft()
-            while spent and spent[0][0] <= horizon:
-                spent.popleft()
-            if limits.max_concurrent is not None and self._running[user] >= limits.max_concurrent:
-                raise _fault(
-                    "0x80072326",
-                    f"Number of concurrent requests exceeded the limit of {limits.max_concurrent}.",
-                    1,
-                )
-            if limits.requests_per_window is not None and len(starts) >= limits.requests_per_window:
-                wait = starts[0] - horizon
-                raise _fault(
-                    "0x80072322",
-                    "Number of requests exceeded the limit of "
-                    f"{limits.requests_per_window} over time window of "
-                    f"{limits.window_seconds:g} seconds.",
-                    wait,
-                )
-            used = sum(ms for _, ms in spent)
-            if (
-                limits.execution_ms_per_window is not None
-                and used >= limits.execution_ms_per_window
-            ):
-                wait = spent[0][0] - horizon
-                raise _fault(
-                    "0x80072321",
-                    "Combined execution time of incoming requests exceeded "
-                    f"limit of {limits.execution_ms_per_window:,.0f} milliseconds over "
-                    f"time window of {limits.window_seconds:g} seconds. Decrease number "
-                    "of concurrent requests or reduce the duration of requests and try "
-                    "again later.",
-                    wait,
-                )
-            starts.append(now)
+            refusal = self._refusal(user, now)
+            if refusal is not None:
+                code, message, wait = refusal
+                self._refused[user] += 1
+                raise _fault(code, message, wait + self._refused[user] - 1)
+            self._refused[user] = 0
+            self._starts[user].append(now)
             self._running[user] += 1
+
+    def _refusal(self, user: str, now: float) -> tuple[str, str, float] | None:
+        limits = self.limits
+        starts, spent = self._starts[user], self._spent[user]
+        horizon = now - limits.window_seconds
+        while starts and starts[0] <= horizon:
+            starts.popleft()
+        while spent and spent[0][0] <= horizon:
+            spent.popleft()
+        if limits.max_concurrent is not None and self._running[user] >= limits.max_concurrent:
+            message = (
+                f"Number of concurrent requests exceeded the limit of {limits.max_concurrent}."
+            )
+            return "0x80072326", message, 1
+        window = f"over time window of {limits.window_seconds:g} seconds"
+        if limits.requests_per_window is not None and len(starts) >= limits.requests_per_window:
+            message = (
+                f"Number of requests exceeded the limit of {limits.requests_per_window} {window}."
+            )
+            return "0x80072322", message, starts[0] - horizon
+        budget = limits.execution_ms_per_window
+        if budget is not None and sum(ms for _, ms in spent) >= budget:
+            message = (
+                "Combined execution time of incoming requests exceeded limit of "
+                f"{budget:,.0f} milliseconds {window}. Decrease number of concurrent requests "
+                "or reduce the duration of requests and try again later."
+            )
+            return "0x80072321", message, spent[0][0] - horizon
+        return None
 
     def leave(self, user: str, elapsed_ms: float) -> None:
         """Count a finished request out and charge its execution time."""

@@ -78,7 +78,7 @@ def test_request_limit_answers_429_with_retry_after_and_code() -> None:
         assert statuses == [200, 200, 200, 429]
         refused = session.get(url + "/api/data/v9.2/WhoAmI")
         assert refused.json()["error"]["code"] == "0x80072322"
-        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert 1 <= int(refused.headers["Retry-After"]) <= 61  # grows by 1 s per refusal
         other_user = requests.get(
             url + "/api/data/v9.2/WhoAmI", headers={"Authorization": "Bearer two"}, timeout=10
         )

@@ -64,3 +64,14 @@ def test_execution_time_budget() -> None:
     assert int(refused.value.headers["Retry-After"]) == 60
     clock.now += 61
     throttle.enter("u")
+
+
+def test_retry_after_grows_while_the_client_keeps_pushing() -> None:
+    throttle = Throttle(Limits(requests_per_window=1, window_seconds=10), FakeClock())
+    throttle.enter("u")
+    waits = []
+    for _ in range(3):
+        with pytest.raises(EmulatorFault) as refused:
+            throttle.enter("u")
+        waits.append(int(refused.value.headers["Retry-After"]))
+    assert waits == [10, 11, 12]
