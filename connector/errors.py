@@ -26,7 +26,7 @@ error is transient is decided once, where the error is made; retry code only ask
     │   ├── ProviderThrottledError      provider rate limit (transient, retry_after)
     │   └── RecipientOptedOutError      the recipient has opted out at the provider (21610)
     ├── StateStoreError                 the local state store (journal, outbox, index) failed
-    ├── EmulatorFault                   the Dataverse emulator refuses a request (status, hex code)
+    ├── EmulatorRequestError            the Dataverse emulator refuses a request (status, hex code)
     ├── SimulatorRefusalError           the SMS simulator refuses a request (status, Twilio code)
     └── ResolutionPendingError          another worker is creating this number's lead (transient)
 
@@ -255,7 +255,7 @@ class ResolutionPendingError(ConnectorError):
         self.retry_after = retry_after
 
 
-class EmulatorFault(ConnectorError):
+class EmulatorRequestError(ConnectorError):
     """The Dataverse emulator answers a request with an error, as Dataverse would.
 
     ``status`` is the HTTP status to send, ``service_code`` the hex ``error.code`` of the

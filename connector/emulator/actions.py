@@ -14,7 +14,7 @@ from connector.emulator.metadata import EntityDef
 from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request
 from connector.emulator.records import Records
 from connector.emulator.seed import SEED_BUSINESS_UNIT_ID, SEED_ORGANIZATION_ID, SEED_USER_ID
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 
 def who_am_i(req: EmuRequest) -> EmuResponse:
@@ -76,7 +76,7 @@ def bulk(records: Records, req: EmuRequest, entity: EntityDef, action: str) -> E
             elif action == "UpdateMultiple":
                 current = records.get(entity, str(item.get(entity.primary_id, "")).lower())
                 if current is None:
-                    raise EmulatorFault(
+                    raise EmulatorRequestError(
                         404,
                         "0x80040217",
                         f"{entity.logical_name} With Id = "

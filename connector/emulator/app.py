@@ -27,7 +27,7 @@ from connector.emulator.protocol import (
     fault_response,
 )
 from connector.emulator.router import Emulator
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 MAX_URL = 32768  # Dataverse's GET URL limit; longer queries go inside $batch
 
@@ -50,15 +50,21 @@ def create_emulator_app(
         if token_required and not token:
             return _to_starlette(
                 fault_response(
-                    EmulatorFault(401, "", "Bearer token is missing: RequestIsNotAuthenticated")
+                    EmulatorRequestError(
+                        401, "", "Bearer token is missing: RequestIsNotAuthenticated"
+                    )
                 ),
                 {"WWW-Authenticate": "Bearer"},
             )
         if len(request.url.path) + len(request.url.query) > MAX_URL:
-            return _to_starlette(fault_response(EmulatorFault(414, "", "The URL is too long.")))
+            return _to_starlette(
+                fault_response(EmulatorRequestError(414, "", "The URL is too long."))
+            )
         body = await request.body()
         if len(body) > MAX_BODY:
-            return _to_starlette(fault_response(EmulatorFault(413, "", "Request too large.")))
+            return _to_starlette(
+                fault_response(EmulatorRequestError(413, "", "Request too large."))
+            )
         raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
         path = raw_path[len(API_PREFIX) :].lstrip("/")
         base = f"{request.url.scheme}://{request.url.netloc}"
@@ -69,7 +75,7 @@ def create_emulator_app(
             core.stats["batch_requests"] += 1
         try:
             throttle.enter(token or "anonymous")
-        except EmulatorFault as fault:
+        except EmulatorRequestError as fault:
             core.stats["throttled"] += 1
             return _to_starlette(fault_response(fault))
         started = time.perf_counter()

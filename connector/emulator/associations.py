@@ -13,7 +13,7 @@ from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request, no
 from connector.emulator.records import Records
 from connector.emulator.schema import ManyNav
 from connector.emulator.store import q, table_name
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 
 def reference(
@@ -57,7 +57,7 @@ def reference(
         for link in rows:
             records.delete(intersect, link)
         return EmuResponse.empty(204)
-    raise EmulatorFault(405, "0x80060888", f"The HTTP method '{req.method}' is not allowed.")
+    raise EmulatorRequestError(405, "0x80060888", f"The HTTP method '{req.method}' is not allowed.")
 
 
 def _linked(records: Records, nav: ManyNav, self_id: str, other_id: str) -> bool:

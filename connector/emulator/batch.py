@@ -26,7 +26,7 @@ from connector.emulator.protocol import (
     bad_request,
     fault_response,
 )
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 if TYPE_CHECKING:
     from connector.emulator.router import Emulator
@@ -109,7 +109,7 @@ def render_part(response: EmuResponse, content_id: str | None) -> str:
 def handle(emulator: Emulator, req: EmuRequest) -> EmuResponse:
     """Run a ``$batch`` request."""
     if req.method != "POST":
-        raise EmulatorFault(405, "0x80060888", "$batch only accepts POST.")
+        raise EmulatorRequestError(405, "0x80060888", "$batch only accepts POST.")
     message = parse_multipart(req.header("content-type") or "", req.body)
     items = list(message.iter_parts())
     total = sum(len(list(i.iter_parts())) if i.is_multipart() else 1 for i in items)
@@ -147,7 +147,7 @@ def _single(
 ) -> EmuResponse:
     try:
         inner = parse_inner(part, outer, content_ids)
-    except EmulatorFault as fault:
+    except EmulatorRequestError as fault:
         return fault_response(fault)
     return emulator.handle(inner)
 
@@ -182,7 +182,7 @@ def _change(
         if inner.method == "GET":
             raise bad_request("A change set cannot contain a GET request.", "0x80060888")
         response = emulator.dispatch(inner)
-    except EmulatorFault as fault:
+    except EmulatorRequestError as fault:
         raise _ChangeSetFailedError(fault_response(fault), content_id) from fault
     if content_id and "OData-EntityId" in response.headers:
         content_ids[str(content_id)] = response.headers["OData-EntityId"]

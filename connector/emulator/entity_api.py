@@ -18,7 +18,7 @@ from connector.emulator.query import parse_expand
 from connector.emulator.reads import expand_row, wants_annotations
 from connector.emulator.records import Records
 from connector.emulator.values import etag_matches, row_to_json, select_names
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 VERSION_MISMATCH = (
     "The version of the existing record doesn't match the RowVersion property provided."
@@ -93,13 +93,13 @@ def patch(records: Records, req: EmuRequest, entity: EntityDef, key: str) -> Emu
         if_match = req.header("if-match")
         if_none = req.header("if-none-match")
         if row is not None and if_none and etag_matches(if_none, row["versionnumber"]):
-            raise EmulatorFault(
+            raise EmulatorRequestError(
                 412, "0x80040237", "A record with matching key values already exists."
             )
         if row is None and if_match:
             raise _missing(entity, address)
         if row is not None and if_match and not etag_matches(if_match, row["versionnumber"]):
-            raise EmulatorFault(412, "0x80060882", VERSION_MISMATCH)
+            raise EmulatorRequestError(412, "0x80060882", VERSION_MISMATCH)
         if row is not None:
             for name in address.alternate or {}:
                 body.pop(name, None)
@@ -129,7 +129,7 @@ def delete(records: Records, req: EmuRequest, entity: EntityDef, key: str) -> Em
             raise _missing(entity, address)
         if_match = req.header("if-match")
         if if_match and not etag_matches(if_match, row["versionnumber"]):
-            raise EmulatorFault(412, "0x80060882", VERSION_MISMATCH)
+            raise EmulatorRequestError(412, "0x80060882", VERSION_MISMATCH)
         records.delete(entity, row)
     return EmuResponse.empty(204)
 
@@ -153,7 +153,9 @@ def property_op(
     elif req.method == "DELETE":
         records.update(entity, row, {attr.logical_name: None})
     else:
-        raise EmulatorFault(405, "0x80060888", f"The HTTP method '{req.method}' is not allowed.")
+        raise EmulatorRequestError(
+            405, "0x80060888", f"The HTTP method '{req.method}' is not allowed."
+        )
     return EmuResponse.empty(204)
 
 
@@ -174,14 +176,16 @@ def reference_op(
     elif req.method == "DELETE":
         records.update(entity, row, {f"{nav}@odata.bind": None})
     else:
-        raise EmulatorFault(405, "0x80060888", f"The HTTP method '{req.method}' is not allowed.")
+        raise EmulatorRequestError(
+            405, "0x80060888", f"The HTTP method '{req.method}' is not allowed."
+        )
     return EmuResponse.empty(204)
 
 
-def _missing(entity: EntityDef, address: Address) -> EmulatorFault:
+def _missing(entity: EntityDef, address: Address) -> EmulatorRequestError:
     if address.record_id is not None:
         return not_found(entity.logical_name, address.record_id)
-    return EmulatorFault(
+    return EmulatorRequestError(
         404,
         "0x80040217",
         f"A record with the specified key values does not exist in {entity.logical_name} entity",

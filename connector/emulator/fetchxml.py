@@ -19,7 +19,7 @@ from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request
 from connector.emulator.records import Records
 from connector.emulator.store import q, table_name
 from connector.emulator.values import row_to_json
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 _COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 _LIKE = {"like": "{}", "not-like": "{}", "begins-with": "{}%", "ends-with": "%{}"}
@@ -37,7 +37,9 @@ def run_fetch(records: Records, req: EmuRequest, entity: EntityDef) -> EmuRespon
     if fetch.tag != "fetch" or node is None or node.get("name") != entity.logical_name:
         raise bad_request("The FetchXML entity must match the entity set.", "0x80041102")
     if node.find("link-entity") is not None:
-        raise EmulatorFault(501, "0x8006088b", "link-entity is not supported by the emulator.")
+        raise EmulatorRequestError(
+            501, "0x8006088b", "link-entity is not supported by the emulator."
+        )
     names = _attributes(records, entity, node)
     params: list[Any] = []
     where = " AND ".join(_filter(entity, f, params) for f in node.findall("filter")) or "1=1"
@@ -113,7 +115,7 @@ def _condition(entity: EntityDef, node: ET.Element, params: list[Any]) -> str:
         params.append(_LIKE[operator].format(value))
         return f"({column} {'NOT ' if operator == 'not-like' else ''}LIKE ?)"
     if operator not in _COMPARE:
-        raise EmulatorFault(501, "0x8006088b", f"Operator '{operator}' is not supported.")
+        raise EmulatorRequestError(501, "0x8006088b", f"Operator '{operator}' is not supported.")
     params.append(_typed(entity, node, value))
     return f"({column} {_COMPARE[operator]} ?)"
 

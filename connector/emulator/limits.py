@@ -15,7 +15,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,6 @@ class Throttle:
             self._spent[user].append((self.clock(), elapsed_ms))
 
 
-def _fault(code: str, message: str, wait: float) -> EmulatorFault:
+def _fault(code: str, message: str, wait: float) -> EmulatorRequestError:
     seconds = max(1, math.ceil(wait))
-    return EmulatorFault(429, code, message, headers={"Retry-After": str(seconds)})
+    return EmulatorRequestError(429, code, message, headers={"Retry-After": str(seconds)})

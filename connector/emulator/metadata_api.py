@@ -20,7 +20,7 @@ from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request
 from connector.emulator.query import evaluate as matches
 from connector.emulator.query import parse_expand, parse_filter
 from connector.emulator.tables import create_table, new_relationship
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 if TYPE_CHECKING:
     from connector.emulator.router import Emulator
@@ -41,7 +41,9 @@ def handle(emulator: Emulator, req: EmuRequest, segments: list[str]) -> EmuRespo
             url = f"{req.api_root}/EntityDefinitions({entity.metadata_id})"
             return EmuResponse.empty(204, {"OData-EntityId": url})
         if req.method != "GET":
-            raise EmulatorFault(405, "0x80060888", "Method not allowed on EntityDefinitions.")
+            raise EmulatorRequestError(
+                405, "0x80060888", "Method not allowed on EntityDefinitions."
+            )
         items = [_entity_body(emulator, e, req.query) for e in emulator.schema.entities.values()]
         return _collection(req, "EntityDefinitions", items)
     return _one_entity(emulator, req, key, segments[1:])
@@ -54,13 +56,13 @@ def _one_entity(emulator: Emulator, req: EmuRequest, key: str, rest: list[str]) 
         context = f"{req.api_root}/$metadata#EntityDefinitions/$entity"
         return EmuResponse.of_json(200, {"@odata.context": context, **body})
     if not rest:
-        raise EmulatorFault(405, "0x80060888", "Use PUT to replace a table definition.")
+        raise EmulatorRequestError(405, "0x80060888", "Use PUT to replace a table definition.")
     part, sub_key = split_segment(rest[0])
     if part == "Attributes":
         return _attributes(emulator, req, entity, sub_key, rest[1:])
     if part == "Keys":
         return _keys(emulator, req, entity, sub_key)
-    raise EmulatorFault(404, "0x8006088a", f"Resource not found for the segment '{part}'.")
+    raise EmulatorRequestError(404, "0x8006088a", f"Resource not found for the segment '{part}'.")
 
 
 def _solution(req: EmuRequest) -> str | None:
@@ -72,7 +74,9 @@ def _find_entity(emulator: Emulator, key: str) -> EntityDef:
         for entity in emulator.schema.entities.values():
             if entity.metadata_id == key.lower():
                 return entity
-        raise EmulatorFault(404, "0x80040217", f"Could not find entity with MetadataId '{key}'.")
+        raise EmulatorRequestError(
+            404, "0x80040217", f"Could not find entity with MetadataId '{key}'."
+        )
     name, _, value = key.partition("=")
     if name.strip() != "LogicalName":
         raise bad_request(f"Invalid EntityDefinitions key '{key}'.")
@@ -119,7 +123,7 @@ def _attributes(
     if req.method == "PUT" and key is not None and not rest:
         return metadata_changes.replace_attribute(emulator, req, entity, key)
     if req.method != "GET":
-        raise EmulatorFault(405, "0x80060888", "Method not allowed on Attributes.")
+        raise EmulatorRequestError(405, "0x80060888", "Method not allowed on Attributes.")
     attrs = list(entity.attributes.values())
     if cast:
         kind = cast.removesuffix("AttributeMetadata")
@@ -129,7 +133,7 @@ def _attributes(
         return _collection(req, "EntityDefinitions/Attributes", items)
     found = [i for i in items if _matches_key(i, key)]
     if not found:
-        raise EmulatorFault(404, "0x80040217", f"Could not find attribute '{key}'.")
+        raise EmulatorRequestError(404, "0x80040217", f"Could not find attribute '{key}'.")
     return EmuResponse.of_json(200, shapes.project(found[0], req.query.get("$select")))
 
 
@@ -161,13 +165,13 @@ def _keys(emulator: Emulator, req: EmuRequest, entity: EntityDef, key: str | Non
                 emulator.store.drop_key_index(entity, existing)
                 emulator.persist_schema()
                 return EmuResponse.empty(204)
-        raise EmulatorFault(404, "0x80040217", f"Could not find key '{key}'.")
+        raise EmulatorRequestError(404, "0x80040217", f"Could not find key '{key}'.")
     emulator.activate_keys()
     items = [shapes.key_json(entity, k) for k in entity.keys]
     if key is not None:
         items = [i for i in items if _matches_key({**i, "LogicalName": i["LogicalName"]}, key)]
         if not items:
-            raise EmulatorFault(404, "0x80040217", f"Could not find key '{key}'.")
+            raise EmulatorRequestError(404, "0x80040217", f"Could not find key '{key}'.")
         return EmuResponse.of_json(200, shapes.project(items[0], req.query.get("$select")))
     return _collection(req, "EntityDefinitions/Keys", items)
 
@@ -201,7 +205,7 @@ def _relationships(emulator: Emulator, req: EmuRequest, key: str | None) -> EmuR
     if req.method == "POST" and key is None:
         body = req.json()
         if "OneToMany" not in str(body.get("@odata.type", "")):
-            raise EmulatorFault(
+            raise EmulatorRequestError(
                 501, "0x8006088b", "Only one-to-many relationships are supported by the emulator."
             )
         rel = new_relationship(emulator, body)
@@ -211,7 +215,7 @@ def _relationships(emulator: Emulator, req: EmuRequest, key: str | None) -> EmuR
     if key is not None:
         found = [r for r in rels if r.metadata_id == key.lower()]
         if not found:
-            raise EmulatorFault(404, "0x80040217", f"Could not find relationship '{key}'.")
+            raise EmulatorRequestError(404, "0x80040217", f"Could not find relationship '{key}'.")
         if req.method == "DELETE":
             schema.remove_relationship(found[0].schema_name)
             emulator.persist_schema()

@@ -15,7 +15,7 @@ from connector.emulator import metadata_shapes as shapes
 from connector.emulator.addressing import is_guid, parse_literal
 from connector.emulator.metadata import AttributeDef, EntityDef, label_text
 from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 if TYPE_CHECKING:
     from connector.emulator.router import Emulator
@@ -28,7 +28,7 @@ def _find(entity: EntityDef, key: str) -> AttributeDef:
         name, _, value = key.partition("=")
         if name.strip() == "LogicalName" and attr.logical_name == parse_literal(value):
             return attr
-    raise EmulatorFault(404, "0x80040217", f"Could not find attribute '{key}'.")
+    raise EmulatorRequestError(404, "0x80040217", f"Could not find attribute '{key}'.")
 
 
 def replace_attribute(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 API_PREFIX = "/api/data/v9.2"
 JSON_TYPE = "application/json; odata.metadata=minimal"
@@ -75,11 +75,11 @@ class EmuRequest:
         try:
             data = json.loads(self.body)
         except ValueError as exc:
-            raise EmulatorFault(
+            raise EmulatorRequestError(
                 400, "0x80048d19", "Error identified in Payload provided by the user for Entity"
             ) from exc
         if not isinstance(data, dict):
-            raise EmulatorFault(400, "0x80048d19", "The payload must be a JSON object.")
+            raise EmulatorRequestError(400, "0x80048d19", "The payload must be a JSON object.")
         return data
 
 
@@ -107,20 +107,20 @@ class EmuResponse:
         return json.loads(self.body)
 
 
-def fault_response(fault: EmulatorFault) -> EmuResponse:
+def fault_response(fault: EmulatorRequestError) -> EmuResponse:
     """The Web API error envelope ``{"error": {"code", "message"}}``."""
     body = {"error": {"code": fault.service_code, "message": fault.message}}
     return EmuResponse.of_json(fault.status, body, fault.headers)
 
 
-def not_found(table: str, record_id: str) -> EmulatorFault:
+def not_found(table: str, record_id: str) -> EmulatorRequestError:
     """404 ``0x80040217`` for a missing row, worded as Dataverse words it."""
-    return EmulatorFault(404, "0x80040217", f"{table} With Id = {record_id} Does Not Exist")
+    return EmulatorRequestError(404, "0x80040217", f"{table} With Id = {record_id} Does Not Exist")
 
 
-def bad_request(message: str, code: str = "0x80060888") -> EmulatorFault:
+def bad_request(message: str, code: str = "0x80060888") -> EmulatorRequestError:
     """400 with the OData payload/URL error code by default."""
-    return EmulatorFault(400, code, message)
+    return EmulatorRequestError(400, code, message)
 
 
 def decode_segment(segment: str) -> str:

@@ -20,7 +20,7 @@ from connector.emulator.schema import Schema
 from connector.emulator.seed import SEED_USER_ID
 from connector.emulator.store import Store, q, table_name
 from connector.emulator.values import now_text, to_storage
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 READ_ONLY = frozenset({"createdon", "modifiedon", "versionnumber", "activitytypecode"})
 ContentIds = dict[str, str]
@@ -176,18 +176,18 @@ class Records:
         except sqlite3.IntegrityError as exc:
             raise self._duplicate(entity, str(exc), record_id) from exc
 
-    def _duplicate(self, entity: EntityDef, detail: str, record_id: str) -> EmulatorFault:
+    def _duplicate(self, entity: EntityDef, detail: str, record_id: str) -> EmulatorRequestError:
         for key in entity.active_keys():
             columns = [f"e_{entity.logical_name}.{c}" for c in key.key_attributes]
             if ", ".join(columns) in detail:
-                return EmulatorFault(
+                return EmulatorRequestError(
                     412,
                     "0x80060892",
                     f"A record that has the attribute values {', '.join(key.key_attributes)} "
                     f"already exists. The entity key {key.schema_name} requires that this set "
                     f"of attributes contains unique values.",
                 )
-        return EmulatorFault(412, "0x80040237", "Cannot insert duplicate key.")
+        return EmulatorRequestError(412, "0x80040237", "Cannot insert duplicate key.")
 
     def _convert(
         self, entity: EntityDef, body: dict[str, Any], content_ids: ContentIds | None
@@ -282,7 +282,7 @@ class Records:
         return insert_children
 
 
-def _undeclared(name: str) -> EmulatorFault:
+def _undeclared(name: str) -> EmulatorRequestError:
     return bad_request(
         f"An undeclared property '{name}' which only has property annotations in the payload "
         f"but no property value was found in the payload. In OData, only declared navigation "

@@ -29,7 +29,7 @@ from connector.emulator.seed import SEED_USER_ID
 from connector.emulator.standard import add_many_to_many, standard_schema
 from connector.emulator.store import Store, q, table_name
 from connector.emulator.tables import create_table
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 METADATA_SETS = ("EntityDefinitions", "RelationshipDefinitions", "CreateCustomerRelationships")
 BULK_ACTIONS = ("CreateMultiple", "UpdateMultiple", "UpsertMultiple")
@@ -112,11 +112,11 @@ class Emulator:
         """Route one request; faults become the Web API error envelope."""
         try:
             return self.dispatch(req)
-        except EmulatorFault as fault:
+        except EmulatorRequestError as fault:
             return fault_response(fault)
 
     def dispatch(self, req: EmuRequest) -> EmuResponse:
-        """Route one request, raising :class:`EmulatorFault` on errors."""
+        """Route one request, raising :class:`EmulatorRequestError` on errors."""
         segments = [s for s in req.path.split("/") if s]
         self.activate_keys()
         if not segments:
@@ -128,7 +128,7 @@ class Emulator:
         if special is not None:
             return special(req)
         if name == "$metadata":
-            raise EmulatorFault(501, "0x8006088b", "The emulator does not serve $metadata.")
+            raise EmulatorRequestError(501, "0x8006088b", "The emulator does not serve $metadata.")
         return self._entity_set(req, segments)
 
     def _operations(self) -> dict[tuple[str, str], Callable[[EmuRequest], EmuResponse]]:
@@ -209,7 +209,7 @@ class Emulator:
     def _related(self, req: EmuRequest, entity: EntityDef, key: str, nav_name: str) -> EmuResponse:
         row = self.records.find(entity, parse_key(entity, key))
         if row is None:
-            raise EmulatorFault(404, "0x80040217", f"{entity.logical_name} Does Not Exist")
+            raise EmulatorRequestError(404, "0x80040217", f"{entity.logical_name} Does Not Exist")
         record_id = row[entity.primary_id]
         many = self.schema.many.get(entity.logical_name, {}).get(nav_name)
         if many is not None:
@@ -227,7 +227,7 @@ class Emulator:
 
     def _refuse_read_only(self, entity: EntityDef) -> None:
         if entity.logical_name in ("activityparty", "activitypointer"):
-            raise EmulatorFault(
+            raise EmulatorRequestError(
                 405,
                 "0x80040800",
                 f"The '{entity.logical_name}' entity set only supports retrieving rows.",
@@ -243,7 +243,7 @@ class Emulator:
         )
 
 
-def _method(req: EmuRequest) -> EmulatorFault:
-    return EmulatorFault(
+def _method(req: EmuRequest) -> EmulatorRequestError:
+    return EmulatorRequestError(
         405, "0x80060888", f"The HTTP method '{req.method}' is not allowed for this resource."
     )

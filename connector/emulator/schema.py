@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from connector.emulator.metadata import AttributeDef, EntityDef, RelationshipDef
 from connector.emulator.protocol import bad_request
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Schema:
         """A table by logical name, 404 when unknown."""
         found = self.entities.get(logical_name)
         if found is None:
-            raise EmulatorFault(
+            raise EmulatorRequestError(
                 404, "0x80040217", f"Could not find entity with logical name '{logical_name}'."
             )
         return found
@@ -93,7 +93,7 @@ class Schema:
         """A table by entity set name; 404 'Resource not found' like the Web API."""
         found = self._by_set.get(entity_set)
         if found is None:
-            raise EmulatorFault(
+            raise EmulatorRequestError(
                 404, "0x8006088a", f"Resource not found for the segment '{entity_set}'."
             )
         return found

@@ -21,7 +21,7 @@ from connector.emulator.metadata import (
 )
 from connector.emulator.protocol import bad_request
 from connector.emulator.seed import new_table, wire
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 if TYPE_CHECKING:
     from connector.emulator.router import Emulator
@@ -36,7 +36,9 @@ def create_table(emulator: Emulator, body: dict[str, Any], solution: str | None)
         raise bad_request("SchemaName with a customization prefix is required.", "0x80040203")
     logical = schema_name.lower()
     if logical in emulator.schema.entities:
-        raise EmulatorFault(400, "0x80047013", f"An entity with the name {logical} already exists.")
+        raise EmulatorRequestError(
+            400, "0x80047013", f"An entity with the name {logical} already exists."
+        )
     attributes = [shapes.attribute_from_payload(a) for a in body.get("Attributes") or []]
     primary = [a for a in attributes if a.is_primary_name]
     if len(primary) != 1 or primary[0].attribute_type != "String":

@@ -22,7 +22,7 @@ from connector.emulator.metadata import (
 from connector.emulator.protocol import bad_request
 from connector.emulator.query import normalise_datetime
 from connector.emulator.schema import Schema
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 LOOKUP_NAME = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 NAV_NAME = "@Microsoft.Dynamics.CRM.associatednavigationproperty"
@@ -34,7 +34,9 @@ def now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _type_error(entity: EntityDef, attr: AttributeDef, value: Any, edm: str) -> EmulatorFault:
+def _type_error(
+    entity: EntityDef, attr: AttributeDef, value: Any, edm: str
+) -> EmulatorRequestError:
     return bad_request(
         f"Error identified in Payload provided by the user for Entity :'{entity.logical_name}', "
         f"Cannot convert the literal '{value}' to the expected type '{edm}' for "

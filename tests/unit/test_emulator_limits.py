@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.emulator.limits import Limits, Throttle
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 
 class FakeClock:
@@ -31,7 +31,7 @@ def test_request_count_over_sliding_window() -> None:
     clock.now += 100
     throttle.enter("u")
     throttle.leave("u", 1)
-    with pytest.raises(EmulatorFault) as refused:
+    with pytest.raises(EmulatorRequestError) as refused:
         throttle.enter("u")
     assert refused.value.status == 429
     assert refused.value.service_code == "0x80072322"
@@ -45,7 +45,7 @@ def test_concurrency_limit_is_immediate_and_released_on_leave() -> None:
     throttle = Throttle(Limits(max_concurrent=2), FakeClock())
     throttle.enter("u")
     throttle.enter("u")
-    with pytest.raises(EmulatorFault) as refused:
+    with pytest.raises(EmulatorRequestError) as refused:
         throttle.enter("u")
     assert refused.value.service_code == "0x80072326"
     assert "52" not in refused.value.message and "2" in refused.value.message
@@ -58,7 +58,7 @@ def test_execution_time_budget() -> None:
     throttle = Throttle(Limits(execution_ms_per_window=1000, window_seconds=60), clock)
     throttle.enter("u")
     throttle.leave("u", 1200)
-    with pytest.raises(EmulatorFault) as refused:
+    with pytest.raises(EmulatorRequestError) as refused:
         throttle.enter("u")
     assert refused.value.service_code == "0x80072321"
     assert int(refused.value.headers["Retry-After"]) == 60
@@ -71,7 +71,7 @@ def test_retry_after_grows_while_the_client_keeps_pushing() -> None:
     throttle.enter("u")
     waits = []
     for _ in range(3):
-        with pytest.raises(EmulatorFault) as refused:
+        with pytest.raises(EmulatorRequestError) as refused:
             throttle.enter("u")
         waits.append(int(refused.value.headers["Retry-After"]))
     assert waits == [10, 11, 12]

@@ -9,7 +9,7 @@ from connector.emulator.metadata_shapes import attribute_from_payload, attribute
 from connector.emulator.protocol import EmuRequest
 from connector.emulator.router import Emulator
 from connector.emulator.standard import standard_schema
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_attribute_payload_kinds_and_defaults() -> None:
     shown = attribute_json(standard_schema().entities["contact"], choice)
     assert shown["@odata.type"] == "#Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
     assert shown["OptionSet"]["Options"][0]["Label"]["LocalizedLabels"][0]["Label"] == "In"
-    with pytest.raises(EmulatorFault):
+    with pytest.raises(EmulatorRequestError):
         attribute_from_payload(
             {
                 "@odata.type": "Microsoft.Dynamics.CRM.LookupAttributeMetadata",

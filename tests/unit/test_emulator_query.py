@@ -18,7 +18,7 @@ from connector.emulator.query import (
     to_sql,
 )
 from connector.emulator.standard import standard_schema
-from connector.errors import EmulatorFault
+from connector.errors import EmulatorRequestError
 
 
 def _sql(text: str) -> tuple[str, list[Any]]:
@@ -64,7 +64,7 @@ def test_not_and_parentheses() -> None:
 
 @pytest.mark.parametrize("bad", ["a eq", "(a eq 1", "a eq 1)", "a eq 'x", "foo(a,'b')", "a ~ 1"])
 def test_syntax_errors_are_400(bad: str) -> None:
-    with pytest.raises(EmulatorFault) as error:
+    with pytest.raises(EmulatorRequestError) as error:
         parse_filter(bad)
     assert error.value.status == 400
 
@@ -94,7 +94,7 @@ def test_key_segments() -> None:
     assert split_segment(f"contacts({guid})") == ("contacts", guid)
     assert parse_key(contact, guid.upper()).record_id == guid
     assert parse_key(contact, f"contactid={guid}").record_id == guid
-    with pytest.raises(EmulatorFault) as error:
+    with pytest.raises(EmulatorRequestError) as error:
         parse_key(contact, "emailaddress1='a@b.c'")
     assert "The key in the request URI is not valid" in error.value.message
     contact.keys.append(KeyDef("k", ["firstname", "emailaddress1"]))
