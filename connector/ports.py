@@ -311,6 +311,10 @@ class ConversationWriter(Protocol):
         """Store one inbound message with its session (and notifications, attachments)."""
         ...
 
+    def write_inbound_many(self, writes: Sequence[InboundWrite]) -> list[Exception | None]:
+        """Store several messages in ONE request (a change set each); the error of each."""
+        ...
+
     def update_session(self, session: SessionState) -> None:
         """Write a session's owner, acceptance and counters after an agent acted."""
         ...

@@ -138,6 +138,7 @@ class WorkerSettings(BaseModel):
     """How the worker takes journal rows."""
 
     threads: int = Field(default=2, ge=1, le=32)
+    batch_size: int = Field(default=50, ge=1, le=500, description="Journal rows per $batch")
     lease_seconds: float = Field(
         default=60.0, ge=1, le=3600, description="How long a claimed row is held before retaken"
     )

@@ -23,6 +23,7 @@ from connector.dataverse.lookups import RowRef, regarding
 from connector.domain.conversation import Acceptance, InboundWrite, SessionState, derived_id
 from connector.domain.model import Configuration
 from connector.domain.phone import to_key_value
+from connector.errors import DataverseError, DataverseUnavailableError
 
 ACCEPTANCE_OPTIONS: Mapping[Acceptance, int] = {
     Acceptance.PENDING: 105710000,
@@ -148,10 +149,32 @@ class DataverseConversations:
         self._client = client
 
     def write_inbound(self, write: InboundWrite) -> None:
-        """One ``$batch`` with one change set; raises the first failure."""
-        for result in self._client.execute_batch([inbound_change_set(write)]):
-            if result.error is not None:
-                raise result.error
+        """One ``$batch`` with one change set; raises the failure."""
+        error = self.write_inbound_many([write])[0]
+        if error is not None:
+            raise error
+
+    def write_inbound_many(self, writes: Sequence[InboundWrite]) -> list[Exception | None]:
+        """ONE ``$batch`` request, a change set per message, continuing past a failed one.
+
+        A failure of the whole request (Dataverse unreachable, throttled) is every write's.
+        """
+        sets = [inbound_change_set(write) for write in writes]
+        try:
+            results = self._client.execute_batch(sets, continue_on_error=True)
+        except DataverseError as exc:
+            return [exc] * len(writes)
+        errors: list[Exception | None] = []
+        position = 0
+        for change_set in sets:
+            mine = results[position : position + len(change_set.operations)]
+            position += len(change_set.operations)
+            if all(r.ok for r in mine):
+                errors.append(None)
+                continue
+            error = next((r.error for r in mine if r.error is not None), None)
+            errors.append(error or DataverseUnavailableError("change set not run"))
+        return errors
 
     def update_session(self, session: SessionState) -> None:
         """Write owner, acceptance and counters of a session after an agent acted."""

@@ -13,7 +13,7 @@ caller (the worker) retries transient ones and parks the rest in the journal's e
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from connector.domain import phone
@@ -30,9 +30,9 @@ from connector.domain.provider_messages import InboundMessage
 from connector.domain.routing import SenderContext
 from connector.errors import (
     ConfigurationError,
-    DataverseError,
     InvalidInputError,
     StateStoreError,
+    is_transient,
 )
 from connector.log_config import get_logger
 from connector.ports import (
@@ -56,6 +56,14 @@ class InboundOutcome:
     new_session: bool
     blocked: bool
     notified: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedInbound:
+    """A message ready to be written, and what writing it will mean."""
+
+    write: InboundWrite
+    outcome: InboundOutcome
 
 
 class InboundService:
@@ -82,6 +90,14 @@ class InboundService:
 
     def handle(self, inbound: InboundMessage, received_at: float) -> InboundOutcome:
         """Write one message (idempotent: calling it again for the same message is safe)."""
+        prepared = self.prepare(inbound, received_at)
+        error = self.write_many([prepared.write])[0]
+        if error is not None:
+            raise error
+        return prepared.outcome
+
+    def prepare(self, inbound: InboundMessage, received_at: float) -> PreparedInbound:
+        """Everything but the Dataverse write: configuration, session, recipients, media."""
         to_number = phone.normalize(inbound.to_number)
         config = self._configs.by_sender(to_number)
         if config is None or config.id is None:
@@ -110,31 +126,33 @@ class InboundService:
             blocked=blocked,
             attachments=self._attachments(message),
         )
-        self._write(write)
-        log.info(
-            "inbound.written",
-            provider_message_id=message.provider_id,
-            session=session.id,
-            new_session=new,
-            blocked=blocked,
-            notified=len(notify),
-        )
-        return InboundOutcome(write.message_id, session.id, new, blocked, notify)
+        outcome = InboundOutcome(write.message_id, session.id, new, blocked, notify)
+        return PreparedInbound(write, outcome)
 
-    def _write(self, write: InboundWrite) -> None:
-        """Write the change set; if Dataverse refuses the attachments, keep the message."""
-        try:
-            self._writer.write_inbound(write)
-        except DataverseError as exc:
-            if exc.transient or not write.attachments:
-                raise
-            log.warning(
-                "inbound.attachments_refused",
-                provider_message_id=write.message.provider_id,
-                code=exc.service_code,
-                reason=exc.message[:200],
-            )
-            self._writer.write_inbound(replace(write, attachments=()))
+    def write_many(self, writes: Sequence[InboundWrite]) -> list[Exception | None]:
+        """Write prepared messages (one ``$batch``, a change set each); an error per write.
+
+        A write whose notes Dataverse refuses (non-transient) is written again without them:
+        the message matters more than its attachments.
+        """
+        errors = self._writer.write_inbound_many(writes)
+        for index, (write, error) in enumerate(zip(writes, errors, strict=True)):
+            if error is None:
+                log.info(
+                    "inbound.written",
+                    provider_message_id=write.message.provider_id,
+                    session=write.session.id,
+                    blocked=write.blocked,
+                    notified=len(write.notify),
+                )
+            elif write.attachments and not is_transient(error):
+                log.warning(
+                    "inbound.attachments_refused",
+                    provider_message_id=write.message.provider_id,
+                    reason=str(error)[:200],
+                )
+                errors[index] = self.write_many([replace(write, attachments=())])[0]
+        return errors
 
     def _session_for(
         self, message: ReceivedMessage, config: Configuration

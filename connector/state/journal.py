@@ -8,9 +8,11 @@ Workers *claim* due rows with a lease (a random claim token and an expiry, set b
 conditional ``UPDATE`` so two workers never hold the same row). A worker killed mid-batch
 simply stops renewing: once its leases expire the rows are due again and another worker
 takes them. A row is marked ``done`` only after Dataverse confirmed the write; a transient
-failure sets the next attempt time (exponential backoff); a poison event, or one that failed
-:attr:`Journal.max_attempts` times, becomes ``error`` and stays replayable
-(:meth:`Journal.replay`). Portable SQL (SQLAlchemy Core) for SQLite and PostgreSQL.
+failure sets the next attempt time (exponential backoff); a poison event (or, when
+:attr:`Journal.max_attempts` is set, one that failed that often) becomes ``error`` and stays
+replayable
+(:meth:`Journal.replay`). Transient failures retry for as long as they last (capped backoff)
+unless ``max_attempts`` is set. Portable SQL (SQLAlchemy Core) for SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ class Journal:
         self,
         store: StateStore,
         *,
-        max_attempts: int = 12,
+        max_attempts: int | None = None,
         base_delay: float = 1.0,
         max_delay: float = 300.0,
     ) -> None:
@@ -209,7 +211,8 @@ class Journal:
         at = time.time() if now is None else now
         attempts = entry.attempts + 1
         text = json.dumps(dict(error), default=str)[:4000]
-        if not transient or attempts >= self.max_attempts:
+        gave_up = self.max_attempts is not None and attempts >= self.max_attempts
+        if not transient or gave_up:
             self._settle(entry, {"status": ERROR, "attempts": attempts, "last_error": text})
             return ERROR
         delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
@@ -217,11 +220,6 @@ class Journal:
         values = {"attempts": attempts, "last_error": text, "next_attempt_at": at + delay}
         self._settle(entry, values)
         return PENDING
-
-    def release(self, entry: JournalEntry, *, delay: float, now: float | None = None) -> bool:
-        """Give a claimed row back untried (another failure made trying pointless now)."""
-        at = time.time() if now is None else now
-        return self._settle(entry, {"next_attempt_at": at + delay})
 
     def _settle(self, entry: JournalEntry, values: Mapping[str, Any]) -> bool:
         c = journal_table.c

@@ -53,6 +53,16 @@ class FakeConversationWriter:
                 key = derived_id("notification", write.message.provider_id, user)
                 self.notifications[key] = (user, write.message.provider_id)
 
+    def write_inbound_many(self, writes: Sequence[InboundWrite]) -> list[Exception | None]:
+        errors: list[Exception | None] = []
+        for write in writes:
+            try:
+                self.write_inbound(write)
+                errors.append(None)
+            except DataverseError as exc:
+                errors.append(exc)
+        return errors
+
     def update_session(self, session: SessionState) -> None:
         with self._lock:
             self.sessions[session.id] = session

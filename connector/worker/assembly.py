@@ -132,6 +132,7 @@ def build_inbound(
     media: MediaFetcher | None = None,
     huey: Huey | None = None,
     lease_seconds: float = 60.0,
+    batch_size: int = 50,
 ) -> InboundRuntime:
     """Wire the inbound path for one process on these adapters (the worker starts later)."""
     journal = Journal(store)
@@ -140,7 +141,7 @@ def build_inbound(
     service = InboundService(
         configurations, sessions, resolver, writer, team_members=team_members, media=media
     )
-    drain = JournalDrain(journal, service, lease_seconds=lease_seconds)
+    drain = JournalDrain(journal, service, batch_size=batch_size, lease_seconds=lease_seconds)
     queue = huey or make_huey(settings.state.url)
     tasks = register(queue, drain)
     nudger = Nudger(tasks.enqueue)
@@ -175,6 +176,7 @@ def build_dataverse_inbound(
     resolver: RecordResolver | None = None,
     huey: Huey | None = None,
     lease_seconds: float = 60.0,
+    batch_size: int = 50,
 ) -> InboundRuntime:
     """The inbound path on the real Dataverse adapters."""
     conversations = DataverseConversations(client)
@@ -189,6 +191,7 @@ def build_dataverse_inbound(
         media=media_fetcher(settings),
         huey=huey,
         lease_seconds=lease_seconds,
+        batch_size=batch_size,
     )
 
 
@@ -208,6 +211,7 @@ def wire_inbound(container: Container, *, public_base_url: str | None = None) ->
         container.open_state(),
         resolver=container.resolver,
         lease_seconds=container.settings.worker.lease_seconds,
+        batch_size=container.settings.worker.batch_size,
     )
     if public_base_url:
         runtime.webhook.public_base_url = public_base_url

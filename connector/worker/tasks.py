@@ -1,10 +1,10 @@
 """Worker tasks: drain the ingress journal into Dataverse, and sweep it periodically.
 
 :class:`JournalDrain` claims due journal rows (leased, so a killed worker's rows come back),
-parses each raw event, runs the inbound use case, and marks the row done only after the
-write was confirmed. A transient failure backs the row off (honouring Retry-After) and
-defers the rest of the batch without counting it as an attempt (Dataverse is probably down
-for all of them); a permanent one parks the row in ``error`` (replayable). :func:`register`
+parses and prepares each raw event with the inbound use case, writes the batch in ONE
+``$batch`` request (a change set per message, continuing past a failed one), and marks each
+row done only after its change set was confirmed. A transient failure backs the row off
+(honouring Retry-After); a permanent one parks it in ``error`` (replayable). :func:`register`
 puts ``drain_journal`` and the once-a-minute ``sweep_journal`` on a huey instance; the
 drain reschedules itself for when the next backed-off row is due, so nothing is stranded.
 """
@@ -22,7 +22,7 @@ from huey import Huey, crontab
 from connector.errors import ConnectorError, is_transient
 from connector.log_config import get_logger
 from connector.providers.twilio_forms import parse_inbound
-from connector.services.inbound import InboundService
+from connector.services.inbound import InboundService, PreparedInbound
 from connector.state.journal import ERROR, Journal, JournalEntry
 
 log = get_logger(__name__)
@@ -37,7 +37,6 @@ class DrainResult:
 
     done: int = 0
     failed: int = 0
-    deferred: int = 0
     next_due: float | None = None
 
 
@@ -63,49 +62,42 @@ class JournalDrain:
 
     def drain(self) -> DrainResult:
         """Claim and process batches until nothing is due or the time budget is spent."""
-        done = failed = deferred = 0
+        done = failed = 0
         started = time.monotonic()
         while time.monotonic() - started < self.time_budget:
             batch = self.journal.claim(self.batch_size, lease_seconds=self.lease_seconds)
             if not batch:
                 break
-            d, f, s = self._batch(batch)
-            done, failed, deferred = done + d, failed + f, deferred + s
-            if f or s:
+            ok, bad = self._batch(batch)
+            done, failed = done + ok, failed + bad
+            if bad:
                 break  # something is failing: let the backoff decide when to try again
-        return DrainResult(done, failed, deferred, self.journal.next_due())
+        return DrainResult(done, failed, self.journal.next_due())
 
-    def _batch(self, batch: list[JournalEntry]) -> tuple[int, int, int]:
-        done = failed = 0
-        for index, entry in enumerate(batch):
-            error = self._one(entry)
+    def _batch(self, batch: list[JournalEntry]) -> tuple[int, int]:
+        """Prepare every row, write them in ONE request, settle each row; (done, failed)."""
+        ready: list[tuple[JournalEntry, PreparedInbound]] = []
+        failed = 0
+        for entry in batch:
+            try:
+                message = parse_inbound(list(entry.payload.items()))
+                ready.append((entry, self.service.prepare(message, entry.received_at)))
+            except Exception as exc:  # every failure is recorded on its row
+                self._failed(entry, exc)
+                failed += 1
+        if not ready:
+            return 0, failed
+        errors = self.service.write_many([prepared.write for _, prepared in ready])
+        done = 0
+        for (entry, _), error in zip(ready, errors, strict=True):
             if error is None:
+                self.journal.mark_done(entry)
+                self.on_done(entry)
                 done += 1
-                continue
-            failed += 1
-            if is_transient(error):
-                rest = batch[index + 1 :]
-                delay = self._delay(error)
-                for other in rest:
-                    self.journal.release(other, delay=delay)
-                return done, failed, len(rest)
-        return done, failed, 0
-
-    @staticmethod
-    def _delay(error: BaseException) -> float:
-        retry_after = getattr(error, "retry_after", None)
-        return max(1.0, float(retry_after or 0.0))
-
-    def _one(self, entry: JournalEntry) -> BaseException | None:
-        try:
-            message = parse_inbound(list(entry.payload.items()))
-            self.service.handle(message, entry.received_at)
-        except Exception as exc:
-            self._failed(entry, exc)
-            return exc
-        self.journal.mark_done(entry)
-        self.on_done(entry)
-        return None
+            else:
+                self._failed(entry, error)
+                failed += 1
+        return done, failed
 
     def _failed(self, entry: JournalEntry, exc: BaseException) -> None:
         transient = is_transient(exc)

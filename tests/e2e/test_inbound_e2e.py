@@ -47,12 +47,19 @@ URL_LINE = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
 def slowed(app: Any, delay: float) -> Any:
-    """The emulator with every ``$batch`` answered ``delay`` seconds late."""
+    """The emulator answering every ``$batch`` ``delay`` seconds AFTER it committed it."""
 
     async def wrapper(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if delay and scope["type"] == "http" and scope["path"].endswith("$batch"):
-            await asyncio.sleep(delay)
-        await app(scope, receive, send)
+        if not (delay and scope["type"] == "http" and scope["path"].endswith("$batch")):
+            await app(scope, receive, send)
+            return
+
+        async def late(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                await asyncio.sleep(delay)
+            await send(message)
+
+        await app(scope, receive, late)
 
     return wrapper
 
@@ -244,15 +251,15 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     tmp_path: Path, emulator: Emulator, client: DataverseClient
 ) -> None:
     emulator.stop()
-    emulator.delay = 0.1  # each message's change set takes 100 ms to commit
+    emulator.delay = 1.0  # a batch is committed a second before the worker hears of it
     emulator.start()
-    env = service_env(tmp_path, emulator)
+    env = service_env(tmp_path, emulator) | {"CONNECTOR_WORKER__BATCH_SIZE": "10"}
     web, base = serve(tmp_path, env, "--no-worker")
     journal = Journal(StateStore.from_url(env["CONNECTOR_STATE__URL"]))
     try:
         sids = [post(base, f"message {n}")[1] for n in range(40)]
         worker, _ = start_cli(["worker", "--threads", "2"], env, tmp_path, "Worker running")
-        wait_until(lambda: journal.counts().done >= 5, timeout=60)
+        wait_until(lambda: len(messages(client)) >= 10, timeout=60)  # in Dataverse, not done
         os.kill(worker.pid, signal.SIGKILL)
         stop(worker)
         assert journal.counts().done < 40, "the worker finished before it could be killed"

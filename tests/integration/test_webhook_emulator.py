@@ -132,14 +132,14 @@ def test_webhook_sent_three_times_yields_one_message(stack: Stack) -> None:
     assert [m["smsc_providermessageid"] for m in stack.messages()] == [sid]
 
 
-def test_steady_state_costs_one_dataverse_request_per_message(stack: Stack) -> None:
+def test_steady_state_costs_at_most_one_dataverse_request_per_message(stack: Stack) -> None:
     stack.send("first opens the session")
     stack.wait_done(1)
     before = stack.stats()["requests"]
     for n in range(5):
         stack.send(f"follow-up {n}")
     stack.wait_done(6)
-    assert stack.stats()["requests"] - before == 5
+    assert 1 <= stack.stats()["requests"] - before <= 5  # messages that queue share a $batch
     sessions = list(stack.client.query("smsc_sessions"))
     assert len(sessions) == 1 and sessions[0]["smsc_unreadcount"] == 6
 
@@ -185,11 +185,6 @@ def test_mms_message_is_stored_even_when_dataverse_refuses_its_notes(stack: Stac
     assert stack.runtime.journal.counts().error == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="emulator gap: annotation has no mimetype/documentbody and no objectid link to "
-    "custom tables (smsc_message would need HasNotes in solution_schema)",
-)
 def test_mms_media_is_stored_as_a_note_of_the_message(stack: Stack) -> None:
     _, picture = _send_mms(stack)
     stack.wait_done(1)

@@ -87,3 +87,14 @@ def test_prune_drops_only_old_done_rows(journal: Journal) -> None:
     assert journal.prune(older_than=200.0) == 1
     assert journal.counts().pending == 1
     assert journal.counts().done == 0
+
+
+def test_transient_failures_retry_without_limit_by_default() -> None:
+    journal = Journal(StateStore.from_url("sqlite://"), base_delay=1.0, max_delay=60.0)
+    journal.append("twilio", "SM1", {}, now=0.0)
+    now = 0.0
+    for _ in range(30):
+        (entry,) = journal.claim(now=now)
+        assert journal.mark_failed(entry, {}, transient=True, now=now) == PENDING
+        now += 61.0
+    assert journal.counts().error == 0
