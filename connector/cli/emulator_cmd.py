@@ -3,7 +3,8 @@
 Serves the Web API at ``http://127.0.0.1:PORT/api/data/v9.2/`` from a SQLite file (kept
 across restarts) or memory. ``--tls`` serves HTTPS with a self-signed certificate written
 next to the database, for clients that refuse plain HTTP. Service-protection limits are off
-unless asked for.
+unless asked for. An Entra-style token service answers MSAL at
+``/<tenant>/oauth2/v2.0/token`` (use it with ``--tls``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from connector.emulator.app import create_emulator_app
 from connector.emulator.limits import Limits
 from connector.emulator.router import Emulator
 from connector.emulator.tls import make_certificate
+from connector.emulator.token_service import TokenService
 
 
 def emulator(
@@ -46,11 +48,22 @@ def emulator(
     ] = None,
     window_seconds: Annotated[float, typer.Option(help="Service protection window (s).")] = 300.0,
     key_delay: Annotated[float, typer.Option(help="Seconds a new key stays Pending.")] = 0.0,
+    client: Annotated[
+        list[str] | None,
+        typer.Option(help="CLIENT_ID:SECRET the token service accepts (repeatable; default any)."),
+    ] = None,
+    validate_tokens: Annotated[
+        bool, typer.Option(help="Accept only bearer tokens issued by the token service.")
+    ] = False,
 ) -> None:
     """Run the Dataverse emulator."""
     limits = Limits(requests_per_window, window_seconds, max_concurrent, execution_ms)
     core = Emulator(str(db) if db else None, key_delay=key_delay)
-    app = create_emulator_app(limits=limits, token_required=not no_auth, emulator=core)
+    clients = dict(item.split(":", 1) for item in client or [] if ":" in item)
+    tokens = TokenService(clients, validate=validate_tokens)
+    app = create_emulator_app(
+        limits=limits, token_required=not no_auth, emulator=core, tokens=tokens
+    )
     try:
         sock = bind_socket(host, port)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stall

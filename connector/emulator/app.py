@@ -1,7 +1,8 @@
 """The emulator's ASGI app: ``create_emulator_app(db_path=None, limits=None, token_required=True)``.
 
-Serves the Web API under ``/api/data/v9.2/`` (401 without a bearer token), plus
-``GET /_emulator/stats`` and ``POST /_emulator/reset``. Each request runs in the thread pool
+Serves the Web API under ``/api/data/v9.2/`` (401 without a bearer token), an Entra-style
+token service for MSAL (``/<tenant>/oauth2/v2.0/token``), ``GET /_emulator/stats`` and
+``POST /_emulator/reset``. Each request runs in the thread pool
 (the store serialises writes with its lock) so concurrent requests really overlap, which the
 concurrency limit of the service-protection simulation needs.
 """
@@ -27,6 +28,7 @@ from connector.emulator.protocol import (
     fault_response,
 )
 from connector.emulator.router import Emulator
+from connector.emulator.token_service import TokenService
 from connector.errors import EmulatorRequestError
 
 MAX_URL = 32768  # Dataverse's GET URL limit; longer queries go inside $batch
@@ -37,9 +39,15 @@ def create_emulator_app(
     limits: Limits | None = None,
     token_required: bool = True,
     emulator: Emulator | None = None,
+    tokens: TokenService | None = None,
 ) -> Starlette:
-    """Build the app; ``db_path=None`` keeps everything in memory."""
+    """Build the app; ``db_path=None`` keeps everything in memory.
+
+    ``tokens`` configures the built-in token service (by default any client gets a token and
+    any bearer token is accepted).
+    """
     core = emulator or Emulator(db_path)
+    token_service = tokens or TokenService()
     throttle = Throttle(limits or Limits())
 
     async def api(request: Request) -> Response:
@@ -47,12 +55,11 @@ def create_emulator_app(
         core.stats[f"method_{request.method}"] += 1
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        if token_required and not token:
+        if token_required and not token_service.accepts(token):
+            reason = "is not valid" if token else "is missing"
             return _to_starlette(
                 fault_response(
-                    EmulatorRequestError(
-                        401, "", "Bearer token is missing: RequestIsNotAuthenticated"
-                    )
+                    EmulatorRequestError(401, "", f"Bearer token {reason}: InvalidAuthTicket")
                 ),
                 {"WWW-Authenticate": "Bearer"},
             )
@@ -96,6 +103,7 @@ def create_emulator_app(
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/reset", reset, methods=["POST"]),
         Route(API_PREFIX + "/{path:path}", api, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
+        *token_service.routes(),
     ]
     app = Starlette(routes=routes)
     app.state.emulator = core

@@ -87,5 +87,5 @@ def running_tls(app: Any, certfile: Path | None, keyfile: Path | None) -> Iterat
         yield f"{'https' if certfile else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(10)
+        thread.join(15)
         sock.close()
