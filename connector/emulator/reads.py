@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 from connector.emulator.changes import changes
 from connector.emulator.fetchxml import run_fetch
-from connector.emulator.metadata import EntityDef
+from connector.emulator.metadata import STRING_TYPES, EntityDef
 from connector.emulator.protocol import EmuRequest, EmuResponse, bad_request
 from connector.emulator.query import ExpandItem, parse_expand, parse_filter, parse_orderby, to_sql
 from connector.emulator.records import Records
@@ -34,10 +34,26 @@ def column_resolver(schema: Schema, entity: EntityDef) -> Any:
 
     def column_of(name: str) -> str:
         if "/" in name:
-            raise bad_request(f"Navigation paths such as '{name}' are not supported here.")
+            return _navigation_path(schema, entity, name)
         return q(schema.attribute(entity, name).logical_name)
 
     return column_of
+
+
+def _navigation_path(schema: Schema, entity: EntityDef, path: str) -> str:
+    """``primarycontactid/fullname``: the related row's column as a correlated subquery."""
+    nav_name, _, prop = path.partition("/")
+    nav = schema.single_navs(entity.logical_name).get(nav_name)
+    if nav is None or len(nav.targets) != 1 or "/" in prop:
+        raise bad_request(f"The navigation path '{path}' is not supported.")
+    target = schema.entity(nav.targets[0])
+    attr = schema.attribute(target, prop)
+    column = q(attr.logical_name)
+    collate = " COLLATE NOCASE" if attr.attribute_type in STRING_TYPES else ""
+    return (
+        f"(SELECT related.{column} FROM {table_name(target)} AS related WHERE "
+        f"related.{q(target.primary_id)} = {table_name(entity)}.{q(nav.attribute)}){collate}"
+    )
 
 
 def wants_annotations(req: EmuRequest) -> bool:

@@ -189,3 +189,18 @@ def test_fetchxml_filters_orders_omits_nulls_and_pages_with_cookie(
     assert "@Microsoft.Dynamics.CRM.morerecords" not in second
     wrong = session.get(root + "accounts", params={"fetchXml": fetch.format(page=1)})
     assert wrong.status_code == 400
+
+
+def test_navigation_path_filter(api: tuple[requests.Session, str]) -> None:
+    session, root = api
+    ann = session.get(root + "contacts?$filter=firstname eq 'Ann'").json()["value"][0]
+    created = session.post(
+        root + "accounts",
+        json={"name": "PathCo", "primarycontactid@odata.bind": f"/contacts({ann['contactid']})"},
+    )
+    assert created.status_code == 204
+    rows = session.get(
+        root + "accounts?$select=name&$filter=primarycontactid/lastname eq 'o''brien'"
+    ).json()["value"]
+    assert [r["name"] for r in rows] == ["PathCo"]
+    assert session.get(root + "accounts?$filter=nope/name eq 'x'").status_code == 400
