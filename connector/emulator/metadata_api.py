@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from connector.emulator.router import Emulator
 
 CAST_PREFIX = "Microsoft.Dynamics.CRM."
+RELATIONSHIP_SIDES = {
+    "OneToManyRelationships": "referenced_entity",
+    "ManyToOneRelationships": "referencing_entity",
+    "ManyToManyRelationships": "none",
+}
 
 
 def handle(emulator: Emulator, req: EmuRequest, segments: list[str]) -> EmuResponse:
@@ -62,6 +67,13 @@ def _one_entity(emulator: Emulator, req: EmuRequest, key: str, rest: list[str]) 
         return _attributes(emulator, req, entity, sub_key, rest[1:])
     if part == "Keys":
         return _keys(emulator, req, entity, sub_key)
+    if part in RELATIONSHIP_SIDES and req.method == "GET":
+        rels = [
+            shapes.relationship_json(rel)
+            for rel in emulator.schema.relationships.values()
+            if getattr(rel, RELATIONSHIP_SIDES[part], None) == entity.logical_name
+        ]
+        return _collection(req, f"EntityDefinitions/{part}", rels)
     raise EmulatorRequestError(404, "0x8006088a", f"Resource not found for the segment '{part}'.")
 
 

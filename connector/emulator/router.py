@@ -30,8 +30,10 @@ from connector.emulator.standard import add_many_to_many, standard_schema
 from connector.emulator.store import Store, q, table_name
 from connector.emulator.tables import create_table
 from connector.errors import EmulatorRequestError
+from connector.log_config import get_logger
 
 METADATA_SETS = ("EntityDefinitions", "RelationshipDefinitions", "CreateCustomerRelationships")
+log = get_logger(__name__)
 BULK_ACTIONS = ("CreateMultiple", "UpdateMultiple", "UpsertMultiple")
 
 
@@ -114,6 +116,11 @@ class Emulator:
             return self.dispatch(req)
         except EmulatorRequestError as fault:
             return fault_response(fault)
+        except Exception:  # an emulator bug: answer like the service does, and log it
+            log.exception("emulator.unexpected_error", method=req.method, path=req.path)
+            return fault_response(
+                EmulatorRequestError(500, "0x80040216", "An unexpected error occurred.")
+            )
 
     def dispatch(self, req: EmuRequest) -> EmuResponse:
         """Route one request, raising :class:`EmulatorRequestError` on errors."""

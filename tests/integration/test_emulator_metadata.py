@@ -349,3 +349,18 @@ def test_publish_and_standard_seed(api: tuple[requests.Session, str]) -> None:
         )
         == 1
     )
+
+
+def test_relationship_sides_and_status_cast(api: tuple[requests.Session, str]) -> None:
+    session, root = api
+    table = root + "EntityDefinitions(LogicalName='contact')"
+    many_to_one = session.get(table + "/ManyToOneRelationships?$select=SchemaName").json()
+    assert "contact_customer_accounts" in {r["SchemaName"] for r in many_to_one["value"]}
+    one_to_many = session.get(table + "/OneToManyRelationships").json()["value"]
+    assert "opportunity_parent_contact" in {r["SchemaName"] for r in one_to_many}
+    assert session.get(table + "/ManyToManyRelationships").json()["value"] == []
+    status = session.get(
+        table + "/Attributes(LogicalName='statuscode')/"
+        "Microsoft.Dynamics.CRM.StatusAttributeMetadata?$expand=OptionSet"
+    ).json()
+    assert [o["Value"] for o in status["OptionSet"]["Options"]] == [1, 2]
