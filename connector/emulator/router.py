@@ -100,14 +100,19 @@ class Emulator:
     def activate_keys(self) -> None:
         """Build the indexes of pending alternate keys that are due (Pending -> Active/Failed)."""
         now = time.monotonic()
-        changed = False
-        for entity in self.schema.entities.values():
-            for key in entity.keys:
-                if key.status == "Pending" and key.active_after <= now:
+        due = [
+            (entity, key)
+            for entity in self.schema.entities.values()
+            for key in entity.keys
+            if key.status == "Pending" and key.active_after <= now
+        ]
+        if not due:
+            return
+        with self.store.transaction():
+            for entity, key in due:
+                if key.status == "Pending":
                     ok = self.store.create_key_index(entity, key)
                     key.status = "Active" if ok else "Failed"
-                    changed = True
-        if changed:
             self.persist_schema()
 
     def handle(self, req: EmuRequest) -> EmuResponse:

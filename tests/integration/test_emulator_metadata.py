@@ -364,3 +364,19 @@ def test_relationship_sides_and_status_cast(api: tuple[requests.Session, str]) -
         "Microsoft.Dynamics.CRM.StatusAttributeMetadata?$expand=OptionSet"
     ).json()
     assert [o["Value"] for o in status["OptionSet"]["Options"]] == [1, 2]
+
+
+def test_key_over_duplicate_values_fails(api: tuple[requests.Session, str]) -> None:
+    session, root = api
+    for _ in range(2):
+        session.post(root + "contacts", json={"emailaddress1": "same@example.com"})
+    keys = root + "EntityDefinitions(LogicalName='contact')/Keys"
+    created = session.post(
+        keys, json={"SchemaName": "email_key", "KeyAttributes": ["emailaddress1"]}
+    )
+    assert created.status_code == 204
+    statuses = {
+        k["SchemaName"]: k["EntityKeyIndexStatus"] for k in session.get(keys).json()["value"]
+    }
+    assert statuses["email_key"] == "Failed"
+    assert session.get(root + "contacts(emailaddress1='same@example.com')").status_code == 400
