@@ -11,11 +11,14 @@ stays in milliseconds). Not a test: nothing fails on a number.
    loopback: the resolver's phone query (``statecode eq 0 and (mobilephone eq X or
    telephone1 eq X)``, ``$top=5``), retrieve by id, create, and 5,000-row pages (the first
    page and a page deep into the table through ``@odata.nextLink``).
+3. The storage decision: the same rows as typed columns and as JSON documents with
+   expression indexes, raw SQLite, same phone query.
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -105,6 +108,12 @@ def main() -> None:
         ]
         figures = operations(emulator, records, samples, ids)
         report(console, records, load_s, size_mb, figures)
+        layout = Table(title=f"Storage layout, raw SQLite, {records:,} rows, phone OR query")
+        for column in ("layout", "load + index", "query p50", "file"):
+            layout.add_column(column)
+        for row in layout_comparison(records, samples, Path(tmp)):
+            layout.add_row(*row)
+        console.print(layout)
 
 
 def operations(
@@ -181,6 +190,60 @@ def deep_link(http: requests.Session, root: str, records: int) -> str:
             break
         link = body["@odata.nextLink"]
     return link
+
+
+def _query_times(conn: sqlite3.Connection, query: str, records: int, samples: int) -> list[float]:
+    step = max(records // samples, 1)
+    return timed(
+        lambda i: conn.execute(query, [phone((i * step) % records)] * 2).fetchall(), samples
+    )
+
+
+def layout_comparison(records: int, samples: int, directory: Path) -> list[tuple[str, ...]]:
+    """The storage decision measured: typed columns vs one JSON document per row.
+
+    Same rows, same two indexed phone fields, same OR query in raw SQLite (no emulator code).
+    """
+    results = []
+    layouts = {
+        "columns": (
+            "CREATE TABLE t (id TEXT PRIMARY KEY, fullname TEXT, mobilephone TEXT COLLATE NOCASE,"
+            " telephone1 TEXT COLLATE NOCASE)",
+            ["CREATE INDEX a ON t (mobilephone)", "CREATE INDEX b ON t (telephone1)"],
+            "INSERT INTO t VALUES (?, ?, ?, ?)",
+            "SELECT id, fullname FROM t WHERE mobilephone = ? OR telephone1 = ? LIMIT 5",
+        ),
+        "json": (
+            "CREATE TABLE t (id TEXT PRIMARY KEY, body TEXT)",
+            [
+                "CREATE INDEX a ON t (json_extract(body, '$.mobilephone'))",
+                "CREATE INDEX b ON t (json_extract(body, '$.telephone1'))",
+            ],
+            "INSERT INTO t VALUES (?, json_object('fullname', ?, 'mobilephone', ?, "
+            "'telephone1', ?))",
+            "SELECT id, json_extract(body, '$.fullname') FROM t WHERE json_extract(body, "
+            "'$.mobilephone') = ? OR json_extract(body, '$.telephone1') = ? LIMIT 5",
+        ),
+    }
+    for name, (create, indexes, insert, query) in layouts.items():
+        path = directory / f"layout-{name}.db"
+        conn = sqlite3.connect(str(path))
+        conn.execute(create)
+        started = time.perf_counter()
+        conn.executemany(
+            insert,
+            ((f"id{i}", f"N {i}", phone(i), phone(i + 5_000_000)) for i in range(records)),
+        )
+        for index in indexes:
+            conn.execute(index)
+        conn.commit()
+        load = time.perf_counter() - started
+        times = _query_times(conn, query, records, samples)
+        size = path.stat().st_size / 1e6
+        median = statistics.median(times)
+        results.append((name, f"{load:,.1f} s", f"{median:.3f} ms", f"{size:,.0f} MB"))
+        conn.close()
+    return results
 
 
 def report(
