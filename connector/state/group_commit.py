@@ -6,6 +6,9 @@ callers hand it rows and wait; it writes everything that queued up meanwhile in 
 transaction (one flush) and answers each caller. Durability is unchanged: nobody is answered
 before the flush that holds their row.
 
+WAL checkpoints are taken off every write path: appends and bookkeeping connections never
+checkpoint inside a commit; :class:`Checkpointer` runs a PASSIVE checkpoint every second.
+
 Worker bookkeeping (claims, done marks, the session mirror) may lose its last moments in a
 power cut without harm: every Dataverse write is an idempotent upsert and a lost claim or
 done mark only makes a row be processed again. :func:`bookkeeping_engine` gives those writes
@@ -33,23 +36,70 @@ Row = Mapping[str, Any]
 _STOP = object()
 
 
-def _normal_sync(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _pragmas(*pragmas: str) -> Callable[[Any, Any], None]:
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        for pragma in pragmas:
+            cursor.execute(pragma)
+        cursor.close()
+
+    return apply
+
+
+def _file_sqlite(store: StateStore) -> bool:
+    return store.dialect == "sqlite" and not isinstance(store.engine.pool, StaticPool)
+
+
+def _engine_with(store: StateStore, *pragmas: str) -> Engine:
+    engine = make_engine(store.engine.url.render_as_string(hide_password=False))
+    event.listen(engine, "connect", _pragmas(*pragmas))
+    return engine
 
 
 def bookkeeping_engine(store: StateStore) -> Engine:
     """An engine on the same database whose commits do not wait for the disk (SQLite file).
 
+    It never checkpoints the WAL itself (a :class:`Checkpointer` does, off the write path).
     In-memory SQLite and PostgreSQL use the store's own engine.
     """
-    engine = store.engine
-    if store.dialect != "sqlite" or isinstance(engine.pool, StaticPool):
-        return engine
-    relaxed = make_engine(engine.url.render_as_string(hide_password=False))
-    event.listen(relaxed, "connect", _normal_sync)
-    return relaxed
+    if not _file_sqlite(store):
+        return store.engine
+    return _engine_with(store, "PRAGMA synchronous=NORMAL", "PRAGMA wal_autocheckpoint=0")
+
+
+def append_engine(store: StateStore) -> Engine:
+    """The engine for durable appends: full sync, but no WAL checkpoint inside a commit."""
+    if not _file_sqlite(store):
+        return store.engine
+    return _engine_with(store, "PRAGMA wal_autocheckpoint=0")
+
+
+class Checkpointer:
+    """Copies the WAL into the database every ``interval`` seconds (PASSIVE: never blocks
+    a writer), so commits on the webhook path never pay for a checkpoint."""
+
+    def __init__(self, store: StateStore, interval: float = 1.0) -> None:
+        self._engine = store.engine
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if _file_sqlite(store):
+            self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with self._engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except SQLAlchemyError:
+                continue  # busy or closing: the next round tries again
+
+    def close(self) -> None:
+        """Stop checkpointing (a last PASSIVE checkpoint is left to SQLite on close)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 class GroupCommitter(Generic[T]):

@@ -46,7 +46,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import StateStoreError
 from connector.state.db import StateStore, metadata
-from connector.state.group_commit import GroupCommitter, bookkeeping_engine
+from connector.state.group_commit import (
+    Checkpointer,
+    GroupCommitter,
+    append_engine,
+    bookkeeping_engine,
+)
 
 PENDING = "pending"
 DONE = "done"
@@ -119,13 +124,17 @@ class Journal:
         self.max_delay = max_delay
         store.create_all()
         self._books = bookkeeping_engine(store)
-        self._appender = GroupCommitter(store.engine, self._insert_batch)
+        self._appends = append_engine(store)
+        self._appender = GroupCommitter(self._appends, self._insert_batch)
+        self._checkpointer = Checkpointer(store)
 
     def close(self) -> None:
         """Stop the appender thread and release the bookkeeping engine."""
         self._appender.close()
-        if self._books is not self.store.engine:
-            self._books.dispose()
+        self._checkpointer.close()
+        for engine in (self._books, self._appends):
+            if engine is not self.store.engine:
+                engine.dispose()
 
     def _insert_batch(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Appended]:
         """Insert ``rows`` in the caller's transaction; a known event id is a duplicate."""
@@ -197,6 +206,24 @@ class Journal:
         """Record that Dataverse confirmed ``entry``; False if the lease was lost meanwhile."""
         values = {"status": DONE, "done_at": time.time() if now is None else now}
         return self._settle(entry, values)
+
+    def mark_done_many(self, entries: Sequence[JournalEntry], *, now: float | None = None) -> int:
+        """:meth:`mark_done` for several rows in one transaction; how many were still held."""
+        at = time.time() if now is None else now
+        c = journal_table.c
+        marked = 0
+        try:
+            with self._books.begin() as conn:
+                for entry in entries:
+                    query = (
+                        update(journal_table)
+                        .where(c.id == entry.id, c.claim_token == entry.claim_token)
+                        .values(claim_token=None, lease_until=None, status=DONE, done_at=at)
+                    )
+                    marked += conn.execute(query).rowcount
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot update the journal: {type(exc).__name__}") from exc
+        return marked
 
     def mark_failed(
         self,

@@ -11,6 +11,7 @@ drain reschedules itself for when the next backed-off row is due, so nothing is 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -88,16 +89,15 @@ class JournalDrain:
         if not ready:
             return 0, failed
         errors = self.service.write_many([prepared.write for _, prepared in ready])
-        done = 0
+        written = [entry for (entry, _), error in zip(ready, errors, strict=True) if not error]
+        self.journal.mark_done_many(written)
+        for entry in written:
+            self.on_done(entry)
         for (entry, _), error in zip(ready, errors, strict=True):
-            if error is None:
-                self.journal.mark_done(entry)
-                self.on_done(entry)
-                done += 1
-            else:
+            if error is not None:
                 self._failed(entry, error)
                 failed += 1
-        return done, failed
+        return len(written), failed
 
     def _failed(self, entry: JournalEntry, exc: BaseException) -> None:
         transient = is_transient(exc)
@@ -155,9 +155,25 @@ class _FollowUp:
                 self._at = None
 
 
+WORKER_NICENESS = 10
+
+
+def lower_thread_priority() -> None:
+    """Make the calling thread yield the CPU to webhook answers (Linux; elsewhere a no-op).
+
+    Draining is elastic (a backlog only waits a little longer); a late webhook answer is
+    what the provider sees, so worker threads run at a lower scheduling priority.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
+    except (AttributeError, OSError):
+        return
+
+
 def register(huey: Huey, drain: JournalDrain) -> WorkerTasks:
-    """Put the drain and the periodic sweep on ``huey``."""
+    """Put the drain and the periodic sweep on ``huey`` (worker threads at low priority)."""
     follow_up = _FollowUp()
+    huey.on_startup(name="lower_priority")(lower_thread_priority)
 
     def run_drain() -> None:
         follow_up.started()
