@@ -380,3 +380,51 @@ def test_key_over_duplicate_values_fails(api: tuple[requests.Session, str]) -> N
     }
     assert statuses["email_key"] == "Failed"
     assert session.get(root + "contacts(emailaddress1='same@example.com')").status_code == 400
+
+
+def test_customer_relationships_create_one_polymorphic_lookup(
+    api: tuple[requests.Session, str],
+) -> None:
+    session, root = api
+    session.post(root + "EntityDefinitions", json=_table("csms_Bank"))
+    response = session.post(
+        root + "CreateCustomerRelationships",
+        json={
+            "OneToManyRelationships": [
+                {
+                    "SchemaName": "csms_bank_customer_account",
+                    "ReferencedEntity": "account",
+                    "ReferencingEntity": "csms_bank",
+                },
+                {
+                    "SchemaName": "csms_bank_customer_contact",
+                    "ReferencedEntity": "contact",
+                    "ReferencingEntity": "csms_bank",
+                },
+            ],
+            "Lookup": {
+                "@odata.type": "Microsoft.Dynamics.CRM.ComplexLookupAttributeMetadata",
+                "SchemaName": "csms_CustomerId",
+                "DisplayName": label("Customer"),
+            },
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert len(response.json()["RelationshipIds"]) == 2
+    contact = session.post(root + "contacts", json={"lastname": "Cust"})
+    bank = session.post(
+        root + "csms_banks",
+        headers={"Prefer": "return=representation"},
+        json={
+            "csms_name": "b",
+            "csms_CustomerId_contact@odata.bind": contact.headers["OData-EntityId"],
+        },
+    )
+    assert bank.status_code == 201, bank.text
+    assert bank.json()["_csms_customerid_value"] in contact.headers["OData-EntityId"]
+    attribute = session.get(
+        root + "EntityDefinitions(LogicalName='csms_bank')/Attributes("
+        "LogicalName='csms_customerid')"
+    ).json()
+    assert attribute["AttributeType"] == "Customer"
+    assert sorted(attribute["Targets"]) == ["account", "contact"]

@@ -213,3 +213,42 @@ def test_patch_on_collection_is_405(api: tuple[requests.Session, str]) -> None:
 def test_unknown_entity_set_is_404(api: tuple[requests.Session, str]) -> None:
     session, root = api
     assert session.get(root + "nosuchthings").status_code == 404
+
+
+def test_upsert_multiple_and_update_multiple(api: tuple[requests.Session, str]) -> None:
+    session, root = api
+    keys = root + "EntityDefinitions(LogicalName='account')/Keys"
+    assert (
+        session.post(
+            keys, json={"SchemaName": "accnum_key", "KeyAttributes": ["accountnumber"]}
+        ).status_code
+        == 204
+    )
+    upsert = session.post(
+        root + "accounts/Microsoft.Dynamics.CRM.UpsertMultiple",
+        json={
+            "Targets": [
+                {
+                    "@odata.type": "Microsoft.Dynamics.CRM.account",
+                    "@odata.id": f"accounts(accountnumber='ACC-{n}')",
+                    "name": f"A{n}",
+                }
+                for n in range(3)
+            ]
+        },
+    )
+    assert upsert.status_code == 200
+    ids = upsert.json()["Ids"]
+    again = session.post(
+        root + "accounts/Microsoft.Dynamics.CRM.UpsertMultiple",
+        json={"Targets": [{"@odata.id": "accounts(accountnumber='ACC-0')", "name": "A0 renamed"}]},
+    )
+    assert again.json()["Ids"] == ids[:1]
+    update = session.post(
+        root + "accounts/Microsoft.Dynamics.CRM.UpdateMultiple",
+        json={"Targets": [{"accountid": ids[1], "name": "A1 renamed"}]},
+    )
+    assert update.status_code == 204
+    names = {session.get(root + f"accounts({i})").json()["name"] for i in ids}
+    assert names == {"A0 renamed", "A1 renamed", "A2"}
+    assert session.get(root + "accounts(accountnumber='ACC-2')").json()["accountid"] == ids[2]
