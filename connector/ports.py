@@ -378,3 +378,11 @@ class MediaFetcher(Protocol):
     def fetch(self, media: InboundMedia, account_id: str) -> MediaFile:
         """The attachment's bytes (``InvalidInputError`` for a host that is not allowed)."""
         ...
+
+
+class ErrorLog(Protocol):
+    """The error log admins read in Dataverse (``smsc_errorlog``)."""
+
+    def record(self, key: str, code: str, message: str, details: Mapping[str, Any]) -> None:
+        """Write (or rewrite, for the same ``key``) one error row; never raises."""
+        ...

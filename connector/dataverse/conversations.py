@@ -12,6 +12,7 @@ message columns are named once, here (``solution_schema/tables/{session,message}
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,9 @@ from connector.domain.conversation import Acceptance, InboundWrite, SessionState
 from connector.domain.model import Configuration
 from connector.domain.phone import to_key_value
 from connector.errors import DataverseError, DataverseUnavailableError
+from connector.log_config import get_logger
+
+log = get_logger(__name__)
 
 ACCEPTANCE_OPTIONS: Mapping[Acceptance, int] = {
     Acceptance.PENDING: 105710000,
@@ -218,3 +222,29 @@ class DataverseConversations:
             if digits and row.get(lookup):
                 found.setdefault(str(row[lookup]), set()).add("+" + digits)
         return {k: frozenset(v) for k, v in found.items()}
+
+
+SEVERITY_ERROR = 105710002
+
+
+class DataverseErrorLog:
+    """Implements :class:`~connector.ports.ErrorLog` with ``smsc_errorlog`` rows."""
+
+    def __init__(self, client: DataverseClient, component: str = "inbound") -> None:
+        self._client = client
+        self._component = component
+
+    def record(self, key: str, code: str, message: str, details: Mapping[str, Any]) -> None:
+        """Upsert the row for ``key``; a failure to log is itself only logged."""
+        row = {
+            "smsc_name": message[:400],
+            "smsc_occurredon": when(datetime.now(tz=UTC).timestamp()),
+            "smsc_severity": SEVERITY_ERROR,
+            "smsc_component": self._component,
+            "smsc_code": code[:100],
+            "smsc_details": json.dumps(dict(details), default=str, ensure_ascii=False)[:100000],
+        }
+        try:
+            self._client.upsert(tables.ERROR_LOG.entity_set, derived_id("errorlog", key), row)
+        except DataverseError as exc:
+            log.warning("errorlog.write_failed", key=key, code=exc.code)

@@ -125,3 +125,13 @@ class FakeMediaFetcher:
             raise InvalidInputError("media URL is not on the provider's own hosts")
         name = media.url.rsplit("/", 1)[-1]
         return MediaFile(name, media.content_type, self.files[media.url])
+
+
+@dataclass
+class FakeErrorLog:
+    """A :class:`~connector.ports.ErrorLog` keeping rows by key (rewrites replace)."""
+
+    rows: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def record(self, key: str, code: str, message: str, details: Mapping[str, object]) -> None:
+        self.rows[key] = {"code": code, "message": message, "details": dict(details)}

@@ -20,13 +20,14 @@ from connector.api.webhooks import InboundWebhook
 from connector.bootstrap import Container, wire_resolution
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.conversation_links import DataverseConversationRelinker
-from connector.dataverse.conversations import DataverseConversations
+from connector.dataverse.conversations import DataverseConversations, DataverseErrorLog
 from connector.dataverse.phone_directory import DataversePhoneDirectory
 from connector.domain import phone
 from connector.errors import ConfigurationError
 from connector.ports import (
     ConfigurationDirectory,
     ConversationWriter,
+    ErrorLog,
     MediaFetcher,
     RecordResolver,
 )
@@ -130,6 +131,7 @@ def build_inbound(
     *,
     team_members: Callable[[str], frozenset[str]] | None = None,
     media: MediaFetcher | None = None,
+    error_log: ErrorLog | None = None,
     huey: Huey | None = None,
     lease_seconds: float = 60.0,
     batch_size: int = 50,
@@ -141,7 +143,9 @@ def build_inbound(
     service = InboundService(
         configurations, sessions, resolver, writer, team_members=team_members, media=media
     )
-    drain = JournalDrain(journal, service, batch_size=batch_size, lease_seconds=lease_seconds)
+    drain = JournalDrain(
+        journal, service, batch_size=batch_size, lease_seconds=lease_seconds, error_log=error_log
+    )
     queue = huey or make_huey(settings.state.url)
     tasks = register(queue, drain)
     nudger = Nudger(tasks.enqueue)
@@ -189,6 +193,7 @@ def build_dataverse_inbound(
         resolver or default_resolver(store, client),
         team_members=TeamCache(directory.team_members),
         media=media_fetcher(settings),
+        error_log=DataverseErrorLog(client),
         huey=huey,
         lease_seconds=lease_seconds,
         batch_size=batch_size,

@@ -22,6 +22,7 @@ from huey import Huey, crontab
 
 from connector.errors import ConnectorError, is_transient
 from connector.log_config import get_logger
+from connector.ports import ErrorLog
 from connector.providers.twilio_forms import parse_inbound
 from connector.services.inbound import InboundService, PreparedInbound
 from connector.state.journal import ERROR, Journal, JournalEntry
@@ -53,6 +54,7 @@ class JournalDrain:
         lease_seconds: float = 60.0,
         time_budget: float = 20.0,
         on_done: Callable[[JournalEntry], None] = lambda _entry: None,
+        error_log: ErrorLog | None = None,
     ) -> None:
         self.journal = journal
         self.service = service
@@ -60,6 +62,7 @@ class JournalDrain:
         self.lease_seconds = lease_seconds
         self.time_budget = time_budget
         self.on_done = on_done
+        self.error_log = error_log
 
     def drain(self) -> DrainResult:
         """Claim and process batches until nothing is due or the time budget is spent."""
@@ -110,6 +113,21 @@ class JournalDrain:
         status = self.journal.mark_failed(
             entry, details, transient=transient, retry_after=retry_after
         )
+        if status == ERROR and self.error_log is not None:
+            self.error_log.record(
+                f"journal:{entry.id}",
+                str(details.get("code", "error")),
+                f"Inbound message {entry.event_id} could not be stored: "
+                f"{details.get('message', '')}"[:400],
+                {
+                    "journal_id": entry.id,
+                    "provider_message_id": entry.event_id,
+                    "from": entry.payload.get("From"),
+                    "to": entry.payload.get("To"),
+                    "error": details,
+                    "replay": f"connector journal replay {entry.id}",
+                },
+            )
         level = log.error if status == ERROR else log.warning
         level(
             "journal.failed",

@@ -1,0 +1,85 @@
+"""The journal drain: a batch in one write, poison rows parked and logged, outages retried."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.domain.model import Configuration, Provider
+from connector.domain.routing import RecordRef
+from connector.services.inbound import InboundService
+from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.db import StateStore
+from connector.state.journal import Journal
+from connector.testing.conversations import (
+    FakeConfigurationDirectory,
+    FakeConversationWriter,
+    FakeErrorLog,
+    TableResolver,
+)
+from connector.testing.signing import inbound_fields
+from connector.worker.tasks import JournalDrain
+
+SENDER = "+14155550100"
+ALICE = "+14155550123"
+
+
+Parts = tuple[Journal, FakeConversationWriter, FakeErrorLog, JournalDrain]
+
+
+@pytest.fixture
+def parts() -> Parts:
+    store = StateStore.from_url("sqlite://")
+    journal = Journal(store, base_delay=0.0)
+    config = Configuration("Main", Provider.SIMULATOR, SENDER, id="cfg-1", owner_id="u-1")
+    writer = FakeConversationWriter()
+    service = InboundService(
+        ConfigurationCache(FakeConfigurationDirectory(configurations=[config])),
+        SessionCache(store),
+        TableResolver(records={ALICE: RecordRef("contact", "c-1")}),
+        writer,
+    )
+    errors = FakeErrorLog()
+    return journal, writer, errors, JournalDrain(journal, service, error_log=errors)
+
+
+def journal_message(journal: Journal, body: str, to: str = SENDER) -> str:
+    fields = dict(inbound_fields(ALICE, to, body))
+    journal.append("twilio", fields["MessageSid"], fields)
+    return fields["MessageSid"]
+
+
+def test_a_batch_is_written_and_every_row_marked_done(parts: Parts) -> None:
+    journal, writer, _, drain = parts
+    sids = [journal_message(journal, f"m{n}") for n in range(5)]
+    result = drain.drain()
+    assert (result.done, result.failed) == (5, 0)
+    assert set(writer.messages) == set(sids)
+    assert journal.counts().done == 5
+
+
+def test_poison_row_is_parked_logged_and_replayable_while_the_rest_is_written(parts: Parts) -> None:
+    journal, writer, errors, drain = parts
+    good = journal_message(journal, "fine")
+    bad = journal_message(journal, "to nobody", to="+14155550777")
+    result = drain.drain()
+    assert (result.done, result.failed) == (1, 1)
+    assert set(writer.messages) == {good}
+    ((key, row),) = errors.rows.items()
+    assert row["code"] == "configuration_error"
+    assert bad in str(row["message"]) and "connector journal replay" in str(row["details"])
+    assert journal.counts().error == 1
+    assert journal.replay() == 1
+    assert drain.drain().failed == 1  # still poison: parked again, same log row
+    assert list(errors.rows) == [key]
+
+
+def test_dataverse_outage_keeps_rows_pending_until_it_is_back(parts: Parts) -> None:
+    journal, writer, errors, drain = parts
+    sids = [journal_message(journal, f"m{n}") for n in range(3)]
+    writer.fail_next = 3
+    first = drain.drain()
+    assert (first.done, first.failed) == (0, 3)
+    assert journal.counts().pending == 3 and errors.rows == {}
+    second = drain.drain()
+    assert second.done == 3
+    assert set(writer.messages) == set(sids)
