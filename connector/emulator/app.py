@@ -48,30 +48,45 @@ def create_emulator_app(
     """
     core = emulator or Emulator(db_path)
     token_service = tokens or TokenService()
-    throttle = Throttle(limits or Limits())
+    endpoints = _Endpoints(core, Throttle(limits or Limits()), token_service, token_required)
+    routes = [
+        Route("/_emulator/stats", endpoints.stats, methods=["GET"]),
+        Route("/_emulator/reset", endpoints.reset, methods=["POST"]),
+        Route(
+            API_PREFIX + "/{path:path}",
+            endpoints.api,
+            methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+        ),
+        *token_service.routes(),
+    ]
+    app = Starlette(routes=routes)
+    app.state.emulator = core
+    return app
 
-    async def api(request: Request) -> Response:
+
+class _Endpoints:
+    """The HTTP edge: authentication, size bounds, throttling, statistics."""
+
+    def __init__(
+        self, core: Emulator, throttle: Throttle, tokens: TokenService, token_required: bool
+    ) -> None:
+        self.core = core
+        self.throttle = throttle
+        self.tokens = tokens
+        self.token_required = token_required
+
+    async def api(self, request: Request) -> Response:
+        core = self.core
         core.stats["requests"] += 1
         core.stats[f"method_{request.method}"] += 1
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        if token_required and not token_service.accepts(token):
-            reason = "is not valid" if token else "is missing"
-            return _to_starlette(
-                fault_response(
-                    EmulatorRequestError(401, "", f"Bearer token {reason}: InvalidAuthTicket")
-                ),
-                {"WWW-Authenticate": "Bearer"},
-            )
-        if len(request.url.path) + len(request.url.query) > MAX_URL:
-            return _to_starlette(
-                fault_response(EmulatorRequestError(414, "", "The URL is too long."))
-            )
+        refusal = self._refusal(request, token)
+        if refusal is not None:
+            return refusal
         body = await request.body()
         if len(body) > MAX_BODY:
-            return _to_starlette(
-                fault_response(EmulatorRequestError(413, "", "Request too large."))
-            )
+            return _fault(EmulatorRequestError(413, "", "Request too large."))
         raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
         path = raw_path[len(API_PREFIX) :].lstrip("/")
         base = f"{request.url.scheme}://{request.url.netloc}"
@@ -80,34 +95,38 @@ def create_emulator_app(
         )
         if path.startswith("$batch"):
             core.stats["batch_requests"] += 1
+        user = token or "anonymous"
         try:
-            throttle.enter(token or "anonymous")
+            self.throttle.enter(user)
         except EmulatorRequestError as fault:
             core.stats["throttled"] += 1
-            return _to_starlette(fault_response(fault))
+            return _fault(fault)
         started = time.perf_counter()
         try:
             response = await run_in_threadpool(core.handle, req)
         finally:
-            throttle.leave(token or "anonymous", (time.perf_counter() - started) * 1000)
+            self.throttle.leave(user, (time.perf_counter() - started) * 1000)
         return _to_starlette(response)
 
-    async def stats(request: Request) -> Response:
-        return JSONResponse(_stats(core))
+    def _refusal(self, request: Request, token: str) -> Response | None:
+        if self.token_required and not self.tokens.accepts(token):
+            reason = "is not valid" if token else "is missing"
+            fault = EmulatorRequestError(401, "", f"Bearer token {reason}: InvalidAuthTicket")
+            return _to_starlette(fault_response(fault), {"WWW-Authenticate": "Bearer"})
+        if len(request.url.path) + len(request.url.query) > MAX_URL:
+            return _fault(EmulatorRequestError(414, "", "The URL is too long."))
+        return None
 
-    async def reset(request: Request) -> Response:
-        await run_in_threadpool(core.reset)
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse(_stats(self.core))
+
+    async def reset(self, request: Request) -> Response:
+        await run_in_threadpool(self.core.reset)
         return Response(status_code=204)
 
-    routes = [
-        Route("/_emulator/stats", stats, methods=["GET"]),
-        Route("/_emulator/reset", reset, methods=["POST"]),
-        Route(API_PREFIX + "/{path:path}", api, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
-        *token_service.routes(),
-    ]
-    app = Starlette(routes=routes)
-    app.state.emulator = core
-    return app
+
+def _fault(fault: EmulatorRequestError) -> Response:
+    return _to_starlette(fault_response(fault))
 
 
 def _stats(core: Emulator) -> dict[str, Any]:

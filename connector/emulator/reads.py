@@ -76,45 +76,23 @@ def list_rows(
         return run_fetch(records, req, entity)
     schema = records.schema
     names = select_names(schema, entity, req.query.get("$select"))
-    params: list[Any] = []
-    where = "1=1"
-    if req.query.get("$filter"):
-        where = to_sql(parse_filter(req.query["$filter"]), column_resolver(schema, entity), params)
-    if scope is not None:
-        where = f"({where}) AND {scope[0]}"
-        params.extend(scope[1])
+    where, params = _where(schema, entity, req, scope)
     order = _order_sql(schema, entity, req.query.get("$orderby"))
-    prefer = req.prefer()
-    headers: dict[str, str] = {}
-    page_size = MAX_PAGE
-    top: int | None = _int_option(req, "$top")
-    if "odata.maxpagesize" in prefer:
-        page_size = min(max(_int(prefer["odata.maxpagesize"]), 1), MAX_PAGE)
-        headers["Preference-Applied"] = f"odata.maxpagesize={page_size}"
-        top = None
+    limit, paged, headers = _page_plan(req)
     offset = _decode_skiptoken(req.query.get("$skiptoken"))
-    limit = min(page_size, top) if top is not None else page_size
     expands = parse_expand(req.query["$expand"]) if req.query.get("$expand") else []
-    columns = _columns(schema, entity, names, expands)
     sql = (
-        f"SELECT {columns} FROM {table_name(entity)} WHERE {where} ORDER BY {order} "
-        "LIMIT ? OFFSET ?"
+        f"SELECT {_columns(schema, entity, names, expands)} FROM {table_name(entity)} "
+        f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
     )
     rows = records.store.select(sql, [*params, limit + 1, offset])
-    more = len(rows) > limit and top is None
-    rows = rows[:limit]
     annotate = wants_annotations(req)
-    if annotate:
-        headers["Preference-Applied"] = ", ".join(
-            filter(None, [headers.get("Preference-Applied"), 'odata.include-annotations="*"'])
-        )
-    context = f"{req.api_root}/$metadata#{entity.entity_set}"
-    body: dict[str, Any] = {"@odata.context": context}
+    body: dict[str, Any] = {"@odata.context": f"{req.api_root}/$metadata#{entity.entity_set}"}
     if req.query.get("$count", "").lower() == "true":
-        count_sql = (
-            f"SELECT COUNT(*) FROM (SELECT 1 FROM {table_name(entity)} WHERE {where} LIMIT ?)"
+        inner = f"SELECT 1 FROM {table_name(entity)} WHERE {where} LIMIT ?"
+        body["@odata.count"] = records.store.scalar(
+            f"SELECT COUNT(*) FROM ({inner})", [*params, COUNT_CAP]
         )
-        body["@odata.count"] = records.store.scalar(count_sql, [*params, COUNT_CAP])
     body["value"] = [
         expand_row(
             records,
@@ -124,11 +102,41 @@ def list_rows(
             row_to_json(schema, entity, row, names, annotate, display=records.display_name),
             expands=expands,
         )
-        for row in rows
+        for row in rows[:limit]
     ]
-    if more:
+    if paged and len(rows) > limit:
         body["@odata.nextLink"] = _next_link(req, entity, offset + limit, limit)
     return EmuResponse.of_json(200, body, headers)
+
+
+def _where(
+    schema: Schema, entity: EntityDef, req: EmuRequest, scope: tuple[str, list[Any]] | None
+) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    where = "1=1"
+    if req.query.get("$filter"):
+        where = to_sql(parse_filter(req.query["$filter"]), column_resolver(schema, entity), params)
+    if scope is not None:
+        where = f"({where}) AND {scope[0]}"
+        params.extend(scope[1])
+    return where, params
+
+
+def _page_plan(req: EmuRequest) -> tuple[int, bool, dict[str, str]]:
+    """Rows per response, whether more pages get a nextLink, and Preference-Applied.
+
+    ``odata.maxpagesize`` wins over ``$top`` (which is then ignored, as documented).
+    """
+    prefer = req.prefer()
+    applied = []
+    top = _int_option(req, "$top")
+    limit, paged = (MAX_PAGE, True) if top is None else (min(top, MAX_PAGE), False)
+    if "odata.maxpagesize" in prefer:
+        limit, paged = min(max(_int(prefer["odata.maxpagesize"]), 1), MAX_PAGE), True
+        applied.append(f"odata.maxpagesize={limit}")
+    if wants_annotations(req):
+        applied.append('odata.include-annotations="*"')
+    return limit, paged, {"Preference-Applied": ", ".join(applied)} if applied else {}
 
 
 def count_rows(records: Records, entity: EntityDef) -> EmuResponse:
