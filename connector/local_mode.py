@@ -7,13 +7,15 @@ configuration on the simulated provider with its record types and keywords, temp
 syncs the phone index, starts the Twilio-compatible simulator, and prints what to try. The
 emulator's address is written to ``<state>.local.json`` so other commands of the same
 directory (``connector export messages``) reach it while ``serve`` runs. Seeding is
-idempotent: fixed ids and upserts, so a restart adds nothing.
+idempotent: fixed ids and upserts, so a restart adds nothing. The simulator posts the
+inbound messages injected into it (``POST /_simulator/inbound``) to the connector, signed,
+and hosts their media.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -28,6 +30,8 @@ from connector.domain.model import MessageCategory, Provider, Template
 from connector.emulator.app import create_emulator_app
 from connector.errors import ConfigurationError
 from connector.providers.base import LOCAL_ACCOUNT_SID
+from connector.providers.simulator import create_simulator_app
+from connector.providers.simulator_engine import SimulatorEngine, SimulatorOptions
 from connector.secret_box import SecretBox
 from connector.services.setup import SetupRequest, run_setup
 from connector.settings import Settings
@@ -162,17 +166,32 @@ class LocalMode:
     emulator: ServerThread
     descriptor: Path
     configuration_id: str = ""
-    servers: list[ServerThread] = field(default_factory=list)
+    simulator: ServerThread | None = None
+    engine: SimulatorEngine | None = None
 
     @property
     def dataverse_url(self) -> str:
         """The emulator's base URL."""
         return self.emulator.url
 
+    @property
+    def simulator_url(self) -> str | None:
+        """The simulated provider's base URL (its Twilio-compatible REST API)."""
+        return self.simulator.url if self.simulator else None
+
+    def start_simulator(self, inbound_url: str) -> str:
+        """Start the Twilio-compatible simulator, posting inbound messages to ``inbound_url``."""
+        self.engine = SimulatorEngine(SimulatorOptions(inbound_url=inbound_url))
+        self.simulator = ServerThread(create_simulator_app(self.engine)).start()
+        return self.simulator.url
+
     def close(self) -> None:
         """Stop the servers and remove the descriptor."""
-        for server in [*self.servers, self.emulator]:
-            server.stop()
+        if self.simulator is not None:
+            self.simulator.stop()
+        if self.engine is not None:
+            self.engine.close()
+        self.emulator.stop()
         self.descriptor.unlink(missing_ok=True)
 
 

@@ -93,14 +93,14 @@ def auth_tokens(settings: Settings) -> Sequence[str]:
     return tokens
 
 
-def media_fetcher(settings: Settings) -> ProviderMediaFetcher:
+def media_fetcher(settings: Settings, extra_origins: Sequence[str] = ()) -> ProviderMediaFetcher:
     """Media downloads from Twilio (and the configured simulator host) with our credentials."""
     twilio = settings.twilio
     sid = twilio.account_sid or (LOCAL_ACCOUNT_SID if settings.local_mode else None)
     token = twilio.auth_token.get_secret_value() if twilio.auth_token else None
     if token is None and settings.local_mode:
         token = LOCAL_AUTH_TOKEN
-    origins = [TWILIO_MEDIA_ORIGIN]
+    origins = [TWILIO_MEDIA_ORIGIN, *extra_origins]
     if twilio.api_base_url is not None:
         origins.append(str(twilio.api_base_url))
 
@@ -181,6 +181,7 @@ def build_dataverse_inbound(
     huey: Huey | None = None,
     lease_seconds: float = 60.0,
     batch_size: int = 50,
+    media_origins: Sequence[str] = (),
 ) -> InboundRuntime:
     """The inbound path on the real Dataverse adapters."""
     conversations = DataverseConversations(client)
@@ -192,7 +193,7 @@ def build_dataverse_inbound(
         conversations,
         resolver or default_resolver(store, client),
         team_members=TeamCache(directory.team_members),
-        media=media_fetcher(settings),
+        media=media_fetcher(settings, media_origins),
         error_log=DataverseErrorLog(client),
         huey=huey,
         lease_seconds=lease_seconds,
@@ -200,10 +201,16 @@ def build_dataverse_inbound(
     )
 
 
-def wire_inbound(container: Container, *, public_base_url: str | None = None) -> InboundRuntime:
+def wire_inbound(
+    container: Container,
+    *,
+    public_base_url: str | None = None,
+    media_origins: Sequence[str] = (),
+) -> InboundRuntime:
     """Add the inbound path to a container with Dataverse (webhook and session routes).
 
-    ``public_base_url`` overrides the configured one (local mode learns its port late).
+    ``public_base_url`` overrides the configured one (local mode learns its port late);
+    ``media_origins`` are more provider hosts media may come from (local mode's simulator).
     """
     if container.inbound is not None:
         return container.inbound
@@ -217,6 +224,7 @@ def wire_inbound(container: Container, *, public_base_url: str | None = None) ->
         resolver=container.resolver,
         lease_seconds=container.settings.worker.lease_seconds,
         batch_size=container.settings.worker.batch_size,
+        media_origins=media_origins,
     )
     if public_base_url:
         runtime.webhook.public_base_url = public_base_url

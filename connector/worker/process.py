@@ -9,37 +9,49 @@ returned lines are what the command prints for people.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from connector.bootstrap import Container
 from connector.dataverse.connect import build_client
-from connector.local_mode import seed_demo, start_local_dataverse, try_this
+from connector.local_mode import LocalMode, seed_demo, start_local_dataverse, try_this
 from connector.log_config import get_logger
+from connector.providers.base import TWILIO_INBOUND_PATH
 from connector.worker.assembly import InboundRuntime, wire_inbound
 
 log = get_logger(__name__)
 
 
-def start_dataverse(container: Container, *, public_base_url: str | None) -> list[str]:
-    """Make sure ``container.dataverse`` exists (starting local mode if needed)."""
+def start_dataverse(container: Container, *, public_base_url: str) -> LocalMode | None:
+    """Make sure ``container.dataverse`` exists; in local mode start and seed it (returned)."""
     settings = container.settings
     if container.dataverse is not None:
-        return []
+        return None
     if not settings.local_mode:
         container.dataverse = build_client(settings.dataverse)
         container.closers.append(container.dataverse.api.close)
-        return []
+        return None
     local = start_local_dataverse(settings)
     container.closers.append(local.close)
     container.dataverse = build_client(settings.dataverse, url=local.dataverse_url)
     container.closers.append(container.dataverse.api.close)
     local.configuration_id = seed_demo(container.dataverse, public_base_url)
-    return [f"Embedded Dataverse emulator on {local.dataverse_url}"]
+    local.start_simulator(public_base_url.rstrip("/") + TWILIO_INBOUND_PATH)
+    return local
 
 
-def start_inbound(container: Container, *, public_base_url: str, worker: bool) -> InboundRuntime:
+def start_inbound(
+    container: Container,
+    *,
+    public_base_url: str,
+    worker: bool,
+    media_origins: Sequence[str] = (),
+) -> InboundRuntime:
     """Wire the inbound path, sync an empty phone index once, start the worker if asked."""
     configured = container.settings.public_base_url
     runtime = wire_inbound(
-        container, public_base_url=str(configured) if configured else public_base_url
+        container,
+        public_base_url=str(configured) if configured else public_base_url,
+        media_origins=media_origins,
     )
     if worker and container.phone_sync is not None:
         report = container.phone_sync.run(full=False)
@@ -53,9 +65,13 @@ def start_process(
     container: Container, *, base_url: str, port_is_default: bool, worker: bool
 ) -> list[str]:
     """Start everything a serve process runs; the lines to print."""
-    lines = start_dataverse(container, public_base_url=base_url)
-    start_inbound(container, public_base_url=base_url, worker=worker)
-    if container.settings.local_mode:
+    local = start_dataverse(container, public_base_url=base_url)
+    origins = [local.simulator_url] if local and local.simulator_url else []
+    start_inbound(container, public_base_url=base_url, worker=worker, media_origins=origins)
+    lines: list[str] = []
+    if local is not None:
+        lines.append(f"Embedded Dataverse emulator on {local.dataverse_url}")
+        lines.append(f"Simulated SMS provider (Twilio API) on {local.simulator_url}")
         lines += try_this(base_url, port_is_default)
     if not worker:
         lines.append("Web only (--no-worker): run `connector worker` to process messages.")
