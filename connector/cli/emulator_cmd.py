@@ -70,19 +70,10 @@ def emulator(
     except OSError as exc:
         Console(stderr=True).print(f"[bold red]Cannot listen on {host}:{port}[/]: {exc.strerror}")
         raise typer.Exit(1) from None
-    certfile: Path | None = None
-    keyfile: Path | None = None
-    scheme = "http"
-    if tls:
-        directory = db.parent if db else Path(tempfile.mkdtemp(prefix="emulator-tls-"))
-        certfile, keyfile = make_certificate(directory)
-        scheme = "https"
-        typer.echo(f"Certificate (trust it in your client): {certfile}")
-    bound = sock.getsockname()[1]
+    certfile, keyfile = _certificate(db) if tls else (None, None)
     where = f"file {db}" if db else "memory"
-    typer.echo(
-        f"Dataverse emulator listening on {scheme}://{host}:{bound}/api/data/v9.2/ ({where})"
-    )
+    url = f"{'https' if tls else 'http'}://{host}:{sock.getsockname()[1]}/api/data/v9.2/"
+    typer.echo(f"Dataverse emulator listening on {url} ({where})")
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -96,6 +87,13 @@ def emulator(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         core.store.close()
+
+
+def _certificate(db: Path | None) -> tuple[Path, Path]:
+    directory = db.parent if db else Path(tempfile.mkdtemp(prefix="emulator-tls-"))
+    certfile, keyfile = make_certificate(directory)
+    typer.echo(f"Certificate (trust it in your client): {certfile}")
+    return certfile, keyfile
 
 
 def register(app: typer.Typer) -> None:

@@ -169,64 +169,32 @@ def _add_standard_columns(entity: EntityDef) -> None:
         entity.add(AttributeDef("filesize", "Integer"))
 
 
+# (table, lookup column, target, single-valued navigation, relationship / collection name)
+_LINKS = """
+contact parentcustomerid account parentcustomerid_account contact_customer_accounts
+contact parentcustomerid contact parentcustomerid_contact contact_customer_contacts
+account primarycontactid contact primarycontactid account_primary_contact
+account parentaccountid account parentaccountid account_parent_account
+lead parentcontactid contact parentcontactid contact_originating_lead
+lead parentaccountid account parentaccountid account_originating_lead
+lead customerid account customerid_account lead_customer_accounts
+lead customerid contact customerid_contact lead_customer_contacts
+opportunity customerid account customerid_account opportunity_customer_accounts
+opportunity customerid contact customerid_contact opportunity_customer_contacts
+opportunity parentaccountid account parentaccountid opportunity_parent_account
+opportunity parentcontactid contact parentcontactid opportunity_parent_contact
+solution publisherid publisher publisherid publisher_solution
+teammembership systemuserid systemuser systemuserid teammembership_user
+teammembership teamid team teamid teammembership_team
+annotation objectid contact objectid_contact Contact_Annotation
+annotation objectid account objectid_account Account_Annotation
+annotation objectid lead objectid_lead Lead_Annotation
+"""
+
+
 def _standard_lookups(schema: Schema) -> None:
-    links = [
-        (
-            "contact",
-            "parentcustomerid",
-            "account",
-            "parentcustomerid_account",
-            "contact_customer_accounts",
-        ),
-        (
-            "contact",
-            "parentcustomerid",
-            "contact",
-            "parentcustomerid_contact",
-            "contact_customer_contacts",
-        ),
-        ("account", "primarycontactid", "contact", "primarycontactid", "account_primary_contact"),
-        ("account", "parentaccountid", "account", "parentaccountid", "account_parent_account"),
-        ("lead", "parentcontactid", "contact", "parentcontactid", "contact_originating_lead"),
-        ("lead", "parentaccountid", "account", "parentaccountid", "account_originating_lead"),
-        ("lead", "customerid", "account", "customerid_account", "lead_customer_accounts"),
-        ("lead", "customerid", "contact", "customerid_contact", "lead_customer_contacts"),
-        (
-            "opportunity",
-            "customerid",
-            "account",
-            "customerid_account",
-            "opportunity_customer_accounts",
-        ),
-        (
-            "opportunity",
-            "customerid",
-            "contact",
-            "customerid_contact",
-            "opportunity_customer_contacts",
-        ),
-        (
-            "opportunity",
-            "parentaccountid",
-            "account",
-            "parentaccountid",
-            "opportunity_parent_account",
-        ),
-        (
-            "opportunity",
-            "parentcontactid",
-            "contact",
-            "parentcontactid",
-            "opportunity_parent_contact",
-        ),
-        ("solution", "publisherid", "publisher", "publisherid", "publisher_solution"),
-        ("teammembership", "systemuserid", "systemuser", "systemuserid", "teammembership_user"),
-        ("teammembership", "teamid", "team", "teamid", "teammembership_team"),
-        ("annotation", "objectid", "contact", "objectid_contact", "Contact_Annotation"),
-        ("annotation", "objectid", "account", "objectid_account", "Account_Annotation"),
-        ("annotation", "objectid", "lead", "objectid_lead", "Lead_Annotation"),
-    ]
-    for entity, attr, target, nav, coll in links:
+    for line in _LINKS.strip().splitlines():
+        entity, attr, target, nav, coll = line.split()
         _lookup(schema, (entity, attr, target, nav, coll))
     add_many_to_many(schema)
     for target in PARTY_TARGETS:
