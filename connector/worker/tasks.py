@@ -174,6 +174,7 @@ class _FollowUp:
 
 
 WORKER_NICENESS = 10
+JOURNAL_RETENTION_SECONDS = 7 * 24 * 3600  # done rows (and their dedupe keys) kept a week
 
 
 def lower_thread_priority() -> None:
@@ -204,6 +205,7 @@ def register(huey: Huey, drain: JournalDrain) -> WorkerTasks:
 
     def run_sweep() -> None:
         run_drain()
+        drain.journal.prune(older_than=time.time() - JOURNAL_RETENTION_SECONDS)
 
     task = huey.task(name=DRAIN_TASK)(run_drain)
     sweep = huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(run_sweep)
