@@ -31,32 +31,14 @@ OWNERSHIP = {"UserOwned", "TeamOwned", "OrganizationOwned"}
 
 def create_table(emulator: Emulator, body: dict[str, Any], solution: str | None) -> EntityDef:
     """``POST EntityDefinitions`` (or one entry of ``CreateEntities``)."""
-    schema_name = body.get("SchemaName")
-    if not isinstance(schema_name, str) or "_" not in schema_name:
-        raise bad_request("SchemaName with a customization prefix is required.", "0x80040203")
-    logical = schema_name.lower()
-    if logical in emulator.schema.entities:
-        raise EmulatorRequestError(
-            400, "0x80047013", f"An entity with the name {logical} already exists."
-        )
-    attributes = [shapes.attribute_from_payload(a) for a in body.get("Attributes") or []]
-    primary = [a for a in attributes if a.is_primary_name]
-    if len(primary) != 1 or primary[0].attribute_type != "String":
-        raise bad_request(
-            "Exactly one StringAttributeMetadata with IsPrimaryName true is required.", "0x80040203"
-        )
+    schema_name, attributes, primary, ownership = _validated(emulator, body)
     is_activity = bool(body.get("IsActivity"))
-    ownership = str(body.get("OwnershipType") or "UserOwned")
-    if ownership not in OWNERSHIP:
-        raise bad_request(f"OwnershipType '{ownership}' is not valid.", "0x80040203")
-    if is_activity:
-        _check_activity(body, primary[0], ownership)
-        primary[0].logical_name = "subject"
+    logical = schema_name.lower()
     custom_count = sum(1 for e in emulator.schema.entities.values() if e.is_custom)
     entity = new_table(
         logical,
         pluralise(logical),
-        primary[0].logical_name,
+        primary.logical_name,
         is_activity=is_activity,
         ownership=ownership,
         has_activities=bool(body.get("HasActivities")),
@@ -69,11 +51,8 @@ def create_table(emulator: Emulator, body: dict[str, Any], solution: str | None)
     entity.display_name = label_text(body.get("DisplayName")) or schema_name
     entity.display_collection_name = label_text(body.get("DisplayCollectionName"))
     entity.description = label_text(body.get("Description"))
-    entity.extra = {
-        k: body[k]
-        for k in ("IsAvailableOffline", "IsMailMergeEnabled", "ActivityTypeMask")
-        if k in body
-    }
+    kept = ("IsAvailableOffline", "IsMailMergeEnabled", "ActivityTypeMask")
+    entity.extra = {k: body[k] for k in kept if k in body}
     entity.extra["solution"] = solution
     for attr in attributes:
         entity.add(attr)
@@ -81,6 +60,32 @@ def create_table(emulator: Emulator, body: dict[str, Any], solution: str | None)
         wire(emulator.schema, entity)
         emulator.persist_schema()
     return entity
+
+
+def _validated(
+    emulator: Emulator, body: dict[str, Any]
+) -> tuple[str, list[AttributeDef], AttributeDef, str]:
+    """SchemaName, columns, primary name column and ownership of a valid table payload."""
+    schema_name = body.get("SchemaName")
+    if not isinstance(schema_name, str) or "_" not in schema_name:
+        raise bad_request("SchemaName with a customization prefix is required.", "0x80040203")
+    if schema_name.lower() in emulator.schema.entities:
+        raise EmulatorRequestError(
+            400, "0x80047013", f"An entity with the name {schema_name.lower()} already exists."
+        )
+    attributes = [shapes.attribute_from_payload(a) for a in body.get("Attributes") or []]
+    primary = [a for a in attributes if a.is_primary_name]
+    if len(primary) != 1 or primary[0].attribute_type != "String":
+        raise bad_request(
+            "Exactly one StringAttributeMetadata with IsPrimaryName true is required.", "0x80040203"
+        )
+    ownership = str(body.get("OwnershipType") or "UserOwned")
+    if ownership not in OWNERSHIP:
+        raise bad_request(f"OwnershipType '{ownership}' is not valid.", "0x80040203")
+    if body.get("IsActivity"):
+        _check_activity(body, primary[0], ownership)
+        primary[0].logical_name = "subject"
+    return schema_name, attributes, primary[0], ownership
 
 
 def _check_activity(body: dict[str, Any], primary: AttributeDef, ownership: str) -> None:
