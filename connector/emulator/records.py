@@ -192,6 +192,7 @@ class Records:
     def _convert(
         self, entity: EntityDef, body: dict[str, Any], content_ids: ContentIds | None
     ) -> tuple[dict[str, Any], list[Callable[[str], None]]]:
+        """Payload to storage columns, plus deep inserts to run once the row exists."""
         row: dict[str, Any] = {}
         after: list[Callable[[str], None]] = []
         navs = self.schema.single_navs(entity.logical_name)
@@ -200,43 +201,40 @@ class Records:
             if name.startswith("@odata.") or "@OData." in name or name in READ_ONLY:
                 continue
             if name.endswith("@odata.bind"):
-                nav_name = name[: -len("@odata.bind")]
-                nav = navs.get(nav_name)
+                nav = navs.get(name[: -len("@odata.bind")])
                 if nav is None:
-                    raise _undeclared(nav_name)
+                    raise _undeclared(name[: -len("@odata.bind")])
                 row.update(self._bind(nav.attribute, nav.targets, value, content_ids))
-                continue
-            if name in collections and isinstance(value, list):
+            elif name in collections and isinstance(value, list):
+                coll = collections[name]
                 after.append(
-                    self._deep_insert(
-                        collections[name].entity,
-                        collections[name].attribute,
-                        entity,
-                        value,
-                        content_ids,
-                    )
+                    self._deep_insert(coll.entity, coll.attribute, entity, value, content_ids)
                 )
-                continue
-            if name in navs and value is None:
-                row.update(self._bind(navs[name].attribute, navs[name].targets, None, None))
-                continue
-            if name in navs and isinstance(value, dict):
-                row.update(self._deep_single(navs[name].attribute, navs[name].targets, value))
-                continue
-            attr = entity.attributes.get(name)
-            if attr is None:
-                raise bad_request(
-                    f"The property '{name}' does not exist on type "
-                    f"'Microsoft.Dynamics.CRM.{entity.logical_name}'. Make sure to only use "
-                    f"property names that are defined by the type."
+            elif name in navs and (value is None or isinstance(value, dict)):
+                nav = navs[name]
+                linked = (
+                    self._bind(nav.attribute, nav.targets, None, None)
+                    if value is None
+                    else self._deep_single(nav.attribute, nav.targets, value)
                 )
-            if attr.is_lookup:
-                if value is not None:
-                    raise bad_request(f"Set the lookup '{name}' through an @odata.bind.")
-                row.update({name: None, f"{name}__type": None})
-                continue
-            row[name] = to_storage(entity, attr, value)
+                row.update(linked)
+            else:
+                row.update(self._column(entity, name, value))
         return row, after
+
+    def _column(self, entity: EntityDef, name: str, value: Any) -> dict[str, Any]:
+        attr = entity.attributes.get(name)
+        if attr is None:
+            raise bad_request(
+                f"The property '{name}' does not exist on type "
+                f"'Microsoft.Dynamics.CRM.{entity.logical_name}'. Make sure to only use "
+                f"property names that are defined by the type."
+            )
+        if attr.is_lookup:
+            if value is not None:
+                raise bad_request(f"Set the lookup '{name}' through an @odata.bind.")
+            return {name: None, f"{name}__type": None}
+        return {name: to_storage(entity, attr, value)}
 
     def _bind(
         self, attribute: str, targets: tuple[str, ...], value: Any, content_ids: ContentIds | None
