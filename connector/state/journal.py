@@ -145,10 +145,11 @@ class Journal:
                 make(journal_table)
                 .values(**row)
                 .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+                .returning(journal_table.c.id)
             )
-            done = conn.execute(statement)
-            if done.rowcount == 1 and done.inserted_primary_key:
-                results.append(Appended(id=int(done.inserted_primary_key[0]), duplicate=False))
+            new_id = conn.execute(statement).scalar()
+            if new_id is not None:
+                results.append(Appended(id=int(new_id), duplicate=False))
                 continue
             found = conn.execute(
                 select(journal_table.c.id).where(
