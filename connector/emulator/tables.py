@@ -119,18 +119,7 @@ def new_relationship(
             "0x80040203",
         )
     logical = lookup_schema.lower()
-    column = referencing.attributes.get(logical)
-    if column is None:
-        column = referencing.add(
-            AttributeDef(
-                logical,
-                "Customer" if customer else "Lookup",
-                schema_name=lookup_schema,
-                display_name=label_text(lookup.get("DisplayName")),
-            )
-        )
-    elif not customer:
-        raise bad_request(f"An attribute named {logical} already exists.", "0x80044363")
+    column = _lookup_column(referencing, lookup, customer=customer)
     column.targets.append(referenced.logical_name)
     rel = RelationshipDef(
         schema_name=schema_name,
@@ -146,3 +135,24 @@ def new_relationship(
         schema.add_relationship(rel)
         emulator.persist_schema()
     return rel
+
+
+def _lookup_column(
+    referencing: EntityDef, lookup: dict[str, Any], *, customer: bool
+) -> AttributeDef:
+    """The lookup column a relationship adds (a customer lookup's second relationship reuses it)."""
+    schema_name = str(lookup["SchemaName"])
+    logical = schema_name.lower()
+    column = referencing.attributes.get(logical)
+    if column is None:
+        return referencing.add(
+            AttributeDef(
+                logical,
+                "Customer" if customer else "Lookup",
+                schema_name=schema_name,
+                display_name=label_text(lookup.get("DisplayName")),
+            )
+        )
+    if not customer:
+        raise bad_request(f"An attribute named {logical} already exists.", "0x80044363")
+    return column
