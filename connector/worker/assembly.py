@@ -65,10 +65,14 @@ class InboundRuntime:
     nudger: Nudger | None = None
     worker: InProcessWorker | None = None
 
-    def start_worker(self, threads: int = 2) -> None:
-        """Run huey's consumer threads in this process (``connector serve``)."""
+    def start_worker(self, threads: int = 2, *, periodic: bool = True) -> None:
+        """Run huey's consumer threads in this process (``connector serve``).
+
+        ``periodic=False`` leaves out the periodic jobs (sweeps, phone sync): tests that
+        count Dataverse requests.
+        """
         if self.worker is None:
-            self.worker = InProcessWorker(self.huey, workers=threads)
+            self.worker = InProcessWorker(self.huey, workers=threads, periodic=periodic)
             self.worker.start()
             self.tasks.enqueue()  # pick up whatever an earlier run left behind
 

@@ -79,10 +79,14 @@ class Nudger:
 class InProcessWorker:
     """huey's consumer (scheduler + worker threads) running beside the web server."""
 
-    def __init__(self, huey: Huey, workers: int = 2) -> None:
+    def __init__(self, huey: Huey, workers: int = 2, *, periodic: bool = True) -> None:
         logging.getLogger("huey").setLevel(logging.WARNING)  # one line per task is noise
         self.consumer = Consumer(
-            huey, workers=workers, worker_type="thread", check_worker_health=False
+            huey,
+            workers=workers,
+            worker_type="thread",
+            periodic=periodic,
+            check_worker_health=False,
         )
         self._started = False
 

@@ -103,7 +103,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         runtime = wire_inbound(container)
         assert container.phone_sync is not None
         container.phone_sync.run(full=True)
-        runtime.start_worker(threads=2)
+        runtime.start_worker(threads=2, periodic=False)  # no phone sync in the counts
         with running(create_app(container)) as url:
             yield Stack(url, emulator, client, runtime, simulator, engine)
         container.close()
