@@ -16,6 +16,8 @@ from typing import Any
 
 import uvicorn
 
+KEEP_ALIVE_SECONDS = 120
+
 
 class ServerThread:
     """One uvicorn server on 127.0.0.1 in a daemon thread."""
@@ -27,7 +29,16 @@ class ServerThread:
         self._sock.bind((host, port))
         self.host = host
         self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        # A long keep-alive, as real services have: uvicorn's 5 s default closes pooled
+        # connections under a client that waited out a Retry-After, and a request written
+        # into a closing connection is reset with no way to know whether it ran.
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
