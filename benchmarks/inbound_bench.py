@@ -56,10 +56,12 @@ URL = re.compile(r"(http://127\.0\.0\.1:\d+)")
 
 
 @contextmanager
-def cli(args: list[str], env: dict[str, str], cwd: Path, marker: str) -> Iterator[str]:
+def cli(
+    args: list[str], env: dict[str, str], cwd: Path, marker: str, nice: int = 0
+) -> Iterator[str]:
     """Run ``connector ARGS``; yield the first URL printed on a line containing ``marker``."""
     process = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "connector", *args],
+        ["nice", "-n", str(nice), sys.executable, "-m", "connector", *args],  # noqa: S607 - POSIX nice from PATH
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -168,6 +170,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--emulator-nice",
+        type=int,
+        default=0,
+        help="CPU niceness of the emulator (it stands in for a remote Dataverse)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -175,7 +183,7 @@ def main() -> None:
         env |= {"CONNECTOR_STATE__URL": f"sqlite:///{work / 'state.db'}"}
         env |= {"CONNECTOR_LOG__LEVEL": "WARNING"}
         emu_args = ["emulator", "--port", "0", "--db", str(work / "dv.db"), "--no-auth"]
-        with cli(emu_args, env, work, "http") as emulator:
+        with cli(emu_args, env, work, "http", nice=args.emulator_nice) as emulator:
             client = DataverseClient(
                 WebApi(emulator, StaticTokenProvider("bench"), requests.Session())
             )
