@@ -297,3 +297,19 @@ def test_readme_flow_local_mode_serve_simulate_export(tmp_path: Path) -> None:
         assert "Alice Nguyen" in text and ",contact," in text and ",Inbound," in text
     finally:
         stop(process)
+
+
+def test_journal_status_and_replay_commands(tmp_path: Path) -> None:
+    env = connector_env(tmp_path)
+    journal = Journal(StateStore.from_url(env["CONNECTOR_STATE__URL"]))
+    journal.append("twilio", "SMpoison", {"From": "+1"})
+    (entry,) = journal.claim()
+    journal.mark_failed(entry, {"code": "configuration_error"}, transient=False)
+    journal.close()
+    status = run_cli("journal", "status", env=env, cwd=tmp_path)
+    assert status.returncode == 0
+    assert "error 1" in status.stdout and "SMpoison" in status.stdout
+    replay = run_cli("journal", "replay", str(entry.id), env=env, cwd=tmp_path)
+    assert replay.returncode == 0 and "1 event(s) queued again" in replay.stdout
+    after = run_cli("journal", "status", env=env, cwd=tmp_path)
+    assert "pending 1" in after.stdout and "error 0" in after.stdout

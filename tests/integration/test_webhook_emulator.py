@@ -194,3 +194,26 @@ def test_mms_media_is_stored_as_a_note_of_the_message(stack: Stack) -> None:
     assert notes[0]["_objectid_value"] == message["activityid"]
     assert notes[0]["mimetype"] == "image/png"
     assert base64.b64decode(notes[0]["documentbody"]) == picture
+
+
+def test_export_filters_by_session_and_time(stack: Stack) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from connector.dataverse.message_export import DataverseMessageArchive
+
+    stack.send("first =cmd")
+    stack.send("second")
+    stack.wait_done(2)
+    archive = DataverseMessageArchive(stack.client)
+    rows = list(archive.messages())
+    assert sorted(r.message for r in rows) == ["first =cmd", "second"]  # same second
+    assert {r.full_name for r in rows} == {"Alice Nguyen"}
+    assert {(r.direction, r.status, r.regarding_type) for r in rows} == {
+        ("Inbound", "Received", "contact")
+    }
+    session = rows[0].thread_id
+    assert len(list(archive.messages(session_id=session))) == 2
+    other = "00000000-0000-0000-0000-000000000999"
+    assert list(archive.messages(session_id=other)) == []
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert list(archive.messages(since=later)) == []
