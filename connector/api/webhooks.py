@@ -11,7 +11,7 @@ the same empty TwiML answer as the first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -20,7 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from connector.api.deps import container_of
 from connector.api.problems import problem
-from connector.errors import InvalidInputError, SignatureError
+from connector.domain.model import Configuration
+from connector.errors import ConnectorError, InvalidInputError, SignatureError
 from connector.log_config import get_logger
 from connector.providers.signature import public_url, signature_from, verify
 from connector.providers.twilio_forms import PROVIDER, parse_inbound
@@ -33,6 +34,46 @@ TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 _MAX_FORM_FIELDS = 200
 
 
+class SignatureTokens:
+    """The Twilio auth tokens a webhook for an account may be signed with.
+
+    The settings' token (and the simulator's in local mode), plus the token stored encrypted
+    on each configuration of that account (``connector setup --auth-token``), decrypted with
+    the connector's keys. Configurations come from a cache that never makes a webhook wait.
+    """
+
+    def __init__(
+        self,
+        static: Sequence[str],
+        configurations: Callable[[], Iterable[Configuration]] | None = None,
+        decrypt: Callable[[str], str] | None = None,
+    ) -> None:
+        self._static = list(static)
+        self._configurations = configurations
+        self._decrypt = decrypt
+        self._plain: dict[str, str] = {}
+
+    def __call__(self, account_sid: str | None) -> list[str]:
+        tokens = list(self._static)
+        if self._configurations is None or self._decrypt is None:
+            return tokens
+        for config in self._configurations():
+            if config.secret and (account_sid is None or config.account_id == account_sid):
+                plain = self._open(config.secret)
+                if plain and plain not in tokens:
+                    tokens.append(plain)
+        return tokens
+
+    def _open(self, stored: str) -> str | None:
+        if stored not in self._plain:
+            try:
+                self._plain[stored] = self._decrypt(stored) if self._decrypt else ""
+            except ConnectorError:
+                log.warning("webhook.token_undecryptable")  # a dropped key; never the token
+                self._plain[stored] = ""
+        return self._plain[stored] or None
+
+
 @dataclass
 class InboundWebhook:
     """What the inbound webhook needs, wired by the composition root.
@@ -43,7 +84,7 @@ class InboundWebhook:
     """
 
     journal: Journal
-    auth_tokens: Callable[[], Sequence[str]]
+    auth_tokens: Callable[[str | None], Sequence[str]]
     public_base_url: str | None = None
     max_body_bytes: int = 64 * 1024
     nudge: Callable[[], None] = field(default=lambda: None)
@@ -100,7 +141,9 @@ async def twilio_inbound(request: Request) -> Response:
     except InvalidInputError:
         raise SignatureError("webhook signature does not verify") from None  # no trace
     url = public_url(hook.public_base_url, INBOUND_PATH, request.url.query)
-    verify(url, pairs, signature_from(request.headers), hook.auth_tokens())
+    account = next((value for name, value in pairs if name == "AccountSid"), None)
+    tokens = await run_in_threadpool(hook.auth_tokens, account)  # may load configurations once
+    verify(url, pairs, signature_from(request.headers), tokens)
     message = parse_inbound(pairs)
     appended = await run_in_threadpool(
         hook.journal.append, PROVIDER, message.provider_message_id, dict(message.raw)

@@ -22,9 +22,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from connector.domain.conversation import Acceptance, SessionState
 from connector.domain.model import Configuration
 from connector.errors import StateStoreError
+from connector.log_config import get_logger
 from connector.ports import ConfigurationDirectory
 from connector.state.db import StateStore, metadata
 from connector.state.group_commit import bookkeeping_engine
+
+log = get_logger(__name__)
 
 sessions_table = Table(
     "session_cache",
@@ -171,11 +174,15 @@ class ConfigurationCache:
         self._loaded_at: float | None = None
         self._by_sender: dict[str, Configuration] = {}
         self._blocked: dict[str, set[str]] = {}
+        self._refreshing = threading.Event()
 
     def _fresh(self) -> None:
         now = self._clock()
         if self._loaded_at is not None and now - self._loaded_at < self.ttl:
             return
+        self._load(now)
+
+    def _load(self, now: float) -> None:
         configurations = self.directory.active_configurations()
         blocked = self.directory.blocked_numbers()
         with self._lock:
@@ -213,6 +220,24 @@ class ConfigurationCache:
         """The configurations by sender number (after a refresh if stale)."""
         self._fresh()
         return dict(self._by_sender)
+
+    def snapshot_nowait(self) -> list[Configuration]:
+        """The configurations without waiting for Dataverse once loaded (the webhook path):
+        a stale copy is returned while a background thread refreshes it."""
+        if self._loaded_at is None:
+            self._fresh()
+        elif self._clock() - self._loaded_at >= self.ttl and not self._refreshing.is_set():
+            self._refreshing.set()
+            threading.Thread(target=self._refresh_in_background, daemon=True).start()
+        return list(self._by_sender.values())
+
+    def _refresh_in_background(self) -> None:
+        try:
+            self._load(self._clock())
+        except Exception as exc:  # the stale copy stays; the next call tries again
+            log.warning("configuration_cache.refresh_failed", error=type(exc).__name__)
+        finally:
+            self._refreshing.clear()
 
 
 class TeamCache:

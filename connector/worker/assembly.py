@@ -16,7 +16,7 @@ from huey import Huey
 from connector.api import resolution as move_routes
 from connector.api import sessions as session_routes
 from connector.api import webhooks
-from connector.api.webhooks import InboundWebhook
+from connector.api.webhooks import InboundWebhook, SignatureTokens
 from connector.bootstrap import Container, wire_resolution
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.conversation_links import DataverseConversationRelinker
@@ -33,6 +33,7 @@ from connector.ports import (
 )
 from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from connector.providers.media import TWILIO_MEDIA_ORIGIN, ProviderMediaFetcher
+from connector.secret_box import SecretBox
 from connector.services.conversation_move import ConversationMover
 from connector.services.inbound import InboundService
 from connector.services.resolution import RecordResolutionService
@@ -153,9 +154,14 @@ def build_inbound(
     queue = huey or make_huey(settings.state.url)
     tasks = register(queue, drain)
     nudger = Nudger(tasks.enqueue)
+    box = SecretBox(settings.secret_keys) if settings.secret_keys else None
     webhook = InboundWebhook(
         journal=journal,
-        auth_tokens=lambda: auth_tokens(settings),
+        auth_tokens=SignatureTokens(
+            auth_tokens(settings),
+            configurations.snapshot_nowait,
+            box.decrypt if box is not None else None,
+        ),
         public_base_url=str(settings.public_base_url) if settings.public_base_url else None,
         max_body_bytes=settings.api.max_body_bytes,
         nudge=nudger.nudge,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from connector.bootstrap import Container
 from connector.dataverse.connect import build_client
+from connector.errors import ConnectorError
 from connector.local_mode import LocalMode, seed_demo, start_local_dataverse, try_this
 from connector.log_config import get_logger
 from connector.providers.base import TWILIO_INBOUND_PATH
@@ -53,6 +54,10 @@ def start_inbound(
         public_base_url=str(configured) if configured else public_base_url,
         media_origins=media_origins,
     )
+    try:
+        runtime.configurations.snapshot()  # warm: the first webhook must not wait for it
+    except ConnectorError as exc:
+        log.warning("inbound.configurations_not_loaded", code=exc.code)
     if worker and container.phone_sync is not None:
         report = container.phone_sync.run(full=False)
         log.info("phone_sync.startup", report=str(report)[:200])

@@ -143,3 +143,53 @@ def test_worker_writes_the_journaled_message_and_marks_it_done(service: Service)
     write = service.writer.messages[sid]
     assert (write.regarding_table, write.regarding_id) == ("contact", "c-1")
     assert write.message.body == "to Dataverse"
+
+
+def test_token_stored_encrypted_on_the_configuration_verifies_its_webhooks(
+    tmp_path: Path,
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from connector.secret_box import SecretBox
+
+    key = Fernet.generate_key().decode()
+    account, stored_token = "AC" + "7" * 32, "f" * 32
+    settings = load_settings(
+        env={
+            "CONNECTOR_PUBLIC_BASE_URL": PUBLIC,
+            "CONNECTOR_SECRET_KEYS": key,
+            "CONNECTOR_STATE__URL": f"sqlite:///{tmp_path / 'state.db'}",
+            "CONNECTOR_DATAVERSE__URL": "https://org.example.com",
+            "CONNECTOR_DATAVERSE__TOKEN": "x",
+        }
+    )
+    config = Configuration(
+        "Main",
+        Provider.TWILIO,
+        SENDER,
+        id="cfg-1",
+        account_id=account,
+        secret=SecretBox([key]).encrypt(stored_token),
+    )
+    store = StateStore.from_url(settings.state.url)
+    runtime = build_inbound(
+        settings,
+        store,
+        FakeConversationWriter(),
+        FakeConfigurationDirectory(configurations=[config]),
+        TableResolver(),
+        huey=MemoryHuey("test", results=False),
+    )
+    container = Container(settings=settings, inbound=runtime, routers=[webhooks.router])
+    try:
+        with running(create_app(container)) as url:
+            service = Service(url, runtime, FakeConversationWriter())
+            mine = inbound_fields(CUSTOMER, SENDER, "hi", account_sid=account)
+            other = inbound_fields(CUSTOMER, SENDER, "hi", account_sid="AC" + "8" * 32)
+            assert service.post(mine, token=stored_token).status_code == 200
+            assert service.post(other, token=stored_token).status_code == 403
+            assert service.post(mine, token="g" * 32).status_code == 403
+            assert runtime.journal.counts().pending == 1
+    finally:
+        runtime.close()
+        store.close()
