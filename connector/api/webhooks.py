@@ -88,6 +88,7 @@ class InboundWebhook:
     public_base_url: str | None = None
     max_body_bytes: int = 64 * 1024
     nudge: Callable[[], None] = field(default=lambda: None)
+    count: Callable[[str], None] = field(default=lambda _outcome: None)
 
 
 def webhook_of(request: Request) -> InboundWebhook:
@@ -124,16 +125,15 @@ def _form(body: bytes) -> list[tuple[str, str]]:
         raise InvalidInputError("webhook body is not a valid form") from exc
 
 
-router = APIRouter(tags=["webhooks"])
+class _TooLargeError(Exception):
+    """The body is over the configured limit."""
 
 
-@router.post(INBOUND_PATH, include_in_schema=True, summary="Inbound SMS/MMS from Twilio")
-async def twilio_inbound(request: Request) -> Response:
-    """Verify, journal and acknowledge one inbound message (TwiML ``<Response/>``)."""
-    hook = webhook_of(request)
+async def _accept(request: Request, hook: InboundWebhook) -> bool:
+    """Verify and journal one inbound webhook; True when it was already journaled."""
     body = await _bounded_body(request, hook.max_body_bytes)
     if body is None:
-        return problem(413, "body_too_large", "Request body too large")
+        raise _TooLargeError
     if not hook.public_base_url:
         raise SignatureError("no public base URL configured to verify signatures against")
     try:
@@ -150,4 +150,26 @@ async def twilio_inbound(request: Request) -> Response:
     )
     if not appended.duplicate:
         hook.nudge()
+    return appended.duplicate
+
+
+router = APIRouter(tags=["webhooks"])
+
+
+@router.post(INBOUND_PATH, include_in_schema=True, summary="Inbound SMS/MMS from Twilio")
+async def twilio_inbound(request: Request) -> Response:
+    """Verify, journal and acknowledge one inbound message (TwiML ``<Response/>``)."""
+    hook = webhook_of(request)
+    try:
+        duplicate = await _accept(request, hook)
+    except SignatureError:
+        hook.count("forged")
+        raise
+    except InvalidInputError:
+        hook.count("malformed")
+        raise
+    except _TooLargeError:
+        hook.count("too_large")
+        return problem(413, "body_too_large", "Request body too large")
+    hook.count("duplicate" if duplicate else "accepted")
     return Response(content=TWIML_EMPTY, media_type="text/xml")

@@ -44,6 +44,7 @@ from connector.state.db import StateStore
 from connector.state.journal import Journal
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
+from connector.worker.metrics import JournalCollector, webhook_counter
 from connector.worker.phone_sync_tasks import register_phone_sync
 from connector.worker.queue import InProcessWorker, Nudger, make_huey
 from connector.worker.tasks import JournalDrain, WorkerTasks, register
@@ -238,6 +239,9 @@ def wire_inbound(
     )
     if public_base_url:
         runtime.webhook.public_base_url = public_base_url
+    outcomes = webhook_counter(container.metrics)
+    runtime.webhook.count = lambda outcome: outcomes.labels(outcome).inc()
+    container.metrics.register(JournalCollector(runtime.journal))
     container.inbound = runtime
     container.closers.append(runtime.close)
     container.routers.extend([webhooks.router, session_routes.router])

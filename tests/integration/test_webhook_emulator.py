@@ -217,3 +217,15 @@ def test_export_filters_by_session_and_time(stack: Stack) -> None:
     assert list(archive.messages(session_id=other)) == []
     later = datetime.now(UTC) + timedelta(hours=1)
     assert list(archive.messages(since=later)) == []
+
+
+def test_metrics_show_webhook_outcomes_and_journal_rows(stack: Stack) -> None:
+    stack.send("counted")
+    fields = inbound_fields(DEMO_CUSTOMER, DEMO_SENDER, "forged")
+    forged = signed_form(PUBLIC + INBOUND_PATH, fields, "not-the-token")
+    requests.post(stack.url + INBOUND_PATH, data=forged.body, headers=forged.headers, timeout=10)
+    stack.wait_done(1)
+    text = requests.get(f"{stack.url}/metrics", timeout=10).text
+    assert 'connector_webhooks_total{outcome="accepted"} 1.0' in text
+    assert 'connector_webhooks_total{outcome="forged"} 1.0' in text
+    assert 'connector_journal_rows{status="done"} 1.0' in text

@@ -1,0 +1,43 @@
+"""Prometheus metrics of the inbound path: journal rows by status, webhook outcomes.
+
+The journal gauge is read when ``/metrics`` is scraped (a collector, no background job);
+webhook outcomes are counted as they happen (accepted, duplicate, forged, malformed, too
+large), so an operator sees a signature problem or a backlog without reading logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from connector.state.journal import Journal
+
+
+class JournalCollector(Collector):
+    """``connector_journal_rows{status="pending|done|error"}``."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._journal.counts()
+        family = GaugeMetricFamily(
+            "connector_journal_rows", "Ingress journal rows by status", labels=["status"]
+        )
+        family.add_metric(["pending"], counts.pending)
+        family.add_metric(["done"], counts.done)
+        family.add_metric(["error"], counts.error)
+        yield family
+
+
+def webhook_counter(registry: CollectorRegistry) -> Counter:
+    """``connector_webhooks_total{outcome}``."""
+    return Counter(
+        "connector_webhooks",
+        "Inbound webhooks by outcome",
+        labelnames=["outcome"],
+        registry=registry,
+    )
