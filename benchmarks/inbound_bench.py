@@ -45,6 +45,7 @@ from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.transport import WebApi
 from connector.local_mode import DEMO_CUSTOMER, DEMO_SENDER, seed_demo
+from connector.log_config import configure_logging
 from connector.state.db import StateStore
 from connector.state.journal import Journal
 from connector.testing.signing import SignedRequest, inbound_fields, signed_form
@@ -177,6 +178,7 @@ def main() -> None:
         help="CPU niceness of the emulator (it stands in for a remote Dataverse)",
     )
     args = parser.parse_args()
+    configure_logging("WARNING")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}

@@ -39,13 +39,16 @@ def make_huey(state_url: str, *, memory: bool = False) -> Huey:
         return MemoryHuey("connector", results=False, utc=True)
     path = queue_file(state_url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("connector", filename=str(path), results=False, utc=True)
+    # fsync off: a queued task is only a wake-up call (the journal is the durable record and
+    # the periodic sweep finds whatever a lost task would have), so the queue never competes
+    # with journal appends for the disk.
+    return SqliteHuey("connector", filename=str(path), results=False, utc=True, fsync=False)
 
 
 class Nudger:
     """Calls ``enqueue`` from a background thread after ``nudge()``, coalescing bursts."""
 
-    def __init__(self, enqueue: Callable[[], None], min_interval: float = 0.02) -> None:
+    def __init__(self, enqueue: Callable[[], None], min_interval: float = 0.05) -> None:
         self._enqueue = enqueue
         self._interval = min_interval
         self._event = threading.Event()
