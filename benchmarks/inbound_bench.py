@@ -120,7 +120,12 @@ async def _steady(base: str, rate: float, prepared: list[bytes]) -> list[float]:
         await asyncio.sleep(max(0.0, start + index / rate - loop.time()))
         scheduled = start + index / rate
         conn = idle.pop() if idle else await asyncio.open_connection(host, int(port))
-        status = await _exchange(*conn, prepared[index])
+        try:
+            status = await _exchange(*conn, prepared[index])
+        except (IndexError, ConnectionError, asyncio.IncompleteReadError):
+            conn[1].close()  # the server closed an idle keep-alive connection: reconnect
+            conn = await asyncio.open_connection(host, int(port))
+            status = await _exchange(*conn, prepared[index])
         latencies[index] = (loop.time() - scheduled) * 1000
         idle.append(conn)
         if status != 200:
@@ -177,6 +182,9 @@ def main() -> None:
         default=0,
         help="CPU niceness of the emulator (it stands in for a remote Dataverse)",
     )
+    parser.add_argument(
+        "--worker-nice", type=int, default=0, help="CPU niceness of `connector worker`"
+    )
     args = parser.parse_args()
     configure_logging("WARNING")
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,7 +211,7 @@ def main() -> None:
                 requests.post(base + PATH, data=warm.body, headers=warm.headers, timeout=30)
                 web_only = steady(base, args.rate, args.seconds)
                 per_second, per_message = drain_backlog(journal, emulator, work, env)
-                with cli(["worker"], env, work, "Worker running"):
+                with cli(["worker"], env, work, "Worker running", nice=args.worker_nice):
                     with_worker = steady(base, args.rate, args.seconds)
                     wait_done(journal, 1 + 2 * len(web_only))
                 journal.store.close()
