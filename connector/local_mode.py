@@ -15,6 +15,8 @@ and hosts their media.
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,14 +207,22 @@ def start_local_dataverse(settings: Settings) -> LocalMode:
     return LocalMode(emulator=emulator, descriptor=descriptor)
 
 
+def cli_command(argv0: str | None = None) -> str:
+    """How the user can run ``connector`` again: the script as invoked (``.venv/bin/connector``
+    after ``make run``, where ``connector`` is not on the PATH), else plain ``connector``."""
+    invoked = sys.argv[0] if argv0 is None else argv0
+    return shlex.quote(invoked) if Path(invoked).name == "connector" else "connector"
+
+
 def try_this(base_url: str, port_is_default: bool) -> list[str]:
     """The lines local mode prints: what to run next."""
     url = "" if port_is_default else f" --url {base_url}"
+    command = cli_command()
     return [
         "Local mode: embedded Dataverse emulator and simulated SMS provider (no accounts needed).",
         f"Demo sender {DEMO_SENDER}; Alice Nguyen (contact) texts from {DEMO_CUSTOMER}.",
         "Try, in another terminal of this directory:",
-        f"  connector simulate inbound --from {DEMO_CUSTOMER} --to {DEMO_SENDER}"
+        f"  {command} simulate inbound --from {DEMO_CUSTOMER} --to {DEMO_SENDER}"
         f' --body "Hi, is my order ready?"{url}',
-        "  connector export messages",
+        f"  {command} export messages",
     ]

@@ -160,7 +160,7 @@ class Installer:
         return report
 
     def _run(self, step: Step, publisher_id: str | None) -> str | None:
-        log.info("schema_step", action=step.action, kind=step.kind, name=step.name)
+        log.debug("schema_step", action=step.action, kind=step.kind, name=step.name)
         retrying = Retrying(
             retry=retry_if_exception(_busy),
             stop=stop_after_attempt(6),

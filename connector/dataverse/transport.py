@@ -198,6 +198,8 @@ class WebApi:
         }
         if error is None:
             log.debug("dataverse.request", **fields)
+        elif response.status_code == 404:  # existence probes (installer, lookups) expect these
+            log.debug("dataverse.request_failed", code=error.service_code, **fields)
         else:
             log.info("dataverse.request_failed", code=error.service_code, **fields)
 
