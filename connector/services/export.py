@@ -10,6 +10,7 @@ emoji included, is written exactly. Rows come from a :class:`~connector.ports.Me
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass
 from typing import TextIO
@@ -29,6 +30,9 @@ COLUMNS = (
     "Regarding ID",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# An E.164 number starts with "+" but a spreadsheet can only read it as a number, never
+# run it: it is exported as is, so sellers see +14155550123, not '+14155550123.
+_E164 = re.compile(r"\+[1-9][0-9]{5,14}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,8 @@ class ExportRow:
 
 def defuse(cell: str) -> str:
     """``cell`` made inert for spreadsheets (a quote before formula-starting text)."""
+    if _E164.fullmatch(cell):
+        return cell
     return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 
