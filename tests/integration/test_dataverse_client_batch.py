@@ -8,13 +8,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.batch import BatchOperation, ChangeSet
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.odata import eq
-from connector.dataverse.retry import RetryPolicy
-from connector.dataverse.transport import WebApi
 from connector.emulator.app import create_emulator_app
+from connector.testing.emulator_client import emulator_client
 from connector.testing.server import running
 
 
@@ -26,14 +24,9 @@ def base() -> Iterator[str]:
 
 @pytest.fixture
 def client(base: str) -> Iterator[DataverseClient]:
-    api = WebApi(
-        base,
-        StaticTokenProvider("emulator-token"),
-        requests.Session(),
-        retry=RetryPolicy(max_attempts=3, backoff_base=0.05, backoff_max=0.2),
-    )
-    yield DataverseClient(api)
-    api.close()
+    client = emulator_client(base)
+    yield client
+    client.api.close()
 
 
 def _marker() -> str:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.lookups import (
     Participation,
@@ -19,25 +18,19 @@ from connector.dataverse.lookups import (
     regarding,
 )
 from connector.dataverse.odata import and_, eq, startswith
-from connector.dataverse.retry import RetryPolicy
-from connector.dataverse.transport import WebApi
 from connector.emulator.app import create_emulator_app
 from connector.emulator.limits import Limits
 from connector.errors import DataverseError, DataverseNotFoundError
+from connector.testing.emulator_client import emulator_client
 from connector.testing.server import running
 
 HOSTILE = "O'Brien ' or 1 eq 1 %27 & # + ünï"
 
 
 def _client(url: str, *, concurrency: int = 8, attempts: int = 4) -> DataverseClient:
-    api = WebApi(
-        url,
-        StaticTokenProvider("emulator-token"),
-        requests.Session(),
-        max_concurrency=concurrency,
-        retry=RetryPolicy(max_attempts=attempts, backoff_base=0.05, backoff_max=0.5),
+    return emulator_client(
+        url, attempts=attempts, concurrency=concurrency, backoff_max=0.5, page_size=50
     )
-    return DataverseClient(api, page_size=50)
 
 
 @pytest.fixture(scope="module")

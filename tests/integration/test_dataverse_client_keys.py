@@ -9,29 +9,20 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.failures import is_duplicate
 from connector.dataverse.odata import eq
-from connector.dataverse.retry import RetryPolicy
-from connector.dataverse.transport import WebApi
 from connector.emulator.app import create_emulator_app
 from connector.emulator.limits import Limits
 from connector.errors import DataverseConflictError, DataverseError
+from connector.testing.emulator_client import emulator_client
 from connector.testing.server import running
 
 KEY_PATH = "EntityDefinitions(LogicalName='account')/Keys"
 
 
 def _client(url: str, attempts: int = 4, concurrency: int = 8) -> DataverseClient:
-    api = WebApi(
-        url,
-        StaticTokenProvider("emulator-token"),
-        requests.Session(),
-        max_concurrency=concurrency,
-        retry=RetryPolicy(max_attempts=attempts, backoff_base=0.05, backoff_max=0.5),
-    )
-    return DataverseClient(api)
+    return emulator_client(url, attempts=attempts, concurrency=concurrency, backoff_max=0.5)
 
 
 def _add_account_number_key(client: DataverseClient) -> None:

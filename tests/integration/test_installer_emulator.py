@@ -12,28 +12,20 @@ import requests
 import yaml
 
 from connector.dataverse import tables
-from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.installer import Installer
-from connector.dataverse.retry import RetryPolicy
 from connector.dataverse.schema import DEFAULT_SCHEMA_DIR, Schema, load_schema
-from connector.dataverse.transport import WebApi
 from connector.emulator.app import create_emulator_app
 from connector.emulator.router import Emulator
 from connector.errors import DataverseError, DataverseUnavailableError
+from connector.testing.emulator_client import emulator_client
 from connector.testing.server import running
 
 CHANGING = ("POST", "PATCH", "PUT", "DELETE")
 
 
 def make_client(url: str) -> DataverseClient:
-    api = WebApi(
-        url,
-        StaticTokenProvider("emulator-token"),
-        requests.Session(),
-        retry=RetryPolicy(max_attempts=2, backoff_base=0.05, backoff_max=0.2),
-    )
-    return DataverseClient(api)
+    return emulator_client(url, attempts=2)
 
 
 def changing_requests(url: str) -> dict[str, int]:

@@ -13,11 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.phone_directory import DataversePhoneDirectory
-from connector.dataverse.retry import RetryPolicy
-from connector.dataverse.transport import WebApi
 from connector.domain.phone import lookup_key
 from connector.domain.record_types import default_specs, standard_spec
 from connector.domain.routing import RecordRef
@@ -25,6 +22,7 @@ from connector.emulator.app import create_emulator_app
 from connector.services.phone_sync import PhoneSync
 from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
+from connector.testing.emulator_client import emulator_web_api
 from connector.testing.server import running
 
 
@@ -47,12 +45,7 @@ class Env:
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
     with running(create_emulator_app()) as url:
-        api = WebApi(
-            url,
-            StaticTokenProvider("emulator-token"),
-            requests.Session(),
-            retry=RetryPolicy(max_attempts=3, backoff_base=0.05, backoff_max=0.2),
-        )
+        api = emulator_web_api(url)
         store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
         index = PhoneIndex(store)
         yield Env(url, DataverseClient(api), index)
