@@ -185,14 +185,26 @@ def main() -> None:
     parser.add_argument(
         "--worker-nice", type=int, default=0, help="CPU niceness of `connector worker`"
     )
+    parser.add_argument(
+        "--emulator-on-our-disk",
+        action="store_true",
+        help="keep the emulator's database on the connector's disk (default: in RAM under "
+        "/dev/shm where there is one, as a remote Dataverse's writes never touch our disk)",
+    )
     args = parser.parse_args()
     configure_logging("WARNING")
-    with tempfile.TemporaryDirectory() as tmp:
+    ram = Path("/dev/shm")
+    remote_dir = None if args.emulator_on_our_disk or not ram.is_dir() else str(ram)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryDirectory(dir=remote_dir) as remote,
+    ):
         work = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
         env |= {"CONNECTOR_STATE__URL": f"sqlite:///{work / 'state.db'}"}
         env |= {"CONNECTOR_LOG__LEVEL": "WARNING"}
-        emu_args = ["emulator", "--port", "0", "--db", str(work / "dv.db"), "--no-auth"]
+        emulator_db = Path(remote) / "dv.db"
+        emu_args = ["emulator", "--port", "0", "--db", str(emulator_db), "--no-auth"]
         with cli(emu_args, env, work, "http", nice=args.emulator_nice) as emulator:
             client = DataverseClient(
                 WebApi(emulator, StaticTokenProvider("bench"), requests.Session())

@@ -11,6 +11,7 @@ the same empty TwiML answer as the first.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -21,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from connector.api.deps import container_of
 from connector.api.problems import problem
 from connector.domain.model import Configuration
-from connector.errors import ConnectorError, InvalidInputError, SignatureError
+from connector.errors import ConnectorError, InvalidInputError, SignatureError, StateStoreError
 from connector.log_config import get_logger
 from connector.providers.signature import public_url, signature_from, verify
 from connector.providers.twilio_forms import PROVIDER, parse_inbound
@@ -32,6 +33,7 @@ log = get_logger(__name__)
 INBOUND_PATH = "/webhooks/twilio/messages"
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 _MAX_FORM_FIELDS = 200
+_COMMIT_WAIT_SECONDS = 30
 
 
 class SignatureTokens:
@@ -52,12 +54,21 @@ class SignatureTokens:
         self._configurations = configurations
         self._decrypt = decrypt
         self._plain: dict[str, str] = {}
+        self._loaded = configurations is None or decrypt is None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a call returns without waiting (the configurations were read once; later
+        refreshes happen in the background), so the event loop may call it directly."""
+        return self._loaded
 
     def __call__(self, account_sid: str | None) -> list[str]:
         tokens = list(self._static)
         if self._configurations is None or self._decrypt is None:
             return tokens
-        for config in self._configurations():
+        configurations = self._configurations()
+        self._loaded = True
+        for config in configurations:
             if config.secret and (account_sid is None or config.account_id == account_sid):
                 plain = self._open(config.secret)
                 if plain and plain not in tokens:
@@ -84,7 +95,7 @@ class InboundWebhook:
     """
 
     journal: Journal
-    auth_tokens: Callable[[str | None], Sequence[str]]
+    auth_tokens: SignatureTokens
     public_base_url: str | None = None
     max_body_bytes: int = 64 * 1024
     nudge: Callable[[], None] = field(default=lambda: None)
@@ -142,12 +153,17 @@ async def _accept(request: Request, hook: InboundWebhook) -> bool:
         raise SignatureError("webhook signature does not verify") from None  # no trace
     url = public_url(hook.public_base_url, INBOUND_PATH, request.url.query)
     account = next((value for name, value in pairs if name == "AccountSid"), None)
-    tokens = await run_in_threadpool(hook.auth_tokens, account)  # may load configurations once
+    if hook.auth_tokens.loaded:  # each thread hop is a scheduling delay under load
+        tokens = hook.auth_tokens(account)
+    else:
+        tokens = await run_in_threadpool(hook.auth_tokens, account)  # loads configurations
     verify(url, pairs, signature_from(request.headers), tokens)
     message = parse_inbound(pairs)
-    appended = await run_in_threadpool(
-        hook.journal.append, PROVIDER, message.provider_message_id, dict(message.raw)
-    )
+    committed = hook.journal.append_future(PROVIDER, message.provider_message_id, message.raw)
+    try:
+        appended = await asyncio.wait_for(asyncio.wrap_future(committed), _COMMIT_WAIT_SECONDS)
+    except TimeoutError:
+        raise StateStoreError(f"journal append not committed in {_COMMIT_WAIT_SECONDS} s") from None
     if not appended.duplicate:
         hook.nudge()
     return appended.duplicate

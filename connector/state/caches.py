@@ -25,7 +25,7 @@ from connector.errors import StateStoreError
 from connector.log_config import get_logger
 from connector.ports import ConfigurationDirectory
 from connector.state.db import StateStore, metadata
-from connector.state.group_commit import bookkeeping_engine
+from connector.state.group_commit import atomic, bookkeeping_engine
 
 log = get_logger(__name__)
 
@@ -98,15 +98,16 @@ class SessionCache:
     def save(self, session: SessionState, previous: SessionState | None) -> bool:
         """Optimistic write: False when another worker changed the pair since ``previous``."""
         try:
-            with self._books.begin() as conn:
-                if previous is not None and previous.id == session.id:
-                    c = sessions_table.c
+            if previous is not None and previous.id == session.id:
+                c = sessions_table.c
+                with self._books.begin() as conn:  # one statement (autocommit on SQLite)
                     done = conn.execute(
                         update(sessions_table)
                         .where(c.session_id == session.id, c.version == previous.version)
                         .values(version=previous.version + 1, data=_dump(session))
                     )
-                    return done.rowcount == 1
+                return done.rowcount == 1
+            with atomic(self._books) as conn:  # a new session: its row and the pointer
                 conn.execute(
                     insert(sessions_table).values(
                         session_id=session.id,

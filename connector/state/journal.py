@@ -21,6 +21,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,17 +165,13 @@ class Journal:
         self, provider: str, event_id: str, payload: Mapping[str, Any], *, now: float | None = None
     ) -> Appended:
         """Store one verified event durably (committed on return); a repeat is a no-op."""
-        at = time.time() if now is None else now
-        row = {
-            "provider": provider,
-            "event_id": event_id,
-            "received_at": at,
-            "payload": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
-            "status": PENDING,
-            "attempts": 0,
-            "next_attempt_at": at,
-        }
-        return self._appender.submit(row)
+        return self._appender.submit(_journal_row(provider, event_id, payload, now))
+
+    def append_future(
+        self, provider: str, event_id: str, payload: Mapping[str, Any]
+    ) -> Future[Appended]:
+        """:meth:`append` without waiting: the future completes once the row is committed."""
+        return self._appender.submit_nowait(_journal_row(provider, event_id, payload, None))
 
     def claim(
         self, limit: int = 50, *, lease_seconds: float = 60.0, now: float | None = None
@@ -190,7 +187,7 @@ class Journal:
         )
         oldest_due = select(c.id).where(due).order_by(c.id).limit(limit)
         try:
-            with self._books.begin() as conn:  # one UPDATE: the write lock is taken at once
+            with self._books.begin() as conn:  # one UPDATE: the only statement holding the lock
                 conn.execute(
                     update(journal_table)
                     .where(c.id.in_(oldest_due.scalar_subquery()), due)
@@ -209,16 +206,23 @@ class Journal:
         return self._settle(entry, values)
 
     def mark_done_many(self, entries: Sequence[JournalEntry], *, now: float | None = None) -> int:
-        """:meth:`mark_done` for several rows in one transaction; how many were still held."""
+        """:meth:`mark_done` for several rows; how many were still held.
+
+        One ``UPDATE`` per claim (rows claimed together share their token), so the write lock
+        is held for a single statement (see :mod:`connector.state.group_commit`).
+        """
         at = time.time() if now is None else now
         c = journal_table.c
+        by_claim: dict[str, list[int]] = {}
+        for entry in entries:
+            by_claim.setdefault(entry.claim_token, []).append(entry.id)
         marked = 0
         try:
             with self._books.begin() as conn:
-                for entry in entries:
+                for token, ids in by_claim.items():
                     query = (
                         update(journal_table)
-                        .where(c.id == entry.id, c.claim_token == entry.claim_token)
+                        .where(c.id.in_(ids), c.claim_token == token)
                         .values(claim_token=None, lease_until=None, status=DONE, done_at=at)
                     )
                     marked += conn.execute(query).rowcount
@@ -310,6 +314,21 @@ class Journal:
         query = journal_table.delete().where(c.status == DONE, c.done_at < older_than)
         with self.store.engine.begin() as conn:
             return int(conn.execute(query).rowcount)
+
+
+def _journal_row(
+    provider: str, event_id: str, payload: Mapping[str, Any], now: float | None
+) -> dict[str, Any]:
+    at = time.time() if now is None else now
+    return {
+        "provider": provider,
+        "event_id": event_id,
+        "received_at": at,
+        "payload": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": at,
+    }
 
 
 def _entry(row: Any) -> JournalEntry:
