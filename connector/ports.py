@@ -371,6 +371,10 @@ class SessionStore(Protocol):
         """
         ...
 
+    def save_many(self, changes: Sequence[tuple[SessionState, SessionState | None]]) -> bool:
+        """Several :meth:`save` calls, in order, that all happen or none (False: re-read)."""
+        ...
+
 
 class MediaFetcher(Protocol):
     """Downloads MMS media from the provider's own hosts, with its credentials."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -99,29 +99,53 @@ class SessionCache:
         """Optimistic write: False when another worker changed the pair since ``previous``."""
         try:
             if previous is not None and previous.id == session.id:
-                c = sessions_table.c
                 with self._books.begin() as conn:  # one statement (autocommit on SQLite)
-                    done = conn.execute(
-                        update(sessions_table)
-                        .where(c.session_id == session.id, c.version == previous.version)
-                        .values(version=previous.version + 1, data=_dump(session))
-                    )
-                return done.rowcount == 1
+                    return self._write(conn, session, previous)
             with atomic(self._books) as conn:  # a new session: its row and the pointer
-                conn.execute(
-                    insert(sessions_table).values(
-                        session_id=session.id,
-                        configuration_id=session.configuration_id,
-                        phone=session.phone,
-                        version=1,
-                        data=_dump(session),
-                    )
-                )
-                return self._point_latest(conn, session, previous)
+                return self._write(conn, session, previous)
         except (IntegrityError, _ConflictError):
             return False
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot save the session: {type(exc).__name__}") from exc
+
+    def save_many(self, changes: Sequence[tuple[SessionState, SessionState | None]]) -> bool:
+        """Several :meth:`save` calls (in order) that all happen or none (False: re-read).
+
+        One change is a single statement; several (a batch that closed one session and
+        opened the next) share one transaction.
+        """
+        if len(changes) == 1:
+            return self.save(*changes[0])
+        try:
+            with atomic(self._books) as conn:
+                for session, previous in changes:
+                    if not self._write(conn, session, previous):
+                        raise _ConflictError
+        except (IntegrityError, _ConflictError):
+            return False
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot save the sessions: {type(exc).__name__}") from exc
+        return True
+
+    def _write(self, conn: Any, session: SessionState, previous: SessionState | None) -> bool:
+        if previous is not None and previous.id == session.id:
+            c = sessions_table.c
+            done = conn.execute(
+                update(sessions_table)
+                .where(c.session_id == session.id, c.version == previous.version)
+                .values(version=previous.version + 1, data=_dump(session))
+            )
+            return bool(done.rowcount == 1)
+        conn.execute(
+            insert(sessions_table).values(
+                session_id=session.id,
+                configuration_id=session.configuration_id,
+                phone=session.phone,
+                version=1,
+                data=_dump(session),
+            )
+        )
+        return self._point_latest(conn, session, previous)
 
     @staticmethod
     def _point_latest(conn: Any, session: SessionState, previous: SessionState | None) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from connector.domain.conversation import SessionState
 from connector.state.caches import SessionCache
@@ -75,5 +76,46 @@ def test_racing_session_opens_converge_on_one_session(state_url: str) -> None:
         assert won.count(True) == 1
         current = cache.current("cfg", "+1415")
         assert current is not None and won[int(current.id[-12:])]
+    finally:
+        store.close()
+
+
+def _session(n: int, version: int = 0, unread: int = 0) -> SessionState:
+    return SessionState(
+        f"00000000-0000-0000-0000-{n:012d}", "cfg", "+1415", 0, 60, version=version, unread=unread
+    )
+
+
+def test_save_many_closes_one_session_and_opens_the_next_together(state_url: str) -> None:
+    store = StateStore.from_url(state_url)
+    cache = SessionCache(store)
+    try:
+        first = _session(1)
+        assert cache.save(first, None)
+        stored = cache.current("cfg", "+1415")
+        assert stored is not None and stored.version == 1
+        counted = replace(stored, unread=3)
+        second = _session(2, unread=1)
+        assert cache.save_many([(counted, stored), (second, counted)])
+        assert cache.current("cfg", "+1415") == replace(second, version=1)
+        assert cache.get(first.id) == replace(counted, version=2)
+    finally:
+        store.close()
+
+
+def test_save_many_writes_nothing_when_a_later_change_conflicts(state_url: str) -> None:
+    store = StateStore.from_url(state_url)
+    cache = SessionCache(store)
+    try:
+        assert cache.save(_session(1), None)
+        stored = cache.current("cfg", "+1415")
+        assert stored is not None
+        other = _session(3)
+        assert cache.save(other, stored)  # another worker opened a session meanwhile
+        counted = replace(stored, unread=5)
+        assert not cache.save_many([(counted, stored), (_session(2), counted)])
+        assert cache.get(stored.id) == stored  # the first change was rolled back too
+        assert cache.get(_session(2).id) is None
+        assert cache.current("cfg", "+1415") == replace(other, version=1)
     finally:
         store.close()
