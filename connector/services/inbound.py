@@ -45,6 +45,7 @@ from connector.ports import (
 
 log = get_logger(__name__)
 _SAVE_ATTEMPTS = 5
+_NOT_YET = StateStoreError("not prepared")  # a placeholder every path below replaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,52 @@ class InboundService:
 
     def prepare(self, inbound: InboundMessage, received_at: float) -> PreparedInbound:
         """Everything but the Dataverse write: configuration, session, recipients, media."""
+        prepared = self.prepare_many([(inbound, received_at)])[0]
+        if isinstance(prepared, Exception):
+            raise prepared
+        return prepared
+
+    def prepare_many(
+        self, items: Sequence[tuple[InboundMessage, float]]
+    ) -> list[PreparedInbound | Exception]:
+        """:meth:`prepare` for a claimed batch, in order; an error in place of a message
+        that cannot be prepared.
+
+        The messages of one conversation (configuration and phone) share ONE session read
+        and ONE session write, in arrival order, instead of one of each per message.
+        """
+        results: list[PreparedInbound | Exception] = []
+        received: dict[int, tuple[ReceivedMessage, Configuration, bool]] = {}
+        conversations: dict[tuple[str, str], list[int]] = {}
+        for index, (inbound, received_at) in enumerate(items):
+            try:
+                config, message = self._receive(inbound, received_at)
+                blocked = self._configs.is_blocked(str(config.id), message.from_number)
+            except Exception as exc:  # this message fails; the others go on
+                results.append(exc)
+                continue
+            results.append(_NOT_YET)
+            received[index] = (message, config, blocked)
+            conversations.setdefault((str(config.id), message.from_number), []).append(index)
+        for indexes in conversations.values():
+            _, config, _ = received[indexes[0]]
+            try:
+                sessions = self._sessions_for([received[i][0] for i in indexes], config)
+            except Exception as exc:
+                for i in indexes:
+                    results[i] = exc
+                continue
+            for i, (session, new) in zip(indexes, sessions, strict=True):
+                message, _, blocked = received[i]
+                try:
+                    results[i] = self._prepared(message, config, blocked, session, new)
+                except Exception as exc:
+                    results[i] = exc
+        return results
+
+    def _receive(
+        self, inbound: InboundMessage, received_at: float
+    ) -> tuple[Configuration, ReceivedMessage]:
         to_number = phone.normalize(inbound.to_number)
         config = self._configs.by_sender(to_number)
         if config is None or config.id is None:
@@ -114,8 +161,16 @@ class InboundService:
             received_at=received_at,
             media=inbound.media,
         )
-        blocked = self._configs.is_blocked(config.id, message.from_number)
-        session, new = self._session_for(message, config)
+        return config, message
+
+    def _prepared(
+        self,
+        message: ReceivedMessage,
+        config: Configuration,
+        blocked: bool,
+        session: SessionState,
+        new: bool,
+    ) -> PreparedInbound:
         notify = () if blocked else self._recipients(session, config)
         write = InboundWrite(
             session=session,
@@ -154,27 +209,48 @@ class InboundService:
                 errors[index] = self.write_many([replace(write, attachments=())])[0]
         return errors
 
-    def _session_for(
-        self, message: ReceivedMessage, config: Configuration
-    ) -> tuple[SessionState, bool]:
-        """The open session with this message counted, or a new one (race-safe)."""
+    def _sessions_for(
+        self, messages: Sequence[ReceivedMessage], config: Configuration
+    ) -> list[tuple[SessionState, bool]]:
+        """The session of each message of one conversation (in arrival order), counted and
+        stored with one optimistic write (race-safe: a conflict re-reads and starts over)."""
         assert config.id is not None
         for _ in range(_SAVE_ATTEMPTS):
-            current = self._sessions.current(config.id, message.from_number)
-            opened_here = derived_id("session", config.id, message.from_number, message.provider_id)
-            if current is not None and current.id == opened_here:
-                return current, True  # a retry of the message that opened it
-            if current is not None and current.is_open(message.received_at):
-                updated = current.with_inbound(message.received_at)
-                if self._sessions.save(updated, current):
-                    return updated, False
-                continue
-            session = self._new_session(message, config, current)
-            if self._sessions.save(session, current):
-                return session, True
+            current = self._sessions.current(config.id, messages[0].from_number)
+            placed, changes = self._place(messages, config, current)
+            if not changes or self._sessions.save_many(changes):
+                return placed
         raise StateStoreError(
-            "the session kept changing under this message", details={"id": message.provider_id}
+            "the session kept changing under these messages",
+            details={"ids": [message.provider_id for message in messages]},
         )
+
+    def _place(
+        self,
+        messages: Sequence[ReceivedMessage],
+        config: Configuration,
+        current: SessionState | None,
+    ) -> tuple[list[tuple[SessionState, bool]], list[tuple[SessionState, SessionState | None]]]:
+        """Each message's session starting from ``current``, and the changes to store."""
+        assert config.id is not None
+        placed: list[tuple[SessionState, bool]] = []
+        changes: list[tuple[SessionState, SessionState | None]] = []
+        stored, state = current, current  # as read / as counted so far
+        for message in messages:
+            opened_here = derived_id("session", config.id, message.from_number, message.provider_id)
+            if state is not None and state.id == opened_here:
+                placed.append((state, True))  # a retry of the message that opened it
+            elif state is not None and state.is_open(message.received_at):
+                state = state.with_inbound(message.received_at)
+                placed.append((state, False))
+            else:
+                if state is not stored and state is not None:
+                    changes.append((state, stored))
+                stored, state = state, self._new_session(message, config, state)
+                placed.append((state, True))
+        if state is not stored and state is not None:
+            changes.append((state, stored))
+        return placed, changes
 
     def _new_session(
         self, message: ReceivedMessage, config: Configuration, previous: SessionState | None

@@ -20,6 +20,7 @@ from typing import Any
 
 from huey import Huey, crontab
 
+from connector.domain.provider_messages import InboundMessage
 from connector.errors import ConnectorError, is_transient
 from connector.log_config import get_logger
 from connector.ports import ErrorLog
@@ -81,14 +82,21 @@ class JournalDrain:
     def _batch(self, batch: list[JournalEntry]) -> tuple[int, int]:
         """Prepare every row, write them in ONE request, settle each row; (done, failed)."""
         ready: list[tuple[JournalEntry, PreparedInbound]] = []
+        parsed: list[tuple[JournalEntry, InboundMessage]] = []
         failed = 0
         for entry in batch:
             try:
-                message = parse_inbound(list(entry.payload.items()))
-                ready.append((entry, self.service.prepare(message, entry.received_at)))
+                parsed.append((entry, parse_inbound(list(entry.payload.items()))))
             except Exception as exc:  # every failure is recorded on its row
                 self._failed(entry, exc)
                 failed += 1
+        items = [(message, entry.received_at) for entry, message in parsed]
+        for (entry, _), prepared in zip(parsed, self.service.prepare_many(items), strict=True):
+            if isinstance(prepared, Exception):
+                self._failed(entry, prepared)
+                failed += 1
+            else:
+                ready.append((entry, prepared))
         if not ready:
             return 0, failed
         errors = self.service.write_many([prepared.write for _, prepared in ready])
