@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
     or_,
     select,
@@ -124,6 +125,16 @@ class Journal:
         self.base_delay = base_delay
         self.max_delay = max_delay
         store.create_all()
+        make = sqlite_insert if store.dialect == "sqlite" else pg_insert
+        c = journal_table.c
+        self._insert = (
+            make(journal_table)
+            .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+            .returning(c.id)
+        )
+        self._find = select(c.id).where(
+            c.provider == bindparam("b_provider"), c.event_id == bindparam("b_event_id")
+        )
         self._books = bookkeeping_engine(store)
         self._appends = append_engine(store)
         self._appender = GroupCommitter(self._appends, self._insert_batch)
@@ -138,25 +149,18 @@ class Journal:
                 engine.dispose()
 
     def _insert_batch(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Appended]:
-        """Insert ``rows`` in the caller's transaction; a known event id is a duplicate."""
-        make = sqlite_insert if self.store.dialect == "sqlite" else pg_insert
+        """Insert ``rows`` in the caller's transaction; a known event id is a duplicate.
+
+        The statements are built once (:meth:`__init__`): building a Core statement per row
+        cost more CPU than SQLite's insert on the webhook path."""
         results = []
         for row in rows:
-            statement = (
-                make(journal_table)
-                .values(**row)
-                .on_conflict_do_nothing(index_elements=["provider", "event_id"])
-                .returning(journal_table.c.id)
-            )
-            new_id = conn.execute(statement).scalar()
+            new_id = conn.execute(self._insert, row).scalar()
             if new_id is not None:
                 results.append(Appended(id=int(new_id), duplicate=False))
                 continue
             found = conn.execute(
-                select(journal_table.c.id).where(
-                    journal_table.c.provider == row["provider"],
-                    journal_table.c.event_id == row["event_id"],
-                )
+                self._find, {"b_provider": row["provider"], "b_event_id": row["event_id"]}
             ).scalar()
             results.append(Appended(id=int(found or 0), duplicate=True))
         return results
