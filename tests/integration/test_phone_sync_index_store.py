@@ -31,6 +31,26 @@ def test_index_round_trips_on_both_backends(state_url: str) -> None:
     store.close()
 
 
+def test_a_large_page_is_replaced_whole_across_write_transactions(state_url: str) -> None:
+    store = StateStore.from_url(state_url)
+    index = PhoneIndex(store)
+    refs = [RecordRef("contact", f"c{n}") for n in range(250)]  # three write transactions
+    index.replace(
+        {ref: [IndexEntry(f"1415555{n:04d}", Candidate(ref))] for n, ref in enumerate(refs)}
+    )
+    moved = {ref: [IndexEntry(f"1628555{n:04d}", Candidate(ref))] for n, ref in enumerate(refs)}
+    moved[refs[7]] = []  # a record that lost its number
+    assert index.replace(moved) == 249
+    assert index.count() == 249
+    assert index.lookup("14155550003") == []
+    assert [c.record for c in index.lookup("16285550249")] == [refs[249]]
+    assert index.lookup("16285550007") == []
+    index.delete(refs[:120])
+    assert index.count() == 130  # refs[7] had no entry left
+    index.close()
+    store.close()
+
+
 def test_lookup_survives_the_database_dropping_its_held_connection(postgres_url: str) -> None:
     import uuid
 

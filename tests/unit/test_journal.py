@@ -89,6 +89,18 @@ def test_prune_drops_only_old_done_rows(journal: Journal) -> None:
     assert journal.counts().done == 0
 
 
+def test_prune_deletes_in_bounded_batches_until_nothing_old_is_left(journal: Journal) -> None:
+    for n in range(7):
+        journal.append("twilio", f"SM{n}", {}, now=100.0)
+    for entry in journal.claim(limit=7, now=100.0)[:6]:
+        journal.mark_done(entry, now=150.0)
+    journal.append("twilio", "SM-new", {}, now=300.0)
+    journal.mark_done(journal.claim(now=300.0)[1], now=300.0)  # done, but recent
+    assert journal.prune(older_than=200.0, batch=4) == 6
+    counts = journal.counts()
+    assert (counts.pending, counts.done) == (1, 1)
+
+
 def test_transient_failures_retry_without_limit_by_default() -> None:
     journal = Journal(StateStore.from_url("sqlite://"), base_delay=1.0, max_delay=60.0)
     journal.append("twilio", "SM1", {}, now=0.0)
