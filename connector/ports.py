@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from connector.domain.conversation import InboundWrite, MediaFile, SessionState
+from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
 from connector.domain.model import Configuration, Keyword, RecordType
 from connector.domain.phone_records import IndexEntry, LeadClaim, RecordTypeSpec, SyncCursor
 from connector.domain.provider_messages import (
@@ -319,6 +319,11 @@ class ConversationWriter(Protocol):
         """Write a session's owner, acceptance and counters after an agent acted."""
         ...
 
+    def write_escalations(self, writes: Sequence[EscalationWrite]) -> list[Exception | None]:
+        """Team alerts of waiting sessions in ONE request (a change set each, safe to
+        repeat: derived ids); the error of each."""
+        ...
+
     def block_number(self, configuration_id: str, phone: str, blocked_by: str | None) -> None:
         """Add ``phone`` to the configuration's blocked list (idempotent)."""
         ...
@@ -351,6 +356,10 @@ class ConfigurationLookup(Protocol):
         """Record a block made just now."""
         ...
 
+    def snapshot(self) -> Mapping[str, Configuration]:
+        """Every active configuration, by sender number."""
+        ...
+
 
 class SessionStore(Protocol):
     """The local mirror of conversation sessions (``connector.state.caches.SessionCache``)."""
@@ -373,6 +382,13 @@ class SessionStore(Protocol):
 
     def save_many(self, changes: Sequence[tuple[SessionState, SessionState | None]]) -> bool:
         """Several :meth:`save` calls, in order, that all happen or none (False: re-read)."""
+        ...
+
+    def awaiting_escalation(
+        self, configuration_id: str, waiting_since_before: float, limit: int
+    ) -> list[SessionState]:
+        """Sessions of the configuration whose unsettled wait began before the given time,
+        oldest wait first (see ``SessionState.escalation_pending_since``), at most ``limit``."""
         ...
 
 

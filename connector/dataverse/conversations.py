@@ -5,8 +5,10 @@ Implements :class:`~connector.ports.ConversationWriter` and
 is ONE ``$batch`` change set: the session upserted by its (derived) id, the message upserted
 by its provider-message-id alternate key, an in-app notification per recipient and a note per
 MMS attachment, each addressed by a derived id, so replaying the change set after a crash
-changes nothing. Table names come from :mod:`connector.dataverse.tables`; the session and
-message columns are named once, here (``solution_schema/tables/{session,message}.yaml``).
+changes nothing. A waiting session's escalation is a change set of notifications, one per
+team member, addressed the same way. Every notification links its session. Table names come
+from :mod:`connector.dataverse.tables`; the session and message columns are named once, here
+(``solution_schema/tables/{session,message}.yaml``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from connector.dataverse import odata, tables
 from connector.dataverse.batch import BatchOperation, ChangeSet
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.lookups import RowRef, regarding
-from connector.domain.conversation import Acceptance, InboundWrite, SessionState, derived_id
+from connector.domain.conversation import (
+    Acceptance,
+    EscalationWrite,
+    InboundWrite,
+    SessionState,
+    derived_id,
+    utc,
+)
 from connector.domain.model import Configuration
 from connector.domain.phone import to_key_value
 from connector.errors import DataverseError, DataverseUnavailableError
@@ -135,15 +144,42 @@ def inbound_change_set(write: InboundWrite) -> ChangeSet:
     return ChangeSet(ops)
 
 
+def notification(note_id: str, user: str, title: str, text: str, session_id: str) -> BatchOperation:
+    """The upsert of one in-app notification for ``user`` with an action opening the session."""
+    url = f"?pagetype=entityrecord&etn={tables.SESSION.logical_name}&id={session_id}"
+    action = {"title": "Open conversation", "data": {"url": url, "navigationTarget": "dialog"}}
+    body = {
+        "title": title[:200],
+        "body": text[:1000],
+        "ownerid@odata.bind": f"/systemusers({user})",
+        "data": json.dumps({"actions": [action]}),
+    }
+    return BatchOperation("PATCH", odata.entity_path("appnotifications", note_id), body)
+
+
 def _notification(write: InboundWrite, user: str) -> BatchOperation:
     message = write.message
-    body = {
-        "title": f"New SMS from {message.from_number}"[:200],
-        "body": message.body[:1000] or "(media)",
-        "ownerid@odata.bind": f"/systemusers({user})",
-    }
-    note_id = derived_id("notification", message.provider_id, user)
-    return BatchOperation("PATCH", odata.entity_path("appnotifications", note_id), body)
+    return notification(
+        derived_id("notification", message.provider_id, user),
+        user,
+        f"New SMS from {message.from_number}",
+        message.body or "(media)",
+        write.session.id,
+    )
+
+
+def escalation_change_set(write: EscalationWrite) -> ChangeSet:
+    """The team's alert for one waiting session: a notification per member."""
+    session = write.session
+    since = utc(session.awaiting_since or session.last_message_at).strftime("%H:%M UTC")
+    title = f"SMS from {session.phone} is waiting"
+    text = f"{session.phone} has been waiting since {since} and nobody has taken it yet."
+    return ChangeSet(
+        [
+            notification(write.notification_id(user), user, title, text, session.id)
+            for user in write.notify
+        ]
+    )
 
 
 class DataverseConversations:
@@ -163,11 +199,18 @@ class DataverseConversations:
 
         A failure of the whole request (Dataverse unreachable, throttled) is every write's.
         """
-        sets = [inbound_change_set(write) for write in writes]
+        return self._run([inbound_change_set(write) for write in writes])
+
+    def write_escalations(self, writes: Sequence[EscalationWrite]) -> list[Exception | None]:
+        """The team alerts of waiting sessions in ONE ``$batch``, a change set each."""
+        return self._run([escalation_change_set(write) for write in writes])
+
+    def _run(self, sets: Sequence[ChangeSet]) -> list[Exception | None]:
+        """Change sets continuing past a failed one; the error of each (None: written)."""
         try:
             results = self._client.execute_batch(sets, continue_on_error=True)
         except DataverseError as exc:
-            return [exc] * len(writes)
+            return [exc] * len(sets)
         errors: list[Exception | None] = []
         position = 0
         for change_set in sets:

@@ -4,8 +4,10 @@ A session is one conversation between a customer number and a sender configurati
 open from its first message until ``started_at`` + the configuration's session timeout; a
 message after that opens a new one. Its owner is a user or a team; a number nobody has
 accepted yet gets a session with acceptance *pending*. An inbound message notifies the
-owner; once nobody has acted on the session for the idle timeout, the configuration's team
-is notified instead. Identifiers of new rows are derived (uuid5) from the provider message
+owner; once nobody has acted on the session for the idle timeout, every member of the
+configuration's team is notified, once per wait: by the periodic escalation sweep, or by the
+next message if it comes first (``escalated_at`` records it; an action ends the wait and
+resets it). Identifiers of new rows are derived (uuid5) from the provider message
 id that caused them, so a retried write addresses the same rows and duplicates nothing.
 """
 
@@ -82,6 +84,9 @@ class SessionState:
     awaiting_since: float | None = None
     match_trace: str = ""
     dismissed_by: frozenset[str] = field(default_factory=frozenset)
+    escalated_at: float | None = None
+    escalation_claim: str | None = None
+    escalated_by: str | None = None
     version: int = 0
 
     def is_open(self, now: float) -> bool:
@@ -89,13 +94,46 @@ class SessionState:
         return now < self.expires_at
 
     def with_inbound(self, at: float) -> SessionState:
-        """The session after one more unread inbound message at ``at``."""
-        return replace(
-            self,
-            unread=self.unread + 1,
-            last_message_at=max(self.last_message_at, at),
-            awaiting_since=self.awaiting_since if self.awaiting_since is not None else at,
-        )
+        """The session after one more unread inbound message at ``at`` (a new wait starts
+        with no escalation when nobody was waiting)."""
+        latest = max(self.last_message_at, at)
+        counted = replace(self, unread=self.unread + 1, last_message_at=latest)
+        if self.awaiting_since is not None:
+            return counted
+        return replace(counted, awaiting_since=at).escalated(None)
+
+    def acted(self, at: float) -> SessionState:
+        """Someone acted on the session at ``at``: the wait, and its escalation, end."""
+        return replace(self, last_action_at=at, awaiting_since=None).escalated(None)
+
+    def escalated(
+        self, at: float | None, *, claim: str | None = None, by: str | None = None
+    ) -> SessionState:
+        """The team's alert for the current wait recorded at ``at`` (None: not yet).
+
+        ``claim`` marks a sweep's alert as not yet confirmed written (another sweep may
+        retake it after a lease); ``by`` names the message whose change set carried it.
+        """
+        return replace(self, escalated_at=at, escalation_claim=claim, escalated_by=by)
+
+    def escalation_due(self, now: float, idle_timeout_minutes: int, claim_lease: float) -> bool:
+        """Whether the team must be alerted now: idle, not blocked, and not alerted for this
+        wait yet (or a sweep claimed it ``claim_lease`` seconds ago and never confirmed)."""
+        if self.acceptance is Acceptance.BLOCKED or not self.idle(now, idle_timeout_minutes):
+            return False
+        if self.escalated_at is None:
+            return True
+        return self.escalation_claim is not None and now - self.escalated_at >= claim_lease
+
+    @property
+    def escalation_pending_since(self) -> float | None:
+        """The start of a wait whose escalation is not settled (what the sweep searches by;
+        None when nobody waits, the number is blocked, or the team was alerted)."""
+        if self.awaiting_since is None or self.acceptance is Acceptance.BLOCKED:
+            return None
+        if self.escalated_at is not None and self.escalation_claim is None:
+            return None
+        return self.awaiting_since
 
     def idle(self, now: float, idle_timeout_minutes: int) -> bool:
         """Nobody acted on the waiting message(s) within the idle timeout."""
@@ -151,3 +189,20 @@ class InboundWrite:
     def message_id(self) -> str:
         """The message activity's id (derived from the provider id)."""
         return derived_id("message", self.message.provider_id)
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationWrite:
+    """The team's alert for one waiting session: a notification per member, as ONE change set.
+
+    Notification ids are derived from the session and the start of its wait, so a retry
+    (after a lost answer, or by another sweep retaking a stale claim) rewrites the same rows.
+    """
+
+    session: SessionState
+    notify: tuple[str, ...]
+
+    def notification_id(self, user: str) -> str:
+        """The derived id of ``user``'s notification for this wait."""
+        waiting = f"{self.session.awaiting_since or 0.0:.6f}"
+        return derived_id("escalation", self.session.id, waiting, user)

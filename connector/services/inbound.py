@@ -2,7 +2,10 @@
 
 For each message: normalize From/To, find the configuration by the receiving number, check
 the blocked list, resolve the CRM record (only when no session is open: an open session
-keeps its record), find or open the conversation session, pick who is notified, fetch MMS
+keeps its record), find or open the conversation session, pick who is notified (the owner;
+the configuration's team when this message is the first to find the wait idle: the escalation
+is recorded on the session in the same optimistic save, so the periodic sweep of
+:mod:`connector.services.escalation` never alerts the team again for that wait), fetch MMS
 media, and hand everything to the :class:`~connector.ports.ConversationWriter` as ONE change
 set. The local session mirror is updated first (optimistically, so racing workers converge),
 and the written rows have ids derived from the provider message id, so a retry after a crash
@@ -171,7 +174,7 @@ class InboundService:
         session: SessionState,
         new: bool,
     ) -> PreparedInbound:
-        notify = () if blocked else self._recipients(session, config)
+        notify = () if blocked else self._recipients(session, config, message)
         write = InboundWrite(
             session=session,
             message=message,
@@ -241,7 +244,7 @@ class InboundService:
             if state is not None and state.id == opened_here:
                 placed.append((state, True))  # a retry of the message that opened it
             elif state is not None and state.is_open(message.received_at):
-                state = state.with_inbound(message.received_at)
+                state = self._escalated(state.with_inbound(message.received_at), message, config)
                 placed.append((state, False))
             else:
                 if state is not stored and state is not None:
@@ -277,11 +280,23 @@ class InboundService:
             match_trace=resolution.trace.to_json(),
         )
 
-    def _recipients(self, session: SessionState, config: Configuration) -> tuple[str, ...]:
-        """The owner; the configuration's team once the session sat idle too long."""
-        now = self._clock()
+    def _escalated(
+        self, session: SessionState, message: ReceivedMessage, config: Configuration
+    ) -> SessionState:
+        """``session`` with its wait escalated by ``message`` if the team is due an alert."""
+        if not config.owning_team_id or self._team_members is None or config.id is None:
+            return session
+        due = session.escalation_due(self._clock(), config.idle_timeout_minutes, float("inf"))
+        if not due or self._configs.is_blocked(config.id, message.from_number):
+            return session
+        return session.escalated(self._clock(), by=message.provider_id)
+
+    def _recipients(
+        self, session: SessionState, config: Configuration, message: ReceivedMessage
+    ) -> tuple[str, ...]:
+        """The owner; the configuration's team when this message escalated the wait."""
         team = config.owning_team_id
-        if team and self._team_members and session.idle(now, config.idle_timeout_minutes):
+        if team and self._team_members and session.escalated_by == message.provider_id:
             return tuple(sorted(self._team_members(team)))
         if session.owner_id and not session.owner_is_team:
             return (session.owner_id,)

@@ -5,7 +5,8 @@ the session meanwhile) and then writes the session row to Dataverse. *Accept* ma
 acting user the owner; *dismiss* hides the conversation for that user; *block* adds the
 number to the configuration's blocked list for everyone (later messages are still stored,
 flagged, without notifications); *assign* moves the session to a user or a team. Every
-action counts as someone having acted, so the idle-timeout escalation stops.
+action counts as someone having acted: the wait ends, so the idle-timeout escalation stops
+(and the next wait may be escalated again).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class SessionActions:
             current = self._sessions.get(session_id)
             if current is None:
                 raise NotFoundError(f"no session {session_id}", details={"session": session_id})
-            acted = replace(change(current), last_action_at=self._clock(), awaiting_since=None)
+            acted = change(current).acted(self._clock())
             if self._sessions.save(acted, current):
                 self._writer.update_session(acted)
                 return acted

@@ -2,7 +2,9 @@
 
 :class:`SessionCache` mirrors conversation sessions in the state store (shared by every
 worker process): the latest session of each (configuration, phone) pair, with an optimistic
-version so two workers never overwrite each other's counters. :class:`ConfigurationCache`
+version so two workers never overwrite each other's counters, and the start of each wait
+whose idle-timeout escalation is not settled yet (indexed, so the escalation sweep reads only
+sessions that may be due). :class:`ConfigurationCache`
 holds the active configurations (by sender number) and blocked numbers in memory for a short
 time-to-live, read through a :class:`~connector.ports.ConfigurationDirectory`.
 """
@@ -16,7 +18,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import Column, Float, Integer, String, Table, Text, insert, select, update
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connector.domain.conversation import Acceptance, SessionState
@@ -37,6 +51,14 @@ sessions_table = Table(
     Column("phone", String(32), nullable=False),
     Column("version", Integer, nullable=False),
     Column("data", Text, nullable=False),
+    Column("escalation_pending_since", Float, nullable=True),
+    Index(
+        "ix_session_cache_escalation",
+        "configuration_id",
+        "escalation_pending_since",
+        sqlite_where=text("escalation_pending_since IS NOT NULL"),
+        postgresql_where=text("escalation_pending_since IS NOT NULL"),
+    ),
 )
 latest_table = Table(
     "session_latest",
@@ -133,7 +155,11 @@ class SessionCache:
             done = conn.execute(
                 update(sessions_table)
                 .where(c.session_id == session.id, c.version == previous.version)
-                .values(version=previous.version + 1, data=_dump(session))
+                .values(
+                    version=previous.version + 1,
+                    data=_dump(session),
+                    escalation_pending_since=session.escalation_pending_since,
+                )
             )
             return bool(done.rowcount == 1)
         conn.execute(
@@ -143,6 +169,7 @@ class SessionCache:
                 phone=session.phone,
                 version=1,
                 data=_dump(session),
+                escalation_pending_since=session.escalation_pending_since,
             )
         )
         return self._point_latest(conn, session, previous)
@@ -172,6 +199,25 @@ class SessionCache:
         if moved.rowcount != 1:
             raise _ConflictError  # rolls the new session row back too
         return True
+
+    def awaiting_escalation(
+        self, configuration_id: str, waiting_since_before: float, limit: int
+    ) -> list[SessionState]:
+        """Sessions of the configuration whose unsettled wait began at or before
+        ``waiting_since_before``, oldest first (an index range: settled rows are not in it)."""
+        c = sessions_table.c
+        query = (
+            select(c.data, c.version)
+            .where(
+                c.configuration_id == configuration_id,
+                c.escalation_pending_since.is_not(None),
+                c.escalation_pending_since <= waiting_since_before,
+            )
+            .order_by(c.escalation_pending_since)
+            .limit(limit)
+        )
+        with self.store.engine.connect() as conn:
+            return [_load(d, int(v)) for d, v in conn.execute(query)]
 
     def sessions(self, limit: int = 1000) -> list[SessionState]:
         """Sessions, any order (export, tests)."""

@@ -1,7 +1,8 @@
 """The state store's engine and schema registry (SQLAlchemy Core; SQLite or PostgreSQL).
 
 Each state module (``journal``, ``outbox``, ``phone_index``...) declares its tables on the
-shared :data:`metadata`; :meth:`StateStore.create_all` makes whatever is missing. SQLite runs in
+shared :data:`metadata`; :meth:`StateStore.create_all` makes whatever is missing: tables, and
+in tables an earlier version made, the nullable columns and indexes declared since. SQLite runs in
 WAL mode with ``synchronous=FULL`` so a row committed before a webhook is answered survives a
 crash of the process or the machine; PostgreSQL is used as is.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -60,6 +61,7 @@ class StateStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._checked: set[str] = set()  # tables already brought up to their declaration
 
     @classmethod
     def from_url(cls, url: str) -> StateStore:
@@ -76,9 +78,41 @@ class StateStore:
     def create_all(self) -> None:
         """Create every table declared on :data:`metadata` that does not exist yet."""
         try:
+            existing = set(inspect(self.engine).get_table_names())
             metadata.create_all(self.engine)
+            for table in metadata.sorted_tables:
+                if table.name not in self._checked and table.name in existing:
+                    self._add_missing(table)
+                self._checked.add(table.name)
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot create the state store tables: {exc}") from exc
+
+    def _add_missing(self, table: Table) -> None:
+        """Nullable columns and indexes declared since ``table`` was made (another process
+        adding them at the same moment is fine: what exists afterwards is what counts)."""
+        present = self._names(table)
+        for column in table.columns:
+            if column.nullable and column.name not in present:
+                kind = column.type.compile(dialect=self.engine.dialect)
+                sql = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"
+                self._apply(lambda conn, sql=sql: conn.execute(text(sql)), table, column.name)
+        for index in table.indexes:
+            if index.name and index.name not in present:
+                self._apply(lambda conn, ix=index: ix.create(conn), table, index.name)
+
+    def _names(self, table: Table) -> set[str]:
+        """The table's column and index names as the database has them."""
+        found = inspect(self.engine)
+        names = {str(row["name"]) for row in found.get_columns(table.name)}
+        return names | {str(row["name"]) for row in found.get_indexes(table.name)}
+
+    def _apply(self, change: Any, table: Table, name: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                change(conn)
+        except SQLAlchemyError:
+            if name not in self._names(table):  # not another process's doing: the failure stands
+                raise
 
     def ping(self) -> None:
         """Raise :class:`StateStoreError` unless the database answers (readiness check)."""

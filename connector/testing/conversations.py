@@ -2,8 +2,9 @@
 resolver that answers from a table (type-checked against :mod:`connector.ports`).
 
 The writer keeps rows the way Dataverse would after the change sets it was given: one message
-per provider id, one session per id (upserts), notifications and attachments by their derived
-ids. ``fail_next`` makes the next writes fail with a transient error, like Dataverse being down.
+per provider id, one session per id (upserts), notifications (inbound and escalation) and
+attachments by their derived ids. ``fail_next`` makes the next writes fail with a transient
+error, like Dataverse being down.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from connector.domain.conversation import InboundWrite, MediaFile, SessionState, derived_id
+from connector.domain.conversation import (
+    EscalationWrite,
+    InboundWrite,
+    MediaFile,
+    SessionState,
+    derived_id,
+)
 from connector.domain.model import Configuration
 from connector.domain.provider_messages import InboundMedia
 from connector.domain.routing import (
@@ -61,6 +68,21 @@ class FakeConversationWriter:
                 errors.append(None)
             except DataverseError as exc:
                 errors.append(exc)
+        return errors
+
+    def write_escalations(self, writes: Sequence[EscalationWrite]) -> list[Exception | None]:
+        errors: list[Exception | None] = []
+        for write in writes:
+            with self._lock:
+                if self.fail_next > 0:
+                    self.fail_next -= 1
+                    errors.append(DataverseUnavailableError("fake Dataverse is down", status=503))
+                    continue
+                self.change_sets += 1
+                for user in write.notify:
+                    key = write.notification_id(user)
+                    self.notifications[key] = (user, "escalation:" + write.session.id)
+            errors.append(None)
         return errors
 
     def update_session(self, session: SessionState) -> None:

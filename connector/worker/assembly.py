@@ -1,15 +1,17 @@
 """Assembly of the inbound path (called by the composition root, ``bootstrap.py``).
 
 Builds, from settings and an already-built Dataverse client: the state store, ingress
-journal, caches, record resolver, conversation writer, inbound service, the huey queue with
-its tasks, the nudger, and the webhook wiring. Kept out of ``bootstrap.py`` so the root stays
-a short list of areas; nothing here runs at import time.
+journal, caches, record resolver, conversation writer, inbound service, the idle-timeout
+escalation sweep, the huey queue with its tasks, the nudger, and the webhook wiring. Kept
+out of ``bootstrap.py`` so the root stays a short list of areas; nothing here runs at
+import time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from huey import Huey
 
@@ -35,6 +37,7 @@ from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from connector.providers.media import TWILIO_MEDIA_ORIGIN, ProviderMediaFetcher
 from connector.secret_box import SecretBox
 from connector.services.conversation_move import ConversationMover
+from connector.services.escalation import EscalationService
 from connector.services.inbound import InboundService
 from connector.services.resolution import RecordResolutionService
 from connector.services.sessions import SessionActions
@@ -44,6 +47,7 @@ from connector.state.db import StateStore
 from connector.state.journal import Journal
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
+from connector.worker.escalation_tasks import register_escalation
 from connector.worker.metrics import JournalCollector, webhook_counter
 from connector.worker.phone_sync_tasks import register_phone_sync
 from connector.worker.queue import InProcessWorker, Nudger, make_huey
@@ -66,6 +70,8 @@ class InboundRuntime:
     webhook: InboundWebhook
     nudger: Nudger | None = None
     worker: InProcessWorker | None = None
+    escalation: EscalationService | None = None
+    escalation_task: Any = None
 
     def start_worker(self, threads: int = 2, *, periodic: bool = True) -> None:
         """Run huey's consumer threads in this process (``connector serve``).
@@ -168,6 +174,9 @@ def build_inbound(
         nudge=nudger.nudge,
     )
     actions = SessionActions(sessions, writer, configurations)
+    escalation = EscalationService(
+        configurations, sessions, writer, team_members or (lambda _team: frozenset())
+    )
     return InboundRuntime(
         store,
         journal,
@@ -180,6 +189,8 @@ def build_inbound(
         tasks,
         webhook,
         nudger,
+        escalation=escalation,
+        escalation_task=register_escalation(queue, escalation),
     )
 
 
