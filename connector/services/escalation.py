@@ -114,6 +114,7 @@ class EscalationService:
         team = config.owning_team_id
         if not team or not sessions:
             return EscalationReport()
+        members = tuple(sorted(self._team_members(team)))  # before claiming: may fail
         claimed: list[SessionState] = []
         silent = 0
         for session in sessions:
@@ -123,17 +124,22 @@ class EscalationService:
             silent += outcome is True
         if not claimed:
             return EscalationReport(settled_silently=silent)
-        members = tuple(sorted(self._team_members(team)))
-        writes = [EscalationWrite(session, members) for session in claimed]
-        errors: Sequence[Exception | None] = [None] * len(writes)
-        if members:
-            errors = self._writer.write_escalations(writes)
+        errors = self._write([EscalationWrite(session, members) for session in claimed])
         for session, error in zip(claimed, errors, strict=True):
             self._settle(session, written=error is None)
             if error is not None:
                 log.warning("escalation.write_failed", session=session.id, error=str(error)[:200])
         failed = sum(error is not None for error in errors)
         return EscalationReport(len(claimed) - failed, failed, silent)
+
+    def _write(self, writes: Sequence[EscalationWrite]) -> Sequence[Exception | None]:
+        """The error of each write (a team without members has nothing to write)."""
+        if not writes[0].notify:
+            return [None] * len(writes)
+        try:
+            return self._writer.write_escalations(writes)
+        except Exception as exc:  # every claim is released; the next sweep retries
+            return [exc] * len(writes)
 
     def _claim(self, session: SessionState, config: Configuration) -> SessionState | bool:
         """The session as claimed by this sweep; True when it was settled without an alert

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import pytest
+
 from connector.domain.conversation import Acceptance, EscalationWrite, SessionState
 from connector.domain.model import Configuration, Provider
 from connector.domain.provider_messages import InboundMessage
 from connector.domain.routing import RecordRef
+from connector.errors import DataverseUnavailableError
 from connector.services.escalation import EscalationService
 from connector.services.inbound import InboundService
 from connector.services.sessions import SessionActions
@@ -269,3 +272,22 @@ def test_a_new_wait_starts_unescalated_and_an_ongoing_one_keeps_its_alert() -> N
     assert alerted.with_inbound(700.0).escalated_at == 500.0
     fresh = alerted.acted(800.0).with_inbound(900.0)
     assert (fresh.awaiting_since, fresh.escalated_at, fresh.escalated_by) == (900.0, None, None)
+
+
+def test_team_lookup_failure_claims_nothing_so_the_next_sweep_retries() -> None:
+    world = make_world()
+    session_id = world.receive("SM1")
+    world.clock.now += 6 * 60
+
+    def unreachable(_team: str) -> frozenset[str]:
+        raise DataverseUnavailableError("team query failed", status=503)
+
+    configs = ConfigurationCache(world.directory, clock=world.clock)
+    failing = EscalationService(
+        configs, world.sessions, world.writer, unreachable, clock=world.clock
+    )
+    with pytest.raises(DataverseUnavailableError):
+        failing.sweep()
+    stored = world.sessions.get(session_id)
+    assert stored is not None and stored.escalated_at is None
+    assert world.sweeper.sweep().escalated == 1
