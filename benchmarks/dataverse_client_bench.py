@@ -26,16 +26,16 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
+from connector.bootstrap.server_thread import running
 from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.batch import BatchOperation
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.odata import eq
 from connector.dataverse.retry import RetryPolicy
 from connector.dataverse.transport import BASE_HEADERS, WebApi
-from connector.emulator.app import create_emulator_app
-from connector.emulator.limits import Limits
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.dataverse.limits import Limits
 from connector.log_config import configure_logging
-from connector.testing.server import running
 
 
 def _client(url: str, concurrency: int = 8) -> DataverseClient:

@@ -29,12 +29,12 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from connector.emulator.app import create_emulator_app
-from connector.emulator.bulk import bulk_load
-from connector.emulator.protocol import EmuRequest
-from connector.emulator.router import Emulator
-from connector.emulator.store import table_name
-from connector.emulator.tls import running_tls
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.dataverse.bulk import bulk_load
+from connector.emulators.dataverse.protocol import EmuRequest
+from connector.emulators.dataverse.router import Emulator
+from connector.emulators.dataverse.store import table_name
+from connector.emulators.dataverse.tls import running_tls
 
 GOALS = {"load": 300.0, "phone": 5.0, "retrieve": 5.0, "create": 10.0, "page": 500.0}
 COLUMNS = ["firstname", "lastname", "fullname", "mobilephone", "telephone1", "emailaddress1"]

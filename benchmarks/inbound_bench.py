@@ -48,10 +48,10 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
+from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_SENDER, seed_demo
 from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.transport import WebApi
-from connector.local_mode import DEMO_CUSTOMER, DEMO_SENDER, seed_demo
 from connector.log_config import configure_logging
 from connector.state.db import StateStore
 from connector.state.journal import Journal

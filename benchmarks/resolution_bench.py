@@ -31,16 +31,17 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
+from connector.bootstrap.server_thread import running
+from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.batch import BatchOperation
 from connector.dataverse.client import DataverseClient
-from connector.dataverse.phone_directory import DataversePhoneDirectory
 from connector.dataverse.transport import WebApi
 from connector.domain.phone import lookup_key, search_variants
 from connector.domain.phone_records import IndexEntry
 from connector.domain.record_types import standard_spec
 from connector.domain.routing import Candidate, RecordRef, SenderContext
-from connector.emulator.app import create_emulator_app
+from connector.emulators.dataverse.app import create_emulator_app
 from connector.log_config import configure_logging
 from connector.services.phone_sync import PhoneSync
 from connector.services.resolution import RecordResolutionService
@@ -48,7 +49,6 @@ from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.testing.postgres import start_postgres
-from connector.testing.server import running
 
 PAGE = 5000
 LOOKUP_GOAL_MS = 1.0

@@ -22,14 +22,14 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
+from connector.bootstrap.server_thread import running
 from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
-from connector.dataverse.installer import Installer
-from connector.dataverse.schema import Schema, load_schema
 from connector.dataverse.transport import WebApi
-from connector.emulator.app import create_emulator_app
+from connector.emulators.dataverse.app import create_emulator_app
 from connector.log_config import configure_logging
-from connector.testing.server import running
+from connector.schema.installer import Installer
+from connector.schema.spec import Schema, load_schema
 
 CHANGING = ("POST", "PATCH", "PUT", "DELETE")
 

@@ -5,7 +5,7 @@ Run ``python -m benchmarks.twilio_bench [--webhooks N] [--sends N]`` (defaults 2
 300). It prints a table of figures and ratios. Not a test: nothing fails on a number.
 
 1. Verify + parse: an inbound webhook (the section 1.3 STOP form, 23 fields) checked with
-   ``connector.providers.signature.verify`` and parsed with ``parse_inbound``, one at a
+   ``connector.providers.twilio.signature.verify`` and parsed with ``parse_inbound``, one at a
    time; p50 / p99 in microseconds, and the ratio of p99 to a 1 ms share of the 10 ms
    webhook-answer budget (product design section 9). Baseline: twilio-python's own
    ``RequestValidator.validate`` on the same request (ratio = ours / baseline).
@@ -30,16 +30,16 @@ from rich.console import Console
 from rich.table import Table
 from twilio.request_validator import RequestValidator
 
+from connector.bootstrap.server_thread import running
 from connector.domain.provider_messages import SendRequest
+from connector.emulators.twilio.app import create_simulator_app
+from connector.emulators.twilio.engine import SimulatorEngine
 from connector.errors import SignatureError
 from connector.log_config import configure_logging
-from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
-from connector.providers.signature import compute_signature, verify
-from connector.providers.simulator import create_simulator_app
-from connector.providers.simulator_engine import SimulatorEngine
-from connector.providers.twilio import TwilioProvider
-from connector.providers.twilio_forms import parse_inbound
-from connector.testing.server import running
+from connector.providers.twilio.client import TwilioProvider
+from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
+from connector.providers.twilio.forms import parse_inbound
+from connector.providers.twilio.signature import compute_signature, verify
 
 BUDGET_US = 1000.0
 URL = "https://connector.example.com/webhooks/twilio/messages"

@@ -301,7 +301,7 @@ class ConfigurationStore(Protocol):
 
 
 class ConversationWriter(Protocol):
-    """Writes conversations to Dataverse (``connector.dataverse.conversations``).
+    """Writes conversations to Dataverse (``connector.crm.conversations``).
 
     ``write_inbound`` is ONE change set (session upsert, message upsert by its provider id,
     notifications, attachments): all or nothing, and safe to repeat.

@@ -11,7 +11,7 @@ from connector.api import health
 from connector.api.problems import install_problem_handlers
 
 if TYPE_CHECKING:
-    from connector.bootstrap import Container
+    from connector.bootstrap.container import Container
 
 
 def create_app(container: Container) -> FastAPI:

@@ -10,7 +10,7 @@ from fastapi import Request
 from connector.errors import UnauthorizedError
 
 if TYPE_CHECKING:
-    from connector.bootstrap import Container
+    from connector.bootstrap.container import Container
 
 
 def container_of(request: Request) -> Container:

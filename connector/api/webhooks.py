@@ -24,8 +24,8 @@ from connector.api.problems import problem
 from connector.domain.model import Configuration
 from connector.errors import ConnectorError, InvalidInputError, SignatureError, StateStoreError
 from connector.log_config import get_logger
-from connector.providers.signature import public_url, signature_from, verify
-from connector.providers.twilio_forms import PROVIDER, parse_inbound
+from connector.providers.twilio.forms import PROVIDER, parse_inbound
+from connector.providers.twilio.signature import public_url, signature_from, verify
 from connector.state.journal import Journal
 
 log = get_logger(__name__)

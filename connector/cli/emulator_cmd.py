@@ -19,11 +19,11 @@ import uvicorn
 from rich.console import Console
 
 from connector.cli.serve_cmd import bind_socket
-from connector.emulator.app import create_emulator_app
-from connector.emulator.limits import Limits
-from connector.emulator.router import Emulator
-from connector.emulator.tls import make_certificate
-from connector.emulator.token_service import TokenService
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.dataverse.limits import Limits
+from connector.emulators.dataverse.router import Emulator
+from connector.emulators.dataverse.tls import make_certificate
+from connector.emulators.dataverse.token_service import TokenService
 
 
 def emulator(

@@ -14,11 +14,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from connector.bootstrap.local_mode import local_dataverse_url
 from connector.cli.common import settings_or_exit
+from connector.crm.message_export import DataverseMessageArchive
 from connector.dataverse.connect import build_client
-from connector.dataverse.message_export import DataverseMessageArchive
 from connector.errors import ConnectorError
-from connector.local_mode import local_dataverse_url
 from connector.services.export import write_csv
 
 app = typer.Typer(help="Export data from Dataverse.", no_args_is_help=True)

@@ -14,12 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connector.bootstrap import Container, build_container
+from connector.bootstrap.container import Container, build_container
 from connector.cli.common import settings_or_exit
-from connector.dataverse.installer import Installer
-from connector.dataverse.schema import load_schema
-from connector.dataverse.schema_plan import Plan
 from connector.errors import ConnectorError
+from connector.schema.installer import Installer
+from connector.schema.plan import Plan
+from connector.schema.spec import load_schema
 
 app = typer.Typer(help="Install or update the solution schema.", no_args_is_help=True)
 SCHEMA_DIR = typer.Option(

@@ -9,10 +9,10 @@ import uvicorn
 from rich.console import Console
 
 from connector.api.app import create_app
-from connector.bootstrap import build_container
+from connector.bootstrap.container import build_container
+from connector.bootstrap.process import start_process
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
-from connector.worker.process import start_process
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -14,13 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from connector.bootstrap import build_container
+from connector.bootstrap.container import build_container
 from connector.cli.common import settings_or_exit
-from connector.dataverse.configuration_store import DataverseConfigurationStore
+from connector.crm.configuration_store import DataverseConfigurationStore
 from connector.domain.model import Provider
 from connector.domain.provider_messages import CredentialReport
 from connector.errors import ConnectorError
-from connector.providers.twilio import TwilioProvider
+from connector.providers.twilio.client import TwilioProvider
 from connector.secret_box import SecretBox
 from connector.services.setup import CredentialCheck, SetupRequest, SetupResult, run_setup
 from connector.settings import Settings

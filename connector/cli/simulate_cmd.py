@@ -22,17 +22,17 @@ from rich.console import Console
 
 from connector.cli.common import settings_or_exit
 from connector.cli.serve_cmd import bind_socket
-from connector.providers.base import (
+from connector.emulators.twilio.app import create_simulator_app
+from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
+from connector.emulators.twilio.numbers import new_sid, segments
+from connector.providers.twilio.endpoints import (
     LOCAL_ACCOUNT_SID,
     LOCAL_AUTH_TOKEN,
     TWILIO_INBOUND_PATH,
     inbound_webhook_url,
 )
-from connector.providers.signature import SIGNATURE_HEADER, compute_signature
-from connector.providers.simulator import create_simulator_app
-from connector.providers.simulator_engine import SimulatorEngine, SimulatorOptions
-from connector.providers.simulator_numbers import new_sid, segments
-from connector.providers.twilio_forms import build_inbound_form
+from connector.providers.twilio.forms import build_inbound_form
+from connector.providers.twilio.signature import SIGNATURE_HEADER, compute_signature
 from connector.settings import Settings
 
 app = typer.Typer(help="Simulate the SMS provider against a running connector.")

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connector.bootstrap import build_container, wire_resolution
+from connector.bootstrap.container import build_container, wire_resolution
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
 from connector.services.phone_sync import SyncReport

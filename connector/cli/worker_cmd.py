@@ -13,14 +13,14 @@ from huey.consumer import Consumer
 from rich.console import Console
 from rich.table import Table
 
-from connector.bootstrap import build_container
+from connector.bootstrap.container import build_container
+from connector.bootstrap.local_mode import local_dataverse_url
+from connector.bootstrap.process import start_inbound
 from connector.cli.common import settings_or_exit
 from connector.dataverse.connect import build_client
 from connector.errors import ConnectorError
-from connector.local_mode import local_dataverse_url
 from connector.state.db import StateStore
 from connector.state.journal import Journal
-from connector.worker.process import start_inbound
 
 err = Console(stderr=True)
 journal_app = typer.Typer(help="Inspect and replay the ingress journal.", no_args_is_help=True)

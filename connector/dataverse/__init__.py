@@ -1,1 +1,1 @@
-"""Dataverse Web API access: auth, client, OData helpers, $batch, schema installer."""
+"""Dataverse Web API client library: auth, transport, retry, client, OData helpers, $batch."""

@@ -1,7 +1,7 @@
 """The connector's configuration objects as the rest of the code sees them (pure dataclasses).
 
 Admins keep these as Dataverse rows (``smsc_configuration``, ``smsc_recordtype``,
-``smsc_keyword``, ``smsc_template``); :mod:`connector.dataverse.tables` is the one place that
+``smsc_keyword``, ``smsc_template``); :mod:`connector.crm.tables` is the one place that
 turns rows into these objects and back. Nothing here knows a logical name or does I/O.
 
 Choice-like fields are :class:`enum.Enum` members whose values are stable strings; the

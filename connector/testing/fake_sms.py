@@ -20,16 +20,17 @@ from connector.domain.provider_messages import (
     StatusUpdate,
 )
 from connector.domain.status import MessageStatus
-from connector.ports import SmsProvider, WebhookParams
-from connector.providers import signature, twilio_forms
-from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
-from connector.providers.simulator_numbers import (
+from connector.emulators.twilio.numbers import (
     SYNC_FROM_ERRORS,
     SYNC_TO_ERRORS,
     new_sid,
     segments,
 )
-from connector.providers.twilio_errors import error_for
+from connector.ports import SmsProvider, WebhookParams
+from connector.providers.twilio import forms as twilio_forms
+from connector.providers.twilio import signature
+from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
+from connector.providers.twilio.errors import error_for
 
 
 @dataclass

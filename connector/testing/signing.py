@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
-from connector.providers.signature import SIGNATURE_HEADER, compute_signature, with_body_hash
-from connector.providers.simulator_numbers import new_sid
-from connector.providers.twilio_forms import build_inbound_form, build_status_form
+from connector.emulators.twilio.numbers import new_sid
+from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
+from connector.providers.twilio.forms import build_inbound_form, build_status_form
+from connector.providers.twilio.signature import SIGNATURE_HEADER, compute_signature, with_body_hash
 
 Fields = Mapping[str, str] | Sequence[tuple[str, str]]
 

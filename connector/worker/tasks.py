@@ -24,7 +24,7 @@ from connector.domain.provider_messages import InboundMessage
 from connector.errors import ConnectorError, is_transient
 from connector.log_config import get_logger
 from connector.ports import ErrorLog
-from connector.providers.twilio_forms import parse_inbound
+from connector.providers.twilio.forms import parse_inbound
 from connector.services.inbound import InboundService, PreparedInbound
 from connector.state.journal import ERROR, Journal, JournalEntry
 

@@ -29,12 +29,12 @@ from typing import Any
 import pytest
 import requests
 
+from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER, seed_demo
+from connector.bootstrap.server_thread import ServerThread
 from connector.dataverse.client import DataverseClient
-from connector.emulator.app import create_emulator_app
-from connector.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER, seed_demo
+from connector.emulators.dataverse.app import create_emulator_app
 from connector.state.db import StateStore
 from connector.state.journal import Journal
-from connector.testing.server import ServerThread
 from connector.testing.signing import inbound_fields, signed_form
 from tests.e2e.conftest import connector_env, run_cli
 from tests.integration.test_installer_emulator import make_client

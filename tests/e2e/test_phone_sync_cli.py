@@ -6,14 +6,14 @@ from pathlib import Path
 
 import requests
 
+from connector.bootstrap.server_thread import running
 from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.transport import WebApi
 from connector.domain.phone import lookup_key
-from connector.emulator.app import create_emulator_app
+from connector.emulators.dataverse.app import create_emulator_app
 from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
-from connector.testing.server import running
 from tests.e2e.conftest import connector_env, run_cli
 
 

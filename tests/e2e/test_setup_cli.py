@@ -9,10 +9,10 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from connector.emulator.app import create_emulator_app
-from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
-from connector.providers.simulator import create_simulator_app
-from connector.testing.server import running
+from connector.bootstrap.server_thread import running
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.twilio.app import create_simulator_app
+from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from tests.e2e.conftest import connector_env, run_cli
 
 TOKEN = "5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b"

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from connector.bootstrap.server_thread import running
 from connector.dataverse.batch import BatchOperation, ChangeSet
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.odata import eq
-from connector.emulator.app import create_emulator_app
+from connector.emulators.dataverse.app import create_emulator_app
 from connector.testing.emulator_client import emulator_client
-from connector.testing.server import running
 
 
 @pytest.fixture(scope="module")

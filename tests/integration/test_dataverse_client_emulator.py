@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from connector.bootstrap.server_thread import running
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.lookups import (
     Participation,
@@ -18,11 +19,10 @@ from connector.dataverse.lookups import (
     regarding,
 )
 from connector.dataverse.odata import and_, eq, startswith
-from connector.emulator.app import create_emulator_app
-from connector.emulator.limits import Limits
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.dataverse.limits import Limits
 from connector.errors import DataverseError, DataverseNotFoundError
 from connector.testing.emulator_client import emulator_client
-from connector.testing.server import running
 
 HOSTILE = "O'Brien ' or 1 eq 1 %27 & # + ünï"
 

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from connector.bootstrap.server_thread import running
 from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.transport import WebApi
-from connector.emulator.app import create_emulator_app
-from connector.testing.server import running
+from connector.emulators.dataverse.app import create_emulator_app
 
 
 @pytest.fixture(scope="module")

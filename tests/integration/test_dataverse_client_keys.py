@@ -9,14 +9,14 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from connector.bootstrap.server_thread import running
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.failures import is_duplicate
 from connector.dataverse.odata import eq
-from connector.emulator.app import create_emulator_app
-from connector.emulator.limits import Limits
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.dataverse.limits import Limits
 from connector.errors import DataverseConflictError, DataverseError
 from connector.testing.emulator_client import emulator_client
-from connector.testing.server import running
 
 KEY_PATH = "EntityDefinitions(LogicalName='account')/Keys"
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import requests
 
-from connector.emulator.app import create_emulator_app
-from connector.emulator.metadata import label
-from connector.emulator.router import Emulator
-from connector.testing.server import running
+from connector.bootstrap.server_thread import running
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.dataverse.metadata import label
+from connector.emulators.dataverse.router import Emulator
 
 SOLUTION = {"MSCRM.SolutionUniqueName": "ContosoSmsConnector"}
 

@@ -8,9 +8,9 @@ import msal
 import pytest
 import requests
 
-from connector.emulator.app import create_emulator_app
-from connector.emulator.tls import make_certificate, running_tls
-from connector.emulator.token_service import TokenService
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.dataverse.tls import make_certificate, running_tls
+from connector.emulators.dataverse.token_service import TokenService
 
 # The server closes each connection itself: a TLS keep-alive connection that the client drops
 # without close_notify holds up uvicorn's graceful shutdown for about 10 s.

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from connector.emulator.app import create_emulator_app
-from connector.emulator.tls import make_certificate, running_tls
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.dataverse.tls import make_certificate, running_tls
 
 dataverse = pytest.importorskip("PowerPlatform.Dataverse")
 credentials = pytest.importorskip("azure.core.credentials")

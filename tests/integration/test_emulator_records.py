@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from connector.emulator.app import create_emulator_app
-from connector.testing.server import running
+from connector.bootstrap.server_thread import running
+from connector.emulators.dataverse.app import create_emulator_app
 
 
 @pytest.fixture(scope="module")

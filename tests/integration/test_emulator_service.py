@@ -9,9 +9,9 @@ from urllib.parse import quote, unquote
 import pytest
 import requests
 
-from connector.emulator.app import create_emulator_app
-from connector.emulator.limits import Limits
-from connector.testing.server import running
+from connector.bootstrap.server_thread import running
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.dataverse.limits import Limits
 
 
 @pytest.fixture()

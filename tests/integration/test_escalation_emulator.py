@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 
 import requests
 
+from connector.crm.conversations import DataverseConversations
+from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.dataverse.client import DataverseClient
-from connector.dataverse.conversations import DataverseConversations
-from connector.dataverse.phone_directory import DataversePhoneDirectory
 from connector.domain.conversation import EscalationWrite
 from connector.services.escalation import EscalationService
 from tests.integration.test_webhook_emulator import API_KEY, Stack, stack

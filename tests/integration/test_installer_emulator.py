@@ -11,15 +11,15 @@ import pytest
 import requests
 import yaml
 
-from connector.dataverse import tables
+from connector.bootstrap.server_thread import running
+from connector.crm import tables
 from connector.dataverse.client import DataverseClient
-from connector.dataverse.installer import Installer
-from connector.dataverse.schema import DEFAULT_SCHEMA_DIR, Schema, load_schema
-from connector.emulator.app import create_emulator_app
-from connector.emulator.router import Emulator
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.dataverse.router import Emulator
 from connector.errors import DataverseError, DataverseUnavailableError
+from connector.schema.installer import Installer
+from connector.schema.spec import DEFAULT_SCHEMA_DIR, Schema, load_schema
 from connector.testing.emulator_client import emulator_client
-from connector.testing.server import running
 
 CHANGING = ("POST", "PATCH", "PUT", "DELETE")
 

@@ -8,15 +8,15 @@ from collections.abc import Iterator
 import pytest
 from cryptography.fernet import Fernet
 
+from connector.bootstrap.server_thread import running
+from connector.crm.configuration_store import DataverseConfigurationStore
 from connector.dataverse.client import DataverseClient
-from connector.dataverse.configuration_store import DataverseConfigurationStore
-from connector.dataverse.installer import Installer
-from connector.dataverse.schema import load_schema
 from connector.domain.model import Provider
-from connector.emulator.app import create_emulator_app
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.schema.installer import Installer
+from connector.schema.spec import load_schema
 from connector.secret_box import SecretBox
 from connector.services.setup import SetupRequest, provider_secret, run_setup
-from connector.testing.server import running
 from tests.integration.test_installer_emulator import make_client
 
 TOKEN = "9f3b7c2e4d5a6b7c8d9e0f1a2b3c4d5e"

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 import requests
 
+from connector.bootstrap.server_thread import running
+from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.dataverse.client import DataverseClient
-from connector.dataverse.phone_directory import DataversePhoneDirectory
 from connector.domain.phone import lookup_key
 from connector.domain.record_types import default_specs, standard_spec
 from connector.domain.routing import RecordRef
-from connector.emulator.app import create_emulator_app
+from connector.emulators.dataverse.app import create_emulator_app
 from connector.services.phone_sync import PhoneSync
 from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
 from connector.testing.emulator_client import emulator_web_api
-from connector.testing.server import running
 
 
 class Env:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from connector.bootstrap.server_thread import running
+from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.dataverse.client import DataverseClient
-from connector.dataverse.phone_directory import DataversePhoneDirectory
 from connector.domain.phone import lookup_key, search_variants
 from connector.domain.record_types import default_specs
 from connector.domain.routing import (
@@ -20,7 +21,7 @@ from connector.domain.routing import (
     RecordRef,
     SenderContext,
 )
-from connector.emulator.app import create_emulator_app
+from connector.emulators.dataverse.app import create_emulator_app
 from connector.errors import ResolutionPendingError
 from connector.services.phone_sync import PhoneSync
 from connector.services.resolution import RecordResolutionService
@@ -28,7 +29,6 @@ from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.testing.emulator_client import emulator_web_api
-from connector.testing.server import running
 
 SENDER = SenderContext("cfg", default_country="US")
 

@@ -10,7 +10,8 @@ import requests
 
 from connector.api.app import create_app
 from connector.api.resolution import build_router
-from connector.bootstrap import Container
+from connector.bootstrap.container import Container
+from connector.bootstrap.server_thread import running
 from connector.domain.conversation import SessionState
 from connector.domain.phone import lookup_key, search_variants
 from connector.domain.record_types import default_specs
@@ -24,7 +25,6 @@ from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.testing.phone_directory import FakePhoneDirectory
-from connector.testing.server import running
 from connector.testing.session_links import FakeConversationRelinker
 
 PHONE = "+14155550101"

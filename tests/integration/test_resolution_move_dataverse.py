@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from connector.bootstrap.server_thread import running
+from connector.crm.conversation_links import DataverseConversationRelinker
 from connector.dataverse.client import DataverseClient
-from connector.dataverse.conversation_links import DataverseConversationRelinker
-from connector.dataverse.installer import Installer
-from connector.dataverse.schema import load_schema
 from connector.domain.routing import RecordRef, moved
-from connector.emulator.app import create_emulator_app
+from connector.emulators.dataverse.app import create_emulator_app
 from connector.errors import DataverseError
-from connector.testing.server import running
+from connector.schema.installer import Installer
+from connector.schema.spec import load_schema
 from tests.integration.test_installer_emulator import make_client
 
 PHONE = "+14155550101"

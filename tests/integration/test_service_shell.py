@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends
 
 from connector.api.app import create_app
 from connector.api.deps import require_api_key
-from connector.bootstrap import Container
+from connector.bootstrap.container import Container
+from connector.bootstrap.server_thread import running
 from connector.errors import DataverseThrottledError, InvalidPhoneNumberError
 from connector.settings import load_settings
-from connector.testing.server import running
 
 
 def _failing_check() -> None:
@@ -129,8 +129,8 @@ def test_served_sockets_are_tcp_so_asyncio_disables_nagle() -> None:
     without it each small response waits ~40 ms for a delayed ACK."""
     import socket
 
+    from connector.bootstrap.server_thread import ServerThread
     from connector.cli.serve_cmd import bind_socket
-    from connector.testing.server import ServerThread
 
     sock = bind_socket("127.0.0.1", 0)
     try:

@@ -12,15 +12,15 @@ import pytest
 import requests
 from fastapi import FastAPI, Request, Response
 
+from connector.bootstrap.server_thread import running
 from connector.domain.provider_messages import SendRequest
 from connector.domain.status import MessageStatus, advance
+from connector.emulators.twilio.app import create_simulator_app
+from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
 from connector.errors import ProviderError, RecipientOptedOutError, SignatureError
-from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
-from connector.providers.signature import public_url
-from connector.providers.simulator import create_simulator_app
-from connector.providers.simulator_engine import SimulatorEngine, SimulatorOptions
-from connector.providers.twilio import TRIAL_WARNING, TwilioProvider
-from connector.testing.server import running
+from connector.providers.twilio.client import TRIAL_WARNING, TwilioProvider
+from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
+from connector.providers.twilio.signature import public_url
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 FROM = "+15005550006"

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from connector.providers.base import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
-from connector.providers.twilio import TwilioProvider
-from connector.testing.server import running
+from connector.bootstrap.server_thread import running
+from connector.providers.twilio.client import TwilioProvider
+from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from tests.integration.test_twilio_simulator import EMPTY_TWIML, Receiver
 
 

@@ -19,18 +19,18 @@ import requests
 
 from connector.api.app import create_app
 from connector.api.webhooks import INBOUND_PATH
-from connector.bootstrap import Container
+from connector.bootstrap.container import Container
+from connector.bootstrap.inbound import InboundRuntime, wire_inbound
+from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER, seed_demo
+from connector.bootstrap.server_thread import running
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.connect import build_client
-from connector.emulator.app import create_emulator_app
-from connector.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER, seed_demo
-from connector.providers.base import LOCAL_ACCOUNT_SID
-from connector.providers.simulator import create_simulator_app
-from connector.providers.simulator_engine import SimulatorEngine, SimulatorOptions
+from connector.emulators.dataverse.app import create_emulator_app
+from connector.emulators.twilio.app import create_simulator_app
+from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
+from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID
 from connector.settings import load_settings
-from connector.testing.server import running
 from connector.testing.signing import inbound_fields, signed_form
-from connector.worker.assembly import InboundRuntime, wire_inbound
 
 PUBLIC = "https://sms.example.com"
 ALICE_ID = next(r.id for r in DEMO_ROWS if r.body.get("firstname") == "Alice")
@@ -199,7 +199,7 @@ def test_mms_media_is_stored_as_a_note_of_the_message(stack: Stack) -> None:
 def test_export_filters_by_session_and_time(stack: Stack) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from connector.dataverse.message_export import DataverseMessageArchive
+    from connector.crm.message_export import DataverseMessageArchive
 
     stack.send("first =cmd")
     stack.send("second")

@@ -17,7 +17,9 @@ from huey import MemoryHuey
 
 from connector.api import webhooks
 from connector.api.app import create_app
-from connector.bootstrap import Container
+from connector.bootstrap.container import Container
+from connector.bootstrap.inbound import InboundRuntime, build_inbound
+from connector.bootstrap.server_thread import running
 from connector.domain.model import Configuration, Provider
 from connector.domain.routing import RecordRef
 from connector.settings import load_settings
@@ -27,9 +29,7 @@ from connector.testing.conversations import (
     FakeConversationWriter,
     TableResolver,
 )
-from connector.testing.server import running
 from connector.testing.signing import inbound_fields, signed_form
-from connector.worker.assembly import InboundRuntime, build_inbound
 
 PUBLIC = "https://sms.example.com"
 TOKEN = "0123456789abcdef0123456789abcdef"

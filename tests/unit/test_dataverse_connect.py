@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.bootstrap import build_container
+from connector.bootstrap.container import build_container
 from connector.dataverse.auth import MsalTokenProvider, StaticTokenProvider
 from connector.dataverse.connect import build_client
 from connector.errors import ConfigurationError

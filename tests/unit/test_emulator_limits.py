@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.emulator.limits import Limits, Throttle
+from connector.emulators.dataverse.limits import Limits, Throttle
 from connector.errors import EmulatorRequestError
 
 

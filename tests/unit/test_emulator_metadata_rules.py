@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from connector.emulator.metadata import label, pluralise
-from connector.emulator.metadata_shapes import attribute_from_payload, attribute_json
-from connector.emulator.protocol import EmuRequest
-from connector.emulator.router import Emulator
-from connector.emulator.standard import standard_schema
+from connector.emulators.dataverse.metadata import label, pluralise
+from connector.emulators.dataverse.metadata_shapes import attribute_from_payload, attribute_json
+from connector.emulators.dataverse.protocol import EmuRequest
+from connector.emulators.dataverse.router import Emulator
+from connector.emulators.dataverse.standard import standard_schema
 from connector.errors import EmulatorRequestError
 
 

@@ -6,9 +6,14 @@ from typing import Any
 
 import pytest
 
-from connector.emulator.addressing import key_text, parse_key, parse_literal, split_segment
-from connector.emulator.metadata import KeyDef
-from connector.emulator.query import (
+from connector.emulators.dataverse.addressing import (
+    key_text,
+    parse_key,
+    parse_literal,
+    split_segment,
+)
+from connector.emulators.dataverse.metadata import KeyDef
+from connector.emulators.dataverse.query import (
     Node,
     evaluate,
     parse_expand,
@@ -17,7 +22,7 @@ from connector.emulator.query import (
     split_top_level,
     to_sql,
 )
-from connector.emulator.standard import standard_schema
+from connector.emulators.dataverse.standard import standard_schema
 from connector.errors import EmulatorRequestError
 
 

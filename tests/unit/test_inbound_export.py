@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from connector.dataverse.message_export import export_row
+from connector.crm.message_export import export_row
 from connector.services.export import COLUMNS, ExportRow, defuse, write_csv
 
 

@@ -7,7 +7,7 @@ import responses
 
 from connector.domain.provider_messages import InboundMedia
 from connector.errors import InvalidInputError, ProviderError, is_transient
-from connector.providers.media import ProviderMediaFetcher, filename_for
+from connector.providers.twilio.media import ProviderMediaFetcher, filename_for
 
 SID = "AC" + "1" * 32
 MEDIA = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages/MM1/Media/ME123"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.local_mode import cli_command
+from connector.bootstrap.local_mode import cli_command
 
 
 def test_printed_command_is_the_script_the_user_ran() -> None:

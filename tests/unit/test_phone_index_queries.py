@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from connector.dataverse.phone_queries import (
+from connector.crm.phone_queries import (
     MAX_VARIANTS,
     changes_url,
     lead_body,

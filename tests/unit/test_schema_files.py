@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connector.dataverse import tables
-from connector.dataverse.schema import (
+from connector.crm import tables
+from connector.errors import ConfigurationError
+from connector.schema.spec import (
     DEFAULT_SCHEMA_DIR,
     STANDARD_TABLES,
     Schema,
     load_schema,
     relationship_name,
 )
-from connector.errors import ConfigurationError
 
 TABLE_FILES = sorted((DEFAULT_SCHEMA_DIR / "tables").glob("*.yaml"))
 

@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from connector.dataverse.schema import Schema, load_schema, relationship_name
-from connector.dataverse.schema_payloads import (
+from connector.schema.payloads import (
     column_payload,
     relationship_payload,
     table_payload,
 )
-from connector.dataverse.schema_plan import LiveColumn, LiveState, LiveTable, plan
+from connector.schema.plan import LiveColumn, LiveState, LiveTable, plan
+from connector.schema.spec import Schema, load_schema, relationship_name
 
 
 @pytest.fixture(scope="module")

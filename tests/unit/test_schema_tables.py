@@ -1,4 +1,4 @@
-"""Row <-> model conversion of the mapping module (connector.dataverse.tables)."""
+"""Row <-> model conversion of the mapping module (connector.crm.tables)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connector.dataverse import tables
+from connector.crm import tables
 from connector.domain.model import (
     Configuration,
     Keyword,

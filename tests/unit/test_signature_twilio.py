@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.errors import SignatureError
-from connector.providers.signature import (
+from connector.providers.twilio.signature import (
     body_sha256,
     compute_signature,
     public_url,

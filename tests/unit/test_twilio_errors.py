@@ -8,7 +8,7 @@ import pytest
 
 from connector.domain.status import FailureCategory as C
 from connector.errors import ProviderError, ProviderThrottledError, RecipientOptedOutError
-from connector.providers.twilio_errors import (
+from connector.providers.twilio.errors import (
     TWILIO_ERRORS,
     error_for,
     failure_for,

@@ -8,7 +8,7 @@ import pytest
 
 from connector.domain.status import FailureCategory, MessageStatus
 from connector.errors import InvalidInputError
-from connector.providers.twilio_forms import (
+from connector.providers.twilio.forms import (
     build_inbound_form,
     parse_inbound,
     parse_status_callback,

@@ -14,7 +14,7 @@ import responses
 from connector.domain.provider_messages import SendRequest
 from connector.domain.status import MessageStatus
 from connector.errors import ProviderError, ProviderThrottledError, RecipientOptedOutError
-from connector.providers.twilio import TRIAL_WARNING, TwilioProvider
+from connector.providers.twilio.client import TRIAL_WARNING, TwilioProvider
 
 SID = "AC" + "a" * 32
 API = f"https://api.twilio.com/2010-04-01/Accounts/{SID}"
@@ -220,8 +220,8 @@ def test_send_request_rejects_ambiguous_or_empty_messages() -> None:
 
 
 def test_built_from_settings_in_local_mode_uses_the_simulator_credentials() -> None:
-    from connector.providers.base import LOCAL_ACCOUNT_SID
-    from connector.providers.twilio import build_twilio_provider
+    from connector.providers.twilio.client import build_twilio_provider
+    from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID
     from connector.settings import load_settings
 
     settings = load_settings({"CONNECTOR_PUBLIC_BASE_URL": "https://sms.example.com/"})
@@ -232,7 +232,7 @@ def test_built_from_settings_in_local_mode_uses_the_simulator_credentials() -> N
 
 def test_built_from_settings_outside_local_mode_needs_credentials() -> None:
     from connector.errors import ConfigurationError
-    from connector.providers.twilio import build_twilio_provider
+    from connector.providers.twilio.client import build_twilio_provider
     from connector.settings import load_settings
 
     env = {"CONNECTOR_DATAVERSE__URL": "https://contoso.crm.dynamics.com",
@@ -245,7 +245,7 @@ def test_built_from_settings_outside_local_mode_needs_credentials() -> None:
 
 @responses.activate
 def test_built_from_settings_sends_to_the_configured_api_base_url() -> None:
-    from connector.providers.twilio import build_twilio_provider
+    from connector.providers.twilio.client import build_twilio_provider
     from connector.settings import load_settings
 
     env = {"CONNECTOR_TWILIO__ACCOUNT_SID": SID, "CONNECTOR_TWILIO__AUTH_TOKEN": "tok",

@@ -7,8 +7,8 @@ import pytest
 
 from connector.domain.provider_messages import SendRequest
 from connector.domain.status import MessageStatus
+from connector.emulators.twilio.numbers import async_outcome, new_sid, segments
 from connector.errors import ProviderError, ProviderThrottledError, RecipientOptedOutError
-from connector.providers.simulator_numbers import async_outcome, new_sid, segments
 from connector.testing.fake_sms import FakeSmsProvider
 from connector.testing.signing import inbound_fields, signed_form
 

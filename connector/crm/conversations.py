@@ -1,0 +1,294 @@
+"""Conversations in Dataverse: the inbound change set, session updates, blocked numbers.
+
+Implements :class:`~connector.ports.ConversationWriter` and
+:class:`~connector.ports.ConfigurationDirectory` over the Web API client. One inbound message
+is ONE ``$batch`` change set: the session upserted by its (derived) id, the message upserted
+by its provider-message-id alternate key, an in-app notification per recipient and a note per
+MMS attachment, each addressed by a derived id, so replaying the change set after a crash
+changes nothing. A waiting session's escalation is a change set of notifications, one per
+team member, addressed the same way. Every notification links its session. Table names come
+from :mod:`connector.crm.tables`; the session and message columns are named once, here
+(``solution_schema/tables/{session,message}.yaml``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.crm import tables
+from connector.dataverse import odata
+from connector.dataverse.batch import BatchOperation, ChangeSet
+from connector.dataverse.client import DataverseClient
+from connector.dataverse.lookups import RowRef, regarding
+from connector.domain.conversation import (
+    Acceptance,
+    EscalationWrite,
+    InboundWrite,
+    SessionState,
+    derived_id,
+    utc,
+)
+from connector.domain.model import Configuration
+from connector.domain.phone import to_key_value
+from connector.errors import DataverseError, DataverseUnavailableError
+from connector.log_config import get_logger
+
+log = get_logger(__name__)
+
+ACCEPTANCE_OPTIONS: Mapping[Acceptance, int] = {
+    Acceptance.PENDING: 105710000,
+    Acceptance.ACCEPTED: 105710001,
+    Acceptance.DISMISSED: 105710002,
+    Acceptance.BLOCKED: 105710003,
+}
+DIRECTION_INBOUND = 105710000
+DIRECTION_OUTBOUND = 105710001
+STATUS_RECEIVED = 105710006
+STATUS_BLOCKED = 105710009
+SESSION_NAV = "smsc_SessionId"
+ENTITY_SETS = {"contact": "contacts", "account": "accounts", "lead": "leads"}
+ENTITY_SETS |= {"opportunity": "opportunities", "systemuser": "systemusers", "team": "teams"}
+
+
+def when(seconds: float) -> str:
+    """Epoch seconds as the ISO 8601 UTC text Dataverse takes."""
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _entity_set(table: str) -> str:
+    return ENTITY_SETS.get(table, f"{table}s")
+
+
+def _owner(session: SessionState) -> dict[str, Any]:
+    if not session.owner_id:
+        return {}
+    target = "teams" if session.owner_is_team else "systemusers"
+    return {"ownerid@odata.bind": f"/{target}({session.owner_id})"}
+
+
+def session_row(session: SessionState, regarding_ref: RowRef | None) -> dict[str, Any]:
+    """The upsert body of a session activity."""
+    row: dict[str, Any] = {
+        "subject": f"SMS conversation with {session.phone}"[:400],
+        f"{tables.CONFIGURATION_NAV}@odata.bind": odata.bind(
+            tables.CONFIGURATION.entity_set, session.configuration_id
+        ),
+        "smsc_customerphone": session.phone,
+        "smsc_startedon": when(session.started_at),
+        "smsc_endedon": when(session.expires_at),
+        "smsc_lastmessageon": when(session.last_message_at or session.started_at),
+        "smsc_isopen": True,
+        "smsc_unreadcount": session.unread,
+        "smsc_acceptance": ACCEPTANCE_OPTIONS[session.acceptance],
+        "smsc_matchtrace": session.match_trace[:8000],
+    }
+    if regarding_ref is not None:
+        row.update(regarding(tables.SESSION.logical_name, regarding_ref))
+    row.update(_owner(session))
+    return row
+
+
+def message_row(write: InboundWrite, regarding_ref: RowRef | None) -> dict[str, Any]:
+    """The upsert body of an inbound message activity."""
+    message = write.message
+    preview = message.body.replace("\n", " ")[:120] or "(media)"
+    row: dict[str, Any] = {
+        "subject": f"SMS from {message.from_number}: {preview}"[:400],
+        "smsc_direction": DIRECTION_INBOUND,
+        "smsc_body": message.body,
+        "smsc_from": message.from_number,
+        "smsc_to": message.to_number,
+        "smsc_status": STATUS_BLOCKED if write.blocked else STATUS_RECEIVED,
+        "smsc_receivedon": when(message.received_at),
+        f"{SESSION_NAV}@odata.bind": odata.bind(tables.SESSION.entity_set, write.session.id),
+        f"{tables.CONFIGURATION_NAV}@odata.bind": odata.bind(
+            tables.CONFIGURATION.entity_set, write.session.configuration_id
+        ),
+    }
+    if regarding_ref is not None:
+        row.update(regarding(tables.MESSAGE.logical_name, regarding_ref))
+    row.update(_owner(write.session))
+    return row
+
+
+def inbound_change_set(write: InboundWrite) -> ChangeSet:
+    """Every operation of one inbound message, applied together or not at all."""
+    ref = None
+    if write.regarding_table and write.regarding_id:
+        ref = RowRef(write.regarding_table, _entity_set(write.regarding_table), write.regarding_id)
+    message_key = {tables.MESSAGE_PROVIDER_ID: write.message.provider_id}
+    message_path = odata.entity_path(tables.MESSAGE.entity_set, message_key)
+    ops = [
+        BatchOperation(
+            "PATCH",
+            odata.entity_path(tables.SESSION.entity_set, write.session.id),
+            session_row(write.session, ref),
+        ),
+        BatchOperation("PATCH", message_path, message_row(write, ref)),
+    ]
+    for user in write.notify:
+        ops.append(_notification(write, user))
+    for index, media in enumerate(write.attachments):
+        note_id = derived_id("note", write.message.provider_id, str(index))
+        body = {
+            "subject": media.filename,
+            "filename": media.filename,
+            "mimetype": media.content_type,
+            "documentbody": base64.b64encode(media.data).decode("ascii"),
+            f"objectid_{tables.MESSAGE.logical_name}@odata.bind": "/" + message_path,
+        }
+        ops.append(BatchOperation("PATCH", odata.entity_path("annotations", note_id), body))
+    return ChangeSet(ops)
+
+
+def notification(note_id: str, user: str, title: str, text: str, session_id: str) -> BatchOperation:
+    """The upsert of one in-app notification for ``user`` with an action opening the session."""
+    url = f"?pagetype=entityrecord&etn={tables.SESSION.logical_name}&id={session_id}"
+    action = {"title": "Open conversation", "data": {"url": url, "navigationTarget": "dialog"}}
+    body = {
+        "title": title[:200],
+        "body": text[:1000],
+        "ownerid@odata.bind": f"/systemusers({user})",
+        "data": json.dumps({"actions": [action]}),
+    }
+    return BatchOperation("PATCH", odata.entity_path("appnotifications", note_id), body)
+
+
+def _notification(write: InboundWrite, user: str) -> BatchOperation:
+    message = write.message
+    return notification(
+        derived_id("notification", message.provider_id, user),
+        user,
+        f"New SMS from {message.from_number}",
+        message.body or "(media)",
+        write.session.id,
+    )
+
+
+def escalation_change_set(write: EscalationWrite) -> ChangeSet:
+    """The team's alert for one waiting session: a notification per member."""
+    session = write.session
+    since = utc(session.awaiting_since or session.last_message_at).strftime("%H:%M UTC")
+    title = f"SMS from {session.phone} is waiting"
+    text = f"{session.phone} has been waiting since {since} and nobody has taken it yet."
+    return ChangeSet(
+        [
+            notification(write.notification_id(user), user, title, text, session.id)
+            for user in write.notify
+        ]
+    )
+
+
+class DataverseConversations:
+    """Conversation writes and configuration reads through the Web API client."""
+
+    def __init__(self, client: DataverseClient) -> None:
+        self._client = client
+
+    def write_inbound(self, write: InboundWrite) -> None:
+        """One ``$batch`` with one change set; raises the failure."""
+        error = self.write_inbound_many([write])[0]
+        if error is not None:
+            raise error
+
+    def write_inbound_many(self, writes: Sequence[InboundWrite]) -> list[Exception | None]:
+        """ONE ``$batch`` request, a change set per message, continuing past a failed one.
+
+        A failure of the whole request (Dataverse unreachable, throttled) is every write's.
+        """
+        return self._run([inbound_change_set(write) for write in writes])
+
+    def write_escalations(self, writes: Sequence[EscalationWrite]) -> list[Exception | None]:
+        """The team alerts of waiting sessions in ONE ``$batch``, a change set each."""
+        return self._run([escalation_change_set(write) for write in writes])
+
+    def _run(self, sets: Sequence[ChangeSet]) -> list[Exception | None]:
+        """Change sets continuing past a failed one; the error of each (None: written)."""
+        try:
+            results = self._client.execute_batch(sets, continue_on_error=True)
+        except DataverseError as exc:
+            return [exc] * len(sets)
+        errors: list[Exception | None] = []
+        position = 0
+        for change_set in sets:
+            mine = results[position : position + len(change_set.operations)]
+            position += len(change_set.operations)
+            if all(r.ok for r in mine):
+                errors.append(None)
+                continue
+            error = next((r.error for r in mine if r.error is not None), None)
+            errors.append(error or DataverseUnavailableError("change set not run"))
+        return errors
+
+    def update_session(self, session: SessionState) -> None:
+        """Write owner, acceptance and counters of a session after an agent acted."""
+        body: dict[str, Any] = {
+            "smsc_acceptance": ACCEPTANCE_OPTIONS[session.acceptance],
+            "smsc_unreadcount": session.unread,
+        }
+        body.update(_owner(session))
+        self._client.update(tables.SESSION.entity_set, session.id, body)
+
+    def block_number(self, configuration_id: str, phone: str, blocked_by: str | None) -> None:
+        """Upsert the blocked-number row of (phone, configuration)."""
+        row: dict[str, Any] = {
+            "smsc_name": phone,
+            "smsc_phone": to_key_value(phone),
+            "smsc_blockedon": when(datetime.now(tz=UTC).timestamp()),
+            f"{tables.CONFIGURATION_NAV}@odata.bind": odata.bind(
+                tables.CONFIGURATION.entity_set, configuration_id
+            ),
+        }
+        if blocked_by:
+            row["smsc_BlockedById@odata.bind"] = f"/systemusers({blocked_by})"
+        key_id = derived_id("blocked", configuration_id, phone)
+        self._client.upsert(tables.BLOCKED_NUMBER.entity_set, key_id, row)
+
+    def active_configurations(self) -> Sequence[Configuration]:
+        """Every active configuration row."""
+        rows = self._client.query(
+            tables.CONFIGURATION.entity_set, filter=odata.eq("smsc_active", True)
+        )
+        return [tables.configuration_from_row(row) for row in rows]
+
+    def blocked_numbers(self) -> Mapping[str, frozenset[str]]:
+        """Configuration id -> blocked numbers (E.164)."""
+        lookup = tables.BLOCKED_NUMBER.value(tables.CONFIGURATION_LOOKUP)
+        found: dict[str, set[str]] = {}
+        for row in self._client.query(
+            tables.BLOCKED_NUMBER.entity_set, select=["smsc_phone", lookup]
+        ):
+            digits = str(row.get("smsc_phone") or "").lstrip("+")
+            if digits and row.get(lookup):
+                found.setdefault(str(row[lookup]), set()).add("+" + digits)
+        return {k: frozenset(v) for k, v in found.items()}
+
+
+SEVERITY_ERROR = 105710002
+
+
+class DataverseErrorLog:
+    """Implements :class:`~connector.ports.ErrorLog` with ``smsc_errorlog`` rows."""
+
+    def __init__(self, client: DataverseClient, component: str = "inbound") -> None:
+        self._client = client
+        self._component = component
+
+    def record(self, key: str, code: str, message: str, details: Mapping[str, Any]) -> None:
+        """Upsert the row for ``key``; a failure to log is itself only logged."""
+        row = {
+            "smsc_name": message[:400],
+            "smsc_occurredon": when(datetime.now(tz=UTC).timestamp()),
+            "smsc_severity": SEVERITY_ERROR,
+            "smsc_component": self._component,
+            "smsc_code": code[:100],
+            "smsc_details": json.dumps(dict(details), default=str, ensure_ascii=False)[:100000],
+        }
+        try:
+            self._client.upsert(tables.ERROR_LOG.entity_set, derived_id("errorlog", key), row)
+        except DataverseError as exc:
+            log.warning("errorlog.write_failed", key=key, code=exc.code)

@@ -1,0 +1,189 @@
+"""``POST $batch``: multipart/mixed requests with atomic change sets.
+
+Parsing uses the standard library's MIME parser. A change set runs in one SQLite transaction
+and rolls back entirely when one of its operations fails; ``Content-ID`` values let later
+operations refer to earlier creates as ``$n`` (in URLs and ``@odata.bind`` values). Without
+``Prefer: odata.continue-on-error`` the batch stops at the first failure and answers 400 with
+that failure as its only part; with it, every part is answered under 200. Responses use
+``batchresponse_`` / ``changesetresponse_`` boundaries and CRLF line ends; creates carry
+``Location`` and ``OData-EntityId``. At most 1000 operations per batch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from email import policy
+from email.message import EmailMessage, Message, MIMEPart
+from email.parser import BytesParser
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from connector.emulators.dataverse.protocol import (
+    API_PREFIX,
+    EmuRequest,
+    EmuResponse,
+    bad_request,
+    fault_response,
+)
+from connector.errors import EmulatorRequestError
+
+if TYPE_CHECKING:
+    from connector.emulators.dataverse.router import Emulator
+
+MAX_OPERATIONS = 1000
+CRLF = "\r\n"
+
+
+class _ChangeSetFailedError(Exception):
+    """Carries the failing response out of a change set's transaction (to roll it back)."""
+
+    def __init__(self, response: EmuResponse, content_id: str | None) -> None:
+        super().__init__("change set failed")
+        self.response = response
+        self.content_id = content_id
+
+
+def parse_multipart(content_type: str, body: bytes) -> EmailMessage:
+    """The batch body as a MIME tree; 400 (JSON, not multipart) when it is not one."""
+    if "multipart/mixed" not in content_type or "boundary" not in content_type:
+        raise bad_request("The batch request must be multipart/mixed with a boundary.")
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = BytesParser(_class=EmailMessage, policy=policy.HTTP).parsebytes(head + body)
+    if not isinstance(message, EmailMessage) or not message.is_multipart():
+        raise bad_request("The batch request body is not valid multipart content.")
+    return message
+
+
+def parse_inner(part: Message, outer: EmuRequest, content_ids: dict[str, str]) -> EmuRequest:
+    """One ``application/http`` part as a request (``$n`` URL references resolved)."""
+    raw = part.get_payload(decode=True)
+    if not isinstance(raw, bytes):
+        raise bad_request("A batch part is empty.")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("utf-8").split("\r\n")
+    try:
+        method, url, _ = lines[0].split(" ", 2)
+    except ValueError:
+        raise bad_request(f"Invalid request line in batch part: '{lines[0]}'.") from None
+    headers = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if url.startswith("$"):
+        ref, _, rest = url[1:].partition("/")
+        if ref not in content_ids:
+            raise bad_request(
+                f"Content-ID Reference: '${ref}' does not exist in the batch context."
+            )
+        url = content_ids[ref] + (f"/{rest}" if rest else "")
+    split = urlsplit(url)
+    path = split.path
+    if API_PREFIX in path:
+        path = path.split(API_PREFIX, 1)[1]
+    merged = {**{k: v for k, v in outer.headers.items() if k == "authorization"}, **headers}
+    req = EmuRequest.build(
+        method,
+        path.lstrip("/"),
+        split.query,
+        merged,
+        body=body.rstrip(b"\r\n"),
+        base_url=outer.base_url,
+    )
+    req.content_ids = content_ids
+    return req
+
+
+def render_part(response: EmuResponse, content_id: str | None) -> str:
+    """One ``application/http`` response part."""
+    lines = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
+    if content_id:
+        lines.append(f"Content-ID: {content_id}")
+    status = HTTPStatus(response.status)
+    lines += ["", f"HTTP/1.1 {status.value} {status.phrase}"]
+    headers = {"REQ_ID": str(uuid.uuid4()), **response.headers}
+    if "OData-EntityId" in headers:
+        headers.setdefault("Location", headers["OData-EntityId"])
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += ["", response.body.decode("utf-8")]
+    return CRLF.join(lines)
+
+
+def handle(emulator: Emulator, req: EmuRequest) -> EmuResponse:
+    """Run a ``$batch`` request."""
+    if req.method != "POST":
+        raise EmulatorRequestError(405, "0x80060888", "$batch only accepts POST.")
+    message = parse_multipart(req.header("content-type") or "", req.body)
+    items = list(message.iter_parts())
+    total = sum(len(list(i.iter_parts())) if i.is_multipart() else 1 for i in items)
+    if total > MAX_OPERATIONS:
+        raise bad_request(
+            f"The number of operations in the batch ({total}) exceeds the limit of "
+            f"{MAX_OPERATIONS}.",
+            "0x80040203",
+        )
+    emulator.stats["batch_parts"] += total
+    keep_going = "odata.continue-on-error" in req.prefer()
+    content_ids: dict[str, str] = {}
+    parts: list[str] = []
+    failed = False
+    for item in items:
+        if item.is_multipart():
+            text, ok = _change_set(emulator, req, item, content_ids)
+        else:
+            response = _single(emulator, req, item, content_ids)
+            text, ok = render_part(response, item.get("Content-ID")), response.status < 400
+        if not ok and not keep_going:
+            parts, failed = [text], True
+            break
+        parts.append(text)
+    boundary = f"batchresponse_{uuid.uuid4()}"
+    body = "".join(f"--{boundary}{CRLF}{part}{CRLF}" for part in parts) + f"--{boundary}--{CRLF}"
+    headers = {"Content-Type": f"multipart/mixed; boundary={boundary}", "OData-Version": "4.0"}
+    if keep_going:
+        headers["Preference-Applied"] = "odata.continue-on-error"
+    return EmuResponse(400 if failed else 200, headers, body.encode("utf-8"))
+
+
+def _single(
+    emulator: Emulator, outer: EmuRequest, part: Message, content_ids: dict[str, str]
+) -> EmuResponse:
+    try:
+        inner = parse_inner(part, outer, content_ids)
+    except EmulatorRequestError as fault:
+        return fault_response(fault)
+    return emulator.handle(inner)
+
+
+def _change_set(
+    emulator: Emulator, outer: EmuRequest, changeset: MIMEPart, content_ids: dict[str, str]
+) -> tuple[str, bool]:
+    rendered: list[str] = []
+    try:
+        with emulator.store.transaction():
+            for part in changeset.iter_parts():
+                rendered.append(_change(emulator, outer, part, content_ids))
+    except _ChangeSetFailedError as failure:
+        return render_part(failure.response, failure.content_id), False
+    boundary = f"changesetresponse_{uuid.uuid4()}"
+    inner = "".join(f"--{boundary}{CRLF}{text}{CRLF}" for text in rendered)
+    text = (
+        f"Content-Type: multipart/mixed; boundary={boundary}{CRLF}{CRLF}{inner}--{boundary}--{CRLF}"
+    )
+    return text, True
+
+
+def _change(
+    emulator: Emulator,
+    outer: EmuRequest,
+    part: Message,
+    content_ids: dict[str, str],
+) -> str:
+    content_id = part.get("Content-ID")
+    try:
+        inner = parse_inner(part, outer, content_ids)
+        if inner.method == "GET":
+            raise bad_request("A change set cannot contain a GET request.", "0x80060888")
+        response = emulator.dispatch(inner)
+    except EmulatorRequestError as fault:
+        raise _ChangeSetFailedError(fault_response(fault), content_id) from fault
+    if content_id and "OData-EntityId" in response.headers:
+        content_ids[str(content_id)] = response.headers["OData-EntityId"]
+    return render_part(response, content_id)

@@ -1,0 +1,1 @@
+"""A Twilio-compatible SMS simulator: the Messages REST API, signed inbound webhooks, callbacks."""
