@@ -13,6 +13,10 @@ failure sets the next attempt time (exponential backoff); a poison event (or, wh
 replayable
 (:meth:`Journal.replay`). Transient failures retry for as long as they last (capped backoff)
 unless ``max_attempts`` is set. Portable SQL (SQLAlchemy Core) for SQLite and PostgreSQL.
+
+Each row keeps the request id the webhook logged it under (``request_id``, nullable: rows
+from before the column, and appends without one, have none), so the worker that takes the row
+can log under the same id (see :func:`connector.log_config.correlation`).
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ journal_table = Table(
     Column("lease_until", Float, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("done_at", Float, nullable=True),
+    Column("request_id", String(64), nullable=True),  # added after the first release
     UniqueConstraint("provider", "event_id", name="uq_ingress_journal_event"),
     Index("ix_ingress_journal_due", "status", "next_attempt_at"),
 )
@@ -89,7 +94,8 @@ class Appended:
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
-    """One claimed event: its payload (form fields) and how often it was tried before."""
+    """One claimed event: its payload (form fields), how often it was tried before, and the
+    request id it was appended under (None if it had none)."""
 
     id: int
     provider: str
@@ -98,6 +104,7 @@ class JournalEntry:
     payload: dict[str, Any]
     attempts: int
     claim_token: str
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,16 +173,31 @@ class Journal:
         return results
 
     def append(
-        self, provider: str, event_id: str, payload: Mapping[str, Any], *, now: float | None = None
+        self,
+        provider: str,
+        event_id: str,
+        payload: Mapping[str, Any],
+        *,
+        now: float | None = None,
+        request_id: str | None = None,
     ) -> Appended:
-        """Store one verified event durably (committed on return); a repeat is a no-op."""
-        return self._appender.submit(_journal_row(provider, event_id, payload, now))
+        """Store one verified event durably (committed on return); a repeat is a no-op.
+
+        ``request_id`` is kept with the row (at most 64 characters); a repeat keeps the
+        first append's."""
+        return self._appender.submit(_journal_row(provider, event_id, payload, now, request_id))
 
     def append_future(
-        self, provider: str, event_id: str, payload: Mapping[str, Any]
+        self,
+        provider: str,
+        event_id: str,
+        payload: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
     ) -> Future[Appended]:
         """:meth:`append` without waiting: the future completes once the row is committed."""
-        return self._appender.submit_nowait(_journal_row(provider, event_id, payload, None))
+        row = _journal_row(provider, event_id, payload, None, request_id)
+        return self._appender.submit_nowait(row)
 
     def claim(
         self, limit: int = 50, *, lease_seconds: float = 60.0, now: float | None = None
@@ -331,8 +353,14 @@ class Journal:
 
 
 def _journal_row(
-    provider: str, event_id: str, payload: Mapping[str, Any], now: float | None
+    provider: str,
+    event_id: str,
+    payload: Mapping[str, Any],
+    now: float | None,
+    request_id: str | None,
 ) -> dict[str, Any]:
+    """The insert's parameters; every row has the same keys (``request_id`` even when None),
+    so the prebuilt insert compiles to one cached statement."""
     at = time.time() if now is None else now
     return {
         "provider": provider,
@@ -342,6 +370,7 @@ def _journal_row(
         "status": PENDING,
         "attempts": 0,
         "next_attempt_at": at,
+        "request_id": request_id,
     }
 
 
@@ -354,4 +383,5 @@ def _entry(row: Any) -> JournalEntry:
         payload=json.loads(row["payload"]),
         attempts=int(row["attempts"]),
         claim_token=str(row["claim_token"]),
+        request_id=None if row["request_id"] is None else str(row["request_id"]),
     )

@@ -1,12 +1,15 @@
 """The journal and the session mirror on both backends (SQLite file, real PostgreSQL):
-concurrent appends (group commit) dedupe exactly, workers never share a claimed row, and
-racing session saves converge on one session."""
+concurrent appends (group commit) dedupe exactly, workers never share a claimed row, racing
+session saves converge on one session, request ids come back on claim and an older journal
+gains the request id column at start-up."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+
+from sqlalchemy import text
 
 from connector.domain.conversation import SessionState
 from connector.state.caches import SessionCache
@@ -119,3 +122,62 @@ def test_save_many_writes_nothing_when_a_later_change_conflicts(state_url: str) 
         assert cache.current("cfg", "+1415") == replace(other, version=1)
     finally:
         store.close()
+
+
+def test_appended_request_ids_come_back_on_claim(state_url: str) -> None:
+    store = StateStore.from_url(state_url)
+    journal = Journal(store)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:  # grouped into shared commits
+            list(
+                pool.map(
+                    lambda n: journal.append("twilio", f"SM{n}", {}, request_id=f"r{n}"), range(40)
+                )
+            )
+        journal.append("twilio", "SM-none", {})
+        entries = journal.claim(100)
+        found = {e.event_id: e.request_id for e in entries}
+        assert found == {**{f"SM{n}": f"r{n}" for n in range(40)}, "SM-none": None}
+        assert {e.provider for e in entries} == {"twilio"}
+    finally:
+        journal.close()
+        store.close()
+
+
+def test_a_journal_made_before_the_request_id_column_gains_it(state_url: str) -> None:
+    store = StateStore.from_url(state_url)
+    key = "INTEGER PRIMARY KEY" if store.dialect == "sqlite" else "SERIAL PRIMARY KEY"
+    with store.engine.begin() as conn:  # the table as the first release made it, with a row
+        conn.execute(text("DROP TABLE IF EXISTS ingress_journal"))
+        conn.execute(
+            text(
+                f"CREATE TABLE ingress_journal (id {key},"
+                " provider VARCHAR(32) NOT NULL, event_id VARCHAR(64) NOT NULL,"
+                " received_at FLOAT NOT NULL, payload TEXT NOT NULL,"
+                " status VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL,"
+                " next_attempt_at FLOAT NOT NULL, claim_token VARCHAR(32),"
+                " lease_until FLOAT, last_error TEXT, done_at FLOAT,"
+                " CONSTRAINT uq_ingress_journal_event UNIQUE (provider, event_id))"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO ingress_journal (provider, event_id, received_at, payload,"
+                " status, attempts, next_attempt_at) VALUES"
+                " ('twilio', 'SM-old', 1.0, '{\"Body\":\"old\"}', 'pending', 0, 1.0)"
+            )
+        )
+    store.close()
+    reopened = StateStore.from_url(state_url)
+    journal = Journal(reopened)
+    try:
+        journal.append("twilio", "SM-new", {"Body": "new"}, now=2.0, request_id="req-new")
+        old, new = journal.claim(now=10.0)
+        assert (old.event_id, old.payload, old.request_id) == ("SM-old", {"Body": "old"}, None)
+        assert (new.event_id, new.request_id) == ("SM-new", "req-new")
+        another = StateStore.from_url(state_url)  # a second process: nothing left to add
+        Journal(another).close()
+        another.close()
+    finally:
+        journal.close()
+        reopened.close()

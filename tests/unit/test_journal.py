@@ -110,3 +110,24 @@ def test_transient_failures_retry_without_limit_by_default() -> None:
         assert journal.mark_failed(entry, {}, transient=True, now=now) == PENDING
         now += 61.0
     assert journal.counts().error == 0
+
+
+def test_the_request_id_an_event_was_appended_under_comes_back_on_claim(journal: Journal) -> None:
+    journal.append("twilio", "SM1", {"Body": "hi"}, now=100.0, request_id="req-1")
+    journal.append("twilio", "SM1", {"Body": "hi"}, now=101.0, request_id="req-2")  # repeat
+    journal.append("twilio", "SM2", {}, now=100.0)  # positional call, no request id
+    journal.append_future("twilio", "SM3", {}, request_id="req-3").result(timeout=10)
+    entries = journal.claim()  # SM3 was appended at the current time
+    assert [(e.provider, e.event_id, e.request_id) for e in entries] == [
+        ("twilio", "SM1", "req-1"),  # the first append's id: the repeat added nothing
+        ("twilio", "SM2", None),
+        ("twilio", "SM3", "req-3"),
+    ]
+
+
+def test_the_request_id_survives_a_retry(journal: Journal) -> None:
+    journal.append("twilio", "SM1", {}, now=100.0, request_id="req-1")
+    (entry,) = journal.claim(now=100.0)
+    journal.mark_failed(entry, {"code": "x"}, transient=True, now=100.0)
+    (again,) = journal.claim(now=200.0)
+    assert again.request_id == "req-1" and again.attempts == 1
