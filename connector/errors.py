@@ -26,9 +26,10 @@ error is transient is decided once, where the error is made; retry code only ask
     │   ├── ProviderThrottledError      provider rate limit (transient, retry_after)
     │   └── RecipientOptedOutError      the recipient has opted out at the provider (21610)
     ├── StateStoreError                 the local state store (journal, outbox, index) failed
-    ├── EmulatorRequestError            the Dataverse emulator refuses a request (status, hex code)
-    ├── SimulatorRefusalError           the SMS simulator refuses a request (status, Twilio code)
     └── ResolutionPendingError          another worker is creating this number's lead (transient)
+
+The Dataverse emulator and the SMS simulator are stand-ins, not the product: their refusals
+live with them (``connector.emulators.*.errors``) and are not connector errors.
 
 Raise with ``raise SomeError(...) from exc`` at every boundary so the cause is kept.
 """
@@ -253,56 +254,6 @@ class ResolutionPendingError(ConnectorError):
         details = {"retry_after": retry_after, **kwargs.pop("details", {})}
         super().__init__(message, details=details, **kwargs)
         self.retry_after = retry_after
-
-
-class EmulatorRequestError(ConnectorError):
-    """The Dataverse emulator answers a request with an error, as Dataverse would.
-
-    ``status`` is the HTTP status to send, ``service_code`` the hex ``error.code`` of the
-    Web API envelope (``""`` when Dataverse leaves it empty), ``headers`` extra response
-    headers (``Retry-After`` on 429).
-    """
-
-    code = "emulator_fault"
-
-    def __init__(
-        self,
-        status: int,
-        service_code: str,
-        message: str,
-        *,
-        headers: dict[str, str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        details = {"status": status, "service_code": service_code, **kwargs.pop("details", {})}
-        super().__init__(message, details=details, **kwargs)
-        self.status = status
-        self.service_code = service_code
-        self.headers = dict(headers or {})
-
-
-class SimulatorRefusalError(ConnectorError):
-    """The Twilio-compatible simulator answers a request with an error, as Twilio would.
-
-    ``status`` is the HTTP status, ``twilio_code`` the ``code`` of Twilio's error body.
-    """
-
-    code = "simulator_refusal"
-
-    def __init__(self, status: int, twilio_code: int, message: str, **kwargs: Any) -> None:
-        details = {"status": status, "twilio_code": twilio_code, **kwargs.pop("details", {})}
-        super().__init__(message, details=details, **kwargs)
-        self.status = status
-        self.twilio_code = twilio_code
-
-    def twilio_body(self) -> dict[str, Any]:
-        """Twilio's JSON error body for this refusal."""
-        return {
-            "code": self.twilio_code,
-            "message": self.message,
-            "more_info": f"https://www.twilio.com/docs/errors/{self.twilio_code}",
-            "status": self.status,
-        }
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.limits import Limits, Throttle
-from connector.errors import EmulatorRequestError
 
 
 class FakeClock:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import label, pluralise
 from connector.emulators.dataverse.metadata_shapes import attribute_from_payload, attribute_json
 from connector.emulators.dataverse.protocol import EmuRequest
 from connector.emulators.dataverse.router import Emulator
 from connector.emulators.dataverse.standard import standard_schema
-from connector.errors import EmulatorRequestError
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from connector.emulators.dataverse.addressing import (
     parse_literal,
     split_segment,
 )
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import KeyDef
 from connector.emulators.dataverse.query import (
     Node,
@@ -23,7 +24,6 @@ from connector.emulators.dataverse.query import (
     to_sql,
 )
 from connector.emulators.dataverse.standard import standard_schema
-from connector.errors import EmulatorRequestError
 
 
 def _sql(text: str) -> tuple[str, list[Any]]:

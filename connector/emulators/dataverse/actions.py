@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.emulators.dataverse.addressing import parse_key, reference_path, split_segment
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import EntityDef
 from connector.emulators.dataverse.protocol import EmuRequest, EmuResponse, bad_request
 from connector.emulators.dataverse.records import Records
@@ -18,7 +19,6 @@ from connector.emulators.dataverse.seed import (
     SEED_ORGANIZATION_ID,
     SEED_USER_ID,
 )
-from connector.errors import EmulatorRequestError
 
 
 def who_am_i(req: EmuRequest) -> EmuResponse:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.limits import Limits, Throttle
 from connector.emulators.dataverse.protocol import (
     API_PREFIX,
@@ -29,7 +30,6 @@ from connector.emulators.dataverse.protocol import (
 )
 from connector.emulators.dataverse.router import Emulator
 from connector.emulators.dataverse.token_service import TokenService
-from connector.errors import EmulatorRequestError
 
 MAX_URL = 32768  # Dataverse's GET URL limit; longer queries go inside $batch
 

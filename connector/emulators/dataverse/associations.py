@@ -8,12 +8,12 @@ disassociates, as the Web API's Associate/Disassociate requests do.
 from __future__ import annotations
 
 from connector.emulators.dataverse.addressing import parse_key, split_segment
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import EntityDef
 from connector.emulators.dataverse.protocol import EmuRequest, EmuResponse, bad_request, not_found
 from connector.emulators.dataverse.records import Records
 from connector.emulators.dataverse.schema import ManyNav
 from connector.emulators.dataverse.store import q, table_name
-from connector.errors import EmulatorRequestError
 
 
 def reference(

@@ -19,6 +19,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.protocol import (
     API_PREFIX,
     EmuRequest,
@@ -26,7 +27,6 @@ from connector.emulators.dataverse.protocol import (
     bad_request,
     fault_response,
 )
-from connector.errors import EmulatorRequestError
 
 if TYPE_CHECKING:
     from connector.emulators.dataverse.router import Emulator

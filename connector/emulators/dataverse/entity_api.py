@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from connector.emulators.dataverse.addressing import Address, key_text, parse_key
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import EntityDef
 from connector.emulators.dataverse.protocol import EmuRequest, EmuResponse, bad_request, not_found
 from connector.emulators.dataverse.query import parse_expand
 from connector.emulators.dataverse.reads import expand_row, wants_annotations
 from connector.emulators.dataverse.records import Records
 from connector.emulators.dataverse.values import etag_matches, row_to_json, select_names
-from connector.errors import EmulatorRequestError
 
 VERSION_MISMATCH = (
     "The version of the existing record doesn't match the RowVersion property provided."

@@ -14,12 +14,12 @@ import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import quote
 
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import EntityDef
 from connector.emulators.dataverse.protocol import EmuRequest, EmuResponse, bad_request
 from connector.emulators.dataverse.records import Records
 from connector.emulators.dataverse.store import q, table_name
 from connector.emulators.dataverse.values import row_to_json
-from connector.errors import EmulatorRequestError
 
 _COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 _LIKE = {"like": "{}", "not-like": "{}", "begins-with": "{}%", "ends-with": "%{}"}

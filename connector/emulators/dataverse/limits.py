@@ -15,7 +15,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connector.errors import EmulatorRequestError
+from connector.emulators.dataverse.errors import EmulatorRequestError
 
 
 @dataclass(frozen=True)

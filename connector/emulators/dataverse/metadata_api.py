@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from connector.emulators.dataverse import metadata_changes
 from connector.emulators.dataverse import metadata_shapes as shapes
 from connector.emulators.dataverse.addressing import is_guid, parse_literal, split_segment
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import (
     AttributeDef,
     EntityDef,
@@ -26,7 +27,6 @@ from connector.emulators.dataverse.protocol import EmuRequest, EmuResponse, bad_
 from connector.emulators.dataverse.query import evaluate as matches
 from connector.emulators.dataverse.query import parse_expand, parse_filter
 from connector.emulators.dataverse.tables import create_table, new_relationship
-from connector.errors import EmulatorRequestError
 
 if TYPE_CHECKING:
     from connector.emulators.dataverse.router import Emulator

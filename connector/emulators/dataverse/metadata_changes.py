@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from connector.emulators.dataverse import metadata_shapes as shapes
 from connector.emulators.dataverse.addressing import is_guid, parse_literal
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import AttributeDef, EntityDef, label_text
 from connector.emulators.dataverse.protocol import EmuRequest, EmuResponse, bad_request
-from connector.errors import EmulatorRequestError
 
 if TYPE_CHECKING:
     from connector.emulators.dataverse.router import Emulator

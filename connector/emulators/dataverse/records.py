@@ -19,13 +19,13 @@ from connector.emulators.dataverse.addressing import (
     reference_path,
     split_segment,
 )
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import EntityDef, new_id
 from connector.emulators.dataverse.protocol import bad_request, not_found
 from connector.emulators.dataverse.schema import Schema
 from connector.emulators.dataverse.seed import SEED_USER_ID
 from connector.emulators.dataverse.store import Store, q, table_name
 from connector.emulators.dataverse.values import now_text, to_storage
-from connector.errors import EmulatorRequestError
 
 READ_ONLY = frozenset({"createdon", "modifiedon", "versionnumber", "activitytypecode"})
 ContentIds = dict[str, str]

@@ -21,6 +21,7 @@ from connector.emulators.dataverse import (
     reads,
 )
 from connector.emulators.dataverse.addressing import parse_key, split_segment
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import EntityDef
 from connector.emulators.dataverse.protocol import (
     EmuRequest,
@@ -34,7 +35,6 @@ from connector.emulators.dataverse.seed import SEED_USER_ID
 from connector.emulators.dataverse.standard import add_many_to_many, standard_schema
 from connector.emulators.dataverse.store import Store, q, table_name
 from connector.emulators.dataverse.tables import create_table
-from connector.errors import EmulatorRequestError
 from connector.log_config import get_logger
 
 METADATA_SETS = ("EntityDefinitions", "RelationshipDefinitions", "CreateCustomerRelationships")

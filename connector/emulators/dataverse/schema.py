@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import AttributeDef, EntityDef, RelationshipDef
 from connector.emulators.dataverse.protocol import bad_request
-from connector.errors import EmulatorRequestError
 
 
 @dataclass(frozen=True)

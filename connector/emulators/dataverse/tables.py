@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from connector.emulators.dataverse import metadata_shapes as shapes
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import (
     AttributeDef,
     EntityDef,
@@ -21,7 +22,6 @@ from connector.emulators.dataverse.metadata import (
 )
 from connector.emulators.dataverse.protocol import bad_request
 from connector.emulators.dataverse.seed import new_table, wire
-from connector.errors import EmulatorRequestError
 
 if TYPE_CHECKING:
     from connector.emulators.dataverse.router import Emulator

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import (
     DECIMAL_TYPES,
     INTEGER_TYPES,
@@ -22,7 +23,6 @@ from connector.emulators.dataverse.metadata import (
 from connector.emulators.dataverse.protocol import bad_request
 from connector.emulators.dataverse.query import normalise_datetime
 from connector.emulators.dataverse.schema import Schema
-from connector.errors import EmulatorRequestError
 
 LOOKUP_NAME = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 NAV_NAME = "@Microsoft.Dynamics.CRM.associatednavigationproperty"

@@ -37,8 +37,8 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
 
 from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
+from connector.emulators.twilio.errors import SimulatorRefusalError
 from connector.emulators.twilio.numbers import API_VERSION, new_sid, segments
-from connector.errors import SimulatorRefusalError
 from connector.providers.twilio.forms import build_inbound_form
 
 _basic = HTTPBasic(auto_error=False)

@@ -23,6 +23,7 @@ from typing import Any
 
 from connector.domain.status import parse_status, supersedes
 from connector.emulators.twilio.delivery import Callback, SignedPoster
+from connector.emulators.twilio.errors import SimulatorRefusalError
 from connector.emulators.twilio.numbers import (
     API_VERSION,
     ERROR_TEXT,
@@ -32,7 +33,6 @@ from connector.emulators.twilio.numbers import (
     new_sid,
     segments,
 )
-from connector.errors import SimulatorRefusalError
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from connector.providers.twilio.forms import build_status_form
 
