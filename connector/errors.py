@@ -6,23 +6,31 @@ failure is ``transient`` (worth retrying), and ``details`` for people and machin
 error is transient is decided once, where the error is made; retry code only asks
 :func:`is_transient`.
 
+The data an error may carry (HTTP status, service code, request id, ``retry_after``...) is
+declared once, on :class:`ConnectorError`: every error takes it as keyword arguments and keeps
+it as attributes of the same names. A subclass only sets class attributes: its ``code``, its
+``default_transient``, a different default for a datum, and the data it reports in
+``details`` (``detail_fields``).
+
 ::
 
-    ConnectorError                      code, message, transient, details
+    ConnectorError                      code, message, transient, details (+ optional data)
     ├── ConfigurationError              settings or configuration rows are wrong (start-up, setup)
     ├── InvalidInputError               bad input from a caller: it will never succeed as sent
-    │   ├── InvalidPhoneNumberError     a phone number that cannot be parsed or is not valid
+    │   ├── InvalidPhoneNumberError     a phone number that cannot be parsed (raw, reason)
     │   └── TemplateError               a template that cannot be rendered for a record
     ├── SignatureError                  a webhook whose signature does not verify (HTTP 403)
     ├── UnauthorizedError               an API call without a valid API key (HTTP 401)
     ├── NotFoundError                   a connector object (message, session...) does not exist
     ├── AuthenticationError             a token could not be acquired (tenant, client id named)
-    ├── DataverseError                  the Web API answered with an error, or could not be reached
+    ├── DataverseError                  the Web API failed (status, service_code, request_id,
+    │   │                               retry_after)
     │   ├── DataverseNotFoundError      404: the row or table does not exist
     │   ├── DataverseConflictError      409/412: duplicate key, concurrency conflict
     │   ├── DataverseThrottledError     429: service protection limit (transient, retry_after)
     │   └── DataverseUnavailableError   5xx or connection failure (transient)
-    ├── ProviderError                   the SMS provider refused or failed (category, raw code)
+    ├── ProviderError                   the SMS provider refused or failed (category,
+    │   │                               provider_code, provider_message, http_status)
     │   ├── ProviderThrottledError      provider rate limit (transient, retry_after)
     │   └── RecipientOptedOutError      the recipient has opted out at the provider (21610)
     ├── StateStoreError                 the local state store (journal, outbox, index) failed
@@ -37,7 +45,22 @@ Raise with ``raise SomeError(...) from exc`` at every boundary so the cause is k
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, TypedDict, Unpack
+
+
+class ErrorData(TypedDict, total=False):
+    """The optional data any :class:`ConnectorError` takes as keyword arguments."""
+
+    status: int  # HTTP status of a Dataverse answer (0 when no answer came)
+    service_code: str | None  # Dataverse's ``error.code``, e.g. ``0x80040237``
+    request_id: str | None  # Dataverse's ``x-ms-service-request-id``
+    retry_after: float | None  # seconds to wait before retrying (``Retry-After``)
+    category: str  # provider-independent failure category (``connector.domain.status``)
+    provider_code: str | int | None  # the provider's raw error code
+    provider_message: str | None  # the provider's raw error message
+    http_status: int | None  # HTTP status of a provider answer
+    raw: str  # the input as received (a phone number)
+    reason: str  # why the input is refused, machine-readable
 
 
 class ConnectorError(Exception):
@@ -45,6 +68,22 @@ class ConnectorError(Exception):
 
     code: str = "connector_error"
     default_transient: bool = False
+    detail_fields: ClassVar[tuple[str, ...]] = ()
+    """The data this class reports in ``details``, in order (before the caller's details)."""
+    detail_keys: ClassVar[Mapping[str, str]] = {}
+    """A ``details`` key other than the attribute name, by attribute name."""
+
+    # The data of ErrorData; these class values are the defaults, a keyword overrides them.
+    status: int | None = None
+    service_code: str | None = None
+    request_id: str | None = None
+    retry_after: float | None = None
+    category: str | None = None
+    provider_code: str | int | None = None
+    provider_message: str | None = None
+    http_status: int | None = None
+    raw: str | None = None
+    reason: str | None = None
 
     def __init__(
         self,
@@ -53,13 +92,22 @@ class ConnectorError(Exception):
         code: str | None = None,
         transient: bool | None = None,
         details: Mapping[str, Any] | None = None,
+        **data: Unpack[ErrorData],
     ) -> None:
+        unknown = sorted(data.keys() - ErrorData.__optional_keys__)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.transient = self.default_transient if transient is None else transient
-        self.details: dict[str, Any] = dict(details or {})
+        for name, value in data.items():
+            setattr(self, name, value)
+        reported = {
+            self.detail_keys.get(name, name): getattr(self, name) for name in self.detail_fields
+        }
+        self.details: dict[str, Any] = {**reported, **(details or {})}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view for logs, the error log table and problem+json bodies."""
@@ -87,15 +135,16 @@ class InvalidInputError(ConnectorError):
 
 
 class InvalidPhoneNumberError(InvalidInputError):
-    """A phone number that cannot be parsed, or parses but is not a valid number."""
+    """A phone number that cannot be parsed, or parses but is not a valid number.
+
+    ``raw`` is the text as received (``details["input"]``), ``reason`` why it is refused.
+    """
 
     code = "invalid_phone_number"
-
-    def __init__(self, message: str, *, raw: str, reason: str, **kwargs: Any) -> None:
-        details = {"input": raw, "reason": reason, **kwargs.pop("details", {})}
-        super().__init__(message, details=details, **kwargs)
-        self.raw = raw
-        self.reason = reason
+    detail_fields = ("raw", "reason")
+    detail_keys: ClassVar[Mapping[str, str]] = {"raw": "input"}
+    raw: str = ""
+    reason: str = ""
 
 
 class TemplateError(InvalidInputError):
@@ -137,29 +186,8 @@ class DataverseError(ConnectorError):
     """
 
     code = "dataverse_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 0,
-        service_code: str | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        details = {
-            "status": status,
-            "service_code": service_code,
-            "request_id": request_id,
-            "retry_after": retry_after,
-            **kwargs.pop("details", {}),
-        }
-        super().__init__(message, details=details, **kwargs)
-        self.status = status
-        self.service_code = service_code
-        self.request_id = request_id
-        self.retry_after = retry_after
+    detail_fields = ("status", "service_code", "request_id", "retry_after")
+    status: int = 0
 
 
 class DataverseNotFoundError(DataverseError):
@@ -196,32 +224,8 @@ class ProviderError(ConnectorError):
     """
 
     code = "provider_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        category: str = "unknown",
-        provider_code: str | int | None = None,
-        provider_message: str | None = None,
-        http_status: int | None = None,
-        retry_after: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        details = {
-            "category": category,
-            "provider_code": provider_code,
-            "provider_message": provider_message,
-            "http_status": http_status,
-            "retry_after": retry_after,
-            **kwargs.pop("details", {}),
-        }
-        super().__init__(message, details=details, **kwargs)
-        self.category = category
-        self.provider_code = provider_code
-        self.provider_message = provider_message
-        self.http_status = http_status
-        self.retry_after = retry_after
+    detail_fields = ("category", "provider_code", "provider_message", "http_status", "retry_after")
+    category: str = "unknown"
 
 
 class ProviderThrottledError(ProviderError):
@@ -249,11 +253,8 @@ class ResolutionPendingError(ConnectorError):
 
     code = "resolution_pending"
     default_transient = True
-
-    def __init__(self, message: str, *, retry_after: float = 1.0, **kwargs: Any) -> None:
-        details = {"retry_after": retry_after, **kwargs.pop("details", {})}
-        super().__init__(message, details=details, **kwargs)
-        self.retry_after = retry_after
+    detail_fields = ("retry_after",)
+    retry_after: float | None = 1.0
 
 
 def is_transient(exc: BaseException) -> bool:

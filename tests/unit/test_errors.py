@@ -58,3 +58,55 @@ def test_every_error_is_a_connector_error_with_a_code(kind: type[errors.Connecto
     exc = kind("message")
     assert isinstance(exc, errors.ConnectorError)
     assert exc.code and exc.code != "connector_error"
+
+
+def _subclasses(cls: type[errors.ConnectorError]) -> list[type[errors.ConnectorError]]:
+    return [sub for child in cls.__subclasses__() for sub in (child, *_subclasses(child))]
+
+
+def test_data_is_declared_once_on_the_base() -> None:
+    kinds = [k for k in _subclasses(errors.ConnectorError) if k.__module__ == errors.__name__]
+    assert len(kinds) >= 17
+    assert not [k.__name__ for k in kinds if "__init__" in vars(k)]
+
+
+def test_each_error_reports_its_data_in_details_before_the_callers() -> None:
+    phone = errors.InvalidPhoneNumberError("bad", raw="12", reason="too_short", details={"x": 1})
+    assert phone.details == {"input": "12", "reason": "too_short", "x": 1}
+    assert (phone.raw, phone.reason) == ("12", "too_short")
+    provider = errors.ProviderError("refused", provider_code=21211, http_status=400)
+    assert list(provider.details) == [
+        "category",
+        "provider_code",
+        "provider_message",
+        "http_status",
+        "retry_after",
+    ]
+    assert provider.category == "unknown" and provider.details["provider_code"] == 21211
+    dataverse = errors.DataverseError("odd", details={"status": "the caller's"})
+    assert dataverse.status == 0 and dataverse.details["status"] == "the caller's"
+    pending = errors.ResolutionPendingError("busy")
+    assert pending.retry_after == 1.0 and pending.details == {"retry_after": 1.0}
+    assert errors.ConfigurationError("missing").details == {}
+
+
+def test_an_unknown_datum_is_refused() -> None:
+    with pytest.raises(TypeError, match="bogus"):
+        errors.StateStoreError("disk full", bogus=1)  # type: ignore[call-arg]
+
+
+def test_the_stand_ins_refusals_are_not_connector_errors() -> None:
+    from connector.emulators.dataverse.errors import EmulatorRequestError
+    from connector.emulators.twilio.errors import SimulatorRefusalError
+
+    fault = EmulatorRequestError(429, "0x80072322", "slow down", headers={"Retry-After": "3"})
+    refusal = SimulatorRefusalError(400, 21211, "invalid 'To' number")
+    assert not isinstance(fault, errors.ConnectorError)
+    assert not isinstance(refusal, errors.ConnectorError)
+    assert (fault.status, fault.service_code, fault.message, fault.headers) == (
+        429,
+        "0x80072322",
+        "slow down",
+        {"Retry-After": "3"},
+    )
+    assert refusal.twilio_body()["code"] == 21211 and str(refusal) == "invalid 'To' number"
