@@ -8,9 +8,10 @@ Each area adds its port here as it is built.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
 from connector.domain.model import Configuration, Keyword, RecordType
@@ -148,6 +149,146 @@ WebhookParams = Mapping[str, str] | Sequence[tuple[str, str]]
 """A webhook's form fields: a mapping, or (name, value) pairs when a name repeats."""
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """A provider's webhook call as the route received it, body bounded, nothing parsed.
+
+    ``url`` is the public URL the provider called (the configured base URL, the path and the
+    query), never the socket address: signatures are made over it. ``headers`` have
+    lower-case names.
+    """
+
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """One verified event to journal: the provider's own id (the dedupe key) and its raw
+    payload, stored as received and parsed again by the same provider in the worker."""
+
+    event_id: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    """What the route answers the provider (Twilio: empty TwiML; ACS: the handshake's JSON)."""
+
+    content: str
+    media_type: str
+    status: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedWebhook:
+    """A verified webhook: the events it carries (none for a handshake) and the answer."""
+
+    events: tuple[ProviderEvent, ...]
+    answer: WebhookAnswer
+
+
+class WebhookProvider(Protocol):
+    """The inbound half of a provider: verify and split its webhooks, parse journaled events.
+
+    Two shapes fit: Twilio posts one form per message, signed with HMAC-SHA1 over the URL and
+    the sorted fields, and expects TwiML; Azure Communication Services delivers Event Grid
+    JSON (an array of events, after a subscription-validation handshake the provider answers
+    with the validation code) for which ``accept`` returns no events and the handshake
+    answer. The route picks the provider by its path (``/webhooks/{name}/messages``) and the
+    worker by the journal row's provider name: nobody imports a provider to use it.
+    """
+
+    name: str
+
+    def ready(self) -> bool:
+        """Whether :meth:`accept` returns without waiting on I/O (then the route calls it on
+        the event loop; otherwise in a thread, e.g. while credentials load the first time)."""
+        ...
+
+    def accept(self, request: WebhookRequest) -> AcceptedWebhook:
+        """Verify ``request`` (``SignatureError``, leaving no trace) and split it into events
+        (``InvalidInputError`` when a verified request is malformed)."""
+        ...
+
+    def parse(self, payload: Mapping[str, Any]) -> InboundMessage:
+        """A journaled event's payload as an inbound message (``InvalidInputError``)."""
+        ...
+
+
+class JournalAppend(Protocol):
+    """The answer to an append: whether the event was journaled before (a repeat)."""
+
+    @property
+    def duplicate(self) -> bool: ...
+
+
+class IngressJournal(Protocol):
+    """Where verified events are made durable before the webhook is answered."""
+
+    def append_future(
+        self,
+        provider: str,
+        event_id: str,
+        payload: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
+    ) -> Future[Any]:
+        """Group-commit the event; the future's result is a :class:`JournalAppend`."""
+        ...
+
+
+class JournalRow(Protocol):
+    """A claimed journal row (``connector.state.journal.JournalEntry``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+    @property
+    def received_at(self) -> float: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def request_id(self) -> str | None: ...
+
+
+JOURNAL_PARKED = "error"
+"""The status :meth:`JournalQueue.mark_failed` returns for a row parked for good (replayable)."""
+
+
+class JournalQueue(Protocol):
+    """The worker's side of the journal: claim due rows (leased), settle each one."""
+
+    def claim(self, limit: int, *, lease_seconds: float) -> Sequence[JournalRow]:
+        """Lease up to ``limit`` due rows to this worker."""
+        ...
+
+    def mark_done_many(self, entries: Sequence[Any]) -> int:
+        """Mark rows written (only rows this worker still holds)."""
+        ...
+
+    def mark_failed(
+        self,
+        entry: Any,
+        error: Mapping[str, Any],
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+    ) -> str:
+        """Back a row off (transient) or park it; its new status."""
+        ...
+
+    def next_due(self) -> float | None:
+        """When the earliest backed-off row is due (epoch seconds), if any."""
+        ...
+
+
 class SmsProvider(Protocol):
     """An SMS provider (Twilio, the local simulator, later ACS).
 
@@ -181,73 +322,6 @@ class SmsProvider(Protocol):
 
     def validate_credentials(self) -> CredentialReport:
         """Check the credentials work (and warn about trial accounts)."""
-        ...
-
-
-if TYPE_CHECKING:  # the batch value types are pure dataclasses (no SDK behind them)
-    from connector.dataverse.batch import BatchItem, BatchPartResult
-
-DataverseKey = str | int | Mapping[str, str | int]
-
-
-class DataverseApi(Protocol):
-    """Row-level access to the Dataverse Web API (``connector.dataverse.client``).
-
-    ``key`` is a row id (GUID) or an alternate key ``{"column": value}``. Errors are
-    :class:`~connector.errors.DataverseError` subclasses; retries already happened inside.
-    """
-
-    def create(self, entity_set: str, data: Mapping[str, Any]) -> str:
-        """Create a row; its id."""
-        ...
-
-    def retrieve(self, entity_set: str, key: DataverseKey, *, select: Any = None) -> dict[str, Any]:
-        """One row (``DataverseNotFoundError`` when missing)."""
-        ...
-
-    def update(self, entity_set: str, key: DataverseKey, data: Mapping[str, Any]) -> None:
-        """Update an existing row (never creates)."""
-        ...
-
-    def upsert(self, entity_set: str, key: DataverseKey, data: Mapping[str, Any]) -> str | None:
-        """Create or update the row at ``key``."""
-        ...
-
-    def create_only(self, entity_set: str, key: DataverseKey, data: Mapping[str, Any]) -> bool:
-        """Create unless it exists: True if created now, False if it already existed."""
-        ...
-
-    def delete(self, entity_set: str, key: DataverseKey, *, missing_ok: bool = False) -> bool:
-        """Delete a row."""
-        ...
-
-    def query(
-        self,
-        entity_set: str,
-        *,
-        select: Any = None,
-        filter: Any = None,
-        orderby: Any = None,
-        top: int | None = None,
-        expand: Any = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Rows for the query (``filter`` built with ``connector.dataverse.odata``), all pages."""
-        ...
-
-    def changes(
-        self, entity_set: str, *, select: Any = None, delta_link: str | None = None
-    ) -> Iterator[ChangePage]:
-        """Change-tracking pages (rows, deleted ids, the next delta link on the last page)."""
-        ...
-
-    def call_action(self, name: str, parameters: Mapping[str, Any] | None = None) -> Any:
-        """Run an unbound action."""
-        ...
-
-    def execute_batch(
-        self, items: Sequence[BatchItem], *, continue_on_error: bool = False
-    ) -> list[BatchPartResult]:
-        """``$batch`` the items; one result per operation."""
         ...
 
 

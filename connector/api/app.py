@@ -1,29 +1,42 @@
-"""The FastAPI application, built from a container by :func:`create_app`."""
+"""The FastAPI application: every router, always, around the services it is given.
+
+:func:`create_app` includes the same routes whatever was wired, so ``/openapi.json`` is
+stable (``connector openapi`` prints it with nothing wired at all), and every route has a
+stable ``operation_id`` for clients such as Power Automate.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from connector import __version__
-from connector.api import health
+from connector.api import health, resolution, sessions, webhooks
+from connector.api.deps import NotEnabledError, WebServices
 from connector.api.problems import install_problem_handlers
 
-if TYPE_CHECKING:
-    from connector.bootstrap.container import Container
 
-
-def create_app(container: Container) -> FastAPI:
-    """Build the web application around an already-wired container."""
+def create_app(
+    services: WebServices | None = None, *, extra_routers: Iterable[APIRouter] = ()
+) -> FastAPI:
+    """The web application around ``services`` (none: routes answer 503 ``not_enabled``)."""
     app = FastAPI(
         title="Dataverse SMS connector",
         version=__version__,
         description="Two-way SMS for Microsoft Dataverse through Twilio.",
     )
-    app.state.container = container
+    app.state.services = services or WebServices()
     install_problem_handlers(app)
-    app.include_router(health.router)
-    for router in container.routers:
+    for router in (
+        health.router,
+        webhooks.router,
+        sessions.router,
+        resolution.router,
+        *extra_routers,
+    ):
         app.include_router(router)
     return app
+
+
+__all__ = ["NotEnabledError", "create_app"]

@@ -1,28 +1,106 @@
-"""FastAPI dependencies: reach the container and check API keys."""
+"""What the routes need, and how they get it: :class:`WebServices` and FastAPI dependencies.
+
+The composition root (``connector.bootstrap``) builds one :class:`WebServices` and hands it to
+:func:`~connector.api.app.create_app`; routes declare what they use with ``Annotated``
+dependencies (``SessionsDep``, ``MoverDep``, ``ApiKey``...), so a route never digs through a
+container and the app's routes (and ``/openapi.json``) never depend on what was wired. A
+process built without a service answers its routes with 503 ``not_enabled``.
+"""
 
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, TypeVar, cast
 
-from fastapi import Request
+from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
-from connector.errors import UnauthorizedError
-
-if TYPE_CHECKING:
-    from connector.bootstrap.container import Container
-
-
-def container_of(request: Request) -> Container:
-    """The composition root's container the app was built with."""
-    return cast("Container", request.app.state.container)
+from connector.errors import ConnectorError, UnauthorizedError
+from connector.ports import IngressJournal, WebhookProvider
+from connector.services.conversation_move import ConversationMover
+from connector.services.sessions import SessionActions
 
 
-def require_api_key(request: Request) -> None:
+class NotEnabledError(ConnectorError):
+    """This process was built without the service a route needs."""
+
+    code = "not_enabled"
+
+
+@dataclass
+class InboundWebhooks:
+    """What the provider webhook route needs.
+
+    ``public_base_url`` may be set after start-up (local mode learns its port late);
+    ``nudge`` tells the worker there is work (it must not block); ``count`` records each
+    webhook's outcome for ``/metrics``.
+    """
+
+    providers: Mapping[str, WebhookProvider]
+    journal: IngressJournal
+    public_base_url: str | None = None
+    max_body_bytes: int = 64 * 1024
+    nudge: Callable[[], None] = field(default=lambda: None)
+    count: Callable[[str], None] = field(default=lambda _outcome: None)
+
+
+@dataclass
+class WebServices:
+    """Everything the web app's routes use, built by the composition root."""
+
+    api_keys: Sequence[SecretStr] = ()
+    webhooks: InboundWebhooks | None = None
+    sessions: SessionActions | None = None
+    mover: ConversationMover | None = None
+    readiness: Mapping[str, Callable[[], object]] = field(default_factory=dict)
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+
+def services(request: Request) -> WebServices:
+    """The services the app was built with."""
+    return cast("WebServices", request.app.state.services)
+
+
+Services = Annotated[WebServices, Depends(services)]
+
+
+T = TypeVar("T")
+
+
+def _enabled(value: T | None, what: str) -> T:
+    if value is None:
+        raise NotEnabledError(f"{what} are not enabled in this process")
+    return value
+
+
+def webhooks(wired: Services) -> InboundWebhooks:
+    """The inbound webhook wiring."""
+    return _enabled(wired.webhooks, "inbound webhooks")
+
+
+def session_actions(wired: Services) -> SessionActions:
+    """Accept, dismiss, block, assign."""
+    return _enabled(wired.sessions, "session actions")
+
+
+def conversation_mover(wired: Services) -> ConversationMover:
+    """Conversation moves."""
+    return _enabled(wired.mover, "conversation moves")
+
+
+def require_api_key(request: Request, wired: Services) -> None:
     """Reject API calls without a configured ``X-API-Key`` (constant-time comparison)."""
     presented = request.headers.get("x-api-key", "")
-    keys = container_of(request).settings.api.keys
     if not presented or not any(
-        hmac.compare_digest(presented.encode(), key.get_secret_value().encode()) for key in keys
+        hmac.compare_digest(presented.encode(), key.get_secret_value().encode())
+        for key in wired.api_keys
     ):
         raise UnauthorizedError("a valid X-API-Key header is required")
+
+
+WebhooksDep = Annotated[InboundWebhooks, Depends(webhooks)]
+SessionsDep = Annotated[SessionActions, Depends(session_actions)]
+MoverDep = Annotated[ConversationMover, Depends(conversation_mover)]

@@ -7,6 +7,7 @@ and, where useful, ``errors`` or ``retry_after``. Internal details never leak.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,12 +34,19 @@ _STATUS_BY_ERROR: list[tuple[type[errors.ConnectorError], int]] = [
     (errors.AuthenticationError, 502),
     (errors.StateStoreError, 503),
 ]
+_STATUS_BY_CODE = {"not_enabled": 503}
 
 
 def problem(
-    status: int, code: str, title: str, detail: str | None = None, **extra: Any
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
-    """Build one problem+json response."""
+    """Build one problem+json response (``headers`` are added to the answer)."""
     body: dict[str, Any] = {
         "type": f"https://connector.local/problems/{code}",
         "title": title,
@@ -48,14 +56,16 @@ def problem(
     if detail:
         body["detail"] = detail
     body.update(extra)
-    headers = {}
+    answer_headers = dict(headers or {})
     if extra.get("retry_after") is not None:
-        headers["Retry-After"] = str(int(extra["retry_after"]) or 1)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+        answer_headers["Retry-After"] = str(int(extra["retry_after"]) or 1)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=answer_headers)
 
 
 def status_for(exc: errors.ConnectorError) -> int:
     """The HTTP status an error maps to."""
+    if exc.code in _STATUS_BY_CODE:
+        return _STATUS_BY_CODE[exc.code]
     for kind, status in _STATUS_BY_ERROR:
         if isinstance(exc, kind):
             return status

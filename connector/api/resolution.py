@@ -2,9 +2,8 @@
 
 The body names the target record (``{"table": "lead", "id": "<guid>"}``); the session and its
 messages are re-linked and later replies from the number follow the move. API key required;
-errors are problem+json like every other API answer. The router is built around a
-:class:`~connector.services.conversation_move.ConversationMover` by the composition root and
-added to the container's routers.
+errors are problem+json like every other API answer. The route uses the
+:class:`~connector.services.conversation_move.ConversationMover` the composition root built.
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from connector.api.deps import require_api_key
+from connector.api.deps import MoverDep, require_api_key
 from connector.domain.routing import RecordRef
-from connector.services.conversation_move import ConversationMover
 
 
 class MoveRequest(BaseModel):
@@ -40,22 +38,19 @@ class MoveResponse(BaseModel):
     match_trace: dict[str, Any]
 
 
-def build_router(mover: ConversationMover) -> APIRouter:
-    """The sessions router for conversation moves, bound to ``mover``."""
-    router = APIRouter(
-        prefix="/api/v1/sessions", tags=["sessions"], dependencies=[Depends(require_api_key)]
+router = APIRouter(
+    prefix="/api/v1/sessions", tags=["sessions"], dependencies=[Depends(require_api_key)]
+)
+
+
+@router.post("/{session_id}/move", response_model=MoveResponse, operation_id="moveSession")
+def move_session(session_id: uuid.UUID, body: MoveRequest, mover: MoverDep) -> MoveResponse:
+    """Re-link the session and its messages to another record; later replies follow."""
+    result = mover.move(str(session_id), RecordRef(body.table, str(body.id)))
+    return MoveResponse(
+        session_id=result.session_id,
+        previous=str(result.previous) if result.previous else None,
+        regarding=str(result.target),
+        messages_moved=result.messages_moved,
+        match_trace=result.trace.to_dict(),
     )
-
-    @router.post("/{session_id}/move", response_model=MoveResponse)
-    def move_session(session_id: uuid.UUID, body: MoveRequest) -> MoveResponse:
-        """Re-link the session and its messages to another record; later replies follow."""
-        result = mover.move(str(session_id), RecordRef(body.table, str(body.id)))
-        return MoveResponse(
-            session_id=result.session_id,
-            previous=str(result.previous) if result.previous else None,
-            regarding=str(result.target),
-            messages_moved=result.messages_moved,
-            match_trace=result.trace.to_dict(),
-        )
-
-    return router

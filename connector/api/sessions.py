@@ -11,13 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from connector.api.deps import container_of, require_api_key
+from connector.api.deps import SessionsDep, require_api_key
 from connector.domain.conversation import SessionState
-from connector.errors import InvalidInputError
-from connector.services.sessions import SessionActions
 
 
 class AgentRequest(BaseModel):
@@ -65,38 +63,31 @@ class SessionView(BaseModel):
         )
 
 
-def _actions(request: Request) -> SessionActions:
-    runtime = container_of(request).inbound
-    if runtime is None:
-        raise InvalidInputError("session actions are not enabled in this process")
-    return runtime.actions
-
-
 router = APIRouter(
     prefix="/api/v1/sessions", tags=["sessions"], dependencies=[Depends(require_api_key)]
 )
 
 
-@router.post("/{session_id}/accept", response_model=SessionView)
-def accept(session_id: uuid.UUID, body: AgentRequest, request: Request) -> SessionView:
+@router.post("/{session_id}/accept", response_model=SessionView, operation_id="acceptSession")
+def accept(session_id: uuid.UUID, body: AgentRequest, actions: SessionsDep) -> SessionView:
     """The user takes the conversation: becomes its owner."""
-    return SessionView.of(_actions(request).accept(str(session_id), str(body.user_id)))
+    return SessionView.of(actions.accept(str(session_id), str(body.user_id)))
 
 
-@router.post("/{session_id}/dismiss", response_model=SessionView)
-def dismiss(session_id: uuid.UUID, body: AgentRequest, request: Request) -> SessionView:
+@router.post("/{session_id}/dismiss", response_model=SessionView, operation_id="dismissSession")
+def dismiss(session_id: uuid.UUID, body: AgentRequest, actions: SessionsDep) -> SessionView:
     """Hide the conversation for the user."""
-    return SessionView.of(_actions(request).dismiss(str(session_id), str(body.user_id)))
+    return SessionView.of(actions.dismiss(str(session_id), str(body.user_id)))
 
 
-@router.post("/{session_id}/block", response_model=SessionView)
-def block(session_id: uuid.UUID, body: AgentRequest, request: Request) -> SessionView:
+@router.post("/{session_id}/block", response_model=SessionView, operation_id="blockSessionNumber")
+def block(session_id: uuid.UUID, body: AgentRequest, actions: SessionsDep) -> SessionView:
     """Block the number for the configuration (for everyone)."""
-    return SessionView.of(_actions(request).block(str(session_id), str(body.user_id)))
+    return SessionView.of(actions.block(str(session_id), str(body.user_id)))
 
 
-@router.post("/{session_id}/assign", response_model=SessionView)
-def assign(session_id: uuid.UUID, body: AssignRequest, request: Request) -> SessionView:
+@router.post("/{session_id}/assign", response_model=SessionView, operation_id="assignSession")
+def assign(session_id: uuid.UUID, body: AssignRequest, actions: SessionsDep) -> SessionView:
     """Move the conversation to a user or a team."""
     team = body.owner_type == "team"
-    return SessionView.of(_actions(request).assign(str(session_id), str(body.owner_id), team=team))
+    return SessionView.of(actions.assign(str(session_id), str(body.owner_id), team=team))

@@ -14,10 +14,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from connector.bootstrap.local_mode import local_dataverse_url
+from connector.bootstrap import build
 from connector.cli.common import settings_or_exit
 from connector.crm.message_export import DataverseMessageArchive
-from connector.dataverse.connect import build_client
 from connector.errors import ConnectorError
 from connector.services.export import write_csv
 
@@ -44,10 +43,9 @@ def messages(
 ) -> None:
     """Write messages as CSV (Message ID, Thread ID, Created, Time, Full Name, From, To...)."""
     settings = settings_or_exit()  # logs go to stderr, the CSV to stdout
+    connector = build(settings)
     try:
-        url = None if not settings.local_mode else local_dataverse_url(settings)
-        client = build_client(settings.dataverse, url=url)
-        archive = DataverseMessageArchive(client)
+        archive = DataverseMessageArchive(connector.dataverse)
         rows = archive.messages(since=_since(since), session_id=session)
         if out is None:
             count = write_csv(rows, sys.stdout)
@@ -57,4 +55,6 @@ def messages(
     except ConnectorError as exc:
         err.print(f"[bold red]Export failed[/]: {exc.message}", highlight=False)
         raise typer.Exit(1) from None
+    finally:
+        connector.close()
     err.print(f"{count} message(s) exported" + (f" to {out}" if out else ""), highlight=False)

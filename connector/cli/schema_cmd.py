@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connector.bootstrap.container import Container, build_container
+from connector.bootstrap import Connector, build
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
 from connector.schema.installer import Installer
@@ -30,16 +30,16 @@ SCHEMA_DIR = typer.Option(
 
 
 def _installer(
-    container: Container, schema_dir: Path | None, key_timeout: float = 600.0
+    connector: Connector, schema_dir: Path | None, key_timeout: float = 600.0
 ) -> Installer:
     console = Console(stderr=True)
-    if container.dataverse is None:
+    if connector.settings.local_mode:
         console.print(
             "[bold red]No Dataverse URL[/]: set CONNECTOR_DATAVERSE__URL (local mode applies "
             "the schema to its embedded emulator by itself)."
         )
         raise typer.Exit(2)
-    return Installer(container.dataverse, load_schema(schema_dir), key_timeout=key_timeout)
+    return Installer(connector.dataverse, load_schema(schema_dir), key_timeout=key_timeout)
 
 
 def plan_table(plan: Plan) -> Table:
@@ -66,15 +66,15 @@ def _show(console: Console, plan: Plan) -> None:
 def plan_command(schema_dir: Path | None = SCHEMA_DIR) -> None:
     """Show what `schema apply` would create or change; writes nothing."""
     settings = settings_or_exit()
-    container = build_container(settings)
+    connector = build(settings)
     console = Console()
     try:
-        _show(console, _installer(container, schema_dir).plan())
+        _show(console, _installer(connector, schema_dir).plan())
     except ConnectorError as exc:
         console.print(f"[bold red]Schema plan failed[/]: {exc.message}", highlight=False)
         raise typer.Exit(1) from None
     finally:
-        container.close()
+        connector.close()
 
 
 @app.command("apply")
@@ -87,10 +87,10 @@ def apply_command(
 ) -> None:
     """Create what is missing (publisher, solution, tables, columns, keys) and publish."""
     settings = settings_or_exit()
-    container = build_container(settings)
+    connector = build(settings)
     console = Console()
     try:
-        installer = _installer(container, schema_dir, key_timeout=key_timeout)
+        installer = _installer(connector, schema_dir, key_timeout=key_timeout)
         columns = (
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -104,7 +104,7 @@ def apply_command(
         console.print("Run `connector schema apply` again to finish the job.")
         raise typer.Exit(1) from None
     finally:
-        container.close()
+        connector.close()
     for note in report.plan.notes:
         console.print(f"[yellow]kept[/]: {note}", highlight=False)
     if not report.complete:

@@ -1,16 +1,16 @@
-"""``connector serve``: run the web service (and, as later issues add it, the worker)."""
+"""``connector serve``: run the web service and the worker in one process (local mode with no
+Dataverse URL), and ``connector openapi``: print the HTTP API's OpenAPI document."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import typer
 import uvicorn
 from rich.console import Console
 
-from connector.api.app import create_app
-from connector.bootstrap.container import build_container
-from connector.bootstrap.process import start_process
+from connector.bootstrap import build, openapi_document, start_serve
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
 
@@ -37,7 +37,6 @@ def serve(
     settings = settings_or_exit()
     host = host or settings.server.host
     port = settings.server.port if port is None else port
-    container = build_container(settings)
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
@@ -46,18 +45,16 @@ def serve(
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     base_url = f"http://{shown_host}:{bound_port}"
+    connector = build(settings, public_base_url=base_url, start_local=True)
     try:
-        lines = start_process(
-            container,
-            base_url=base_url,
-            port_is_default=bound_port == settings.server.port,
-            worker=not no_worker,
+        lines = start_serve(
+            connector, port_is_default=bound_port == settings.server.port, worker=not no_worker
         )
     except ConnectorError as exc:
-        container.close()
+        connector.close()
         Console(stderr=True).print(f"[bold red]Cannot start[/]: {exc.message}", highlight=False)
         raise typer.Exit(1) from None
-    app = create_app(container)
+    app = connector.app
     Console().print(f"Connector listening on {base_url}", highlight=False)
     for line in lines:
         Console(soft_wrap=True).print(line, highlight=False, markup=False)
@@ -65,9 +62,15 @@ def serve(
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        container.close()
+        connector.close()
+
+
+def openapi() -> None:
+    """Print the HTTP API's OpenAPI document (JSON); needs no Dataverse and no state store."""
+    typer.echo(json.dumps(openapi_document(), indent=2, sort_keys=False))
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``serve`` to the root command."""
+    """Add ``serve`` and ``openapi`` to the root command."""
     app.command("serve")(serve)
+    app.command("openapi")(openapi)

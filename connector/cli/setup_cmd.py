@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from connector.bootstrap.container import build_container
+from connector.bootstrap import build
 from connector.cli.common import settings_or_exit
 from connector.crm.configuration_store import DataverseConfigurationStore
 from connector.domain.model import Provider
@@ -93,18 +93,18 @@ def setup(  # noqa: PLR0917 - typer maps each option to a parameter
 
 def _run(settings: Settings, request: SetupRequest, check: CredentialCheck | None) -> None:
     console = Console()
-    container = build_container(settings)
+    if settings.local_mode:
+        console.print("[bold red]No Dataverse URL[/]: set CONNECTOR_DATAVERSE__URL.")
+        raise typer.Exit(2)
+    connector = build(settings)
     try:
-        if container.dataverse is None:
-            console.print("[bold red]No Dataverse URL[/]: set CONNECTOR_DATAVERSE__URL.")
-            raise typer.Exit(2)
-        store = DataverseConfigurationStore(container.dataverse)
+        store = DataverseConfigurationStore(connector.dataverse)
         result = run_setup(request, store, SecretBox(settings.secret_keys), check)
     except ConnectorError as exc:
         console.print(f"[bold red]Setup failed[/]: {exc.message}", highlight=False)
         raise typer.Exit(1) from None
     finally:
-        container.close()
+        connector.close()
     console.print(summary(result))
     for warning in result.warnings:
         console.print(f"[yellow]warning[/]: {warning}", highlight=False)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connector.bootstrap.container import build_container, wire_resolution
+from connector.bootstrap import build
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
 from connector.services.phone_sync import SyncReport
@@ -27,17 +27,16 @@ def phones(
 ) -> None:
     """Update the phone index from the configured record types."""
     settings = settings_or_exit()
-    container = build_container(settings)
     console = Console()
+    if settings.local_mode:
+        console.print(
+            "[bold red]The phone sync needs Dataverse[/] (set CONNECTOR_DATAVERSE__URL).",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    connector = build(settings)
     try:
-        wire_resolution(container)
-        job = container.phone_sync
-        if job is None:
-            console.print(
-                "[bold red]The phone sync needs Dataverse[/] (set CONNECTOR_DATAVERSE__URL).",
-                highlight=False,
-            )
-            raise typer.Exit(2)
+        job = connector.phone_sync
         with Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -58,7 +57,7 @@ def phones(
         console.print(f"[bold red]Phone sync failed[/]: {exc.message}", highlight=False)
         raise typer.Exit(1) from None
     finally:
-        container.close()
+        connector.close()
     console.print(summary(report))
 
 

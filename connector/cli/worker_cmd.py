@@ -13,13 +13,9 @@ from huey.consumer import Consumer
 from rich.console import Console
 from rich.table import Table
 
-from connector.bootstrap.container import build_container
-from connector.bootstrap.local_mode import local_dataverse_url
-from connector.bootstrap.process import start_inbound
+from connector.bootstrap import build, warm
 from connector.cli.common import settings_or_exit
-from connector.dataverse.connect import build_client
 from connector.errors import ConnectorError
-from connector.state.db import StateStore
 from connector.state.journal import Journal
 
 err = Console(stderr=True)
@@ -31,31 +27,26 @@ def worker(
 ) -> None:
     """Process inbound messages from the journal (no web server)."""
     settings = settings_or_exit()
-    container = build_container(settings)
+    connector = build(settings)
     try:
-        if container.dataverse is None:
-            container.dataverse = build_client(
-                settings.dataverse, url=local_dataverse_url(settings)
-            )
-            container.closers.append(container.dataverse.api.close)
-        base = str(settings.public_base_url or "http://127.0.0.1")
-        runtime = start_inbound(container, public_base_url=base, worker=False)
+        _ = connector.dataverse  # fails early when no Dataverse (or local mode) is reachable
+        warm(connector, sync_phones=False)
+        huey = connector.queue_tasks()
     except ConnectorError as exc:
-        container.close()
+        connector.close()
         err.print(f"[bold red]Cannot start the worker[/]: {exc.message}", highlight=False)
         raise typer.Exit(1) from None
     threads = threads or settings.worker.threads
     Console().print(f"Worker running with {threads} thread(s)", highlight=False)
-    runtime.tasks.enqueue()  # take over whatever is due, leases of a dead worker included
+    connector.tasks.enqueue()  # take over whatever is due, leases of a dead worker included
     try:
-        Consumer(runtime.huey, workers=threads, worker_type="thread").run()
+        Consumer(huey, workers=threads, worker_type="thread").run()
     finally:
-        container.close()
+        connector.close()
 
 
 def _journal() -> Journal:
-    settings = settings_or_exit()
-    return Journal(StateStore.from_url(settings.state.url))
+    return build(settings_or_exit()).journal
 
 
 @journal_app.command("status")

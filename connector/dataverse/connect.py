@@ -1,6 +1,6 @@
 """Build a :class:`~connector.dataverse.client.DataverseClient` from settings.
 
-Called by the composition root (``bootstrap.py``) and the CLI. Nothing connects here: MSAL is
+Called by the composition root (``connector.bootstrap``). Nothing connects here: MSAL is
 created lazily on the first token request, and the ``requests.Session`` opens connections on
 the first call.
 """
@@ -14,7 +14,6 @@ from connector.dataverse.client import DataverseClient
 from connector.dataverse.retry import RetryPolicy
 from connector.dataverse.transport import WebApi
 from connector.errors import ConfigurationError
-from connector.ports import DataverseApi
 from connector.settings import DataverseSettings
 
 
@@ -50,8 +49,3 @@ def build_client(
         retry=retry or RetryPolicy.from_max_retries(settings.max_retries),
     )
     return DataverseClient(api)
-
-
-def as_port(client: DataverseClient) -> DataverseApi:
-    """The client as the core sees it (type-checks that it implements the port)."""
-    return client

@@ -160,7 +160,7 @@ def test_the_worker_task_alerts_the_team_about_a_wait_older_than_the_idle_timeou
 
     ten_minutes_ago = replace(session, awaiting_since=session.awaiting_since - 600)
     assert stack.runtime.sessions.save(ten_minutes_ago, session)
-    report = stack.runtime.escalation_task.call_local()
+    report = stack.runtime.periodic.escalation.call_local()
     assert report is not None and report.escalated == 1
     assert sorted(str(a["_ownerid_value"]) for a in _alerts(stack)) == users
-    assert stack.runtime.escalation_task.call_local().escalated == 0
+    assert stack.runtime.periodic.escalation.call_local().escalated == 0

@@ -9,8 +9,7 @@ import pytest
 import requests
 
 from connector.api.app import create_app
-from connector.api.resolution import build_router
-from connector.bootstrap.container import Container
+from connector.api.deps import WebServices
 from connector.bootstrap.server_thread import running
 from connector.domain.conversation import SessionState
 from connector.domain.phone import lookup_key, search_variants
@@ -88,9 +87,11 @@ def service() -> Iterator[Service]:
     assert sessions.save(opened, None)
     dataverse = FakeConversationRelinker()
     dataverse.add_messages(SESSION, CONTACT, ["m1", "m2", "m3"])
-    container = Container(settings=load_settings({"CONNECTOR_API__KEYS": KEY}))
-    container.routers.append(build_router(ConversationMover(sessions, dataverse, resolver)))
-    with running(create_app(container)) as url:
+    settings = load_settings({"CONNECTOR_API__KEYS": KEY})
+    services = WebServices(
+        api_keys=settings.api.keys, mover=ConversationMover(sessions, dataverse, resolver)
+    )
+    with running(create_app(services)) as url:
         yield Service(url, resolver, sessions, dataverse)
     index.close()
     store.close()

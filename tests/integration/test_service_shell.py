@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 from fastapi import APIRouter, Depends
 
 from connector.api.app import create_app
-from connector.api.deps import require_api_key
-from connector.bootstrap.container import Container
+from connector.api.deps import WebServices, require_api_key
 from connector.bootstrap.server_thread import running
 from connector.errors import DataverseThrottledError, InvalidPhoneNumberError
 from connector.settings import load_settings
@@ -43,14 +42,14 @@ def _router() -> APIRouter:
 
 
 @pytest.fixture
-def service() -> Iterator[tuple[str, Container]]:
-    container = Container(settings=load_settings({"CONNECTOR_API__KEYS": "key-1,key-2"}))
-    container.routers.append(_router())
-    with running(create_app(container)) as url:
-        yield url, container
+def service() -> Iterator[tuple[str, WebServices]]:
+    settings = load_settings({"CONNECTOR_API__KEYS": "key-1,key-2"})
+    services = WebServices(api_keys=settings.api.keys, readiness={})
+    with running(create_app(services, extra_routers=[_router()])) as url:
+        yield url, services
 
 
-def test_healthz_answers_while_alive(service: tuple[str, Container]) -> None:
+def test_healthz_answers_while_alive(service: tuple[str, WebServices]) -> None:
     url, _ = service
     response = requests.get(f"{url}/healthz", timeout=5)
     assert response.status_code == 200
@@ -58,12 +57,13 @@ def test_healthz_answers_while_alive(service: tuple[str, Container]) -> None:
 
 
 def test_readyz_reports_each_check_and_fails_when_one_fails(
-    service: tuple[str, Container],
+    service: tuple[str, WebServices],
 ) -> None:
-    url, container = service
-    container.readiness_checks["state_store"] = lambda: None
+    url, services = service
+    checks: dict[str, Callable[[], object]] = {"state_store": lambda: None}
+    services.readiness = checks
     assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
-    container.readiness_checks["dataverse"] = _failing_check
+    checks["dataverse"] = _failing_check
     response = requests.get(f"{url}/readyz", timeout=5)
     assert response.status_code == 503
     assert response.json()["checks"] == {
@@ -72,17 +72,17 @@ def test_readyz_reports_each_check_and_fails_when_one_fails(
     }
 
 
-def test_metrics_are_prometheus_text(service: tuple[str, Container]) -> None:
-    url, container = service
+def test_metrics_are_prometheus_text(service: tuple[str, WebServices]) -> None:
+    url, services = service
     from prometheus_client import Counter
 
-    Counter("probe_total", "a probe", registry=container.metrics).inc(3)
+    Counter("probe_total", "a probe", registry=services.metrics).inc(3)
     response = requests.get(f"{url}/metrics", timeout=5)
     assert response.headers["content-type"].startswith("text/plain")
     assert "probe_total 3.0" in response.text
 
 
-def test_unknown_route_is_a_problem_json_404(service: tuple[str, Container]) -> None:
+def test_unknown_route_is_a_problem_json_404(service: tuple[str, WebServices]) -> None:
     url, _ = service
     response = requests.get(f"{url}/nowhere", timeout=5)
     assert response.status_code == 404
@@ -90,7 +90,7 @@ def test_unknown_route_is_a_problem_json_404(service: tuple[str, Container]) -> 
     assert response.json()["code"] == "not_found"
 
 
-def test_throttling_becomes_503_with_retry_after(service: tuple[str, Container]) -> None:
+def test_throttling_becomes_503_with_retry_after(service: tuple[str, WebServices]) -> None:
     url, _ = service
     response = requests.get(f"{url}/boom/throttled", timeout=5)
     assert response.status_code == 503
@@ -98,7 +98,7 @@ def test_throttling_becomes_503_with_retry_after(service: tuple[str, Container])
     assert response.json()["code"] == "dataverse_throttled"
 
 
-def test_bad_input_is_a_400_naming_the_input(service: tuple[str, Container]) -> None:
+def test_bad_input_is_a_400_naming_the_input(service: tuple[str, WebServices]) -> None:
     url, _ = service
     body = requests.get(f"{url}/boom/phone", timeout=5).json()
     assert body["status"] == 400
@@ -106,7 +106,7 @@ def test_bad_input_is_a_400_naming_the_input(service: tuple[str, Container]) -> 
     assert "'12'" in body["detail"]
 
 
-def test_unexpected_error_hides_internals(service: tuple[str, Container]) -> None:
+def test_unexpected_error_hides_internals(service: tuple[str, WebServices]) -> None:
     url, _ = service
     response = requests.get(f"{url}/boom/crash", timeout=5)
     assert response.status_code == 500
@@ -114,7 +114,7 @@ def test_unexpected_error_hides_internals(service: tuple[str, Container]) -> Non
     assert response.json()["code"] == "internal_error"
 
 
-def test_api_key_is_required_and_checked(service: tuple[str, Container]) -> None:
+def test_api_key_is_required_and_checked(service: tuple[str, WebServices]) -> None:
     url, _ = service
     assert requests.get(f"{url}/private", timeout=5).status_code == 401
     wrong = requests.get(f"{url}/private", headers={"X-API-Key": "nope"}, timeout=5)
@@ -137,8 +137,37 @@ def test_served_sockets_are_tcp_so_asyncio_disables_nagle() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
-    server = ServerThread(create_app(Container(settings=load_settings({}))))
+    server = ServerThread(create_app())
     try:
         assert server._sock.proto == socket.IPPROTO_TCP
     finally:
         server._sock.close()
+
+
+def test_routes_of_a_service_this_process_lacks_answer_503_not_enabled(
+    service: tuple[str, WebServices],
+) -> None:
+    url, _ = service
+    response = requests.post(
+        f"{url}/api/v1/sessions/00000000-0000-4000-8000-000000000001/accept",
+        json={"user_id": "00000000-0000-4000-8000-000000000002"},
+        headers={"X-API-Key": "key-1"},
+        timeout=5,
+    )
+    assert response.status_code == 503
+    assert response.json()["code"] == "not_enabled"
+
+
+def test_openapi_is_the_same_whatever_was_wired_and_every_operation_has_an_id(
+    service: tuple[str, WebServices],
+) -> None:
+    from connector.bootstrap import openapi_document
+
+    url, _ = service
+    served = requests.get(f"{url}/openapi.json", timeout=5).json()
+    bare = openapi_document()
+    assert set(bare["paths"]) <= set(served["paths"])  # (served adds this test's own routes)
+    operations = [op for item in bare["paths"].values() for op in item.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids)) and all(ids)
+    assert "receiveProviderWebhook" in ids and "moveSession" in ids

@@ -20,7 +20,7 @@ from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
 from connector.errors import ProviderError, RecipientOptedOutError, SignatureError
 from connector.providers.twilio.client import TRIAL_WARNING, TwilioProvider
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
-from connector.providers.twilio.signature import public_url
+from connector.providers.webhooks import public_url
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 FROM = "+15005550006"

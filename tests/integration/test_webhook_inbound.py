@@ -15,11 +15,10 @@ import pytest
 import requests
 from huey import MemoryHuey
 
-from connector.api import webhooks
-from connector.api.app import create_app
-from connector.bootstrap.container import Container
-from connector.bootstrap.inbound import InboundRuntime, build_inbound
+from connector.bootstrap import Connector, build
 from connector.bootstrap.server_thread import running
+from connector.providers.twilio.endpoints import TWILIO_INBOUND_PATH
+from connector.providers.twilio.webhook import TWIML_EMPTY
 from connector.domain.model import Configuration, Provider
 from connector.domain.routing import RecordRef
 from connector.settings import load_settings
@@ -35,19 +34,19 @@ PUBLIC = "https://sms.example.com"
 TOKEN = "0123456789abcdef0123456789abcdef"
 SENDER = "+14155550100"
 CUSTOMER = "+14155550123"
-INBOUND_URL = PUBLIC + webhooks.INBOUND_PATH
+INBOUND_URL = PUBLIC + TWILIO_INBOUND_PATH
 
 
 @dataclass
 class Service:
     url: str
-    runtime: InboundRuntime
+    runtime: Connector
     writer: FakeConversationWriter
 
     def post(self, fields: list[tuple[str, str]], token: str = TOKEN) -> requests.Response:
         signed = signed_form(INBOUND_URL, fields, token)
         return requests.post(
-            self.url + webhooks.INBOUND_PATH, data=signed.body, headers=signed.headers, timeout=10
+            self.url + TWILIO_INBOUND_PATH, data=signed.body, headers=signed.headers, timeout=10
         )
 
 
@@ -67,13 +66,17 @@ def service(tmp_path: Path) -> Iterator[Service]:
     writer = FakeConversationWriter()
     directory = FakeConfigurationDirectory(configurations=[config])
     resolver = TableResolver(records={CUSTOMER: RecordRef("contact", "c-1")})
-    runtime = build_inbound(
-        settings, store, writer, directory, resolver, huey=MemoryHuey("test", results=False)
+    connector = build(
+        settings,
+        state=store,
+        writer=writer,
+        configuration_directory=directory,
+        resolver=resolver,
+        huey=MemoryHuey("test", results=False),
     )
-    container = Container(settings=settings, inbound=runtime, routers=[webhooks.router])
-    with running(create_app(container)) as url:
-        yield Service(url, runtime, writer)
-    runtime.close()
+    with running(connector.app) as url:
+        yield Service(url, connector, writer)
+    connector.close()
     store.close()
 
 
@@ -88,7 +91,7 @@ def test_signed_webhook_is_journaled_and_answered_with_empty_twiml(service: Serv
 def test_webhook_sent_three_times_is_journaled_once(service: Service) -> None:
     fields = inbound_fields(CUSTOMER, SENDER, "again")
     answers = [service.post(fields) for _ in range(3)]
-    assert {(a.status_code, a.text) for a in answers} == {(200, webhooks.TWIML_EMPTY)}
+    assert {(a.status_code, a.text) for a in answers} == {(200, TWIML_EMPTY)}
     assert service.runtime.journal.counts().pending == 1
 
 
@@ -103,14 +106,14 @@ def test_tampered_body_gets_403(service: Service) -> None:
     signed = signed_form(INBOUND_URL, inbound_fields(CUSTOMER, SENDER, "pay 10"), TOKEN)
     body = signed.body.replace(b"pay+10", b"pay+99")
     answer = requests.post(
-        service.url + webhooks.INBOUND_PATH, data=body, headers=signed.headers, timeout=10
+        service.url + TWILIO_INBOUND_PATH, data=body, headers=signed.headers, timeout=10
     )
     assert answer.status_code == 403
     assert service.runtime.journal.counts().pending == 0
 
 
 def test_signature_over_the_socket_address_is_rejected(service: Service) -> None:
-    local_url = service.url + webhooks.INBOUND_PATH
+    local_url = service.url + TWILIO_INBOUND_PATH
     signed = signed_form(local_url, inbound_fields(CUSTOMER, SENDER, "hi"), TOKEN)
     answer = requests.post(local_url, data=signed.body, headers=signed.headers, timeout=10)
     assert answer.status_code == 403
@@ -132,7 +135,7 @@ def test_oversized_body_gets_413(service: Service) -> None:
 
 
 def test_worker_writes_the_journaled_message_and_marks_it_done(service: Service) -> None:
-    service.runtime.start_worker(threads=1)
+    service.runtime.start_worker(threads=1, periodic=False)
     fields = inbound_fields(CUSTOMER, SENDER, "to Dataverse")
     sid = dict(fields)["MessageSid"]
     assert service.post(fields).status_code == 200
@@ -172,17 +175,16 @@ def test_token_stored_encrypted_on_the_configuration_verifies_its_webhooks(
         secret=SecretBox([key]).encrypt(stored_token),
     )
     store = StateStore.from_url(settings.state.url)
-    runtime = build_inbound(
+    runtime = build(
         settings,
-        store,
-        FakeConversationWriter(),
-        FakeConfigurationDirectory(configurations=[config]),
-        TableResolver(),
+        state=store,
+        writer=FakeConversationWriter(),
+        configuration_directory=FakeConfigurationDirectory(configurations=[config]),
+        resolver=TableResolver(),
         huey=MemoryHuey("test", results=False),
     )
-    container = Container(settings=settings, inbound=runtime, routers=[webhooks.router])
     try:
-        with running(create_app(container)) as url:
+        with running(runtime.app) as url:
             service = Service(url, runtime, FakeConversationWriter())
             mine = inbound_fields(CUSTOMER, SENDER, "hi", account_sid=account)
             other = inbound_fields(CUSTOMER, SENDER, "hi", account_sid="AC" + "8" * 32)
@@ -193,3 +195,45 @@ def test_token_stored_encrypted_on_the_configuration_verifies_its_webhooks(
     finally:
         runtime.close()
         store.close()
+
+
+def test_request_id_is_echoed_and_kept_on_the_journal_row_for_the_worker(
+    service: Service,
+) -> None:
+    fields = inbound_fields(CUSTOMER, SENDER, "trace me")
+    signed = signed_form(INBOUND_URL, fields, TOKEN)
+    headers = {**signed.headers, "X-Request-ID": "edge-42.a"}
+    answer = requests.post(
+        service.url + TWILIO_INBOUND_PATH, data=signed.body, headers=headers, timeout=10
+    )
+    assert answer.status_code == 200
+    assert answer.headers["X-Request-ID"] == "edge-42.a"
+    (row,) = service.runtime.journal.claim(10, lease_seconds=5)
+    assert (row.provider, row.event_id, row.request_id) == (
+        "twilio",
+        dict(fields)["MessageSid"],
+        "edge-42.a",
+    )
+    other = signed_form(INBOUND_URL, inbound_fields(CUSTOMER, SENDER, "x"), TOKEN)
+    unsafe = requests.post(
+        service.url + TWILIO_INBOUND_PATH,
+        data=other.body,
+        headers={**other.headers, "X-Request-ID": "bad id;forged=1"},
+        timeout=10,
+    )
+    assert unsafe.status_code == 200
+    assert unsafe.headers["X-Request-ID"] != "bad id;forged=1"
+
+
+def test_webhook_for_a_provider_not_configured_is_404_and_stores_nothing(
+    service: Service,
+) -> None:
+    signed = signed_form(
+        PUBLIC + "/webhooks/acs/messages", inbound_fields(CUSTOMER, SENDER, "x"), TOKEN
+    )
+    answer = requests.post(
+        service.url + "/webhooks/acs/messages", data=signed.body, headers=signed.headers, timeout=10
+    )
+    assert answer.status_code == 404
+    assert answer.json()["code"] == "unknown_provider"
+    assert service.runtime.journal.counts().pending == 0

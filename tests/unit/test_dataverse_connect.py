@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from connector.bootstrap.container import build_container
+from connector.bootstrap import build
 from connector.dataverse.auth import MsalTokenProvider, StaticTokenProvider
 from connector.dataverse.connect import build_client
 from connector.errors import ConfigurationError
@@ -33,17 +35,19 @@ def test_app_registration_settings_use_msal_without_touching_the_network() -> No
             "CONNECTOR_DATAVERSE__CLIENT_SECRET": "secret",
         }
     )
-    container = build_container(settings)
-    assert container.dataverse is not None
-    tokens = container.dataverse.api._tokens
+    connector = build(settings)
+    tokens = connector.dataverse.api._tokens
     assert isinstance(tokens, MsalTokenProvider)
     assert tokens.scope == "https://contoso.crm.dynamics.com/.default"
-    container.close()
+    connector.close()
 
 
-def test_local_mode_has_no_dataverse_client_and_needs_an_explicit_url() -> None:
-    settings = load_settings({})
-    assert build_container(settings).dataverse is None
+def test_local_mode_without_a_running_emulator_says_so_and_needs_an_explicit_url(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings({"CONNECTOR_STATE__URL": f"sqlite:///{tmp_path / 'state.db'}"})
+    with pytest.raises(ConfigurationError, match="start `connector serve` first"):
+        _ = build(settings).dataverse
     with pytest.raises(ConfigurationError):
         build_client(settings.dataverse)
     client = build_client(settings.dataverse, url="http://127.0.0.1:9")

@@ -6,7 +6,10 @@ import pytest
 
 from connector.domain.model import Configuration, Provider
 from connector.domain.routing import RecordRef
+from connector.providers.twilio.webhook import SignatureTokens, TwilioWebhooks
+from connector.providers.webhooks import ProviderRegistry
 from connector.services.inbound import InboundService
+from connector.services.inbound_batch import JournalDrain
 from connector.state.caches import ConfigurationCache, SessionCache
 from connector.state.db import StateStore
 from connector.state.journal import Journal
@@ -17,7 +20,6 @@ from connector.testing.conversations import (
     TableResolver,
 )
 from connector.testing.signing import inbound_fields
-from connector.worker.tasks import JournalDrain
 
 SENDER = "+14155550100"
 ALICE = "+14155550123"
@@ -39,7 +41,8 @@ def parts() -> Parts:
         writer,
     )
     errors = FakeErrorLog()
-    return journal, writer, errors, JournalDrain(journal, service, error_log=errors)
+    providers = ProviderRegistry([TwilioWebhooks(SignatureTokens([]))])
+    return journal, writer, errors, JournalDrain(journal, service, providers, error_log=errors)
 
 
 def journal_message(journal: Journal, body: str, to: str = SENDER) -> str:
@@ -83,3 +86,19 @@ def test_dataverse_outage_keeps_rows_pending_until_it_is_back(parts: Parts) -> N
     second = drain.drain()
     assert second.done == 3
     assert set(writer.messages) == set(sids)
+
+
+def test_a_row_from_a_provider_this_process_does_not_know_is_parked_not_guessed(
+    parts: Parts,
+) -> None:
+    journal, writer, errors, drain = parts
+    fields = dict(inbound_fields(ALICE, SENDER, "from elsewhere"))
+    journal.append("acs", fields["MessageSid"], fields)
+    good = journal_message(journal, "from twilio")
+    result = drain.drain()
+    assert (result.done, result.failed) == (1, 1)
+    assert set(writer.messages) == {good}
+    assert journal.counts().error == 1
+    (parked,) = journal.errors()
+    assert "unknown_provider" in parked["last_error"]
+    assert any(row["code"] == "unknown_provider" for row in errors.rows.values())

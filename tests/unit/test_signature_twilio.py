@@ -11,11 +11,11 @@ from connector.errors import SignatureError
 from connector.providers.twilio.signature import (
     body_sha256,
     compute_signature,
-    public_url,
     signature_from,
     verify,
     with_body_hash,
 )
+from connector.providers.webhooks import public_url
 from connector.testing.signing import signed_form, signed_json
 
 TOKEN = "12345"

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from connector.domain.provider_messages import InboundMedia, InboundMessage, StatusUpdate
 from connector.domain.status import parse_status
 from connector.errors import InvalidInputError
+from connector.providers.twilio.endpoints import PROVIDER
 from connector.providers.twilio.errors import failure_for
 
-PROVIDER = "twilio"
 MAX_BODY_CHARS = 1600
 MAX_MEDIA = 10
 MAX_FIELD_CHARS = 4096

@@ -9,8 +9,9 @@ URL signs with the port removed or with the default port added.
 
 The string building is twilio-python's own (``RequestValidator.compute_signature``,
 ``add_port``, ``remove_port``); the comparison here is ``hmac.compare_digest`` and the URL
-is always the one **the connector is configured to be reached at** (:func:`public_url`),
-never the socket address, which a proxy changes. Pure functions: no I/O.
+is always the one **the connector is configured to be reached at**
+(``connector.providers.webhooks.public_url``), never the socket address, which a proxy
+changes. Pure functions: no I/O.
 """
 
 from __future__ import annotations
@@ -77,17 +78,6 @@ def with_body_hash(url: str, body: str | bytes) -> str:
     extra = urlencode({BODY_HASH_PARAM: body_sha256(body)})
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urlunsplit(parts._replace(query=query))
-
-
-def public_url(base_url: str, path: str, query: str = "") -> str:
-    """The URL a provider called: the configured public base URL, the path, the raw query.
-
-    ``base_url`` may carry a path prefix (``https://host/sms``); ``query`` is the raw query
-    string exactly as received (values still URL-encoded), without ``?``.
-    """
-    base = urlsplit(base_url)
-    joined = base.path.rstrip("/") + "/" + path.lstrip("/")
-    return urlunsplit((base.scheme, base.netloc, joined, query, ""))
 
 
 def signature_from(headers: Mapping[str, str]) -> str | None:

@@ -1,0 +1,377 @@
+"""THE composition root: :func:`build` turns settings into a wired connector.
+
+:class:`Connector` holds every adapter and service a process may use, each built on first use
+from the settings (a ``cached_property``), so a command takes only what it needs and nobody
+has to fill fields in the right order: ``connector journal status`` opens the state store
+alone, ``connector schema apply`` a Dataverse client alone, ``connector serve`` everything.
+This module is the only place that reads settings to open connections. Tests pass fakes as
+keyword overrides (``build(settings, writer=FakeConversationWriter(), huey=MemoryHuey())``):
+an override is used instead of building that part, and everything built later uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from fastapi import FastAPI
+from huey import Huey
+from prometheus_client import CollectorRegistry
+
+from connector.api.app import create_app
+from connector.api.deps import InboundWebhooks, WebServices
+from connector.bootstrap import local_mode
+from connector.bootstrap.metrics import JournalCollector, webhook_counter
+from connector.bootstrap.readiness import dataverse_check
+from connector.bootstrap.twilio import media_fetcher, twilio_webhooks
+from connector.crm.conversation_links import DataverseConversationRelinker
+from connector.crm.conversations import DataverseConversations, DataverseErrorLog
+from connector.crm.phone_directory import DataversePhoneDirectory
+from connector.dataverse.client import DataverseClient
+from connector.dataverse.connect import build_client
+from connector.domain import phone
+from connector.errors import ConfigurationError
+from connector.ports import (
+    ConfigurationDirectory,
+    ConversationRelinker,
+    ConversationWriter,
+    ErrorLog,
+    MediaFetcher,
+    RecordResolver,
+)
+from connector.providers.webhooks import ProviderRegistry
+from connector.services.conversation_move import ConversationMover
+from connector.services.escalation import EscalationService
+from connector.services.inbound import InboundService
+from connector.services.inbound_batch import JournalDrain
+from connector.services.phone_sync import PhoneSync, PhoneSyncJob
+from connector.services.resolution import ConfiguredRecordTypes, RecordResolutionService
+from connector.services.sessions import SessionActions
+from connector.settings import Settings
+from connector.state.caches import ConfigurationCache, SessionCache, TeamCache
+from connector.state.db import StateStore
+from connector.state.journal import Journal
+from connector.state.phone_index import PhoneIndex
+from connector.state.resolution_ledger import ResolutionLedger
+from connector.worker.escalation_tasks import register_escalation
+from connector.worker.phone_sync_tasks import PhoneSyncTasks, register_phone_sync
+from connector.worker.queue import InProcessWorker, Nudger, make_huey
+from connector.worker.tasks import WorkerTasks, register
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicTasks:
+    """The periodic tasks on the queue (callable directly, e.g. ``.call_local()`` in tests)."""
+
+    phone_sync: PhoneSyncTasks
+    escalation: Any
+
+
+class Connector:
+    """Everything one connector process uses, each part built once, on first use."""
+
+    def __init__(
+        self, settings: Settings, *, public_base_url: str | None = None, start_local: bool = False
+    ) -> None:
+        self.settings = settings
+        configured = settings.public_base_url
+        self.public_base_url = str(configured) if configured else public_base_url
+        self.start_local = start_local
+        self.worker: InProcessWorker | None = None
+        self._closers: list[Callable[[], object]] = []
+
+    # -- connections ------------------------------------------------------------------------
+
+    @cached_property
+    def metrics(self) -> CollectorRegistry:
+        """This process's Prometheus registry."""
+        return CollectorRegistry()
+
+    @cached_property
+    def local(self) -> local_mode.LocalMode | None:
+        """Local mode's embedded emulator and simulator (``serve`` without a Dataverse URL)."""
+        if not (self.settings.local_mode and self.start_local):
+            return None
+        local = local_mode.start_local_dataverse(self.settings)
+        self._closers.append(local.close)
+        return local
+
+    @cached_property
+    def dataverse(self) -> DataverseClient:
+        """The Web API client: the configured environment, else local mode's emulator (the
+        one this process started, or the one ``connector serve`` runs in this directory)."""
+        url = None
+        if self.settings.local_mode:
+            url = (
+                self.local.dataverse_url
+                if self.local is not None
+                else local_mode.local_dataverse_url(self.settings)
+            )
+        client = build_client(self.settings.dataverse, url=url)
+        self._closers.append(client.api.close)
+        return client
+
+    @cached_property
+    def state(self) -> StateStore:
+        """The state store (tables created on first open)."""
+        store = StateStore.from_url(self.settings.state.url)
+        self._closers.append(store.close)
+        return store
+
+    @cached_property
+    def huey(self) -> Huey:
+        """The task queue (a file beside a SQLite state store)."""
+        return make_huey(self.settings.state.url)
+
+    # -- adapters ---------------------------------------------------------------------------
+
+    @cached_property
+    def journal(self) -> Journal:
+        """The ingress journal."""
+        journal = Journal(self.state)
+        self._closers.append(journal.close)
+        return journal
+
+    @cached_property
+    def sessions(self) -> SessionCache:
+        """The local session mirror."""
+        return SessionCache(self.state)
+
+    @cached_property
+    def conversations(self) -> DataverseConversations:
+        """Our conversation tables in Dataverse."""
+        return DataverseConversations(self.dataverse)
+
+    @cached_property
+    def writer(self) -> ConversationWriter:
+        """Where conversations are written."""
+        return self.conversations
+
+    @cached_property
+    def configuration_directory(self) -> ConfigurationDirectory:
+        """Where configurations and blocked numbers are read."""
+        return self.conversations
+
+    @cached_property
+    def configurations(self) -> ConfigurationCache:
+        """Configurations, cached (a webhook never waits for them once loaded)."""
+        return ConfigurationCache(self.configuration_directory)
+
+    @cached_property
+    def directory(self) -> DataversePhoneDirectory:
+        """The CRM rows the phone index and the live fallback read."""
+        return DataversePhoneDirectory(self.dataverse)
+
+    @cached_property
+    def team_members(self) -> Callable[[str], frozenset[str]]:
+        """Members of a team, cached."""
+        return TeamCache(self.directory.team_members)
+
+    @cached_property
+    def phone_index(self) -> PhoneIndex:
+        """The local phone index."""
+        index = PhoneIndex(self.state)
+        self._closers.append(index.close)
+        return index
+
+    @cached_property
+    def resolver(self) -> RecordResolver:
+        """Which record a number belongs to: the index, then one live query, per the
+        record types configured for the sender."""
+        return RecordResolutionService(
+            self.phone_index,
+            ResolutionLedger(self.state),
+            self.directory,
+            lookup_key=phone.lookup_key,
+            variants=phone.search_variants,
+            normalize=phone.lookup_key,
+            specs_for=ConfiguredRecordTypes(self.directory).for_sender,
+        )
+
+    @cached_property
+    def phone_sync(self) -> PhoneSyncJob:
+        """The phone index sync (``connector sync phones`` and the periodic job)."""
+        sync = PhoneSync(self.directory, self.phone_index, phone.lookup_key)
+        return PhoneSyncJob(sync, self.directory.sync_targets)
+
+    @cached_property
+    def media(self) -> MediaFetcher:
+        """MMS media downloads (the simulator's host too in local mode)."""
+        origins = [self.local.simulator_url] if self.local and self.local.simulator_url else []
+        return media_fetcher(self.settings, origins)
+
+    @cached_property
+    def error_log(self) -> ErrorLog:
+        """Where parked events are reported for admins (Dataverse)."""
+        return DataverseErrorLog(self.dataverse)
+
+    @cached_property
+    def relinker(self) -> ConversationRelinker:
+        """Re-links a conversation's rows in Dataverse."""
+        return DataverseConversationRelinker(self.dataverse)
+
+    @cached_property
+    def providers(self) -> ProviderRegistry:
+        """The SMS providers webhooks are accepted from, by name."""
+        return ProviderRegistry(
+            [twilio_webhooks(self.settings, self.configurations.snapshot_nowait)]
+        )
+
+    # -- services ---------------------------------------------------------------------------
+
+    @cached_property
+    def inbound(self) -> InboundService:
+        """The inbound use case."""
+        return InboundService(
+            self.configurations,
+            self.sessions,
+            self.resolver,
+            self.writer,
+            team_members=self.team_members,
+            media=self.media,
+        )
+
+    @cached_property
+    def drain(self) -> JournalDrain:
+        """Claimed journal batches into Dataverse."""
+        return JournalDrain(
+            self.journal,
+            self.inbound,
+            self.providers,
+            batch_size=self.settings.worker.batch_size,
+            lease_seconds=self.settings.worker.lease_seconds,
+            error_log=self.error_log,
+        )
+
+    @cached_property
+    def session_actions(self) -> SessionActions:
+        """Accept, dismiss, block, assign."""
+        return SessionActions(self.sessions, self.writer, self.configurations)
+
+    @cached_property
+    def escalation(self) -> EscalationService:
+        """The idle-timeout escalation sweep."""
+        return EscalationService(self.configurations, self.sessions, self.writer, self.team_members)
+
+    @cached_property
+    def mover(self) -> ConversationMover:
+        """Conversation moves."""
+        return ConversationMover(self.sessions, self.relinker, self.resolver)
+
+    # -- the worker -------------------------------------------------------------------------
+
+    @cached_property
+    def tasks(self) -> WorkerTasks:
+        """The drain and the journal sweep on the queue."""
+        return register(self.huey, self.drain, self.journal.prune)
+
+    @cached_property
+    def periodic(self) -> PeriodicTasks:
+        """The phone sync and the escalation sweep on the queue (every consumer schedules
+        them; a queue-wide lock makes one process run each turn)."""
+        return PeriodicTasks(
+            register_phone_sync(self.huey, self.phone_sync),
+            register_escalation(self.huey, self.escalation),
+        )
+
+    @cached_property
+    def nudger(self) -> Nudger:
+        """Asks for a drain from a background thread, coalescing bursts."""
+        nudger = Nudger(self.tasks.enqueue)
+        self._closers.append(nudger.close)
+        return nudger
+
+    def start_worker(self, threads: int | None = None, *, periodic: bool = True) -> None:
+        """Run huey's consumer threads in this process (``connector serve``).
+
+        ``periodic=False`` leaves out the periodic jobs (sweeps, phone sync): tests that
+        count Dataverse requests.
+        """
+        if self.worker is not None:
+            return
+        self.queue_tasks()
+        self.worker = InProcessWorker(
+            self.huey, workers=threads or self.settings.worker.threads, periodic=periodic
+        )
+        self.worker.start()
+        self._closers.append(self._stop_worker)
+        self.tasks.enqueue()  # pick up whatever an earlier run left behind
+
+    def queue_tasks(self) -> Huey:
+        """Register every task on the queue (before a consumer starts); the queue."""
+        _ = self.tasks, self.periodic
+        return self.huey
+
+    def _stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+    # -- the web app ------------------------------------------------------------------------
+
+    @cached_property
+    def webhooks(self) -> InboundWebhooks:
+        """What the webhook route needs (outcomes counted on ``/metrics``)."""
+        outcomes = webhook_counter(self.metrics)
+        self.metrics.register(JournalCollector(self.journal))
+        return InboundWebhooks(
+            providers=self.providers,
+            journal=self.journal,
+            public_base_url=self.public_base_url,
+            max_body_bytes=self.settings.api.max_body_bytes,
+            nudge=self.nudger.nudge,
+            count=lambda outcome: outcomes.labels(outcome).inc(),
+        )
+
+    @cached_property
+    def app(self) -> FastAPI:
+        """The web application, every route wired."""
+        return create_app(
+            WebServices(
+                api_keys=self.settings.api.keys,
+                webhooks=self.webhooks,
+                sessions=self.session_actions,
+                mover=self.mover,
+                readiness={"state_store": self.state.ping, "dataverse": self.readiness},
+                metrics=self.metrics,
+            )
+        )
+
+    @cached_property
+    def readiness(self) -> Callable[[], object]:
+        """The Dataverse readiness check (token and ``WhoAmI``, cached 30 s)."""
+        return dataverse_check(self.dataverse)
+
+    def close(self) -> None:
+        """Release what was opened, last opened first."""
+        while self._closers:
+            self._closers.pop()()
+
+
+_PARTS = frozenset(
+    name for name, value in vars(Connector).items() if isinstance(value, cached_property)
+)
+
+
+def build(
+    settings: Settings,
+    *,
+    public_base_url: str | None = None,
+    start_local: bool = False,
+    **overrides: Any,
+) -> Connector:
+    """The connector for ``settings``; nothing is opened until a part is first used.
+
+    ``public_base_url`` is where providers reach this process when the settings do not say
+    (local mode learns its port late); ``start_local`` lets local mode start its embedded
+    emulator and simulator (``connector serve``) instead of reaching the running one.
+    ``overrides`` replace parts by name (``writer=``, ``resolver=``, ``huey=``, ...).
+    """
+    unknown = set(overrides) - _PARTS
+    if unknown:
+        raise ConfigurationError(f"unknown parts to override: {', '.join(sorted(unknown))}")
+    connector = Connector(settings, public_base_url=public_base_url, start_local=start_local)
+    vars(connector).update(overrides)
+    return connector

@@ -1,0 +1,56 @@
+"""Twilio's credential policy, wired from settings: which tokens verify webhooks, which
+credentials download MMS media, and the webhook provider built on them.
+
+In local mode the simulator's fixed fake credentials are accepted too; tokens stored
+encrypted on configurations (``connector setup --auth-token``) are added per account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from connector.domain.model import Configuration
+from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
+from connector.providers.twilio.media import TWILIO_MEDIA_ORIGIN, ProviderMediaFetcher
+from connector.providers.twilio.webhook import SignatureTokens, TwilioWebhooks
+from connector.secret_box import SecretBox
+from connector.settings import Settings
+
+
+def auth_tokens(settings: Settings) -> Sequence[str]:
+    """Twilio tokens a webhook signature may be made with (the simulator's in local mode)."""
+    tokens = []
+    if settings.twilio.auth_token is not None:
+        tokens.append(settings.twilio.auth_token.get_secret_value())
+    if settings.local_mode:
+        tokens.append(LOCAL_AUTH_TOKEN)
+    return tokens
+
+
+def twilio_webhooks(
+    settings: Settings, configurations: Callable[[], Iterable[Configuration]]
+) -> TwilioWebhooks:
+    """Twilio's webhook provider: the settings' tokens plus each configuration's stored one."""
+    box = SecretBox(settings.secret_keys) if settings.secret_keys else None
+    return TwilioWebhooks(
+        SignatureTokens(
+            auth_tokens(settings), configurations, box.decrypt if box is not None else None
+        )
+    )
+
+
+def media_fetcher(settings: Settings, extra_origins: Sequence[str] = ()) -> ProviderMediaFetcher:
+    """Media downloads from Twilio (and the configured simulator host) with our credentials."""
+    twilio = settings.twilio
+    sid = twilio.account_sid or (LOCAL_ACCOUNT_SID if settings.local_mode else None)
+    token = twilio.auth_token.get_secret_value() if twilio.auth_token else None
+    if token is None and settings.local_mode:
+        token = LOCAL_AUTH_TOKEN
+    origins = [TWILIO_MEDIA_ORIGIN, *extra_origins]
+    if twilio.api_base_url is not None:
+        origins.append(str(twilio.api_base_url))
+
+    def credentials(account_id: str) -> tuple[str, str] | None:
+        return (account_id, token) if sid and token and account_id == sid else None
+
+    return ProviderMediaFetcher(credentials, origins)

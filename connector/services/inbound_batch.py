@@ -1,0 +1,147 @@
+"""The inbound use case's coordinator: one claimed batch of journal rows into Dataverse.
+
+:class:`JournalDrain` claims due journal rows (leased, so a killed worker's rows come back),
+parses each raw event with the provider that journaled it (the row names it), prepares them
+with :class:`~connector.services.inbound.InboundService`, writes the batch in ONE ``$batch``
+request (a change set per message, continuing past a failed one), and marks each row done
+only after its change set was confirmed. A transient failure backs the row off (honouring
+Retry-After); a permanent one parks it (replayable) and records it in the error log.
+Scheduling (when to drain, periodic sweeps) belongs to ``connector.worker``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connector.domain.provider_messages import InboundMessage
+from connector.errors import ConnectorError, is_transient
+from connector.log_config import get_logger
+from connector.ports import JOURNAL_PARKED, ErrorLog, JournalQueue, JournalRow, WebhookProvider
+from connector.services.inbound import InboundService, PreparedInbound
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What one drain did, and when the next backed-off row is due (epoch seconds)."""
+
+    done: int = 0
+    failed: int = 0
+    next_due: float | None = None
+
+
+class JournalDrain:
+    """Processes due journal rows with the inbound service."""
+
+    def __init__(
+        self,
+        journal: JournalQueue,
+        service: InboundService,
+        providers: Mapping[str, WebhookProvider],
+        *,
+        batch_size: int = 50,
+        lease_seconds: float = 60.0,
+        time_budget: float = 20.0,
+        on_done: Callable[[JournalRow], None] = lambda _entry: None,
+        error_log: ErrorLog | None = None,
+    ) -> None:
+        self.journal = journal
+        self.service = service
+        self.providers = providers
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.time_budget = time_budget
+        self.on_done = on_done
+        self.error_log = error_log
+
+    def drain(self) -> DrainResult:
+        """Claim and process batches until nothing is due or the time budget is spent."""
+        done = failed = 0
+        started = time.monotonic()
+        while time.monotonic() - started < self.time_budget:
+            batch = self.journal.claim(self.batch_size, lease_seconds=self.lease_seconds)
+            if not batch:
+                break
+            ok, bad = self.process(batch)
+            done, failed = done + ok, failed + bad
+            if bad:
+                break  # something is failing: let the backoff decide when to try again
+        return DrainResult(done, failed, self.journal.next_due())
+
+    def process(self, batch: Sequence[JournalRow]) -> tuple[int, int]:
+        """Parse and prepare every row, write them in ONE request, settle each; (done, failed)."""
+        parsed: list[tuple[JournalRow, InboundMessage]] = []
+        failed = 0
+        for entry in batch:
+            try:
+                parsed.append((entry, self.providers[entry.provider].parse(entry.payload)))
+            except Exception as exc:  # every failure is recorded on its row
+                self._failed(entry, exc)
+                failed += 1
+        ready: list[tuple[JournalRow, PreparedInbound, InboundMessage]] = []
+        items = [(message, entry.received_at) for entry, message in parsed]
+        for (entry, message), prepared in zip(
+            parsed, self.service.prepare_many(items), strict=True
+        ):
+            if isinstance(prepared, Exception):
+                self._failed(entry, prepared, message)
+                failed += 1
+            else:
+                ready.append((entry, prepared, message))
+        if not ready:
+            return 0, failed
+        errors = self.service.write_many([prepared.write for _, prepared, _ in ready])
+        written = [entry for (entry, _, _), error in zip(ready, errors, strict=True) if not error]
+        self.journal.mark_done_many(written)
+        for entry in written:
+            self.on_done(entry)
+        for (entry, _, message), error in zip(ready, errors, strict=True):
+            if error is not None:
+                self._failed(entry, error, message)
+                failed += 1
+        return len(written), failed
+
+    def _failed(
+        self, entry: JournalRow, exc: BaseException, message: InboundMessage | None = None
+    ) -> None:
+        transient = is_transient(exc)
+        details: dict[str, Any] = (
+            exc.to_dict()
+            if isinstance(exc, ConnectorError)
+            else {"code": "unexpected", "message": f"{type(exc).__name__}: {exc}"}
+        )
+        retry_after = getattr(exc, "retry_after", None)
+        status = self.journal.mark_failed(
+            entry, details, transient=transient, retry_after=retry_after
+        )
+        if status == JOURNAL_PARKED and self.error_log is not None:
+            self.error_log.record(
+                f"journal:{entry.id}",
+                str(details.get("code", "error")),
+                f"Inbound message {entry.event_id} could not be stored: "
+                f"{details.get('message', '')}"[:400],
+                {
+                    "journal_id": entry.id,
+                    "provider": entry.provider,
+                    "provider_message_id": entry.event_id,
+                    "request_id": entry.request_id,
+                    "from": message.from_number if message else None,
+                    "to": message.to_number if message else None,
+                    "error": details,
+                    "replay": f"connector journal replay {entry.id}",
+                },
+            )
+        level = log.error if status == JOURNAL_PARKED else log.warning
+        level(
+            "journal.failed",
+            journal_id=entry.id,
+            event_id=entry.event_id,
+            request_id=entry.request_id,
+            attempt=entry.attempts + 1,
+            status=status,
+            code=details.get("code"),
+        )
