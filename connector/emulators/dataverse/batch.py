@@ -12,11 +12,12 @@ that failure as its only part; with it, every part is answered under 200. Respon
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from email import policy
 from email.message import EmailMessage, Message, MIMEPart
 from email.parser import BytesParser
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from connector.emulators.dataverse.errors import EmulatorRequestError
@@ -27,12 +28,29 @@ from connector.emulators.dataverse.protocol import (
     bad_request,
     fault_response,
 )
-
-if TYPE_CHECKING:
-    from connector.emulators.dataverse.router import Emulator
+from connector.emulators.dataverse.store import Store
 
 MAX_OPERATIONS = 1000
 CRLF = "\r\n"
+
+
+class BatchHost(Protocol):
+    """What ``$batch`` needs of the emulator: its store and counters, and running one part.
+
+    The router passes itself; naming only what is used keeps this handler from importing the
+    router that imports it.
+    """
+
+    store: Store
+    stats: Counter[str]
+
+    def handle(self, req: EmuRequest) -> EmuResponse:
+        """Answer a lone part: faults become the Web API error envelope."""
+        ...
+
+    def dispatch(self, req: EmuRequest) -> EmuResponse:
+        """Run a change-set part: faults raise (and roll the change set back)."""
+        ...
 
 
 class _ChangeSetFailedError(Exception):
@@ -106,7 +124,7 @@ def render_part(response: EmuResponse, content_id: str | None) -> str:
     return CRLF.join(lines)
 
 
-def handle(emulator: Emulator, req: EmuRequest) -> EmuResponse:
+def handle(emulator: BatchHost, req: EmuRequest) -> EmuResponse:
     """Run a ``$batch`` request."""
     if req.method != "POST":
         raise EmulatorRequestError(405, "0x80060888", "$batch only accepts POST.")
@@ -143,7 +161,7 @@ def handle(emulator: Emulator, req: EmuRequest) -> EmuResponse:
 
 
 def _single(
-    emulator: Emulator, outer: EmuRequest, part: Message, content_ids: dict[str, str]
+    emulator: BatchHost, outer: EmuRequest, part: Message, content_ids: dict[str, str]
 ) -> EmuResponse:
     try:
         inner = parse_inner(part, outer, content_ids)
@@ -153,7 +171,7 @@ def _single(
 
 
 def _change_set(
-    emulator: Emulator, outer: EmuRequest, changeset: MIMEPart, content_ids: dict[str, str]
+    emulator: BatchHost, outer: EmuRequest, changeset: MIMEPart, content_ids: dict[str, str]
 ) -> tuple[str, bool]:
     rendered: list[str] = []
     try:
@@ -171,7 +189,7 @@ def _change_set(
 
 
 def _change(
-    emulator: Emulator,
+    emulator: BatchHost,
     outer: EmuRequest,
     part: Message,
     content_ids: dict[str, str],

@@ -15,11 +15,11 @@ from connector.emulators.dataverse.seed import SEED_USER_ID
 from connector.emulators.dataverse.values import now_text
 
 if TYPE_CHECKING:
-    from connector.emulators.dataverse.router import Emulator
+    from connector.emulators.dataverse.state import EmulatorState
 
 
 def bulk_load(
-    emulator: Emulator, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]
+    emulator: EmulatorState, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]
 ) -> int:
     """Insert ``rows`` (values for ``columns``) into ``table``; returns how many were loaded."""
     entity = emulator.schema.entity(table)

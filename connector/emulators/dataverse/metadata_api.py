@@ -29,7 +29,7 @@ from connector.emulators.dataverse.query import parse_expand, parse_filter
 from connector.emulators.dataverse.tables import create_table, new_relationship
 
 if TYPE_CHECKING:
-    from connector.emulators.dataverse.router import Emulator
+    from connector.emulators.dataverse.state import EmulatorState
 
 CAST_PREFIX = "Microsoft.Dynamics.CRM."
 RELATIONSHIP_SIDES = {
@@ -39,7 +39,7 @@ RELATIONSHIP_SIDES = {
 }
 
 
-def handle(emulator: Emulator, req: EmuRequest, segments: list[str]) -> EmuResponse:
+def handle(emulator: EmulatorState, req: EmuRequest, segments: list[str]) -> EmuResponse:
     """Route a metadata request."""
     name, key = split_segment(segments[0])
     if name == "RelationshipDefinitions":
@@ -60,7 +60,7 @@ def handle(emulator: Emulator, req: EmuRequest, segments: list[str]) -> EmuRespo
     return _one_entity(emulator, req, key, segments[1:])
 
 
-def _one_entity(emulator: Emulator, req: EmuRequest, key: str, rest: list[str]) -> EmuResponse:
+def _one_entity(emulator: EmulatorState, req: EmuRequest, key: str, rest: list[str]) -> EmuResponse:
     entity = _find_entity(emulator, key)
     if not rest and req.method == "GET":
         body = shapes.project(_entity_body(emulator, entity, req.query), req.query.get("$select"))
@@ -87,7 +87,7 @@ def _solution(req: EmuRequest) -> str | None:
     return req.header("mscrm.solutionuniquename") or req.query.get("SolutionUniqueName")
 
 
-def _find_entity(emulator: Emulator, key: str) -> EntityDef:
+def _find_entity(emulator: EmulatorState, key: str) -> EntityDef:
     if is_guid(key):
         for entity in emulator.schema.entities.values():
             if entity.metadata_id == key.lower():
@@ -110,7 +110,9 @@ def _collection(req: EmuRequest, name: str, items: list[dict[str, Any]]) -> EmuR
     return EmuResponse.of_json(200, {"@odata.context": context, "value": items})
 
 
-def _entity_body(emulator: Emulator, entity: EntityDef, query: dict[str, str]) -> dict[str, Any]:
+def _entity_body(
+    emulator: EmulatorState, entity: EntityDef, query: dict[str, str]
+) -> dict[str, Any]:
     body = shapes.entity_json(entity)
     for item in parse_expand(query.get("$expand", "")):
         if item.nav == "Keys":
@@ -123,7 +125,7 @@ def _entity_body(emulator: Emulator, entity: EntityDef, query: dict[str, str]) -
 
 
 def _attributes(
-    emulator: Emulator, req: EmuRequest, entity: EntityDef, key: str | None, rest: list[str]
+    emulator: EmulatorState, req: EmuRequest, entity: EntityDef, key: str | None, rest: list[str]
 ) -> EmuResponse:
     cast = rest[0].removeprefix(CAST_PREFIX) if rest else None
     if req.method == "POST" and key is None:
@@ -170,7 +172,9 @@ def _matches_key(item: dict[str, Any], key: str) -> bool:
     return bool(item["LogicalName"] == parse_literal(value))
 
 
-def _keys(emulator: Emulator, req: EmuRequest, entity: EntityDef, key: str | None) -> EmuResponse:
+def _keys(
+    emulator: EmulatorState, req: EmuRequest, entity: EntityDef, key: str | None
+) -> EmuResponse:
     if req.method == "POST" and key is None:
         created = _create_key(emulator, entity, req.json())
         table = f"{req.api_root}/EntityDefinitions(LogicalName='{entity.logical_name}')"
@@ -194,7 +198,7 @@ def _keys(emulator: Emulator, req: EmuRequest, entity: EntityDef, key: str | Non
     return _collection(req, "EntityDefinitions/Keys", items)
 
 
-def _create_key(emulator: Emulator, entity: EntityDef, body: dict[str, Any]) -> KeyDef:
+def _create_key(emulator: EmulatorState, entity: EntityDef, body: dict[str, Any]) -> KeyDef:
     schema_name = body.get("SchemaName")
     columns = body.get("KeyAttributes")
     if not isinstance(schema_name, str) or not isinstance(columns, list) or not columns:
@@ -218,7 +222,7 @@ def _create_key(emulator: Emulator, entity: EntityDef, body: dict[str, Any]) -> 
     return key
 
 
-def _relationships(emulator: Emulator, req: EmuRequest, key: str | None) -> EmuResponse:
+def _relationships(emulator: EmulatorState, req: EmuRequest, key: str | None) -> EmuResponse:
     schema = emulator.schema
     if req.method == "POST" and key is None:
         body = req.json()
@@ -244,7 +248,7 @@ def _relationships(emulator: Emulator, req: EmuRequest, key: str | None) -> EmuR
     return _collection(req, "RelationshipDefinitions", [shapes.relationship_json(r) for r in rels])
 
 
-def _customer_relationships(emulator: Emulator, req: EmuRequest) -> EmuResponse:
+def _customer_relationships(emulator: EmulatorState, req: EmuRequest) -> EmuResponse:
     body = req.json()
     lookup = body.get("Lookup") or {}
     rels_in = body.get("OneToManyRelationships") or []

@@ -18,7 +18,7 @@ from connector.emulators.dataverse.metadata import AttributeDef, EntityDef, labe
 from connector.emulators.dataverse.protocol import EmuRequest, EmuResponse, bad_request
 
 if TYPE_CHECKING:
-    from connector.emulators.dataverse.router import Emulator
+    from connector.emulators.dataverse.state import EmulatorState
 
 
 def _find(entity: EntityDef, key: str) -> AttributeDef:
@@ -32,7 +32,7 @@ def _find(entity: EntityDef, key: str) -> AttributeDef:
 
 
 def replace_attribute(
-    emulator: Emulator, req: EmuRequest, entity: EntityDef, key: str
+    emulator: EmulatorState, req: EmuRequest, entity: EntityDef, key: str
 ) -> EmuResponse:
     """``PUT EntityDefinitions(...)/Attributes(...)``: new length and label, same name/type."""
     current = _find(entity, key)
@@ -48,7 +48,7 @@ def replace_attribute(
     return EmuResponse.empty(204)
 
 
-def insert_option_value(emulator: Emulator, req: EmuRequest) -> EmuResponse:
+def insert_option_value(emulator: EmulatorState, req: EmuRequest) -> EmuResponse:
     """``POST InsertOptionValue``: one new option on a local choice column."""
     body = req.json()
     entity = emulator.schema.entity(str(body.get("EntityLogicalName")))

@@ -24,12 +24,12 @@ from connector.emulators.dataverse.protocol import bad_request
 from connector.emulators.dataverse.seed import new_table, wire
 
 if TYPE_CHECKING:
-    from connector.emulators.dataverse.router import Emulator
+    from connector.emulators.dataverse.state import EmulatorState
 
 OWNERSHIP = {"UserOwned", "TeamOwned", "OrganizationOwned"}
 
 
-def create_table(emulator: Emulator, body: dict[str, Any], solution: str | None) -> EntityDef:
+def create_table(emulator: EmulatorState, body: dict[str, Any], solution: str | None) -> EntityDef:
     """``POST EntityDefinitions`` (or one entry of ``CreateEntities``)."""
     schema_name, attributes, primary, ownership = _validated(emulator, body)
     is_activity = bool(body.get("IsActivity"))
@@ -63,7 +63,7 @@ def create_table(emulator: Emulator, body: dict[str, Any], solution: str | None)
 
 
 def _validated(
-    emulator: Emulator, body: dict[str, Any]
+    emulator: EmulatorState, body: dict[str, Any]
 ) -> tuple[str, list[AttributeDef], AttributeDef, str]:
     """SchemaName, columns, primary name column and ownership of a valid table payload."""
     schema_name = body.get("SchemaName")
@@ -98,7 +98,7 @@ def _check_activity(body: dict[str, Any], primary: AttributeDef, ownership: str)
 
 
 def new_relationship(
-    emulator: Emulator, body: dict[str, Any], *, customer: bool = False
+    emulator: EmulatorState, body: dict[str, Any], *, customer: bool = False
 ) -> RelationshipDef:
     """``POST RelationshipDefinitions`` for a OneToManyRelationshipMetadata with a Lookup."""
     schema = emulator.schema

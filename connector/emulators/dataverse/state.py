@@ -1,0 +1,97 @@
+"""The emulator's state: one object owning the SQLite store, the schema and the counters.
+
+Every handler (rows, metadata, ``$batch``) reads and writes through :class:`EmulatorState`;
+routing a request to a handler is ``router``'s job, so this module imports no handler and the
+handlers import it. A fresh store gets the standard tables and the application user; a store
+that has definitions already is loaded as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from connector.emulators.dataverse.records import Records
+from connector.emulators.dataverse.schema import Schema
+from connector.emulators.dataverse.seed import SEED_USER_ID
+from connector.emulators.dataverse.standard import add_many_to_many, standard_schema
+from connector.emulators.dataverse.store import Store
+
+
+class EmulatorState:
+    """Store, schema, rows and counters of one Dataverse emulator."""
+
+    def __init__(self, db_path: str | None = None, key_delay: float = 0.0) -> None:
+        self.store = Store(db_path)
+        self.key_delay = key_delay
+        self.stats: Counter[str] = Counter()
+        self.schema = self._load_schema()
+        self.records = Records(self.store, self.schema)
+
+    def _load_schema(self) -> Schema:
+        entities, rels = self.store.load_definitions()
+        if entities:
+            schema = Schema()
+            for entity in entities:
+                schema.add_entity(entity)
+            for rel in rels:
+                schema.add_relationship(rel)
+            add_many_to_many(schema)
+            return schema
+        schema = standard_schema()
+        with self.store.transaction():
+            for entity in schema.entities.values():
+                self.store.save_entity(entity)
+            for rel in schema.relationships.values():
+                self.store.save_relationship(rel)
+        self._seed_rows(schema)
+        return schema
+
+    def _seed_rows(self, schema: Schema) -> None:
+        records = Records(self.store, schema)
+        records.create(
+            schema.entities["systemuser"],
+            {
+                "systemuserid": SEED_USER_ID,
+                "fullname": "Emulator Application User",
+                "firstname": "Emulator",
+                "lastname": "Application User",
+                "internalemailaddress": "emulator@example.invalid",
+                "isdisabled": False,
+            },
+        )
+
+    def reset(self) -> None:
+        """Drop all data and definitions and reseed (``POST /_emulator/reset``)."""
+        with self.store.lock:
+            self.store.wipe()
+            self.stats.clear()
+            self.schema = self._load_schema()
+            self.records = Records(self.store, self.schema)
+
+    def persist_schema(self) -> None:
+        """Write every definition back to the store (after a metadata change)."""
+        with self.store.transaction():
+            self.store.conn.execute("DELETE FROM _emu_relationships")
+            for entity in self.schema.entities.values():
+                self.store.save_entity(entity)
+            for rel in self.schema.relationships.values():
+                self.store.save_relationship(rel)
+
+    def activate_keys(self) -> None:
+        """Build the indexes of pending alternate keys that are due (Pending -> Active/Failed)."""
+        now = time.monotonic()
+        due = [
+            (entity, key)
+            for entity in self.schema.entities.values()
+            for key in entity.keys
+            if key.status == "Pending" and key.active_after <= now
+        ]
+        if not due:
+            return
+        with self.store.transaction():
+            for entity, key in due:
+                if key.status == "Pending":
+                    ok = self.store.create_key_index(entity, key)
+                    key.status = "Active" if ok else "Failed"
+            self.persist_schema()
