@@ -27,11 +27,13 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
 
-## Lint and type-check (ruff, mypy strict on connector/).
+## Lint and type-check (ruff, mypy strict on connector/), and the import contracts (arrows
+## point down only: see [tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 check: test lint
 

@@ -480,3 +480,31 @@ class ErrorLog(Protocol):
     def record(self, key: str, code: str, message: str, details: Mapping[str, Any]) -> None:
         """Write (or rewrite, for the same ``key``) one error row; never raises."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """One message as exported (``created``/``time``: UTC date and time of day)."""
+
+    message_id: str
+    thread_id: str
+    created: str
+    time: str
+    full_name: str
+    from_number: str
+    to_number: str
+    status: str
+    message: str
+    direction: str
+    regarding_type: str
+    regarding_id: str
+
+
+class MessageArchive(Protocol):
+    """Messages read back for exports (``connector.crm.message_export``)."""
+
+    def messages(
+        self, *, since: datetime | None = None, session_id: str | None = None
+    ) -> Iterator[ExportRow]:
+        """Messages created at or after ``since`` and/or of one session, oldest first."""
+        ...

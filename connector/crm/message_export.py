@@ -16,7 +16,7 @@ from connector.crm import tables
 from connector.dataverse import odata
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.paging import follow_pages
-from connector.services.export import ExportRow
+from connector.ports import ExportRow
 
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 LOOKUP_TABLE = "@Microsoft.Dynamics.CRM.lookuplogicalname"

@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from typing import TextIO
+
+from connector.ports import ExportRow
 
 COLUMNS = (
     "Message ID",
@@ -33,24 +35,6 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # An E.164 number starts with "+" but a spreadsheet can only read it as a number, never
 # run it: it is exported as is, so sellers see +14155550123, not '+14155550123.
 _E164 = re.compile(r"\+[1-9][0-9]{5,14}")
-
-
-@dataclass(frozen=True, slots=True)
-class ExportRow:
-    """One message as exported (``created``/``time``: UTC date and time of day)."""
-
-    message_id: str
-    thread_id: str
-    created: str
-    time: str
-    full_name: str
-    from_number: str
-    to_number: str
-    status: str
-    message: str
-    direction: str
-    regarding_type: str
-    regarding_id: str
 
 
 def defuse(cell: str) -> str:

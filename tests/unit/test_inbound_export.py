@@ -8,7 +8,8 @@ import io
 import pytest
 
 from connector.crm.message_export import export_row
-from connector.services.export import COLUMNS, ExportRow, defuse, write_csv
+from connector.ports import ExportRow
+from connector.services.export import COLUMNS, defuse, write_csv
 
 
 @pytest.mark.parametrize(
