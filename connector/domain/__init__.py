@@ -1,1 +1,2 @@
-"""Pure domain logic: phone numbers, segments, routing rules, consent, status; no I/O."""
+"""Pure domain logic: phone numbers, record routing, conversations, segments, message status,
+provider messages; no I/O and no SDK."""

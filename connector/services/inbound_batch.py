@@ -18,7 +18,7 @@ from typing import Any
 
 from connector.domain.provider_messages import InboundMessage
 from connector.errors import ConnectorError, is_transient
-from connector.log_config import get_logger
+from connector.log_config import correlation, get_logger
 from connector.ports import JOURNAL_PARKED, ErrorLog, JournalQueue, JournalRow, WebhookProvider
 from connector.services.inbound import InboundService, PreparedInbound
 
@@ -82,6 +82,16 @@ class JournalDrain:
             except Exception as exc:  # every failure is recorded on its row
                 self._failed(entry, exc)
                 failed += 1
+        with correlation(
+            request_ids=",".join(e.request_id or "-" for e, _ in parsed),
+            provider_message_ids=",".join(e.event_id for e, _ in parsed),
+        ):
+            return self._write(parsed, failed)
+
+    def _write(
+        self, parsed: Sequence[tuple[JournalRow, InboundMessage]], failed: int
+    ) -> tuple[int, int]:
+        """Prepare the parsed rows, write them in one request and settle each one."""
         ready: list[tuple[JournalRow, PreparedInbound, InboundMessage]] = []
         items = [(message, entry.received_at) for entry, message in parsed]
         for (entry, message), prepared in zip(
@@ -107,6 +117,14 @@ class JournalDrain:
 
     def _failed(
         self, entry: JournalRow, exc: BaseException, message: InboundMessage | None = None
+    ) -> None:
+        with correlation(
+            entry.request_id, provider_message_id=entry.event_id, journal_id=str(entry.id)
+        ):
+            self._settle_failed(entry, exc, message)
+
+    def _settle_failed(
+        self, entry: JournalRow, exc: BaseException, message: InboundMessage | None
     ) -> None:
         transient = is_transient(exc)
         details: dict[str, Any] = (
@@ -139,8 +157,6 @@ class JournalDrain:
         level(
             "journal.failed",
             journal_id=entry.id,
-            event_id=entry.event_id,
-            request_id=entry.request_id,
             attempt=entry.attempts + 1,
             status=status,
             code=details.get("code"),

@@ -219,12 +219,6 @@ class SessionCache:
         with self.store.engine.connect() as conn:
             return [_load(d, int(v)) for d, v in conn.execute(query)]
 
-    def sessions(self, limit: int = 1000) -> list[SessionState]:
-        """Sessions, any order (export, tests)."""
-        query = select(sessions_table.c.data, sessions_table.c.version).limit(limit)
-        with self.store.engine.connect() as conn:
-            return [_load(d, int(v)) for d, v in conn.execute(query)]
-
 
 class ConfigurationCache:
     """Active configurations by sender number and blocked numbers, refreshed after ``ttl``."""

@@ -1,6 +1,6 @@
 """The state store's engine and schema registry (SQLAlchemy Core; SQLite or PostgreSQL).
 
-Each state module (``journal``, ``outbox``, ``phone_index``...) declares its tables on the
+Each state module (``journal``, ``caches``, ``phone_index``...) declares its tables on the
 shared :data:`metadata`; :meth:`StateStore.create_all` makes whatever is missing: tables, and
 in tables an earlier version made, the nullable columns and indexes declared since. SQLite runs in
 WAL mode with ``synchronous=FULL`` so a row committed before a webhook is answered survives a

@@ -102,3 +102,27 @@ def test_a_row_from_a_provider_this_process_does_not_know_is_parked_not_guessed(
     (parked,) = journal.errors()
     assert "unknown_provider" in parked["last_error"]
     assert any(row["code"] == "unknown_provider" for row in errors.rows.values())
+
+
+def test_a_parked_rows_log_line_carries_the_request_id_it_was_journaled_under(
+    parts: Parts,
+) -> None:
+    import io
+    import json
+
+    from connector.log_config import configure_logging
+
+    journal, _, _, drain = parts
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    fields = dict(inbound_fields(ALICE, "+14155550999", "to nobody"))  # no configuration
+    journal.append("twilio", fields["MessageSid"], fields, request_id="req-from-webhook")
+    try:
+        drain.drain()
+    finally:
+        configure_logging("WARNING", "console")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    failed = [line for line in lines if line.get("event") == "journal.failed"]
+    assert failed, lines
+    assert failed[0]["request_id"] == "req-from-webhook"
+    assert failed[0]["provider_message_id"] == fields["MessageSid"]
