@@ -17,10 +17,10 @@ from huey import MemoryHuey
 
 from connector.bootstrap import Connector, build
 from connector.bootstrap.server_thread import running
-from connector.providers.twilio.endpoints import TWILIO_INBOUND_PATH
-from connector.providers.twilio.webhook import TWIML_EMPTY
 from connector.domain.model import Configuration, Provider
 from connector.domain.routing import RecordRef
+from connector.providers.twilio.endpoints import TWILIO_INBOUND_PATH
+from connector.providers.twilio.webhook import TWIML_EMPTY
 from connector.settings import load_settings
 from connector.state.db import StateStore
 from connector.testing.conversations import (
