@@ -8,18 +8,15 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from connector.bootstrap.server_thread import running
 from connector.dataverse.batch import BatchOperation, ChangeSet
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.odata import eq
-from connector.emulators.dataverse.app import create_emulator_app
 from connector.testing.emulator_client import emulator_client
 
 
-@pytest.fixture(scope="module")
-def base() -> Iterator[str]:
-    with running(create_emulator_app()) as url:
-        yield url
+@pytest.fixture
+def base(emulator_url: str) -> str:
+    return emulator_url  # the session's emulator, reset for this test
 
 
 @pytest.fixture

@@ -33,10 +33,9 @@ def _client(url: str, *, concurrency: int = 8, attempts: int = 4) -> DataverseCl
     )
 
 
-@pytest.fixture(scope="module")
-def base() -> Iterator[str]:
-    with running(create_emulator_app()) as url:
-        yield url
+@pytest.fixture
+def base(emulator_url: str) -> str:
+    return emulator_url  # the session's emulator, reset for this test
 
 
 @pytest.fixture

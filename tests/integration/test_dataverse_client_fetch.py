@@ -8,19 +8,16 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from connector.bootstrap.server_thread import running
 from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.transport import WebApi
-from connector.emulators.dataverse.app import create_emulator_app
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[DataverseClient]:
-    with running(create_emulator_app()) as url:
-        api = WebApi(url, StaticTokenProvider("emulator-token"), requests.Session())
-        yield DataverseClient(api, page_size=3)
-        api.close()
+@pytest.fixture
+def client(emulator_url: str) -> Iterator[DataverseClient]:
+    api = WebApi(emulator_url, StaticTokenProvider("emulator-token"), requests.Session())
+    yield DataverseClient(api, page_size=3)
+    api.close()
 
 
 def test_fetch_xml_all_reads_every_page_through_the_paging_cookie(

@@ -38,13 +38,12 @@ def _add_account_number_key(client: DataverseClient) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[DataverseClient]:
-    with running(create_emulator_app()) as url:
-        dv = _client(url)
-        _add_account_number_key(dv)
-        yield dv
-        dv.api.close()
+@pytest.fixture
+def client(emulator_url: str) -> Iterator[DataverseClient]:
+    dv = _client(emulator_url)
+    _add_account_number_key(dv)
+    yield dv
+    dv.api.close()
 
 
 def test_the_key_created_through_the_metadata_api_reads_back(client: DataverseClient) -> None:

@@ -11,17 +11,14 @@ from email.parser import BytesParser
 import pytest
 import requests
 
-from connector.bootstrap.server_thread import running
-from connector.emulators.dataverse.app import create_emulator_app
-
 CRLF = "\r\n"
 
 
-@pytest.fixture()
-def api() -> Iterator[tuple[requests.Session, str, str]]:
-    with running(create_emulator_app()) as url, requests.Session() as session:
+@pytest.fixture
+def api(emulator_url: str) -> Iterator[tuple[requests.Session, str, str]]:
+    with requests.Session() as session:
         session.headers["Authorization"] = "Bearer test"
-        yield session, url + "/api/data/v9.2/", url
+        yield session, emulator_url + "/api/data/v9.2/", emulator_url
 
 
 def _op(

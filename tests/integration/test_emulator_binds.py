@@ -8,17 +8,14 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from connector.bootstrap.server_thread import running
-from connector.emulators.dataverse.app import create_emulator_app
-
 ANNOTATIONS = {"Prefer": 'odata.include-annotations="*"'}
 
 
-@pytest.fixture(scope="module")
-def api() -> Iterator[tuple[requests.Session, str]]:
-    with running(create_emulator_app()) as url, requests.Session() as session:
+@pytest.fixture
+def api(emulator_url: str) -> Iterator[tuple[requests.Session, str]]:
+    with requests.Session() as session:
         session.headers["Authorization"] = "Bearer test"
-        yield session, url + "/api/data/v9.2/"
+        yield session, emulator_url + "/api/data/v9.2/"
 
 
 def _create(session: requests.Session, url: str, body: dict[str, object]) -> str:

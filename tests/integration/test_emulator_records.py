@@ -8,14 +8,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from connector.bootstrap.server_thread import running
-from connector.emulators.dataverse.app import create_emulator_app
 
-
-@pytest.fixture(scope="module")
-def base() -> Iterator[str]:
-    with running(create_emulator_app()) as url:
-        yield url
+@pytest.fixture
+def base(emulator_url: str) -> str:
+    return emulator_url  # the session's emulator, reset for this test
 
 
 @pytest.fixture()

@@ -14,11 +14,11 @@ from connector.emulators.dataverse.app import create_emulator_app
 from connector.emulators.dataverse.limits import Limits
 
 
-@pytest.fixture()
-def api() -> Iterator[tuple[requests.Session, str, str]]:
-    with running(create_emulator_app()) as url, requests.Session() as session:
+@pytest.fixture
+def api(emulator_url: str) -> Iterator[tuple[requests.Session, str, str]]:
+    with requests.Session() as session:
         session.headers["Authorization"] = "Bearer test"
-        yield session, url + "/api/data/v9.2/", url
+        yield session, emulator_url + "/api/data/v9.2/", emulator_url
 
 
 def _create(session: requests.Session, url: str, body: dict[str, object]) -> str:

@@ -8,13 +8,9 @@ from collections.abc import Iterator
 import pytest
 from cryptography.fernet import Fernet
 
-from connector.bootstrap.server_thread import running
 from connector.crm.configuration_store import DataverseConfigurationStore
 from connector.dataverse.client import DataverseClient
 from connector.domain.model import Provider
-from connector.emulators.dataverse.app import create_emulator_app
-from connector.schema.installer import Installer
-from connector.schema.spec import load_schema
 from connector.secret_box import SecretBox
 from connector.services.setup import SetupRequest, provider_secret, run_setup
 from tests.integration.test_installer_emulator import make_client
@@ -22,13 +18,11 @@ from tests.integration.test_installer_emulator import make_client
 TOKEN = "9f3b7c2e4d5a6b7c8d9e0f1a2b3c4d5e"
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[DataverseClient]:
-    with running(create_emulator_app()) as url:
-        dv = make_client(url)
-        Installer(dv, load_schema(), poll_interval=0.02).apply()
-        yield dv
-        dv.api.close()
+@pytest.fixture
+def client(installed_emulator_url: str) -> Iterator[DataverseClient]:
+    dv = make_client(installed_emulator_url)
+    yield dv
+    dv.api.close()
 
 
 def _request(**changes: object) -> SetupRequest:

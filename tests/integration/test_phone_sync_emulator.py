@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from connector.bootstrap.server_thread import running
 from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.dataverse.client import DataverseClient
 from connector.domain.phone import lookup_key
 from connector.domain.record_types import default_specs, standard_spec
 from connector.domain.routing import RecordRef
-from connector.emulators.dataverse.app import create_emulator_app
 from connector.services.phone_sync import PhoneSync
 from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
@@ -43,15 +41,14 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    with running(create_emulator_app()) as url:
-        api = emulator_web_api(url)
-        store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
-        index = PhoneIndex(store)
-        yield Env(url, DataverseClient(api), index)
-        index.close()
-        store.close()
-        api.close()
+def env(tmp_path: Path, emulator_url: str) -> Iterator[Env]:
+    api = emulator_web_api(emulator_url)
+    store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    index = PhoneIndex(store)
+    yield Env(emulator_url, DataverseClient(api), index)
+    index.close()
+    store.close()
+    api.close()
 
 
 def test_full_sync_indexes_odd_formats_and_skips_junk(env: Env) -> None:

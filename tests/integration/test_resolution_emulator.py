@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from connector.bootstrap.server_thread import running
 from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.dataverse.client import DataverseClient
 from connector.domain.phone import lookup_key, search_variants
@@ -21,7 +20,6 @@ from connector.domain.routing import (
     RecordRef,
     SenderContext,
 )
-from connector.emulators.dataverse.app import create_emulator_app
 from connector.errors import ResolutionPendingError
 from connector.services.phone_sync import PhoneSync
 from connector.services.resolution import RecordResolutionService
@@ -61,15 +59,14 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    with running(create_emulator_app()) as url:
-        api = emulator_web_api(url)
-        store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
-        environment = Env(url, DataverseClient(api), store)
-        yield environment
-        environment.index.close()
-        store.close()
-        api.close()
+def env(tmp_path: Path, emulator_url: str) -> Iterator[Env]:
+    api = emulator_web_api(emulator_url)
+    store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    environment = Env(emulator_url, DataverseClient(api), store)
+    yield environment
+    environment.index.close()
+    store.close()
+    api.close()
 
 
 def test_contact_and_lead_sharing_a_number_resolve_to_the_contact(env: Env) -> None:
