@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ import requests
 from cryptography.fernet import Fernet
 
 from connector.bootstrap.server_thread import running
-from connector.emulators.dataverse.app import create_emulator_app
 from connector.emulators.twilio.app import create_simulator_app
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from tests.e2e.conftest import connector_env, run_cli
@@ -32,14 +30,7 @@ SETUP = (
 )
 
 
-@pytest.fixture
-def emulator() -> Iterator[str]:
-    with running(create_emulator_app()) as url:
-        yield url
-
-
-@pytest.fixture
-def env(tmp_path: Path, emulator: str) -> dict[str, str]:
+def _env(tmp_path: Path, emulator: str) -> dict[str, str]:
     return connector_env(
         tmp_path,
         {
@@ -51,6 +42,28 @@ def env(tmp_path: Path, emulator: str) -> dict[str, str]:
             "COLUMNS": "200",
         },
     )
+
+
+@pytest.fixture
+def emulator(emulator_url: str) -> str:
+    """A fresh emulator (the session's, reset): no solution schema yet."""
+    return emulator_url
+
+
+@pytest.fixture
+def env(tmp_path: Path, emulator: str) -> dict[str, str]:
+    return _env(tmp_path, emulator)
+
+
+@pytest.fixture
+def installed(installed_emulator_url: str) -> str:
+    """An emulator with the solution schema installed (``schema apply`` has its own test)."""
+    return installed_emulator_url
+
+
+@pytest.fixture
+def installed_env(tmp_path: Path, installed: str) -> dict[str, str]:
+    return _env(tmp_path, installed)
 
 
 def _rows(url: str, entity_set: str) -> list[dict[str, object]]:
@@ -81,9 +94,9 @@ def test_schema_apply_resumes_and_then_plan_has_nothing_to_do(
 
 
 def test_setup_twice_keeps_one_configuration_and_never_shows_the_token(
-    env: dict[str, str], emulator: str
+    installed_env: dict[str, str], installed: str
 ) -> None:
-    assert run_cli("schema", "apply", env=env).returncode == 0
+    env, emulator = installed_env, installed
     first = run_cli(*SETUP, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "configuration created" in first.stdout
@@ -100,8 +113,8 @@ def test_setup_twice_keeps_one_configuration_and_never_shows_the_token(
     assert len(_rows(emulator, "smsc_keywords")) == 13
 
 
-def test_setup_with_a_token_but_no_secret_keys_refuses(env: dict[str, str]) -> None:
-    assert run_cli("schema", "apply", env=env).returncode == 0
+def test_setup_with_a_token_but_no_secret_keys_refuses(installed_env: dict[str, str]) -> None:
+    env = installed_env
     del env["CONNECTOR_SECRET_KEYS"]
     result = run_cli(*SETUP, env=env)
     assert result.returncode == 1
@@ -117,8 +130,10 @@ def test_schema_commands_without_a_dataverse_url_explain_what_is_missing(
     assert "CONNECTOR_DATAVERSE__URL" in result.stdout + result.stderr
 
 
-def test_setup_validates_credentials_at_the_provider(env: dict[str, str], emulator: str) -> None:
-    assert run_cli("schema", "apply", env=env).returncode == 0
+def test_setup_validates_credentials_at_the_provider(
+    installed_env: dict[str, str], installed: str
+) -> None:
+    env, emulator = installed_env, installed
     with running(create_simulator_app()) as simulator:
         env["CONNECTOR_TWILIO__API_BASE_URL"] = simulator
         good = (
@@ -145,9 +160,9 @@ def test_setup_validates_credentials_at_the_provider(env: dict[str, str], emulat
 
 
 def test_setup_takes_the_token_from_the_environment_not_the_command_line(
-    env: dict[str, str], emulator: str
+    installed_env: dict[str, str], installed: str
 ) -> None:
-    assert run_cli("schema", "apply", env=env).returncode == 0
+    env, emulator = installed_env, installed
     env["CONNECTOR_TWILIO__AUTH_TOKEN"] = TOKEN
     args = [a for a in SETUP if a not in (TOKEN, "--auth-token")]
     result = run_cli(*args, env=env)
