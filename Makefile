@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint check install clean
+.PHONY: run test test-unit test-integration test-e2e lint check install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,27 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/connector serve
 
+# pytest over the paths given; its "no tests ran" (exit code 5) fails the target.
+pytest = $(PY) -m pytest $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
 ## Run the whole test suite (unit, integration, e2e). pytest's "no tests ran" (5) fails.
 test: $(STAMP)
 	@scripts/ensure-test-services.sh
-	@$(PY) -m pytest tests; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
-	exit $$rc
+	@$(call pytest,tests)
+
+## Run one tier: unit (in memory, no servers), integration (real servers on loopback,
+## PostgreSQL included), e2e (the connector command run as a user runs it).
+test-unit: $(STAMP)
+	@$(call pytest,tests/unit)
+
+test-integration: $(STAMP)
+	@scripts/ensure-test-services.sh
+	@$(call pytest,tests/integration)
+
+test-e2e: $(STAMP)
+	@$(call pytest,tests/e2e)
 
 ## Lint and type-check (ruff, mypy strict on connector/), and the import contracts (arrows
 ## point down only: see [tool.importlinter] in pyproject.toml).
