@@ -63,7 +63,7 @@ class SharedEmulator:
         with core.store.lock:
             self._installed.backup(core.store.conn)
             core.stats.clear()
-            core.schema = core._load_schema()  # noqa: SLF001 - see the module docstring
+            core.schema = core._load_schema()  # private: see the module docstring
             core.records = Records(core.store, core.schema)
 
     def close(self) -> None:
