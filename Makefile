@@ -42,8 +42,8 @@ test-integration: $(STAMP)
 test-e2e: $(STAMP)
 	@$(call pytest,tests/e2e)
 
-## Lint and type-check (ruff, mypy strict on connector/), and the import contracts (arrows
-## point down only: see [tool.importlinter] in pyproject.toml).
+## Lint and type-check (ruff, mypy strict on connector/ and tests/), and the import
+## contracts (arrows point down only: see [tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

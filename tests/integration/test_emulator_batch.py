@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
 import pytest
@@ -53,7 +53,7 @@ def _parts(response: requests.Response) -> list[EmailMessage]:
     return list(message.iter_parts())  # type: ignore[arg-type]
 
 
-def _status(part: EmailMessage) -> int:
+def _status(part: Message) -> int:
     payload = part.get_payload(decode=True)
     assert isinstance(payload, bytes)
     return int(payload.split(b" ", 2)[1])

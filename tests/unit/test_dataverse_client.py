@@ -55,7 +55,7 @@ def client(waits: list[float]) -> DataverseClient:
 
 
 def _sent(rsps: responses.RequestsMock, index: int = -1) -> requests.PreparedRequest:
-    return rsps.calls[index].request  # type: ignore[return-value]
+    return rsps.calls[index].request
 
 
 def _json_body(request: requests.PreparedRequest) -> object:
@@ -336,7 +336,7 @@ def test_batch_with_failed_change_set_reports_one_result_per_operation(
         body=body,
         content_type="multipart/mixed; boundary=batchresponse_1",
     )
-    items = [
+    items: list[BatchOperation | ChangeSet] = [
         ChangeSet(
             [
                 BatchOperation("POST", "contacts", {"lastname": "A"}),

@@ -48,6 +48,11 @@ class CountingSessions:
         self.writes.append(len(changes))
         return self.inner.save_many(changes)
 
+    def awaiting_escalation(
+        self, configuration_id: str, waiting_since_before: float, limit: int
+    ) -> list[SessionState]:
+        return self.inner.awaiting_escalation(configuration_id, waiting_since_before, limit)
+
 
 def make_service() -> tuple[InboundService, CountingSessions, TableResolver]:
     config = Configuration(

@@ -133,13 +133,13 @@ def test_unknown_number_creates_one_lead_while_messages_race(world: World) -> No
     raced: list[BaseException] = []
     create = world.directory.create_lead
 
-    def create_while_two_more_arrive(phone: str, owner: str | None) -> str:
+    def create_while_two_more_arrive(phone_e164: str, owner_id: str | None) -> str:
         for _ in range(2):  # two more messages from the number arrive mid-creation
             try:
-                world.resolver.resolve(phone, SENDER)
+                world.resolver.resolve(phone_e164, SENDER)
             except ResolutionPendingError as exc:
                 raced.append(exc)
-        return create(phone, owner)
+        return create(phone_e164, owner_id)
 
     world.directory.create_lead = create_while_two_more_arrive  # type: ignore[method-assign]
     result = world.resolver.resolve(PHONE, SENDER)
@@ -153,7 +153,7 @@ def test_unknown_number_creates_one_lead_while_messages_race(world: World) -> No
 def test_failed_lead_creation_releases_the_claim(world: World) -> None:
     world.sync()
 
-    def broken(phone: str, owner: str | None) -> str:
+    def broken(phone_e164: str, owner_id: str | None) -> str:
         raise ConnectionError("dataverse down")
 
     create = world.directory.create_lead
@@ -210,7 +210,9 @@ def test_record_types_refresh_failure_keeps_the_last_answer() -> None:
 
     world = World()
     config = Configuration("Sales", Provider.TWILIO, "+14155550100", id="cfg")
-    world.directory.configurations = [(config, [RecordType("lead", ("mobilephone",))])]
+    world.directory.configurations = [
+        (config, [RecordType("lead", phone_columns=("mobilephone",))])
+    ]
     configured = ConfiguredRecordTypes(world.directory, ttl=timedelta(seconds=0), now=world.clock)
     sender = SenderContext("cfg")
     assert [s.table for s in configured.for_sender(sender)] == ["lead"]

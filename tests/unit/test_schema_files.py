@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -68,7 +70,7 @@ def test_mapping_module_names_exist_in_the_schema(schema: Schema) -> None:
         declared = schema.table(table.logical_name)
         assert table.name_column == declared.primary.logical_name
         assert table.id_column == ("activityid" if declared.activity else f"{table.logical_name}id")
-    rows = [
+    rows: list[tuple[tables.Table, Callable[[Any], dict[str, Any]]]] = [
         (tables.CONFIGURATION, tables.configuration_to_row),
         (tables.RECORD_TYPE, tables.record_type_to_row),
         (tables.KEYWORD, tables.keyword_to_row),

@@ -223,7 +223,7 @@ def test_signing_helpers_produce_requests_that_verify() -> None:
     verify(js.url, js.body, signature_from(js.headers), ["t"])
 
 
-_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
 _FORMS = st.lists(st.tuples(st.text(st.characters(min_codepoint=65, max_codepoint=122),
                                     min_size=1, max_size=12), _TEXT), max_size=12)  # fmt: skip
 
@@ -252,4 +252,5 @@ def test_starlette_form_data_keeps_every_value_of_a_repeated_field() -> None:
 
     form = FormData([("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"),
                      ("Digits", "1234"), ("Digits", "1234")])  # fmt: skip
-    verify(URL, form, "IK+Dwps556ElfBT0I3Rgjkr1wJU=", [TOKEN])
+    # verify() reads FormData through multi_items(), but its declared type does not name it
+    verify(URL, form, "IK+Dwps556ElfBT0I3Rgjkr1wJU=", [TOKEN])  # type: ignore[arg-type]

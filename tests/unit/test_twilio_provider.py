@@ -253,4 +253,5 @@ def test_built_from_settings_sends_to_the_configured_api_base_url() -> None:
     responses.post(f"http://sim.local:8099/2010-04-01/Accounts/{SID}/Messages.json",
                    json=_created(), status=201)  # fmt: skip
     build_twilio_provider(load_settings(env)).send(_request())
-    assert responses.calls[0].request.url.startswith("http://sim.local:8099/")
+    url = responses.calls[0].request.url
+    assert url is not None and url.startswith("http://sim.local:8099/")
