@@ -31,6 +31,7 @@ from connector.domain.routing import (
     SenderContext,
 )
 from connector.errors import DataverseError, DataverseUnavailableError, InvalidInputError
+from connector.providers.twilio.media import filename_for
 
 
 @dataclass
@@ -138,15 +139,18 @@ class TableResolver:
 
 @dataclass
 class FakeMediaFetcher:
-    """A :class:`~connector.ports.MediaFetcher` serving ``files`` (URL -> bytes); others refused."""
+    """A :class:`~connector.ports.MediaFetcher` serving ``files`` (URL -> bytes); others refused.
+
+    Files are named as the real fetcher names them (the URL's last segment and an extension
+    for the content type).
+    """
 
     files: dict[str, bytes] = field(default_factory=dict)
 
     def fetch(self, media: InboundMedia, account_id: str) -> MediaFile:
         if media.url not in self.files:
             raise InvalidInputError("media URL is not on the provider's own hosts")
-        name = media.url.rsplit("/", 1)[-1]
-        return MediaFile(name, media.content_type, self.files[media.url])
+        return MediaFile(filename_for(media), media.content_type, self.files[media.url])
 
 
 @dataclass
