@@ -8,6 +8,9 @@ import pytest
 
 from connector.settings import ENV_PREFIX
 
+# The port contracts assert in a helper module both tiers import: have pytest explain failures.
+pytest.register_assert_rewrite("tests.port_contracts")
+
 
 @pytest.fixture(autouse=True)
 def _clean_connector_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
