@@ -4,7 +4,9 @@ The composition root (``connector.bootstrap``) builds one :class:`WebServices` a
 :func:`~connector.api.app.create_app`; routes declare what they use with ``Annotated``
 dependencies (``SessionsDep``, ``MoverDep``, ``ApiKey``...), so a route never digs through a
 container and the app's routes (and ``/openapi.json``) never depend on what was wired. A
-process built without a service answers its routes with 503 ``not_enabled``.
+process built without a service answers its routes with 503 ``not_enabled``. The
+dependencies are ``async`` only so that FastAPI runs them on the event loop: a plain ``def``
+dependency costs every request a thread-pool hop.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class WebServices:
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
 
 
-def services(request: Request) -> WebServices:
+async def services(request: Request) -> WebServices:
     """The services the app was built with."""
     return cast("WebServices", request.app.state.services)
 
@@ -76,22 +78,22 @@ def _enabled(value: T | None, what: str) -> T:
     return value
 
 
-def webhooks(wired: Services) -> InboundWebhooks:
+async def webhooks(wired: Services) -> InboundWebhooks:
     """The inbound webhook wiring."""
     return _enabled(wired.webhooks, "inbound webhooks")
 
 
-def session_actions(wired: Services) -> SessionActions:
+async def session_actions(wired: Services) -> SessionActions:
     """Accept, dismiss, block, assign."""
     return _enabled(wired.sessions, "session actions")
 
 
-def conversation_mover(wired: Services) -> ConversationMover:
+async def conversation_mover(wired: Services) -> ConversationMover:
     """Conversation moves."""
     return _enabled(wired.mover, "conversation moves")
 
 
-def require_api_key(request: Request, wired: Services) -> None:
+async def require_api_key(request: Request, wired: Services) -> None:
     """Reject API calls without a configured ``X-API-Key`` (constant-time comparison)."""
     presented = request.headers.get("x-api-key", "")
     if not presented or not any(
