@@ -21,6 +21,7 @@ from connector.errors import ProviderError, RecipientOptedOutError, SignatureErr
 from connector.providers.twilio.client import TRIAL_WARNING, TwilioProvider
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from connector.providers.webhooks import public_url
+from connector.testing.app_slot import SharedServer
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 FROM = "+15005550006"
@@ -79,12 +80,25 @@ class World:
     sleeps: list[float]
 
 
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[SharedServer, SharedServer]]:
+    """One simulator port and one receiver port for the module; each test plugs in new apps."""
+    simulator, receiver = SharedServer(), SharedServer()
+    yield simulator, receiver
+    simulator.close()
+    receiver.close()
+
+
 @pytest.fixture
-def world() -> Iterator[World]:
+def world(servers: tuple[SharedServer, SharedServer]) -> Iterator[World]:
     engine = SimulatorEngine(SimulatorOptions())
     receiver = Receiver(TwilioProvider(LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN))
     sleeps: list[float] = []
-    with running(create_simulator_app(engine)) as sim_url, running(receiver.app()) as base:
+    sim_server, receiver_server = servers
+    with (
+        sim_server.serving(create_simulator_app(engine)) as sim_url,
+        receiver_server.serving(receiver.app()) as base,
+    ):
         receiver.base_url = base
         engine.options.inbound_url = base + "/webhooks/twilio/messages"
         provider = TwilioProvider(LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, public_base_url=base,
