@@ -45,6 +45,15 @@ def client(emulator_url: str) -> Iterator[DataverseClient]:
     dv.api.close()
 
 
+@pytest.fixture
+def installed(installed_emulator_url: str) -> Iterator[DataverseClient]:
+    """A client of an emulator the installer has put the whole schema in (by the first test
+    here that needs it: installed once per session, then restored)."""
+    dv = make_client(installed_emulator_url)
+    yield dv
+    dv.api.close()
+
+
 def installer(client: DataverseClient, schema: Schema) -> Installer:
     return Installer(client, schema, poll_interval=0.02, key_timeout=30)
 
@@ -72,10 +81,8 @@ def test_apply_on_empty_environment_creates_everything_then_plan_is_empty(
     ) == 1
 
 
-def test_installed_tables_take_rows_lookups_and_alternate_keys(
-    client: DataverseClient, schema: Schema
-) -> None:
-    installer(client, schema).apply()
+def test_installed_tables_take_rows_lookups_and_alternate_keys(installed: DataverseClient) -> None:
+    client = installed
     config_id = client.create(
         "smsc_configurations",
         {"smsc_name": "Main", "smsc_provider": 105710000, "smsc_senderkey": "14155550100"},
@@ -103,13 +110,13 @@ def test_installed_tables_take_rows_lookups_and_alternate_keys(
 
 
 def test_second_apply_sends_no_changing_request(
-    client: DataverseClient, schema: Schema, emulator_url: str
+    installed: DataverseClient, installed_emulator_url: str, schema: Schema
 ) -> None:
-    installer(client, schema).apply()
-    before = changing_requests(emulator_url)
-    report = installer(client, schema).apply()
+    url = installed_emulator_url
+    before = changing_requests(url)
+    report = installer(installed, schema).apply()
     assert report.complete and report.done == []
-    assert changing_requests(emulator_url) == before
+    assert changing_requests(url) == before
 
 
 def test_interrupted_apply_is_finished_by_the_next_run(
@@ -178,10 +185,8 @@ def test_apply_failing_half_way_is_finished_by_the_next_run(schema: Schema) -> N
             client.api.close()
 
 
-def test_mapping_module_names_match_what_dataverse_derived(
-    client: DataverseClient, schema: Schema
-) -> None:
-    installer(client, schema).apply()
+def test_mapping_module_names_match_what_dataverse_derived(installed: DataverseClient) -> None:
+    client = installed
     for table in tables.ALL_TABLES:
         derived = entity(client, table.logical_name)
         assert derived["EntitySetName"] == table.entity_set
