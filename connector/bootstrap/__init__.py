@@ -6,13 +6,15 @@ worker process runs; :mod:`~connector.bootstrap.local_mode` runs the embedded st
 no Dataverse URL is configured (the only production path to ``connector.emulators``).
 """
 
+from typing import Any
+
 from connector.bootstrap.process import start_serve, warm
 from connector.bootstrap.root import Connector, build
 
 __all__ = ["Connector", "build", "openapi_document", "start_serve", "warm"]
 
 
-def openapi_document() -> dict[str, object]:
+def openapi_document() -> dict[str, Any]:
     """The HTTP API's OpenAPI document, built with nothing wired (no Dataverse, no state)."""
     from connector.api.app import create_app  # noqa: PLC0415 - only this command needs it
 
