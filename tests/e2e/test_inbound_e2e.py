@@ -28,13 +28,14 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import func, select
 
 from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER, seed_demo
 from connector.bootstrap.server_thread import ServerThread
 from connector.dataverse.client import DataverseClient
 from connector.emulators.dataverse.app import create_emulator_app
 from connector.state.db import StateStore
-from connector.state.journal import Journal
+from connector.state.journal import PENDING, Journal, journal_table
 from connector.testing.signing import inbound_fields, signed_form
 from tests.e2e.conftest import connector_env, run_cli
 from tests.integration.test_installer_emulator import make_client
@@ -161,6 +162,30 @@ def wait_until(check: Callable[[], bool], timeout: float = 90.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
+def journal_rows(env: dict[str, str]) -> dict[str, int]:
+    """The serving process's journal rows by status (read from its state file)."""
+    store = StateStore.from_url(env["CONNECTOR_STATE__URL"])
+    try:
+        with store.engine.connect() as conn:
+            query = select(journal_table.c.status, func.count()).group_by(journal_table.c.status)
+            return {str(status): int(n) for status, n in conn.execute(query)}
+    finally:
+        store.close()
+
+
+def failed_attempts(env: dict[str, str]) -> int:
+    """Pending journal rows the worker has already tried and failed at least once."""
+    store = StateStore.from_url(env["CONNECTOR_STATE__URL"])
+    try:
+        with store.engine.connect() as conn:
+            query = select(func.count()).where(
+                journal_table.c.status == PENDING, journal_table.c.attempts > 0
+            )
+            return int(conn.execute(query).scalar_one())
+    finally:
+        store.close()
+
+
 def messages(client: DataverseClient) -> list[dict[str, Any]]:
     return list(client.query("smsc_messages"))
 
@@ -208,7 +233,8 @@ def serve(tmp_path: Path, env: dict[str, str], *extra: str) -> tuple[subprocess.
 def test_message_lands_once_in_the_session_of_the_contact_and_forgeries_leave_nothing(
     tmp_path: Path, emulator: Emulator, client: DataverseClient
 ) -> None:
-    process, base = serve(tmp_path, service_env(tmp_path, emulator))
+    env = service_env(tmp_path, emulator)
+    process, base = serve(tmp_path, env)
     try:
         status, sid = post(base, "Hello from Alice 👋")
         assert status == 200
@@ -216,8 +242,7 @@ def test_message_lands_once_in_the_session_of_the_contact_and_forgeries_leave_no
         assert post(base, "Hello from Alice 👋", sid=sid)[0] == 200
         forged_status, forged_sid = post(base, "forged", token="not-the-token")
         assert forged_status == 403
-        wait_until(lambda: len(messages(client)) >= 1)
-        time.sleep(1.0)  # give a duplicate every chance to appear
+        wait_until(lambda: journal_rows(env) == {"done": 1})  # repeats were never journaled
         (message,) = messages(client)
         assert message["smsc_providermessageid"] == sid
         assert message["_regardingobjectid_value"] == ALICE_ID
@@ -231,14 +256,15 @@ def test_message_lands_once_in_the_session_of_the_contact_and_forgeries_leave_no
 def test_messages_sent_while_dataverse_is_down_all_arrive_once_it_is_back(
     tmp_path: Path, emulator: Emulator, client: DataverseClient
 ) -> None:
-    process, base = serve(tmp_path, service_env(tmp_path, emulator))
+    env = service_env(tmp_path, emulator)
+    process, base = serve(tmp_path, env)
     try:
         first = post(base, "before the outage")[1]
         wait_until(lambda: len(messages(client)) == 1)
         emulator.stop()
         during = [post(base, f"during the outage {n}") for n in range(5)]
         assert {status for status, _ in during} == {200}
-        time.sleep(3)
+        wait_until(lambda: failed_attempts(env) >= 1)  # the worker met the outage
         emulator.start()
         wanted = {first, *(sid for _, sid in during)}
         wait_until(lambda: {m["smsc_providermessageid"] for m in messages(client)} == wanted)
