@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from connector.settings import ENV_PREFIX
+from connector.testing.shared_emulator import SharedEmulator
 
 # The port contracts assert in a helper module both tiers import: have pytest explain failures.
 pytest.register_assert_rewrite("tests.port_contracts")
@@ -54,3 +55,28 @@ def state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return base.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def shared_emulator() -> Iterator[SharedEmulator]:
+    """The session's Dataverse emulator, shared by the integration and e2e tiers; tests ask
+    for ``emulator_url`` (fresh) or ``installed_emulator_url`` (schema installed) instead."""
+    emulator = SharedEmulator()
+    try:
+        yield emulator
+    finally:
+        emulator.close()
+
+
+@pytest.fixture
+def emulator_url(shared_emulator: SharedEmulator) -> str:
+    """A fresh emulator's base URL: standard tables and seed rows only."""
+    shared_emulator.reset()
+    return shared_emulator.url
+
+
+@pytest.fixture
+def installed_emulator_url(shared_emulator: SharedEmulator) -> str:
+    """An emulator with the solution schema installed and no rows of ours."""
+    shared_emulator.restore_installed()
+    return shared_emulator.url

@@ -2,7 +2,7 @@
 
 The Dataverse emulator the commands talk to runs in this process, one for the session
 (``emulator_url``: fresh; ``installed_emulator_url``: solution schema installed, no rows of
-ours), like the integration tier's.
+ours), shared with the integration tier (``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-
-from connector.testing.shared_emulator import SharedEmulator
 
 
 def connector_env(tmp_path: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -45,27 +43,3 @@ def run_cli(
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """A clean environment for one CLI run."""
     return connector_env(tmp_path)
-
-
-@pytest.fixture(scope="session")
-def shared_emulator() -> Iterator[SharedEmulator]:
-    """The session's emulator; use ``emulator_url`` or ``installed_emulator_url`` instead."""
-    emulator = SharedEmulator()
-    try:
-        yield emulator
-    finally:
-        emulator.close()
-
-
-@pytest.fixture
-def emulator_url(shared_emulator: SharedEmulator) -> str:
-    """A fresh emulator's base URL: standard tables and seed rows only."""
-    shared_emulator.reset()
-    return shared_emulator.url
-
-
-@pytest.fixture
-def installed_emulator_url(shared_emulator: SharedEmulator) -> str:
-    """An emulator with the solution schema installed and no rows of ours."""
-    shared_emulator.restore_installed()
-    return shared_emulator.url
