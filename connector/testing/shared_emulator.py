@@ -11,8 +11,8 @@ then asks for one of two clean states:
   once, on first use; the SQLite database is then copied aside and copied back for each test,
   which also undoes metadata a test changed.
 
-The emulator has no API for the second state yet, so the copy is taken from the in-process
-state (its store and its schema loader, as a restart on a database file loads it).
+The copy is the in-process emulator's own :meth:`EmulatorState.snapshot
+<connector.emulators.dataverse.state.EmulatorState.snapshot>` and ``restore``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import requests
 
 from connector.bootstrap.server_thread import ServerThread
 from connector.emulators.dataverse.app import create_emulator_app
-from connector.emulators.dataverse.records import Records
 from connector.emulators.dataverse.router import Emulator
 from connector.schema.installer import Installer
 from connector.schema.spec import load_schema
@@ -55,16 +54,8 @@ class SharedEmulator:
                 client.api.close()
             if not report.complete:
                 raise RuntimeError(f"schema install stopped early: {report}")
-            snapshot = sqlite3.connect(":memory:", check_same_thread=False)
-            with self.core.store.lock:
-                self.core.store.conn.backup(snapshot)
-            self._installed = snapshot
-        core = self.core
-        with core.store.lock:
-            self._installed.backup(core.store.conn)
-            core.stats.clear()
-            core.schema = core._load_schema()  # private: see the module docstring
-            core.records = Records(core.store, core.schema)
+            self._installed = self.core.snapshot()
+        self.core.restore(self._installed)
 
     def close(self) -> None:
         """Stop the server and drop the copy."""

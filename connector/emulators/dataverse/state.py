@@ -8,6 +8,7 @@ that has definitions already is loaded as it is.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter
 
@@ -65,9 +66,26 @@ class EmulatorState:
         """Drop all data and definitions and reseed (``POST /_emulator/reset``)."""
         with self.store.lock:
             self.store.wipe()
-            self.stats.clear()
-            self.schema = self._load_schema()
-            self.records = Records(self.store, self.schema)
+            self._reload()
+
+    def snapshot(self) -> sqlite3.Connection:
+        """A copy of everything stored now (rows and definitions), for :meth:`restore`."""
+        copy = sqlite3.connect(":memory:", check_same_thread=False)
+        with self.store.lock:
+            self.store.conn.backup(copy)
+        return copy
+
+    def restore(self, snapshot: sqlite3.Connection) -> None:
+        """Back to the state :meth:`snapshot` copied (counters at zero), as a restart would
+        load it: rows, tables, columns and keys as they were then."""
+        with self.store.lock:
+            snapshot.backup(self.store.conn)
+            self._reload()
+
+    def _reload(self) -> None:
+        self.stats.clear()
+        self.schema = self._load_schema()
+        self.records = Records(self.store, self.schema)
 
     def persist_schema(self) -> None:
         """Write every definition back to the store (after a metadata change)."""
