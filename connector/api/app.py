@@ -13,8 +13,8 @@ from fastapi import APIRouter, FastAPI
 
 from connector import __version__
 from connector.api import health, resolution, sessions, webhooks
-from connector.api.deps import NotEnabledError, WebServices
-from connector.api.problems import install_problem_handlers
+from connector.api.deps import WebServices
+from connector.api.problems import NotEnabledError, install_problem_handlers
 
 
 def create_app(

@@ -20,16 +20,11 @@ from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from connector.errors import ConnectorError, UnauthorizedError
+from connector.api.problems import NotEnabledError
+from connector.errors import UnauthorizedError
 from connector.ports import IngressJournal, WebhookProvider
 from connector.services.conversation_move import ConversationMover
 from connector.services.sessions import SessionActions
-
-
-class NotEnabledError(ConnectorError):
-    """This process was built without the service a route needs."""
-
-    code = "not_enabled"
 
 
 @dataclass
@@ -78,19 +73,19 @@ def _enabled(value: T | None, what: str) -> T:
     return value
 
 
-async def webhooks(wired: Services) -> InboundWebhooks:
-    """The inbound webhook wiring."""
-    return _enabled(wired.webhooks, "inbound webhooks")
+async def webhooks(request: Request) -> InboundWebhooks:
+    """The inbound webhook wiring (read directly: one dependency on the webhook's hot path)."""
+    return _enabled((await services(request)).webhooks, "inbound webhooks")
 
 
-async def session_actions(wired: Services) -> SessionActions:
+async def session_actions(request: Request) -> SessionActions:
     """Accept, dismiss, block, assign."""
-    return _enabled(wired.sessions, "session actions")
+    return _enabled((await services(request)).sessions, "session actions")
 
 
-async def conversation_mover(wired: Services) -> ConversationMover:
+async def conversation_mover(request: Request) -> ConversationMover:
     """Conversation moves."""
-    return _enabled(wired.mover, "conversation moves")
+    return _enabled((await services(request)).mover, "conversation moves")
 
 
 async def require_api_key(request: Request, wired: Services) -> None:

@@ -21,7 +21,15 @@ from connector.log_config import get_logger
 PROBLEM_JSON = "application/problem+json"
 log = get_logger(__name__)
 
+
+class NotEnabledError(errors.ConnectorError):
+    """This process was built without the service a route needs (HTTP 503)."""
+
+    code = "not_enabled"
+
+
 _STATUS_BY_ERROR: list[tuple[type[errors.ConnectorError], int]] = [
+    (NotEnabledError, 503),
     (errors.SignatureError, 403),
     (errors.UnauthorizedError, 401),
     (errors.InvalidInputError, 400),
@@ -34,7 +42,6 @@ _STATUS_BY_ERROR: list[tuple[type[errors.ConnectorError], int]] = [
     (errors.AuthenticationError, 502),
     (errors.StateStoreError, 503),
 ]
-_STATUS_BY_CODE = {"not_enabled": 503}
 
 
 def problem(
@@ -64,8 +71,6 @@ def problem(
 
 def status_for(exc: errors.ConnectorError) -> int:
     """The HTTP status an error maps to."""
-    if exc.code in _STATUS_BY_CODE:
-        return _STATUS_BY_CODE[exc.code]
     for kind, status in _STATUS_BY_ERROR:
         if isinstance(exc, kind):
             return status

@@ -8,6 +8,7 @@ no Dataverse URL is configured (the only production path to ``connector.emulator
 
 from typing import Any
 
+from connector.api.app import create_app
 from connector.bootstrap.process import start_serve, warm
 from connector.bootstrap.root import Connector, build
 
@@ -16,6 +17,4 @@ __all__ = ["Connector", "build", "openapi_document", "start_serve", "warm"]
 
 def openapi_document() -> dict[str, Any]:
     """The HTTP API's OpenAPI document, built with nothing wired (no Dataverse, no state)."""
-    from connector.api.app import create_app  # noqa: PLC0415 - only this command needs it
-
     return create_app().openapi()

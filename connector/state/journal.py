@@ -51,6 +51,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import StateStoreError
+from connector.ports import JOURNAL_PARKED
 from connector.state.db import StateStore, metadata
 from connector.state.group_commit import (
     Checkpointer,
@@ -61,7 +62,7 @@ from connector.state.group_commit import (
 
 PENDING = "pending"
 DONE = "done"
-ERROR = "error"
+ERROR = JOURNAL_PARKED  # the port names the parked status; the column stores it
 
 journal_table = Table(
     "ingress_journal",

@@ -106,3 +106,18 @@ def test_version_flag_prints_the_version(tmp_path: Path) -> None:
     result = run_cli("--version", env=connector_env(tmp_path))
     assert result.returncode == 0
     assert re.match(r"connector \d+\.\d+", result.stdout)
+
+
+def test_openapi_command_prints_the_document_without_dataverse_or_state(tmp_path: Path) -> None:
+    workdir = tmp_path / "empty"
+    workdir.mkdir()
+    env = connector_env(tmp_path, {"CONNECTOR_STATE__URL": f"sqlite:///{workdir / 'state.db'}"})
+    result = run_cli("openapi", env=env, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    operations = {
+        op["operationId"]: path for path, item in document["paths"].items() for op in item.values()
+    }
+    assert operations["receiveProviderWebhook"] == "/webhooks/{provider}/messages"
+    assert operations["acceptSession"] == "/api/v1/sessions/{session_id}/accept"
+    assert list(workdir.iterdir()) == []  # no state store, queue or local-mode file opened
