@@ -8,6 +8,9 @@ due again, after the cause was fixed; ``journal status`` shows the counts and th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import typer
 from huey.consumer import Consumer
 from rich.console import Console
@@ -45,19 +48,24 @@ def worker(
         connector.close()
 
 
-def _journal() -> Journal:
-    return build(settings_or_exit()).journal
+@contextmanager
+def _journal() -> Iterator[Journal]:
+    connector = build(settings_or_exit())
+    try:
+        yield connector.journal
+    finally:
+        connector.close()
 
 
 @journal_app.command("status")
 def status() -> None:
     """Pending, done and parked events, and the latest errors."""
-    journal = _journal()
-    counts = journal.counts()
+    with _journal() as journal:
+        counts = journal.counts()
+        errors = journal.errors(limit=20)
     Console().print(
         f"pending {counts.pending}  done {counts.done}  error {counts.error}", highlight=False
     )
-    errors = journal.errors(limit=20)
     if errors:
         table = Table("id", "event", "attempts", "last error")
         for row in errors:
@@ -70,7 +78,8 @@ def replay(
     ids: list[int] = typer.Argument(None, help="Journal ids (default: every parked event)."),  # noqa: B008
 ) -> None:
     """Make parked events due again (a running worker picks them up within a minute)."""
-    count = _journal().replay(ids or None)
+    with _journal() as journal:
+        count = journal.replay(ids or None)
     Console().print(f"{count} event(s) queued again", highlight=False)
 
 
