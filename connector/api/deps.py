@@ -2,11 +2,12 @@
 
 The composition root (``connector.bootstrap``) builds one :class:`WebServices` and hands it to
 :func:`~connector.api.app.create_app`; routes declare what they use with ``Annotated``
-dependencies (``SessionsDep``, ``MoverDep``, ``ApiKey``...), so a route never digs through a
-container and the app's routes (and ``/openapi.json``) never depend on what was wired. A
-process built without a service answers its routes with 503 ``not_enabled``. The
-dependencies are ``async`` only so that FastAPI runs them on the event loop: a plain ``def``
-dependency costs every request a thread-pool hop.
+dependencies (``SessionsDep``, ``MoverDep``, ``require_api_key``), so a route never digs
+through a container and the app's routes (and ``/openapi.json``) never depend on what was
+wired. The provider webhook, the hottest route, calls :func:`webhooks` itself instead (no
+dependency solving per webhook). A process built without a service answers its routes with
+503 ``not_enabled``. The dependencies are ``async`` only so that FastAPI runs them on the
+event loop: a plain ``def`` dependency costs every request a thread-pool hop.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def _enabled(value: T | None, what: str) -> T:
 
 
 async def webhooks(request: Request) -> InboundWebhooks:
-    """The inbound webhook wiring (read directly: one dependency on the webhook's hot path)."""
+    """The inbound webhook wiring. The webhook route calls this itself rather than declaring
+    it: FastAPI's dependency solving cost measurable CPU per webhook, the hottest path."""
     return _enabled((await services(request)).webhooks, "inbound webhooks")
 
 
@@ -98,6 +100,5 @@ async def require_api_key(request: Request, wired: Services) -> None:
         raise UnauthorizedError("a valid X-API-Key header is required")
 
 
-WebhooksDep = Annotated[InboundWebhooks, Depends(webhooks)]
 SessionsDep = Annotated[SessionActions, Depends(session_actions)]
 MoverDep = Annotated[ConversationMover, Depends(conversation_mover)]

@@ -18,7 +18,7 @@ import asyncio
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from connector.api.deps import InboundWebhooks, WebhooksDep
+from connector.api.deps import InboundWebhooks, webhooks
 from connector.api.problems import problem
 from connector.errors import InvalidInputError, SignatureError, StateStoreError
 from connector.log_config import accept_request_id, correlation
@@ -95,8 +95,9 @@ router = APIRouter(tags=["webhooks"])
         413: {"description": "Body too large"},
     },
 )
-async def receive_provider_webhook(provider: str, request: Request, hook: WebhooksDep) -> Response:
+async def receive_provider_webhook(provider: str, request: Request) -> Response:
     """Verify, journal and acknowledge one provider webhook (Twilio: TwiML ``<Response/>``)."""
+    hook = await webhooks(request)  # called, not declared: no dependency solving per webhook
     request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
     headers = {REQUEST_ID_HEADER: request_id}
     try:
