@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
-from connector.domain.model import Configuration, Keyword, RecordType
+from connector.domain.model import Configuration, Keyword, RecordType, Template
 from connector.domain.phone_records import IndexEntry, LeadClaim, RecordTypeSpec, SyncCursor
 from connector.domain.provider_messages import (
     CredentialReport,
@@ -507,4 +507,54 @@ class MessageArchive(Protocol):
         self, *, since: datetime | None = None, session_id: str | None = None
     ) -> Iterator[ExportRow]:
         """Messages created at or after ``since`` and/or of one session, oldest first."""
+        ...
+
+
+class TemplateCatalog(Protocol):
+    """The ``smsc_template`` rows, cached (``connector.crm.templates``)."""
+
+    def get(self, template_id: str) -> Template | None:
+        """The template with this id (published or not); None when there is none."""
+        ...
+
+    def published(self) -> Sequence[Template]:
+        """Every published template (for pickers and list operations)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegardingRecord:
+    """A CRM record read for a send: who owns it, what it is called, and the values asked for.
+
+    ``values`` maps each field asked for (``column`` or ``lookup.column``, lower case) to its
+    display text (the formatted value for choices, dates and lookups), or None when the record
+    has no value there. A lookup whose target is empty gives None for every ``lookup.column``.
+    """
+
+    table: str
+    id: str
+    name: str | None = None
+    owner_id: str | None = None
+    owner_is_team: bool = False
+    values: Mapping[str, str | None] = field(default_factory=dict)
+
+
+class RecordReader(Protocol):
+    """Reads one CRM record's columns, following lookups one level (``connector.crm``)."""
+
+    def read(self, table: str, record_id: str, fields: Sequence[str]) -> RegardingRecord | None:
+        """The record with the display text of ``fields``; None when the record does not exist.
+
+        Raises :class:`~connector.errors.InvalidInputError` (code ``unknown_column``) naming a
+        field the table does not have, and a ``DataverseError`` when Dataverse fails.
+        """
+        ...
+
+
+class SendRate(Protocol):
+    """A per-sender sending rate shared by every thread and process of one state store."""
+
+    def reserve(self, key: str, per_second: float, now: float) -> float:
+        """Reserve the next sending slot of ``key`` at ``per_second``; the epoch time at which
+        the caller may send (``now`` or later). Each call takes exactly one slot."""
         ...
