@@ -50,17 +50,11 @@ DIRECTION_OUTBOUND = 105710001
 STATUS_RECEIVED = 105710006
 STATUS_BLOCKED = 105710009
 SESSION_NAV = "smsc_SessionId"
-ENTITY_SETS = {"contact": "contacts", "account": "accounts", "lead": "leads"}
-ENTITY_SETS |= {"opportunity": "opportunities", "systemuser": "systemusers", "team": "teams"}
 
 
 def when(seconds: float) -> str:
     """Epoch seconds as the ISO 8601 UTC text Dataverse takes."""
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _entity_set(table: str) -> str:
-    return ENTITY_SETS.get(table, f"{table}s")
 
 
 def _owner(session: SessionState) -> dict[str, Any]:
@@ -119,7 +113,9 @@ def inbound_change_set(write: InboundWrite) -> ChangeSet:
     """Every operation of one inbound message, applied together or not at all."""
     ref = None
     if write.regarding_table and write.regarding_id:
-        ref = RowRef(write.regarding_table, _entity_set(write.regarding_table), write.regarding_id)
+        ref = RowRef(
+            write.regarding_table, tables.entity_set(write.regarding_table), write.regarding_id
+        )
     message_key = {tables.MESSAGE_PROVIDER_ID: write.message.provider_id}
     message_path = odata.entity_path(tables.MESSAGE.entity_set, message_key)
     ops = [

@@ -27,6 +27,7 @@ from connector.domain.model import (
     Template,
     ValidationStatus,
 )
+from connector.domain.record_types import STANDARD_TABLES
 from connector.errors import ConfigurationError
 
 PREFIX = "smsc"
@@ -75,6 +76,31 @@ ALL_TABLES = (
     MESSAGE,
     ERROR_LOG,
 )
+
+# The CRM's own tables the connector reads and links to, with ours: by logical name.
+CRM_TABLES: Mapping[str, Table] = MappingProxyType(
+    {
+        **{
+            n: Table(n, s.entity_set, s.id_column, s.name_column)
+            for n, s in STANDARD_TABLES.items()
+        },
+        "systemuser": Table("systemuser", "systemusers", "systemuserid", "fullname"),
+        "team": Table("team", "teams", "teamid", "name"),
+        **{t.logical_name: t for t in ALL_TABLES},
+    }
+)
+
+
+def crm_table(logical_name: str) -> Table | None:
+    """The descriptor of a table the connector knows by name (None: ask the metadata)."""
+    return CRM_TABLES.get(logical_name)
+
+
+def entity_set(logical_name: str) -> str:
+    """The entity set of a table: the known one, else Dataverse's default ``<name>s``."""
+    known = CRM_TABLES.get(logical_name)
+    return known.entity_set if known else f"{logical_name}s"
+
 
 # Lookups: column logical name -> navigation property used with @odata.bind.
 CONFIGURATION_LOOKUP = "smsc_configurationid"
@@ -297,6 +323,18 @@ def keyword_to_row(keyword: Keyword) -> dict[str, Any]:
             CONFIGURATION.entity_set, keyword.configuration_id
         )
     return row
+
+
+TEMPLATE_COLUMNS = (
+    TEMPLATE.id_column,
+    "smsc_title",
+    "smsc_body",
+    "smsc_scope",
+    "smsc_category",
+    "smsc_language",
+    "smsc_published",
+)
+"""The columns :func:`template_from_row` reads (a ``$select``)."""
 
 
 def template_from_row(row: Mapping[str, Any]) -> Template:
