@@ -248,3 +248,22 @@ def test_upsert_multiple_and_update_multiple(api: tuple[requests.Session, str]) 
     names = {session.get(root + f"accounts({i})").json()["name"] for i in ids}
     assert names == {"A0 renamed", "A1 renamed", "A2"}
     assert session.get(root + "accounts(accountnumber='ACC-2')").json()["accountid"] == ids[2]
+
+
+def test_single_row_get_gives_display_annotations_only_when_asked(
+    api: tuple[requests.Session, str],
+) -> None:
+    session, root = api
+    created = session.post(root + "contacts", json={"firstname": "Ana", "lastname": "Lee"})
+    url = root + f"contacts({_id_of(created)})?$select=statecode,_ownerid_value,firstname"
+    plain = session.get(url).json()
+    assert plain["statecode"] == 0 and plain["firstname"] == "Ana"
+    assert not [key for key in plain if "@" in key and not key.startswith("@odata.")]
+    prefer = {"Prefer": 'odata.include-annotations="*"'}
+    annotated = session.get(url, headers=prefer)
+    body = annotated.json()
+    assert annotated.headers["Preference-Applied"] == 'odata.include-annotations="*"'
+    assert body["statecode@OData.Community.Display.V1.FormattedValue"] == "Active"
+    assert body["_ownerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "systemuser"
+    assert body["_ownerid_value@OData.Community.Display.V1.FormattedValue"]
+    assert "firstname@OData.Community.Display.V1.FormattedValue" not in body  # plain text

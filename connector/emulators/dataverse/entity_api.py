@@ -43,8 +43,11 @@ def represent(
     context = f"{req.api_root}/$metadata#{entity.entity_set}{selected}/$entity"
     body = {"@odata.context": context, **body}
     headers = {"ETag": body["@odata.etag"]}
-    if req.method != "GET":
-        headers["Preference-Applied"] = "return=representation"
+    applied = [] if req.method == "GET" else ["return=representation"]
+    if wants_annotations(req):
+        applied.append('odata.include-annotations="*"')
+    if applied:
+        headers["Preference-Applied"] = ", ".join(applied)
     return EmuResponse.of_json(status, body, headers)
 
 
@@ -79,7 +82,7 @@ def retrieve(records: Records, req: EmuRequest, entity: EntityDef, key: str) -> 
         response = EmuResponse.of_json(
             200,
             expand_row(records, req, entity, row, body, expands=parse_expand(expand)),
-            {"ETag": body["@odata.etag"]},
+            response.headers,
         )
     return response
 
