@@ -16,7 +16,14 @@ from typing import Protocol
 import pytest
 
 from connector.domain.conversation import InboundWrite, ReceivedMessage, SessionState
-from connector.domain.model import Configuration, Keyword, KeywordAction, Provider, RecordType
+from connector.domain.model import (
+    Configuration,
+    Keyword,
+    KeywordAction,
+    Provider,
+    RecordType,
+    Template,
+)
 from connector.domain.provider_messages import InboundMedia, SendRequest
 from connector.domain.record_types import standard_spec
 from connector.domain.routing import NO_MATCH, MatchTrace, RecordRef, SenderContext
@@ -30,8 +37,10 @@ from connector.ports import (
     ErrorLog,
     MediaFetcher,
     PhoneDirectory,
+    RecordReader,
     RecordResolver,
     SmsProvider,
+    TemplateCatalog,
 )
 from connector.testing.signing import inbound_fields, signed_form
 
@@ -303,3 +312,59 @@ def record_resolver_contract(resolver: RecordResolver, known: str, record: Recor
     assert created.created and created.record is not None and created.record.table == "lead"
     again = resolver.resolve(unknown, sender)
     assert (again.record, again.created) == (created.record, False)
+
+
+# -- TemplateCatalog ------------------------------------------------------------------------
+
+
+class TemplateRows(Protocol):
+    """How a test puts templates where the catalog reads them."""
+
+    def add(self, template: Template) -> str:
+        """Create the template; its id."""
+        ...
+
+
+def template_catalog_contract(catalog: TemplateCatalog, rows: TemplateRows) -> None:
+    """A template created after the first read is found by id; only published ones listed."""
+    assert catalog.published() == []
+    shown = rows.add(Template("Welcome", "Hi {firstname}", published=True))
+    draft = rows.add(Template("Draft", "Later {firstname|there}"))
+    found = catalog.get(draft)
+    assert found is not None and (found.id, found.title, found.published) == (draft, "Draft", False)
+    assert [(t.id, t.body) for t in catalog.published()] == [(shown, "Hi {firstname}")]
+    assert catalog.get(str(uuid.uuid4())) is None
+
+
+# -- RecordReader ---------------------------------------------------------------------------
+
+
+class CustomerRows(Protocol):
+    """How a test puts contacts (with a parent account) where the reader reads them."""
+
+    def add(self, firstname: str | None, company: str | None) -> str:
+        """A contact with this first name whose parent customer is an account named
+        ``company`` with account number ``A-1`` (no parent when None); its id."""
+        ...
+
+
+def record_reader_contract(reader: RecordReader, rows: CustomerRows) -> None:
+    """Plain columns and lookups one level deep; an empty lookup reads None; errors."""
+    with_company, alone = rows.add("Ana", "Contoso"), rows.add(None, None)
+    fields = ["FirstName", "parentcustomerid.name", "parentcustomerid.accountnumber"]
+    record = reader.read("contact", with_company, fields)
+    assert record is not None and (record.table, record.id) == ("contact", with_company)
+    assert dict(record.values) == {
+        "firstname": "Ana",
+        "parentcustomerid.name": "Contoso",
+        "parentcustomerid.accountnumber": "A-1",
+    }
+    empty = reader.read("contact", alone, fields)
+    assert empty is not None and dict(empty.values) == dict.fromkeys(
+        ["firstname", "parentcustomerid.name", "parentcustomerid.accountnumber"]
+    )
+    assert reader.read("contact", str(uuid.uuid4()), fields) is None
+    with pytest.raises(InvalidInputError) as raised:
+        reader.read("contact", with_company, ["firstname", "nosuchcolumn"])
+    assert raised.value.code == "unknown_column"
+    assert raised.value.details == {"table": "contact", "field": "nosuchcolumn"}

@@ -19,9 +19,10 @@ from connector.crm.configuration_store import DataverseConfigurationStore
 from connector.crm.conversation_links import DataverseConversationRelinker
 from connector.crm.conversations import DataverseConversations, DataverseErrorLog
 from connector.crm.phone_directory import DataversePhoneDirectory
+from connector.crm.templates import DataverseRecordReader, DataverseTemplates
 from connector.dataverse import odata
 from connector.dataverse.client import DataverseClient
-from connector.domain.model import Configuration, Provider
+from connector.domain.model import Configuration, Provider, Template
 from connector.domain.routing import RecordRef
 from connector.emulators.twilio.app import create_simulator_app
 from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
@@ -33,7 +34,9 @@ from connector.ports import (
     ErrorLog,
     MediaFetcher,
     PhoneDirectory,
+    RecordReader,
     SmsProvider,
+    TemplateCatalog,
 )
 from connector.providers.twilio.client import TwilioProvider
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
@@ -204,3 +207,33 @@ class ErrorRows:
 def test_dataverse_error_log(installed: DataverseClient) -> None:
     log: ErrorLog = DataverseErrorLog(installed)
     contract.error_log_contract(log, ErrorRows(installed))
+
+
+class TemplateRows:
+    def __init__(self, client: DataverseClient) -> None:
+        self.client = client
+
+    def add(self, template: Template) -> str:
+        return self.client.create(tables.TEMPLATE.entity_set, tables.template_to_row(template))
+
+
+def test_dataverse_templates(installed: DataverseClient) -> None:
+    catalog: TemplateCatalog = DataverseTemplates(installed)
+    contract.template_catalog_contract(catalog, TemplateRows(installed))
+
+
+class Customers:
+    def __init__(self, client: DataverseClient) -> None:
+        self.client = client
+
+    def add(self, firstname: str | None, company: str | None) -> str:
+        row: dict[str, str | None] = {"firstname": firstname, "lastname": "Customer"}
+        if company is not None:
+            account = self.client.create("accounts", {"name": company, "accountnumber": "A-1"})
+            row["parentcustomerid_account@odata.bind"] = f"/accounts({account})"
+        return self.client.create("contacts", row)
+
+
+def test_dataverse_record_reader(client: DataverseClient) -> None:
+    reader: RecordReader = DataverseRecordReader(client)
+    contract.record_reader_contract(reader, Customers(client))

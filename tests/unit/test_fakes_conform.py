@@ -8,13 +8,14 @@ loopback in ``tests/integration/test_adapters_conform.py``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 
 import pytest
 
-from connector.domain.model import Configuration
+from connector.domain.model import Configuration, Template
 from connector.domain.phone import lookup_key, search_variants
 from connector.domain.record_types import default_specs
 from connector.domain.routing import RecordRef
@@ -26,8 +27,10 @@ from connector.ports import (
     ErrorLog,
     MediaFetcher,
     PhoneDirectory,
+    RecordReader,
     RecordResolver,
     SmsProvider,
+    TemplateCatalog,
 )
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from connector.services.phone_sync import PhoneSync
@@ -46,6 +49,7 @@ from connector.testing.conversations import (
 from connector.testing.fake_sms import FakeSmsProvider
 from connector.testing.phone_directory import FakePhoneDirectory
 from connector.testing.session_links import FakeConversationRelinker
+from connector.testing.templates import FakeRecordReader, FakeTemplateCatalog
 from tests import port_contracts as contract
 
 CONTACT = RecordRef("contact", "00000000-0000-0000-0000-0000000000c1")
@@ -64,7 +68,10 @@ def test_each_fake_is_typed_as_its_port() -> None:
     errors: ErrorLog = FakeErrorLog()
     media: MediaFetcher = FakeMediaFetcher()
     resolver: RecordResolver = TableResolver()
+    templates: TemplateCatalog = FakeTemplateCatalog()
+    records: RecordReader = FakeRecordReader()
     ports += [sms, phones, configurations, directory, writer, relinker, errors, media, resolver]
+    ports += [templates, records]
     assert len({type(p) for p in ports}) == len(ports)
 
 
@@ -200,3 +207,35 @@ def test_record_resolution_service_in_memory(closing: ExitStack) -> None:
         normalize=lookup_key,
     )
     contract.record_resolver_contract(resolver, "+14155550101", CONTACT)
+
+
+class FakeTemplateRows:
+    def __init__(self, catalog: FakeTemplateCatalog) -> None:
+        self.catalog = catalog
+
+    def add(self, template: Template) -> str:
+        return str(self.catalog.add(template).id)
+
+
+def test_fake_template_catalog() -> None:
+    catalog = FakeTemplateCatalog()
+    contract.template_catalog_contract(catalog, FakeTemplateRows(catalog))
+
+
+class FakeCustomers:
+    def __init__(self, reader: FakeRecordReader) -> None:
+        self.reader = reader
+
+    def add(self, firstname: str | None, company: str | None) -> str:
+        contact_id = str(uuid.uuid4())
+        values: dict[str, str | None] = {"firstname": firstname, "parentcustomerid": None}
+        if company is not None:
+            del values["parentcustomerid"]
+            values |= {"parentcustomerid.name": company, "parentcustomerid.accountnumber": "A-1"}
+        self.reader.put("contact", contact_id, values)
+        return contact_id
+
+
+def test_fake_record_reader() -> None:
+    reader = FakeRecordReader()
+    contract.record_reader_contract(reader, FakeCustomers(reader))
