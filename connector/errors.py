@@ -147,6 +147,20 @@ class InvalidPhoneNumberError(InvalidInputError):
     reason: str = ""
 
 
+class UnprocessableError(InvalidInputError):
+    """Well-formed input the connector cannot act on (HTTP 422): an ambiguous sender, a
+    template value missing, an idempotency key reused with another request."""
+
+    code = "unprocessable"
+
+
+class RefusedError(ConnectorError):
+    """A send the connector will not make (HTTP 409): a blocked number, no consent, quiet
+    hours. Nothing was sent or stored."""
+
+    code = "refused"
+
+
 class TemplateError(InvalidInputError):
     """A template that cannot be rendered (unknown placeholder, missing value, bad syntax)."""
 

@@ -7,7 +7,7 @@ Each area adds its port here as it is built.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
 from connector.domain.model import Configuration, Keyword, RecordType, Template
+from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.phone_records import IndexEntry, LeadClaim, RecordTypeSpec, SyncCursor
 from connector.domain.provider_messages import (
     CredentialReport,
@@ -31,6 +32,7 @@ from connector.domain.routing import (
     Resolution,
     SenderContext,
 )
+from connector.domain.status import MessageStatus
 
 
 class Clock(Protocol):
@@ -217,6 +219,28 @@ class WebhookProvider(Protocol):
         ...
 
 
+class StatusWebhookProvider(Protocol):
+    """The delivery-status half of a provider: verify a status callback and turn it into one
+    journal event (``journal_name`` names the journal rows, so the worker knows them),
+    parse the journaled event later."""
+
+    name: str
+    journal_name: str
+
+    def ready(self) -> bool:
+        """Whether :meth:`accept_status` returns without waiting on I/O."""
+        ...
+
+    def accept_status(self, request: WebhookRequest, message_id: str) -> AcceptedWebhook:
+        """Verify the callback (``SignatureError``) and return it as one event keyed by
+        provider id and status (a repeat is a duplicate); ``InvalidInputError`` if malformed."""
+        ...
+
+    def parse_status(self, payload: Mapping[str, Any]) -> StatusUpdate:
+        """A journaled status event's callback form (``payload["form"]``) as an update."""
+        ...
+
+
 class JournalAppend(Protocol):
     """The answer to an append: whether the event was journaled before (a repeat)."""
 
@@ -300,6 +324,14 @@ class SmsProvider(Protocol):
 
     def send(self, request: SendRequest) -> SendResult:
         """Hand one message to the provider; retries only what is safe to retry."""
+        ...
+
+    def find_sent(
+        self, request: SendRequest, since: float, exclude: Collection[str]
+    ) -> SendResult | None:
+        """The message the provider already has for ``request`` (same sender, recipient and
+        body, created since ``since``, its id not in ``exclude``), or None: asked after a
+        worker died between "provider accepted" and "outbox marked"."""
         ...
 
     def parse_inbound(self, form: WebhookParams) -> InboundMessage:
@@ -557,4 +589,109 @@ class SendRate(Protocol):
     def reserve(self, key: str, per_second: float, now: float) -> float:
         """Reserve the next sending slot of ``key`` at ``per_second``; the epoch time at which
         the caller may send (``now`` or later). Each call takes exactly one slot."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """What :meth:`Outbox.add` did: the stored answer, and whether this call stored it."""
+
+    answer: Mapping[str, Any]
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedSend:
+    """A message a worker holds for sending. ``uncertain``: an earlier attempt may have
+    reached the provider (its worker died): ask the provider before sending again."""
+
+    message: OutboundMessage
+    token: str
+    attempts: int
+    uncertain: bool
+    attempt_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedSync:
+    """A message version a worker holds for writing to Dataverse. ``first``: Dataverse has
+    no version of it yet."""
+
+    message: OutboundMessage
+    version: int
+    first: bool
+    token: str
+    attempts: int
+
+
+class OutboxStore(Protocol):
+    """The outbox (``connector.state.outbox.Outbox``): outbound messages until Dataverse
+    has their latest state. See that module for the guarantees."""
+
+    def add(
+        self,
+        message: OutboundMessage,
+        answer: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> Added: ...
+
+    def get(self, message_id: str) -> OutboundMessage | None: ...
+
+    def exists(self, message_id: str) -> bool: ...
+
+    def last_error(self, message_id: str) -> str | None: ...
+
+    def provider_ids_between(self, to_number: str, since: float) -> set[str]: ...
+
+    def senders_due(self, now: float) -> list[str]: ...
+
+    def next_send_due(self) -> float | None: ...
+
+    def claim_sends(
+        self, configuration_id: str, limit: int, *, lease_seconds: float, now: float | None = None
+    ) -> list[ClaimedSend]: ...
+
+    def start_attempt(self, claimed: ClaimedSend, *, lease_seconds: float, now: float) -> bool: ...
+
+    def handed(self, claimed: ClaimedSend, message: OutboundMessage) -> bool: ...
+
+    def retry_later(
+        self, claimed: ClaimedSend, due_at: float, error: str, *, uncertain: bool
+    ) -> bool: ...
+
+    def release(self, claimed: ClaimedSend) -> None: ...
+
+    def apply(
+        self,
+        message_id: str,
+        status: MessageStatus,
+        at: float,
+        *,
+        provider_id: str | None = None,
+        failure: Failure | None = None,
+    ) -> OutboundMessage | None: ...
+
+    def claim_unsynced(
+        self, limit: int, *, lease_seconds: float = 60.0, now: float | None = None
+    ) -> list[ClaimedSync]: ...
+
+    def mark_synced(self, items: Sequence[ClaimedSync]) -> None: ...
+
+    def sync_failed(
+        self, items: Sequence[ClaimedSync], *, retry_after: float | None = None
+    ) -> None: ...
+
+    def next_sync_due(self) -> float | None: ...
+
+
+class OutboundWriter(Protocol):
+    """Writes outbound messages (and their sessions) to Dataverse (``connector.crm``)."""
+
+    def write_outbound_many(
+        self, writes: Sequence[tuple[OutboundMessage, SessionState | None]]
+    ) -> list[Exception | None]:
+        """ONE ``$batch``, a change set per message (with its session when given); the
+        error of each (None: written)."""
         ...

@@ -142,6 +142,12 @@ class WorkerSettings(BaseModel):
     lease_seconds: float = Field(
         default=60.0, ge=1, le=3600, description="How long a claimed row is held before retaken"
     )
+    outbound_linger_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=30,
+        description="How long outbound changes wait so many share one Dataverse $batch",
+    )
 
 
 class LogSettings(BaseModel):

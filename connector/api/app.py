@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI
 
 from connector import __version__
-from connector.api import health, resolution, sessions, webhooks
+from connector.api import health, messages, resolution, sessions, webhooks
 from connector.api.deps import WebServices
 from connector.api.problems import NotEnabledError, install_problem_handlers
 
@@ -31,6 +31,7 @@ def create_app(
     for router in (
         health.router,
         webhooks.router,
+        messages.router,
         sessions.router,
         resolution.router,
         *extra_routers,

@@ -23,8 +23,9 @@ from pydantic import SecretStr
 
 from connector.api.problems import NotEnabledError
 from connector.errors import UnauthorizedError
-from connector.ports import IngressJournal, WebhookProvider
+from connector.ports import IngressJournal, OutboxStore, StatusWebhookProvider, WebhookProvider
 from connector.services.conversation_move import ConversationMover
+from connector.services.outbound import SendService
 from connector.services.sessions import SessionActions
 
 
@@ -43,6 +44,8 @@ class InboundWebhooks:
     max_body_bytes: int = 64 * 1024
     nudge: Callable[[], None] = field(default=lambda: None)
     count: Callable[[str], None] = field(default=lambda _outcome: None)
+    statuses: Mapping[str, StatusWebhookProvider] = field(default_factory=dict)
+    known_message: Callable[[str], bool] = field(default=lambda _message_id: False)
 
 
 @dataclass
@@ -53,6 +56,8 @@ class WebServices:
     webhooks: InboundWebhooks | None = None
     sessions: SessionActions | None = None
     mover: ConversationMover | None = None
+    sender: SendService | None = None
+    outbox: OutboxStore | None = None
     readiness: Mapping[str, Callable[[], object]] = field(default_factory=dict)
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
 
@@ -90,6 +95,16 @@ async def conversation_mover(request: Request) -> ConversationMover:
     return _enabled((await services(request)).mover, "conversation moves")
 
 
+async def send_service(request: Request) -> SendService:
+    """The send path."""
+    return _enabled((await services(request)).sender, "outbound sends")
+
+
+async def outbox(request: Request) -> OutboxStore:
+    """Outbound messages as they stand."""
+    return _enabled((await services(request)).outbox, "outbound sends")
+
+
 async def require_api_key(request: Request, wired: Services) -> None:
     """Reject API calls without a configured ``X-API-Key`` (constant-time comparison)."""
     presented = request.headers.get("x-api-key", "")
@@ -102,3 +117,5 @@ async def require_api_key(request: Request, wired: Services) -> None:
 
 SessionsDep = Annotated[SessionActions, Depends(session_actions)]
 MoverDep = Annotated[ConversationMover, Depends(conversation_mover)]
+SenderDep = Annotated[SendService, Depends(send_service)]
+OutboxDep = Annotated[OutboxStore, Depends(outbox)]

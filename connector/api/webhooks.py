@@ -1,4 +1,5 @@
-"""Provider webhooks: ``POST /webhooks/{provider}/messages`` (inbound SMS/MMS).
+"""Provider webhooks: ``POST /webhooks/{provider}/messages`` (inbound SMS/MMS) and
+``POST /webhooks/{provider}/status/{message_id}`` (delivery status of our sends).
 
 The handler does the least that makes the message safe, then answers: bound the body size,
 hand the request (with the **configured public URL**, never the socket address) to the
@@ -14,17 +15,27 @@ worker's log lines for the message carry the same id.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
+from typing import TypeVar
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from connector.api.deps import InboundWebhooks, webhooks
 from connector.api.problems import problem
-from connector.errors import InvalidInputError, SignatureError, StateStoreError
-from connector.log_config import accept_request_id, correlation
+from connector.errors import InvalidInputError, NotFoundError, SignatureError, StateStoreError
+from connector.log_config import accept_request_id, correlation, get_logger
 from connector.ports import AcceptedWebhook, WebhookRequest
-from connector.providers.webhooks import INBOUND_PATH, inbound_path, public_url
+from connector.providers.webhooks import (
+    INBOUND_PATH,
+    STATUS_PATH,
+    inbound_path,
+    public_url,
+    status_path,
+)
 
+log = get_logger(__name__)
+T = TypeVar("T")
 REQUEST_ID_HEADER = "X-Request-ID"
 _COMMIT_WAIT_SECONDS = 30
 
@@ -47,6 +58,14 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _committed(future: Future[T]) -> T:
+    """Wait (on the event loop) for a journal append to commit."""
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(future), _COMMIT_WAIT_SECONDS)
+    except TimeoutError:
+        raise StateStoreError(f"journal append not committed in {_COMMIT_WAIT_SECONDS} s") from None
+
+
 async def _accept(
     request: Request, provider_name: str, hook: InboundWebhooks, request_id: str
 ) -> tuple[AcceptedWebhook, bool]:
@@ -64,21 +83,53 @@ async def _accept(
     duplicate = True
     for event in accepted.events:
         with correlation(request_id, provider_message_id=event.event_id):
-            committed = hook.journal.append_future(
-                provider.name, event.event_id, event.payload, request_id=request_id
-            )
-            try:
-                appended = await asyncio.wait_for(
-                    asyncio.wrap_future(committed), _COMMIT_WAIT_SECONDS
+            appended = await _committed(
+                hook.journal.append_future(
+                    provider.name, event.event_id, event.payload, request_id=request_id
                 )
-            except TimeoutError:
-                raise StateStoreError(
-                    f"journal append not committed in {_COMMIT_WAIT_SECONDS} s"
-                ) from None
+            )
             duplicate = duplicate and appended.duplicate
     if not duplicate:
         hook.nudge()
     return accepted, duplicate and bool(accepted.events)
+
+
+async def _accept_status(
+    request: Request, provider_name: str, message_id: str, hook: InboundWebhooks, request_id: str
+) -> bool:
+    """Verify and journal one status callback; whether it was new. A callback for a message
+    the outbox does not know is answered (so the provider stops retrying) and dropped."""
+    provider = hook.statuses.get(provider_name)
+    if provider is None:
+        raise NotFoundError(
+            f"no SMS provider named {provider_name[:40]!r} is configured", code="unknown_provider"
+        )
+    body = await _bounded_body(request, hook.max_body_bytes)
+    if not hook.public_base_url:
+        raise SignatureError("no public base URL configured to verify signatures against")
+    url = public_url(
+        hook.public_base_url, status_path(provider_name, message_id), request.url.query
+    )
+    incoming = WebhookRequest(url, request.headers, body)
+    if provider.ready():
+        accepted = provider.accept_status(incoming, message_id)
+    else:
+        accepted = await run_in_threadpool(provider.accept_status, incoming, message_id)
+    if not hook.known_message(message_id):
+        log.warning("status.unknown_message", message_id=message_id[:64])
+        return False
+    new = False
+    for event in accepted.events:
+        with correlation(request_id, provider_message_id=event.event_id):
+            appended = await _committed(
+                hook.journal.append_future(
+                    provider.journal_name, event.event_id, event.payload, request_id=request_id
+                )
+            )
+            new = new or not appended.duplicate
+    if new:
+        hook.nudge()
+    return new
 
 
 router = APIRouter(tags=["webhooks"])
@@ -119,3 +170,30 @@ async def receive_provider_webhook(provider: str, request: Request) -> Response:
         status_code=answer.status,
         headers=headers,
     )
+
+
+@router.post(
+    STATUS_PATH,
+    operation_id="receiveStatusCallback",
+    summary="Delivery status of a message the connector sent",
+    responses={
+        200: {"description": "Journaled (or a repeat, or for a message we do not know)"},
+        403: {"description": "Signature does not verify; nothing stored"},
+        404: {"description": "No such provider"},
+        413: {"description": "Body too large"},
+    },
+)
+async def receive_status_callback(provider: str, message_id: str, request: Request) -> Response:
+    """Verify, journal and acknowledge one status callback; the worker applies it."""
+    hook = await webhooks(request)
+    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    headers = {REQUEST_ID_HEADER: request_id}
+    try:
+        new = await _accept_status(request, provider, message_id, hook, request_id)
+    except SignatureError:
+        hook.count("status_forged")
+        raise
+    except _TooLargeError:
+        return problem(413, "body_too_large", "Request body too large", headers=headers)
+    hook.count("status_accepted" if new else "status_duplicate")
+    return Response(status_code=200, headers=headers)

@@ -139,6 +139,16 @@ def local_dataverse_url(settings: Settings) -> str:
         ) from None
 
 
+def local_value(settings: Settings, name: str) -> str | None:
+    """A value the running local mode published (``simulator_url``, ``public_base_url``)."""
+    path = local_file(settings, "local.json")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get(name)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return None if value is None else str(value)
+
+
 def seed_demo(client: DataverseClient, public_base_url: str | None) -> str:
     """Apply the schema and seed the demo rows; returns the demo configuration's id."""
     Installer(client, load_schema(), poll_interval=0.05).apply()
@@ -181,10 +191,17 @@ class LocalMode:
         """The simulated provider's base URL (its Twilio-compatible REST API)."""
         return self.simulator.url if self.simulator else None
 
-    def start_simulator(self, inbound_url: str) -> str:
-        """Start the Twilio-compatible simulator, posting inbound messages to ``inbound_url``."""
+    def start_simulator(self, inbound_url: str, public_base_url: str | None = None) -> str:
+        """Start the Twilio-compatible simulator, posting inbound messages to ``inbound_url``;
+        publish its URL (and where the connector listens) for this folder's other commands."""
         self.engine = SimulatorEngine(SimulatorOptions(inbound_url=inbound_url))
         self.simulator = ServerThread(create_simulator_app(self.engine)).start()
+        published = {
+            "dataverse_url": self.dataverse_url,
+            "simulator_url": self.simulator.url,
+            "public_base_url": public_base_url,
+        }
+        self.descriptor.write_text(json.dumps(published), encoding="utf-8")
         return self.simulator.url
 
     def close(self) -> None:

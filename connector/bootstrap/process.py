@@ -25,7 +25,7 @@ def start_local(connector: Connector) -> None:
         return
     base = connector.public_base_url or "http://127.0.0.1"
     local.configuration_id = seed_demo(connector.dataverse, base)
-    local.start_simulator(base.rstrip("/") + TWILIO_INBOUND_PATH)
+    local.start_simulator(base.rstrip("/") + TWILIO_INBOUND_PATH, base)
 
 
 def warm(connector: Connector, *, sync_phones: bool) -> None:

@@ -25,10 +25,12 @@ from connector.api.deps import InboundWebhooks, WebServices
 from connector.bootstrap import local_mode
 from connector.bootstrap.metrics import JournalCollector, webhook_counter
 from connector.bootstrap.readiness import dataverse_check
-from connector.bootstrap.twilio import media_fetcher, twilio_webhooks
+from connector.bootstrap.twilio import media_fetcher, signature_tokens, twilio_webhooks
 from connector.crm.conversation_links import DataverseConversationRelinker
 from connector.crm.conversations import DataverseConversations, DataverseErrorLog
+from connector.crm.outbound_rows import DataverseOutbound
 from connector.crm.phone_directory import DataversePhoneDirectory
+from connector.crm.templates import DataverseRecordReader, DataverseTemplates
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.connect import build_client
 from connector.domain import phone
@@ -39,13 +41,23 @@ from connector.ports import (
     ConversationWriter,
     ErrorLog,
     MediaFetcher,
+    OutboundWriter,
+    RecordReader,
     RecordResolver,
+    SendRate,
+    SmsProvider,
+    TemplateCatalog,
 )
+from connector.providers.twilio.client import build_twilio_provider
+from connector.providers.twilio.status_webhook import TwilioStatusWebhooks
 from connector.providers.webhooks import ProviderRegistry
 from connector.services.conversation_move import ConversationMover
 from connector.services.escalation import EscalationService
 from connector.services.inbound import InboundService
 from connector.services.inbound_batch import JournalDrain
+from connector.services.outbound import SendService
+from connector.services.outbound_sync import OutboundSync, StatusNews
+from connector.services.outbox_sender import OutboxSender
 from connector.services.phone_sync import PhoneSync, PhoneSyncJob
 from connector.services.resolution import ConfiguredRecordTypes, RecordResolutionService
 from connector.services.sessions import SessionActions
@@ -53,9 +65,12 @@ from connector.settings import Settings
 from connector.state.caches import ConfigurationCache, SessionCache, TeamCache
 from connector.state.db import StateStore
 from connector.state.journal import Journal
+from connector.state.outbox import Outbox
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
+from connector.state.send_rate import StateStoreSendRate
 from connector.worker.escalation_tasks import register_escalation
+from connector.worker.outbound_tasks import OutboundTasks, register_outbound
 from connector.worker.phone_sync_tasks import PhoneSyncTasks, register_phone_sync
 from connector.worker.queue import InProcessWorker, Nudger, make_huey
 from connector.worker.tasks import WorkerTasks, register
@@ -187,7 +202,7 @@ class Connector:
             lookup_key=phone.lookup_key,
             variants=phone.search_variants,
             normalize=phone.lookup_key,
-            specs_for=ConfiguredRecordTypes(self.directory).for_sender,
+            specs_for=self.record_types.for_sender,
         )
 
     @cached_property
@@ -213,6 +228,55 @@ class Connector:
         return DataverseConversationRelinker(self.dataverse)
 
     @cached_property
+    def outbox(self) -> Outbox:
+        """Outbound messages until Dataverse has their latest state."""
+        outbox = Outbox(self.state)
+        self._closers.append(outbox.close)
+        return outbox
+
+    @cached_property
+    def send_rate(self) -> SendRate:
+        """Each sender's sending rate, shared by every process on the state store."""
+        return StateStoreSendRate(self.state)
+
+    @cached_property
+    def templates(self) -> TemplateCatalog:
+        """The message templates (cached)."""
+        return DataverseTemplates(self.dataverse)
+
+    @cached_property
+    def records(self) -> RecordReader:
+        """Reads regarding records (template values, phone columns, owner)."""
+        return DataverseRecordReader(self.dataverse)
+
+    @cached_property
+    def record_types(self) -> ConfiguredRecordTypes:
+        """The record types each configuration uses (cached)."""
+        return ConfiguredRecordTypes(self.directory)
+
+    @cached_property
+    def outbound_writer(self) -> OutboundWriter:
+        """Where outbound messages are written."""
+        return DataverseOutbound(self.dataverse)
+
+    @cached_property
+    def sms(self) -> SmsProvider:
+        """The SMS provider sends go to (the simulator in local mode)."""
+        simulator = None
+        if self.settings.local_mode:
+            simulator = (
+                self.local.simulator_url
+                if self.local is not None
+                else local_mode.local_value(self.settings, "simulator_url")
+            )
+        provider = build_twilio_provider(self.settings, api_base_url=simulator)
+        base = self.public_base_url
+        if base is None and self.settings.local_mode and self.local is None:
+            base = local_mode.local_value(self.settings, "public_base_url")
+        provider.public_base_url = provider.public_base_url or base
+        return provider
+
+    @cached_property
     def providers(self) -> ProviderRegistry:
         """The SMS providers webhooks are accepted from, by name."""
         return ProviderRegistry(
@@ -235,7 +299,7 @@ class Connector:
 
     @cached_property
     def drain(self) -> JournalDrain:
-        """Claimed journal batches into Dataverse."""
+        """Claimed journal batches into Dataverse (status callbacks into the outbox)."""
         return JournalDrain(
             self.journal,
             self.inbound,
@@ -243,6 +307,56 @@ class Connector:
             batch_size=self.settings.worker.batch_size,
             lease_seconds=self.settings.worker.lease_seconds,
             error_log=self.error_log,
+            status_news=self.status_news.apply_many,
+            status_journals=frozenset(p.journal_name for p in self.status_providers.values()),
+        )
+
+    @cached_property
+    def status_providers(self) -> dict[str, TwilioStatusWebhooks]:
+        """The providers status callbacks are accepted from, by name."""
+        hooks = TwilioStatusWebhooks(
+            signature_tokens(self.settings, self.configurations.snapshot_nowait)
+        )
+        return {hooks.name: hooks}
+
+    @cached_property
+    def status_news(self) -> StatusNews:
+        """Status callbacks applied to the outbox (a change asks for a Dataverse write)."""
+        twilio = next(iter(self.status_providers.values()))
+        return StatusNews(self.outbox, twilio.parse_status, on_change=self._sync_soon)
+
+    def _sync_soon(self) -> None:
+        """Ask for a Dataverse write of outbound changes (the tasks are built on first use)."""
+        self.outbound_tasks.sync_soon()
+
+    @cached_property
+    def sender(self) -> SendService:
+        """The one send path, up to the outbox."""
+        return SendService(
+            configurations=self.configurations,
+            sessions=self.sessions,
+            resolver=self.resolver,
+            records=self.records,
+            templates=self.templates,
+            outbox=self.outbox,
+            record_types=self.record_types.for_sender,
+            team_members=self.team_members,
+            nudge=self.send_nudger.nudge,
+        )
+
+    @cached_property
+    def outbox_sender(self) -> OutboxSender:
+        """Due messages to the provider, at each sender's rate."""
+        return OutboxSender(self.outbox, self.sms, self.configurations, self.send_rate)
+
+    @cached_property
+    def outbound_sync(self) -> OutboundSync:
+        """Outbox changes into Dataverse, batched across messages."""
+        return OutboundSync(
+            self.outbox,
+            self.outbound_writer,
+            self.sessions,
+            linger=self.settings.worker.outbound_linger_seconds,
         )
 
     @cached_property
@@ -277,6 +391,18 @@ class Connector:
         )
 
     @cached_property
+    def outbound_tasks(self) -> OutboundTasks:
+        """Sending and the Dataverse writes of outbound messages on the queue."""
+        return register_outbound(self.huey, self.outbox_sender, self.outbound_sync)
+
+    @cached_property
+    def send_nudger(self) -> Nudger:
+        """Asks for a send cycle from a background thread, coalescing bursts."""
+        nudger = Nudger(self.outbound_tasks.enqueue_send, min_interval=0.02)
+        self._closers.append(nudger.close)
+        return nudger
+
+    @cached_property
     def nudger(self) -> Nudger:
         """Asks for a drain from a background thread, coalescing bursts."""
         nudger = Nudger(self.tasks.enqueue)
@@ -298,10 +424,11 @@ class Connector:
         self.worker.start()
         self._closers.append(self._stop_worker)
         self.tasks.enqueue()  # pick up whatever an earlier run left behind
+        self.outbound_tasks.enqueue_send()
 
     def queue_tasks(self) -> Huey:
         """Register every task on the queue (before a consumer starts); the queue."""
-        _ = self.tasks, self.periodic
+        _ = self.tasks, self.periodic, self.outbound_tasks
         return self.huey
 
     def _stop_worker(self) -> None:
@@ -323,6 +450,8 @@ class Connector:
             max_body_bytes=self.settings.api.max_body_bytes,
             nudge=self.nudger.nudge,
             count=lambda outcome: outcomes.labels(outcome).inc(),
+            statuses=self.status_providers,
+            known_message=self.outbox.exists,
         )
 
     @cached_property
@@ -334,6 +463,8 @@ class Connector:
                 webhooks=self.webhooks,
                 sessions=self.session_actions,
                 mover=self.mover,
+                sender=self.sender,
+                outbox=self.outbox,
                 readiness={"state_store": self.state.ping, "dataverse": self.readiness},
                 metrics=self.metrics,
             )

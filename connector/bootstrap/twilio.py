@@ -27,16 +27,22 @@ def auth_tokens(settings: Settings) -> Sequence[str]:
     return tokens
 
 
+def signature_tokens(
+    settings: Settings, configurations: Callable[[], Iterable[Configuration]]
+) -> SignatureTokens:
+    """The tokens Twilio webhooks may be signed with: the settings' plus each
+    configuration's stored one."""
+    box = SecretBox(settings.secret_keys) if settings.secret_keys else None
+    return SignatureTokens(
+        auth_tokens(settings), configurations, box.decrypt if box is not None else None
+    )
+
+
 def twilio_webhooks(
     settings: Settings, configurations: Callable[[], Iterable[Configuration]]
 ) -> TwilioWebhooks:
-    """Twilio's webhook provider: the settings' tokens plus each configuration's stored one."""
-    box = SecretBox(settings.secret_keys) if settings.secret_keys else None
-    return TwilioWebhooks(
-        SignatureTokens(
-            auth_tokens(settings), configurations, box.decrypt if box is not None else None
-        )
-    )
+    """Twilio's inbound webhook provider."""
+    return TwilioWebhooks(signature_tokens(settings, configurations))
 
 
 def media_fetcher(settings: Settings, extra_origins: Sequence[str] = ()) -> ProviderMediaFetcher:

@@ -14,6 +14,7 @@ from connector.cli import (
     emulator_cmd,
     export_cmd,
     schema_cmd,
+    send_cmd,
     serve_cmd,
     setup_cmd,
     simulate_cmd,
@@ -52,6 +53,7 @@ app.add_typer(schema_cmd.app, name="schema")
 setup_cmd.register(app)
 simulate_cmd.register(app)
 worker_cmd.register(app)
+send_cmd.register(app)
 app.add_typer(export_cmd.app, name="export")
 
 

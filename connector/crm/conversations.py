@@ -179,6 +179,26 @@ def escalation_change_set(write: EscalationWrite) -> ChangeSet:
     )
 
 
+def run_change_sets(client: DataverseClient, sets: Sequence[ChangeSet]) -> list[Exception | None]:
+    """Change sets in ONE ``$batch``, continuing past a failed one; the error of each (None:
+    written). A failure of the whole request (unreachable, throttled) is every set's."""
+    try:
+        results = client.execute_batch(sets, continue_on_error=True)
+    except DataverseError as exc:
+        return [exc] * len(sets)
+    errors: list[Exception | None] = []
+    position = 0
+    for change_set in sets:
+        mine = results[position : position + len(change_set.operations)]
+        position += len(change_set.operations)
+        if all(r.ok for r in mine):
+            errors.append(None)
+            continue
+        error = next((r.error for r in mine if r.error is not None), None)
+        errors.append(error or DataverseUnavailableError("change set not run"))
+    return errors
+
+
 class DataverseConversations:
     """Conversation writes and configuration reads through the Web API client."""
 
@@ -203,22 +223,7 @@ class DataverseConversations:
         return self._run([escalation_change_set(write) for write in writes])
 
     def _run(self, sets: Sequence[ChangeSet]) -> list[Exception | None]:
-        """Change sets continuing past a failed one; the error of each (None: written)."""
-        try:
-            results = self._client.execute_batch(sets, continue_on_error=True)
-        except DataverseError as exc:
-            return [exc] * len(sets)
-        errors: list[Exception | None] = []
-        position = 0
-        for change_set in sets:
-            mine = results[position : position + len(change_set.operations)]
-            position += len(change_set.operations)
-            if all(r.ok for r in mine):
-                errors.append(None)
-                continue
-            error = next((r.error for r in mine if r.error is not None), None)
-            errors.append(error or DataverseUnavailableError("change set not run"))
-        return errors
+        return run_change_sets(self._client, sets)
 
     def update_session(self, session: SessionState) -> None:
         """Write owner, acceptance and counters of a session after an agent acted."""

@@ -23,6 +23,15 @@ from connector.ports import JOURNAL_PARKED, ErrorLog, JournalQueue, JournalRow, 
 from connector.services.inbound import InboundService, PreparedInbound
 
 log = get_logger(__name__)
+StatusSink = Callable[[Sequence[tuple[Mapping[str, Any], float]]], list[Exception | None]]
+"""Applies journaled status callbacks ``(payload, received_at)``; an error per event."""
+
+
+class NotEnabledError(ConnectorError):
+    """This worker was built without the service an event needs (retried later)."""
+
+    code = "not_enabled"
+    default_transient = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,8 @@ class JournalDrain:
         time_budget: float = 20.0,
         on_done: Callable[[JournalRow], None] = lambda _entry: None,
         error_log: ErrorLog | None = None,
+        status_news: StatusSink | None = None,
+        status_journals: frozenset[str] = frozenset(),
     ) -> None:
         self.journal = journal
         self.service = service
@@ -57,6 +68,8 @@ class JournalDrain:
         self.time_budget = time_budget
         self.on_done = on_done
         self.error_log = error_log
+        self.status_news = status_news
+        self.status_journals = status_journals
 
     def drain(self) -> DrainResult:
         """Claim and process batches until nothing is due or the time budget is spent."""
@@ -73,10 +86,16 @@ class JournalDrain:
         return DrainResult(done, failed, self.journal.next_due())
 
     def process(self, batch: Sequence[JournalRow]) -> tuple[int, int]:
-        """Parse and prepare every row, write them in ONE request, settle each; (done, failed)."""
+        """Parse and prepare every row, write them in ONE request, settle each; (done, failed).
+
+        Status callbacks (rows of a ``status_journals`` name) go to ``status_news`` instead.
+        """
+        statuses = [entry for entry in batch if entry.provider in self.status_journals]
+        done, failed = self._apply_statuses(statuses) if statuses else (0, 0)
         parsed: list[tuple[JournalRow, InboundMessage]] = []
-        failed = 0
         for entry in batch:
+            if entry.provider in self.status_journals:
+                continue
             try:
                 parsed.append((entry, self.providers[entry.provider].parse(entry.payload)))
             except Exception as exc:  # every failure is recorded on its row
@@ -86,7 +105,22 @@ class JournalDrain:
             request_ids=",".join(e.request_id or "-" for e, _ in parsed),
             provider_message_ids=",".join(e.event_id for e, _ in parsed),
         ):
-            return self._write(parsed, failed)
+            ok, bad = self._write(parsed, failed) if parsed else (0, failed)
+        return done + ok, bad
+
+    def _apply_statuses(self, entries: Sequence[JournalRow]) -> tuple[int, int]:
+        """Apply journaled status callbacks; (done, failed)."""
+        if self.status_news is None:
+            off = NotEnabledError("status callbacks are not applied by this worker")
+            errors: list[Exception | None] = [off] * len(entries)
+        else:
+            errors = self.status_news([(e.payload, e.received_at) for e in entries])
+        done = [e for e, problem in zip(entries, errors, strict=True) if problem is None]
+        self.journal.mark_done_many(done)
+        for entry, problem in zip(entries, errors, strict=True):
+            if problem is not None:
+                self._failed(entry, problem)
+        return len(done), len(entries) - len(done)
 
     def _write(
         self, parsed: Sequence[tuple[JournalRow, InboundMessage]], failed: int

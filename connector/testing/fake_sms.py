@@ -9,7 +9,7 @@ Twilio signatures with its auth token. Services are tested by asserting on ``sen
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from connector.domain.provider_messages import (
@@ -67,6 +67,22 @@ class FakeSmsProvider:
         with self._lock:
             self.sent.append((request, result))
         return result
+
+    def find_sent(
+        self, request: SendRequest, since: float, exclude: Collection[str]
+    ) -> SendResult | None:
+        """The first recorded send with the request's sender, recipient and body whose id is
+        not excluded (the fake keeps no times: ``since`` is ignored)."""
+        with self._lock:
+            for sent, result in self.sent:
+                same = (sent.to, sent.from_number, sent.body) == (
+                    request.to,
+                    request.from_number,
+                    request.body,
+                )
+                if same and result.provider_message_id not in exclude:
+                    return result
+        return None
 
     def parse_inbound(self, form: WebhookParams) -> InboundMessage:
         """Twilio's inbound form, parsed like the real provider parses it."""

@@ -37,15 +37,16 @@ class WorkerTasks:
         self.drain()
 
 
-class _FollowUp:
-    """At most one scheduled follow-up drain per process, at the earliest time asked for."""
+class FollowUp:
+    """At most one scheduled follow-up run of a task per process, at the earliest time asked
+    for."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._at: float | None = None
 
     def want(self, at: float) -> bool:
-        """Whether a drain must be scheduled for ``at`` (none is due by then already)."""
+        """Whether a run must be scheduled for ``at`` (none is due by then already)."""
         with self._lock:
             if self._at is not None and self._at <= at:
                 return False
@@ -53,6 +54,7 @@ class _FollowUp:
             return True
 
     def started(self) -> None:
+        """A run started: a follow-up due about now is used up."""
         with self._lock:
             if self._at is not None and self._at <= time.time() + 0.05:
                 self._at = None
@@ -79,7 +81,7 @@ def register(huey: Huey, drain: JournalDrain, prune: Callable[[float], int]) -> 
 
     ``prune(older_than)`` deletes journal rows done before that time (epoch seconds).
     """
-    follow_up = _FollowUp()
+    follow_up = FollowUp()
     huey.on_startup(name="lower_priority")(lower_thread_priority)
 
     def run_drain() -> None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -163,6 +164,32 @@ class TwilioProvider:
             num_media=_int(message.num_media) or 0,
             attempts=tries,
         )
+
+    def find_sent(
+        self, request: SendRequest, since: float, exclude: Collection[str]
+    ) -> SendResult | None:
+        """The oldest message Twilio has from the request's sender to its recipient with its
+        body, created since ``since`` (a minute of clock skew allowed), not in ``exclude``."""
+        after = datetime.fromtimestamp(since - 60, tz=UTC)
+        params: dict[str, Any] = {"to": request.to, "date_sent_after": after, "limit": 200}
+        if request.from_number:
+            params["from_"] = request.from_number
+        found = self._call(lambda: self._client.messages.list(**params))
+        for message in reversed(found):  # Twilio lists newest first
+            created = message.date_created
+            if created is not None and created.timestamp() < since - 60:
+                continue
+            if str(message.sid) in exclude or (message.body or "") != request.body:
+                continue
+            raw_status = str(message.status or "queued")
+            return SendResult(
+                provider_message_id=str(message.sid),
+                status=parse_status(raw_status),
+                raw_status=raw_status,
+                num_segments=_int(message.num_segments),
+                num_media=_int(message.num_media) or 0,
+            )
+        return None
 
     def fetch_status(self, provider_message_id: str) -> MessageStatus:
         """The message's status as Twilio has it now (reconciliation, lost callbacks)."""

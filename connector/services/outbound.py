@@ -1,0 +1,547 @@
+"""The one send path: a send order becomes a queued message in the outbox.
+
+:class:`SendService` takes an order from any caller (the HTTP API, the CLI; later bulk sends,
+Dataverse-created rows and automatic replies) and, in this order:
+
+1. reads the template and the regarding record (one request; its owner, name, phone columns
+   and the template's fields);
+2. resolves the recipient (``to``, else the record's phone columns in record-type order) and
+   refuses an unparseable or non-mobile number;
+3. chooses the sender: explicit (``from`` / ``configuration_id``), else the configuration
+   that last talked with the number, else the one owned by the record's owner or their team,
+   else the single active configuration for the number's country (``sender_ambiguous``);
+4. renders the template (a missing value is ``template_value_missing``: nothing is sent);
+5. **gates** (:meth:`SendService.gates`: where consent, compliance, blocked numbers and quiet
+   hours are checked; the consent issue fills it);
+6. counts segments and encoding;
+7. places the message in the conversation session of that sender and number (opened if none
+   is open, or if the send is about another record) and makes the record the number's most
+   recent conversation, so the customer's reply lands on it;
+8. stores the message in the outbox (durable before the answer) and wakes the sender.
+
+Bad input raises a :class:`~connector.errors.ConnectorError` with a stable code before
+anything is stored. Sending (:mod:`connector.services.outbox_sender`) and the Dataverse
+writes (:mod:`connector.services.outbound_sync`) happen later, in the worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from connector.domain import phone, templates
+from connector.domain.conversation import Acceptance, SessionState, derived_id
+from connector.domain.model import Configuration, MessageCategory, Template
+from connector.domain.outbound import MAX_BODY_CHARACTERS, MAX_MEDIA_URLS, OutboundMessage
+from connector.domain.phone_records import RecordTypeSpec
+from connector.domain.routing import RecordRef, SenderContext
+from connector.domain.segments import SegmentInfo, count_segments
+from connector.errors import (
+    InvalidInputError,
+    InvalidPhoneNumberError,
+    NotFoundError,
+    RefusedError,
+    StateStoreError,
+    UnprocessableError,
+)
+from connector.log_config import get_logger
+from connector.ports import (
+    ConfigurationLookup,
+    RecordReader,
+    RecordResolver,
+    RegardingRecord,
+    SessionStore,
+    TemplateCatalog,
+)
+
+log = get_logger(__name__)
+
+_NOT_MOBILE = frozenset(
+    {"fixed_line", "toll_free", "premium_rate", "shared_cost", "uan", "voicemail", "pager"}
+)
+_SAVE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SendOrder:
+    """What a caller asks to send. ``body`` or ``template_id`` (with ``regarding``) or media;
+    ``to`` may be left out when ``regarding`` is given. ``send_at`` is epoch seconds."""
+
+    body: str | None = None
+    to: str | None = None
+    from_number: str | None = None
+    configuration_id: str | None = None
+    regarding: RecordRef | None = None
+    template_id: str | None = None
+    category: MessageCategory | None = None
+    media_urls: tuple[str, ...] = ()
+    send_at: float | None = None
+
+    def fingerprint(self) -> str:
+        """A hash of the order, for ``Idempotency-Key`` checks."""
+        data = {
+            "body": self.body,
+            "to": self.to,
+            "from": self.from_number,
+            "configuration_id": self.configuration_id,
+            "regarding": str(self.regarding) if self.regarding else None,
+            "template_id": self.template_id,
+            "category": self.category.value if self.category else None,
+            "media_urls": list(self.media_urls),
+            "send_at": self.send_at,
+        }
+        text = json.dumps(data, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A body as it will go out: the text and how it is carried."""
+
+    body: str
+    segments: SegmentInfo
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (the preview's answer)."""
+        return {
+            "body": self.body,
+            "characters": self.segments.characters,
+            "segments": self.segments.segments,
+            "encoding": self.segments.encoding.value,
+            "ucs2_characters": list(self.segments.ucs2_triggers),
+            "ucs2_character_names": self.segments.trigger_names(),
+        }
+
+
+class Outbox(Protocol):
+    """What the send path needs of the outbox (``connector.state.outbox.Outbox``)."""
+
+    def add(
+        self,
+        message: OutboundMessage,
+        answer: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> Any: ...
+
+
+@dataclass
+class SendService:
+    """The send path up to the outbox (see the module docstring)."""
+
+    configurations: ConfigurationLookup
+    sessions: SessionStore
+    resolver: RecordResolver
+    records: RecordReader
+    templates: TemplateCatalog
+    outbox: Outbox
+    record_types: Callable[[SenderContext], Sequence[RecordTypeSpec]]
+    team_members: Callable[[str], frozenset[str]] | None = None
+    nudge: Callable[[], None] = field(default=lambda: None)
+    clock: Callable[[], float] = time.time
+    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+
+    # -- the path -----------------------------------------------------------------------
+    def send(self, order: SendOrder, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Queue one message; the ``202`` answer (the first answer again for a repeated
+        ``idempotency_key`` with the same order)."""
+        _check_shape(order)
+        template = self._template(order.template_id)
+        record = self._record(order, template)
+        explicit = self._explicit_sender(order)
+        to = self._recipient(order, record, explicit)
+        config = explicit or self._choose_sender(to, record)
+        assert config.id is not None
+        body = self._body(order, template, record, config)
+        category = order.category or (template.category if template else None)
+        category = category or MessageCategory.TRANSACTIONAL
+        self.gates(config, to, record, category)
+        info = count_segments(body.body) if body.body else None
+        now = self.clock()
+        message_id = self.new_id()
+        session = self._session(config, to, record, message_id, now)
+        message = OutboundMessage(
+            id=message_id,
+            configuration_id=config.id,
+            to_number=to,
+            from_number=None if config.messaging_service_id else config.sender_number,
+            messaging_service_id=config.messaging_service_id,
+            body=body.body,
+            session_id=session.id,
+            created_at=now,
+            updated_at=now,
+            category=category,
+            template_id=template.id if template else None,
+            regarding_table=session.regarding_table,
+            regarding_id=session.regarding_id,
+            media_urls=order.media_urls,
+            send_at=order.send_at if order.send_at and order.send_at > now else None,
+            segments=info.segments if info else 0,
+            encoding=body.segments.encoding,
+            ucs2_characters=body.segments.ucs2_triggers,
+            owner_id=session.owner_id,
+            owner_is_team=session.owner_is_team,
+        )
+        answer = _answer(message)
+        added = self.outbox.add(
+            message,
+            answer,
+            idempotency_key=idempotency_key,
+            request_hash=order.fingerprint() if idempotency_key else None,
+        )
+        if added.created:
+            if session.regarding_table and session.regarding_id:
+                ref = RecordRef(session.regarding_table, session.regarding_id)
+                self.resolver.note_conversation(to, ref)
+            log.info("outbound.queued", message_id=message_id, session=session.id, to=to)
+            self.nudge()
+        return dict(added.answer)
+
+    def preview(
+        self, template_id: str, regarding: RecordRef | None, configuration_id: str | None
+    ) -> Rendered:
+        """A template rendered against a record, without sending anything."""
+        order = SendOrder(
+            template_id=template_id, regarding=regarding, configuration_id=configuration_id
+        )
+        template = self._template(template_id)
+        record = self._record(order, template)
+        config = self._explicit_sender(order)
+        return self._body(order, template, record, config)
+
+    def gates(
+        self,
+        config: Configuration,
+        to: str,
+        record: RegardingRecord | None,
+        category: MessageCategory,
+    ) -> None:
+        """Refuse a send that must not go out (409 problem): consent, compliance, blocked
+        numbers and quiet hours belong here (the consent and keywords issue). Today: the
+        blocked list the inbound path already keeps."""
+        assert config.id is not None
+        if self.configurations.is_blocked(config.id, to):
+            raise RefusedError("this number is blocked for this sender", code="number_blocked")
+
+    # -- steps ----------------------------------------------------------------------------
+    def _template(self, template_id: str | None) -> Template | None:
+        if template_id is None:
+            return None
+        found = self.templates.get(template_id)
+        if found is None:
+            raise UnprocessableError(
+                f"no template {template_id}", code="unknown_template", details={"id": template_id}
+            )
+        return found
+
+    def _record(self, order: SendOrder, template: Template | None) -> RegardingRecord | None:
+        if order.regarding is None:
+            if template is not None and templates.fields_needed(template.body):
+                raise UnprocessableError(
+                    "this template needs a regarding record to fill in its values",
+                    code="regarding_required",
+                )
+            return None
+        fields = list(templates.fields_needed(template.body)) if template else []
+        fields += [f for f in self._phone_fields(order.regarding.table) if f not in fields]
+        ref = order.regarding
+        record = self.records.read(ref.table, ref.id, fields)
+        if record is None:
+            raise UnprocessableError(
+                f"no {ref.table} record {ref.id}",
+                code="regarding_not_found",
+                details={"table": ref.table, "id": ref.id},
+            )
+        return record
+
+    def _phone_fields(self, table: str) -> list[str]:
+        """The phone columns of ``table`` (through its parent lookups for a related table),
+        in record-type order, over every active configuration."""
+        fields: list[str] = []
+        for config in self._active():
+            specs = {s.table: s for s in self.record_types(_context(config))}
+            spec = specs.get(table)
+            if spec is None:
+                continue
+            for column in spec.phone_columns:
+                fields.append(column.lower())
+            for value_column, parent in spec.parent_columns.items():
+                lookup = value_column.removeprefix("_").removesuffix("_value")
+                parent_spec = specs.get(parent)
+                for column in parent_spec.phone_columns if parent_spec else ():
+                    fields.append(f"{lookup}.{column}".lower())
+        return list(dict.fromkeys(fields))
+
+    def _explicit_sender(self, order: SendOrder) -> Configuration | None:
+        if order.from_number:
+            try:
+                number = phone.normalize(order.from_number)
+            except InvalidPhoneNumberError as exc:
+                raise _unknown_sender(order.from_number) from exc
+            config = self.configurations.by_sender(number)
+            if config is None:
+                raise _unknown_sender(number)
+            return config
+        if order.configuration_id:
+            for config in self._active():
+                if config.id == order.configuration_id:
+                    return config
+            raise _unknown_sender(order.configuration_id)
+        return None
+
+    def _recipient(
+        self, order: SendOrder, record: RegardingRecord | None, config: Configuration | None
+    ) -> str:
+        regions = _regions(config, self._active())
+        if order.to:
+            return _mobile(order.to, regions)
+        if record is None:
+            raise InvalidInputError("give 'to' or a regarding record", code="recipient_missing")
+        refused: InvalidPhoneNumberError | None = None
+        for name in self._phone_fields(record.table):
+            raw = record.values.get(name)
+            if not raw or not raw.strip():
+                continue
+            try:
+                return _mobile(raw, regions)
+            except InvalidPhoneNumberError as exc:
+                refused = refused or exc
+        if refused is not None:
+            raise refused
+        raise UnprocessableError(
+            f"the {record.table} record has no phone number",
+            code="regarding_without_phone",
+            details={"table": record.table, "id": record.id},
+        )
+
+    def _choose_sender(self, to: str, record: RegardingRecord | None) -> Configuration:
+        active = self._active()
+        talked = [
+            (session.last_message_at, config)
+            for config in active
+            if config.id and (session := self.sessions.current(config.id, to)) is not None
+        ]
+        if talked:
+            return max(talked, key=lambda pair: pair[0])[1]
+        if record is not None and record.owner_id:
+            owned = [c for c in active if self._owns(c, record.owner_id)]
+            if len(owned) == 1:
+                return owned[0]
+            if len(owned) > 1:
+                raise _ambiguous(to, owned)
+        region = phone.parse_phone(to).region
+        local = [c for c in active if (c.default_country or "").upper() == region]
+        if len(local) == 1:
+            return local[0]
+        if not local and len(active) == 1:
+            return active[0]
+        if not active:
+            raise UnprocessableError("no active sender configuration", code="no_sender")
+        raise _ambiguous(to, local or active)
+
+    def _owns(self, config: Configuration, owner: str) -> bool:
+        if owner in (config.owner_id, config.owning_team_id):
+            return True
+        team = config.owning_team_id
+        return bool(team and self.team_members and owner in self.team_members(team))
+
+    def _body(
+        self,
+        order: SendOrder,
+        template: Template | None,
+        record: RegardingRecord | None,
+        config: Configuration | None,
+    ) -> Rendered:
+        body = order.body or ""
+        if template is not None:
+            values: dict[str, str | None] = dict(record.values) if record else {}
+            if config is not None:
+                values["sender.name"] = config.name
+                values["sender.number"] = config.sender_number
+            try:
+                body = templates.render(template.body, values)
+            except InvalidInputError as exc:
+                raise UnprocessableError(exc.message, code=exc.code, details=exc.details) from exc
+        if not body.strip() and not order.media_urls:
+            raise InvalidInputError("the message body is empty", code="body_empty")
+        if len(body) > MAX_BODY_CHARACTERS:
+            raise InvalidInputError(
+                f"the message body has {len(body)} characters; at most "
+                f"{MAX_BODY_CHARACTERS} can be sent",
+                code="body_too_long",
+                details={"characters": len(body), "limit": MAX_BODY_CHARACTERS},
+            )
+        return Rendered(body, count_segments(body))
+
+    def _session(
+        self,
+        config: Configuration,
+        to: str,
+        record: RegardingRecord | None,
+        message_id: str,
+        now: float,
+    ) -> SessionState:
+        """The session the message belongs to, saved in the local mirror (race-safe)."""
+        assert config.id is not None
+        for _ in range(_SAVE_ATTEMPTS):
+            current = self.sessions.current(config.id, to)
+            session = self._placed(
+                config,
+                to=to,
+                record=record,
+                message_id=message_id,
+                now=now,
+                current=current,
+            )
+            if session is current or self.sessions.save(session, current):
+                return session
+        raise StateStoreError("the session kept changing under this send", details={"to": to})
+
+    def _placed(
+        self,
+        config: Configuration,
+        *,
+        to: str,
+        record: RegardingRecord | None,
+        message_id: str,
+        now: float,
+        current: SessionState | None,
+    ) -> SessionState:
+        assert config.id is not None
+        same_record = record is None or (
+            current is not None
+            and (current.regarding_table, current.regarding_id) == (record.table, record.id)
+        )
+        if current is not None and current.is_open(now) and same_record:
+            latest = max(current.last_message_at, now)
+            return replace(current.acted(now), last_message_at=latest)
+        target = (
+            RecordRef(record.table, record.id)
+            if record is not None
+            else self._resolved(config, to, current, now)
+        )
+        owner_id, owner_is_team = config.owner_id, False
+        if config.owning_team_id:
+            owner_id, owner_is_team = config.owning_team_id, True
+        acceptance = Acceptance.ACCEPTED
+        if current is not None and current.acceptance is Acceptance.ACCEPTED:
+            owner_id, owner_is_team = current.owner_id, current.owner_is_team
+        trace = {
+            "phone": to,
+            "decided_by": "outbound_send",
+            "chosen": str(target) if target else None,
+        }
+        return SessionState(
+            id=derived_id("session", config.id, to, message_id),
+            configuration_id=config.id,
+            phone=to,
+            started_at=now,
+            expires_at=now + config.session_timeout_minutes * 60,
+            regarding_table=target.table if target else None,
+            regarding_id=target.id if target else None,
+            owner_id=owner_id,
+            owner_is_team=owner_is_team,
+            acceptance=acceptance,
+            last_message_at=now,
+            last_action_at=now,
+            match_trace=json.dumps(trace, separators=(",", ":")),
+        )
+
+    def _resolved(
+        self, config: Configuration, to: str, current: SessionState | None, now: float
+    ) -> RecordRef | None:
+        """No record given: the open session's, else the one the number resolves to."""
+        if current is not None and current.is_open(now) and current.regarding_table:
+            return RecordRef(current.regarding_table, str(current.regarding_id))
+        return self.resolver.resolve(to, _context(config)).record
+
+    def _active(self) -> list[Configuration]:
+        return [c for c in self.configurations.snapshot().values() if c.active and c.id]
+
+
+def _check_shape(order: SendOrder) -> None:
+    if order.body is not None and order.template_id is not None:
+        raise InvalidInputError(
+            "give either 'body' or 'template_id', not both", code="body_and_template"
+        )
+    if order.template_id is None and not (order.body or "").strip() and not order.media_urls:
+        raise InvalidInputError("the message body is empty", code="body_empty")
+    if len(order.media_urls) > MAX_MEDIA_URLS:
+        raise InvalidInputError(f"at most {MAX_MEDIA_URLS} media URLs", code="too_many_media")
+    for url in order.media_urls:
+        if not url.lower().startswith("https://"):
+            raise InvalidInputError(
+                "media URLs must be https", code="media_url_invalid", details={"url": url[:200]}
+            )
+
+
+def _context(config: Configuration) -> SenderContext:
+    assert config.id is not None
+    return SenderContext(
+        configuration_id=config.id,
+        owner_id=config.owner_id,
+        team_id=config.owning_team_id,
+        default_country=config.default_country,
+    )
+
+
+def _regions(config: Configuration | None, active: Sequence[Configuration]) -> tuple[str, ...]:
+    if config is not None and config.default_country:
+        return (config.default_country,)
+    return tuple(dict.fromkeys(c.default_country for c in active if c.default_country))
+
+
+def _mobile(raw: str, regions: Sequence[str]) -> str:
+    """``raw`` as E.164; refused when it cannot be a number or cannot receive SMS."""
+    parsed = phone.parse_phone(raw, regions)
+    if parsed.number_type in _NOT_MOBILE:
+        raise InvalidPhoneNumberError(
+            f"{parsed.e164} is a {parsed.number_type.replace('_', ' ')} number, which cannot "
+            "receive text messages",
+            code="number_not_mobile",
+            raw=raw[:64],
+            reason=parsed.number_type,
+        )
+    return parsed.e164
+
+
+def _unknown_sender(value: str) -> UnprocessableError:
+    return UnprocessableError(
+        f"no active sender configuration for {value}",
+        code="unknown_sender",
+        details={"sender": value[:64]},
+    )
+
+
+def _ambiguous(to: str, candidates: Sequence[Configuration]) -> UnprocessableError:
+    return UnprocessableError(
+        f"several sender configurations could send to {to}; give 'from' or 'configuration_id'",
+        code="sender_ambiguous",
+        details={"candidates": [c.sender_number for c in candidates]},
+    )
+
+
+def _answer(message: OutboundMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "status": message.status.value,
+        "to": message.to_number,
+        "from": message.from_number,
+        "configuration_id": message.configuration_id,
+        "session_id": message.session_id,
+        "segments": message.segments,
+        "encoding": message.encoding.value,
+        "ucs2_characters": list(message.ucs2_characters),
+        "send_at": message.send_at,
+    }
+
+
+def not_found(message_id: str) -> NotFoundError:
+    """The error for an unknown message id."""
+    return NotFoundError(f"no message {message_id}", details={"id": message_id})
