@@ -74,7 +74,8 @@ class OutboxSender:
             per_second = config.rate_per_second or DEFAULT_RATE
             limit = max(1, math.ceil(per_second * self.horizon))
             lease = self.horizon + self.lease_margin + limit / per_second
-            for claimed in self.outbox.claim_sends(configuration_id, limit, lease_seconds=lease):
+            claims = self.outbox.claim_sends(configuration_id, limit, lease_seconds=lease, now=now)
+            for claimed in claims:
                 slot = self.rate.reserve(configuration_id, per_second, self.clock())
                 plan.append((slot, claimed, config))
         plan.sort(key=lambda item: item[0])

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_SENDER
+from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_SENDER, seed_demo
 from connector.bootstrap.server_thread import ServerThread
 from connector.crm.outbound_rows import STATUS_OPTIONS
 from connector.dataverse.client import DataverseClient
@@ -34,20 +34,38 @@ from connector.emulators.twilio.app import create_simulator_app
 from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID
 from connector.testing.signing import inbound_fields, signed_form
-from tests.e2e.test_inbound_e2e import (  # noqa: F401 - fixtures used by name
+from tests.e2e.test_inbound_e2e import (
     ALICE_ID,
+    PUBLIC,
     TOKEN,
     Emulator,
-    client,
-    emulator,
     service_env,
     start_cli,
     stop,
     wait_until,
 )
+from tests.integration.test_installer_emulator import make_client
 
 KEY = "e2e-api-key"
 TEMPLATE_REMINDER = "00000000-0000-4000-8000-000000000041"
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    emu = Emulator(tmp_path / "dataverse.db").start()
+    seeding = make_client(emu.url)
+    seed_demo(seeding, PUBLIC)
+    seeding.api.close()
+    yield emu
+    if emu.server is not None:
+        emu.stop()
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[DataverseClient]:
+    dv = make_client(emulator.url)
+    yield dv
+    dv.api.close()
 
 
 @pytest.fixture
@@ -65,7 +83,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def outbound_env(tmp_path: Path, emulator: Emulator, simulator_url: str, port: int) -> dict[str, str]:
+def outbound_env(
+    tmp_path: Path, emulator: Emulator, simulator_url: str, port: int
+) -> dict[str, str]:
     return service_env(tmp_path, emulator) | {
         "CONNECTOR_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "CONNECTOR_TWILIO__ACCOUNT_SID": LOCAL_ACCOUNT_SID,
@@ -102,7 +122,7 @@ def status_of(base: str, message_id: str) -> dict[str, Any]:
 def dataverse_status(client: DataverseClient, message_id: str) -> int | None:
     try:
         row = client.retrieve("smsc_messages", message_id)
-    except Exception:  # noqa: BLE001 - not written yet
+    except Exception:
         return None
     value = row.get("smsc_status")
     return None if value is None else int(value)
@@ -119,11 +139,13 @@ def test_send_by_regarding_is_delivered_on_the_contact_and_the_reply_follows_the
     env = outbound_env(tmp_path, emulator, simulator_url, port)
     process, base = serve_on(port, tmp_path, env)
     try:
-        answer = send(base, {"regarding": {"table": "contact", "id": ALICE_ID}, "body": "Hi ’"})
+        answer = send(
+            base, {"regarding": {"table": "contact", "id": ALICE_ID}, "body": "Hi \u2019"}
+        )
         assert answer.status_code == 202, answer.text
         queued = answer.json()
         assert queued["status"] == "queued" and queued["to"] == DEMO_CUSTOMER
-        assert queued["encoding"] == "UCS-2" and queued["ucs2_characters"] == ["’"]
+        assert queued["encoding"] == "UCS-2" and queued["ucs2_characters"] == ["\u2019"]
         message_id = queued["id"]
         delivered = STATUS_OPTIONS[MessageStatus.DELIVERED]
         wait_until(lambda: dataverse_status(client, message_id) == delivered, timeout=60)
