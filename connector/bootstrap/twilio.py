@@ -27,14 +27,27 @@ def auth_tokens(settings: Settings) -> Sequence[str]:
     return tokens
 
 
+def token_accounts(settings: Settings) -> dict[str, str]:
+    """The account each static token belongs to, where the settings say."""
+    accounts = {}
+    if settings.twilio.auth_token is not None and settings.twilio.account_sid:
+        accounts[settings.twilio.auth_token.get_secret_value()] = settings.twilio.account_sid
+    if settings.local_mode:
+        accounts.setdefault(LOCAL_AUTH_TOKEN, LOCAL_ACCOUNT_SID)
+    return accounts
+
+
 def twilio_webhooks(
     settings: Settings, configurations: Callable[[], Iterable[Configuration]]
 ) -> TwilioWebhooks:
-    """Twilio's webhook provider: the settings' tokens plus each configuration's stored one."""
+    """Twilio's webhook provider: tokens of the configuration owning the receiving number."""
     box = SecretBox(settings.secret_keys) if settings.secret_keys else None
     return TwilioWebhooks(
         SignatureTokens(
-            auth_tokens(settings), configurations, box.decrypt if box is not None else None
+            auth_tokens(settings),
+            configurations,
+            box.decrypt if box is not None else None,
+            static_accounts=token_accounts(settings),
         )
     )
 
