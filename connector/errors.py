@@ -19,6 +19,7 @@ it as attributes of the same names. A subclass only sets class attributes: its `
     ├── InvalidInputError               bad input from a caller: it will never succeed as sent
     │   ├── InvalidPhoneNumberError     a phone number that cannot be parsed (raw, reason)
     │   ├── TemplateError               a template that cannot be rendered for a record
+    │   ├── UnknownReferenceError       an action names a user, team or row Dataverse lacks
     │   └── StaleLinkError              a stored Web API link that fits no Web API base
     ├── SignatureError                  a webhook whose signature does not verify (HTTP 403)
     ├── UnauthorizedError               an API call without a valid API key (HTTP 401)
@@ -152,6 +153,16 @@ class TemplateError(InvalidInputError):
     """A template that cannot be rendered (unknown placeholder, missing value, bad syntax)."""
 
     code = "template_error"
+
+
+class UnknownReferenceError(InvalidInputError):
+    """An action names a user, team or row that Dataverse does not have (HTTP 422).
+
+    Made from Dataverse's 404 for a write the caller asked for: the caller's input is wrong,
+    not the service, so it is neither a 502 nor retried.
+    """
+
+    code = "unknown_reference"
 
 
 class StaleLinkError(InvalidInputError):

@@ -32,6 +32,7 @@ _STATUS_BY_ERROR: list[tuple[type[errors.ConnectorError], int]] = [
     (NotEnabledError, 503),
     (errors.SignatureError, 403),
     (errors.UnauthorizedError, 401),
+    (errors.UnknownReferenceError, 422),
     (errors.InvalidInputError, 400),
     (errors.NotFoundError, 404),
     (errors.ConfigurationError, 409),
