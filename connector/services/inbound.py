@@ -244,7 +244,9 @@ class InboundService:
             if state is not None and state.id == opened_here:
                 placed.append((state, True))  # a retry of the message that opened it
             elif state is not None and state.is_open(message.received_at):
-                state = self._escalated(state.with_inbound(message.received_at), message, config)
+                state = self._escalated(
+                    state.with_inbound(message.received_at, message.provider_id), message, config
+                )
                 placed.append((state, False))
             else:
                 if state is not stored and state is not None:
@@ -264,7 +266,7 @@ class InboundService:
             owner = (config.owning_team_id, True)
         session = open_session(
             message, config.id, config.session_timeout_minutes, previous, owner
-        ).with_inbound(message.received_at)
+        ).with_inbound(message.received_at, message.provider_id)
         sender = SenderContext(
             configuration_id=config.id,
             owner_id=config.owner_id,
