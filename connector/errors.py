@@ -18,7 +18,9 @@ it as attributes of the same names. A subclass only sets class attributes: its `
     ├── ConfigurationError              settings or configuration rows are wrong (start-up, setup)
     ├── InvalidInputError               bad input from a caller: it will never succeed as sent
     │   ├── InvalidPhoneNumberError     a phone number that cannot be parsed (raw, reason)
-    │   └── TemplateError               a template that cannot be rendered for a record
+    │   ├── TemplateError               a template that cannot be rendered for a record
+    │   ├── UnknownReferenceError       an action names a user, team or row Dataverse lacks
+    │   └── StaleLinkError              a stored Web API link that fits no Web API base
     ├── SignatureError                  a webhook whose signature does not verify (HTTP 403)
     ├── UnauthorizedError               an API call without a valid API key (HTTP 401)
     ├── NotFoundError                   a connector object (message, session...) does not exist
@@ -165,6 +167,25 @@ class TemplateError(InvalidInputError):
     """A template that cannot be rendered (unknown placeholder, missing value, bad syntax)."""
 
     code = "template_error"
+
+
+class UnknownReferenceError(InvalidInputError):
+    """An action names a user, team or row that Dataverse does not have (HTTP 422).
+
+    Made from Dataverse's 404 for a write the caller asked for: the caller's input is wrong,
+    not the service, so it is neither a 502 nor retried.
+    """
+
+    code = "unknown_reference"
+
+
+class StaleLinkError(InvalidInputError):
+    """A stored link (a change-tracking delta link) that cannot be re-based onto the Web API.
+
+    The caller starts over without it (a full resync) instead of failing.
+    """
+
+    code = "stale_link"
 
 
 class SignatureError(ConnectorError):

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet
 from pydantic import (
@@ -254,13 +256,44 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+MASK = "**********"
+_SECRET_QUERY_VALUE = re.compile(r"(?i)((?:^|[&;])[^=&;]*(?:pass|secret|token|key)[^=&;]*=)[^&;]*")
+
+
+def redact_url(value: str) -> str:
+    """``value`` with the password of its user info and secret-named query values masked.
+
+    A setting kept as a plain string can still hold a credential (a PostgreSQL URL's
+    ``user:password@`` or ``?password=``); strings that are not URLs come back unchanged.
+    """
+    if "://" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return MASK  # unparseable but URL-shaped: show nothing rather than a secret
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if has_password else netloc
+    query = _SECRET_QUERY_VALUE.sub(lambda m: m.group(1) + MASK, parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def redacted(settings: Settings) -> dict[str, Any]:
-    """The effective settings as a plain dict with every secret shown as ``**********``."""
+    """The effective settings as a plain dict with every secret shown as ``**********``.
+
+    Secret fields are masked whole; every other string is passed through :func:`redact_url`,
+    so credentials inside a URL-valued setting (``state.url``) are masked too.
+    """
     dumped: dict[str, Any] = settings.model_dump(mode="json")
 
     def mask(value: Any, original: Any) -> Any:
         if isinstance(original, SecretStr):
-            return "**********"
+            return MASK
+        if isinstance(value, str):
+            return redact_url(value)
         if isinstance(original, BaseModel):
             return {k: mask(value[k], getattr(original, k)) for k in value}
         if isinstance(original, list):

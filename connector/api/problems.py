@@ -34,6 +34,7 @@ _STATUS_BY_ERROR: list[tuple[type[errors.ConnectorError], int]] = [
     (errors.UnauthorizedError, 401),
     (errors.UnprocessableError, 422),
     (errors.RefusedError, 409),
+    (errors.UnknownReferenceError, 422),
     (errors.InvalidInputError, 400),
     (errors.NotFoundError, 404),
     (errors.ConfigurationError, 409),

@@ -3,7 +3,8 @@
 API key required. The acting agent is named in the body (``{"user_id": "<guid>"}``: an API
 key belongs to an integration, not to a person); ``assign`` takes ``{"owner_id": ...,
 "owner_type": "systemuser" | "team"}``. The answer is the session as it now stands. Errors
-are problem+json (unknown session: 404 ``not_found``).
+are problem+json (unknown session: 404 ``not_found``; a user or team Dataverse does not
+have: 422 ``unknown_reference``, and the session is left as it was).
 """
 
 from __future__ import annotations

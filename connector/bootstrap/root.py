@@ -295,6 +295,7 @@ class Connector:
             self.writer,
             team_members=self.team_members,
             media=self.media,
+            error_log=self.error_log,
         )
 
     @cached_property

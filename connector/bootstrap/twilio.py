@@ -27,21 +27,34 @@ def auth_tokens(settings: Settings) -> Sequence[str]:
     return tokens
 
 
+def token_accounts(settings: Settings) -> dict[str, str]:
+    """The account each static token belongs to, where the settings say."""
+    accounts = {}
+    if settings.twilio.auth_token is not None and settings.twilio.account_sid:
+        accounts[settings.twilio.auth_token.get_secret_value()] = settings.twilio.account_sid
+    if settings.local_mode:
+        accounts.setdefault(LOCAL_AUTH_TOKEN, LOCAL_ACCOUNT_SID)
+    return accounts
+
+
 def signature_tokens(
     settings: Settings, configurations: Callable[[], Iterable[Configuration]]
 ) -> SignatureTokens:
-    """The tokens Twilio webhooks may be signed with: the settings' plus each
-    configuration's stored one."""
+    """The tokens a Twilio webhook may be signed with: those of the configuration that owns
+    the number it concerns (stored encrypted on it), and the settings' for that account."""
     box = SecretBox(settings.secret_keys) if settings.secret_keys else None
     return SignatureTokens(
-        auth_tokens(settings), configurations, box.decrypt if box is not None else None
+        auth_tokens(settings),
+        configurations,
+        box.decrypt if box is not None else None,
+        static_accounts=token_accounts(settings),
     )
 
 
 def twilio_webhooks(
     settings: Settings, configurations: Callable[[], Iterable[Configuration]]
 ) -> TwilioWebhooks:
-    """Twilio's inbound webhook provider."""
+    """Twilio's webhook provider: tokens of the configuration owning the receiving number."""
     return TwilioWebhooks(signature_tokens(settings, configurations))
 
 

@@ -34,9 +34,10 @@ from connector.dataverse.paging import (
     follow_pages,
     max_page_preference,
     next_fetch,
+    rebased_link,
 )
 from connector.dataverse.transport import Answer, WebApi
-from connector.errors import DataverseError, DataverseNotFoundError
+from connector.errors import DataverseError, DataverseNotFoundError, StaleLinkError
 from connector.ports import ChangePage
 
 Key = odata.KeyValue | Mapping[str, odata.KeyValue]
@@ -216,14 +217,22 @@ class DataverseClient:
         """Change-tracking pages: all rows without ``delta_link``, else changes since it.
 
         Tombstones (``$deletedEntity``) become ``deleted_ids``; the last page carries the new
-        ``@odata.deltaLink`` to store for the next read.
+        ``@odata.deltaLink`` to store for the next read. A stored ``delta_link`` is re-based
+        onto the current Web API base (:func:`rebased_link`); one that cannot be raises
+        :class:`StaleLinkError` before any request, so the caller can start over.
         """
         prefer = f"odata.track-changes, {self._max_page(page_size)}"
         if delta_link is None:
             path = odata.identifier(entity_set)
             query = odata.query_string(odata.query_options(select=select))
         else:
-            path, query = delta_link, None
+            rebased = rebased_link(delta_link)
+            if rebased is None:
+                raise StaleLinkError(
+                    f"stored delta link for {entity_set} is not under a Web API root",
+                    details={"entity_set": entity_set},
+                )
+            path, query = rebased, None
         for body in follow_pages(self.api, path, query, prefer):
             yield change_page(body)
 

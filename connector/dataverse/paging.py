@@ -6,6 +6,10 @@ every page, and stops if a link comes back twice. :func:`change_page` splits a
 change-tracking page into rows and ``$deletedEntity`` tombstones. :func:`next_fetch` turns a
 FetchXML query and the page it returned into the query for the next page (page number + 1,
 the paging cookie decoded twice as documented). Dataverse pages hold at most 5000 rows.
+:func:`rebased_link` makes a *stored* link (a delta link saved by an earlier run) relative to
+the Web API root, so it is followed under today's base URL: local mode's emulator gets a new
+port on every start, and an organization URL can change spelling (``localhost`` vs
+``127.0.0.1``) without the stored cursor becoming useless.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from connector.dataverse.transport import WebApi
 from connector.errors import DataverseError
@@ -24,6 +28,7 @@ from connector.ports import ChangePage
 MAX_PAGE_SIZE = 5000
 _PAGING_COOKIE = re.compile(r'pagingcookie="([^"]*)"')
 _DELETED = "$deletedEntity"
+_API_ROOT = re.compile(r"/api/data/v[0-9]+(?:\.[0-9]+)*/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,23 @@ def follow_pages(
         if link:
             seen.add(link)
         next_path, query = link, None
+
+
+def rebased_link(link: str) -> str | None:
+    """``link``'s path and query after its Web API root (``/api/data/vX.Y/``), or None.
+
+    A relative link is returned as is; an absolute one that is not under any Web API root
+    gives None (the caller drops it). The result is relative, so the transport puts it under
+    the current base: the token still goes only to the configured organization.
+    """
+    if not link.startswith(("http://", "https://")):
+        return link.lstrip("/") or None
+    parts = urlsplit(link)
+    match = _API_ROOT.search(parts.path)
+    if match is None or not parts.path[match.end() :]:
+        return None
+    rest = parts.path[match.end() :]
+    return f"{rest}?{parts.query}" if parts.query else rest
 
 
 def change_page(body: Mapping[str, Any]) -> ChangePage:

@@ -8,7 +8,9 @@ owner; once nobody has acted on the session for the idle timeout, every member o
 configuration's team is notified, once per wait: by the periodic escalation sweep, or by the
 next message if it comes first (``escalated_at`` records it; an action ends the wait and
 resets it). Identifiers of new rows are derived (uuid5) from the provider message
-id that caused them, so a retried write addresses the same rows and duplicates nothing.
+id that caused them, so a retried write addresses the same rows and duplicates nothing; the
+unread count is the number of distinct provider message ids counted into the session
+(``counted``), so a retried message never counts twice.
 """
 
 from __future__ import annotations
@@ -87,17 +89,27 @@ class SessionState:
     escalated_at: float | None = None
     escalation_claim: str | None = None
     escalated_by: str | None = None
+    counted: frozenset[str] = field(default_factory=frozenset)
+    """Provider ids of the messages counted in ``unread`` (a retry finds its id here)."""
     version: int = 0
 
     def is_open(self, now: float) -> bool:
         """Whether a message at ``now`` still belongs to this session."""
         return now < self.expires_at
 
-    def with_inbound(self, at: float) -> SessionState:
+    def with_inbound(self, at: float, provider_id: str) -> SessionState:
         """The session after one more unread inbound message at ``at`` (a new wait starts
-        with no escalation when nobody was waiting)."""
+        with no escalation when nobody was waiting); unchanged when ``provider_id`` was
+        already counted (a retried write of the same message)."""
+        if provider_id in self.counted:
+            return self
         latest = max(self.last_message_at, at)
-        counted = replace(self, unread=self.unread + 1, last_message_at=latest)
+        counted = replace(
+            self,
+            unread=self.unread + 1,
+            last_message_at=latest,
+            counted=self.counted | {provider_id},
+        )
         if self.awaiting_since is not None:
             return counted
         return replace(counted, awaiting_since=at).escalated(None)

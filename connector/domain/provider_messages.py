@@ -8,7 +8,9 @@ code and message are kept next to the neutral :class:`~connector.domain.status.F
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from connector.domain.status import FailureInfo, MessageStatus
 
@@ -60,6 +62,15 @@ class InboundMedia:
 
     url: str
     content_type: str
+
+    @property
+    def stem(self) -> str:
+        """A safe file-name stem: the media id, the URL's last path segment."""
+        last = urlsplit(self.url).path.rstrip("/").rsplit("/", 1)[-1] or "media"
+        return _UNSAFE_NAME.sub("_", last)[:80]
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,11 @@ set. The local session mirror is updated first (optimistically, so racing worker
 and the written rows have ids derived from the provider message id, so a retry after a crash
 rewrites the same rows instead of adding new ones. Errors decide their own transience: the
 caller (the worker) retries transient ones and parks the rest in the journal's error state.
+
+An attachment whose download keeps failing (a media host answering 500, a TLS error) does
+not hold the message back for ever: on the message's ``media_attempts``-th attempt (the
+journal row's count) the text is written with a small text note in the attachment's place
+saying it could not be fetched and why, and the error log records the reason.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from connector.domain.conversation import (
     open_session,
 )
 from connector.domain.model import Configuration
-from connector.domain.provider_messages import InboundMessage
+from connector.domain.provider_messages import InboundMedia, InboundMessage
 from connector.domain.routing import SenderContext
 from connector.errors import (
     ConfigurationError,
+    ConnectorError,
     InvalidInputError,
     StateStoreError,
     is_transient,
@@ -41,6 +47,7 @@ from connector.log_config import get_logger
 from connector.ports import (
     ConfigurationLookup,
     ConversationWriter,
+    ErrorLog,
     MediaFetcher,
     RecordResolver,
     SessionStore,
@@ -48,6 +55,7 @@ from connector.ports import (
 
 log = get_logger(__name__)
 _SAVE_ATTEMPTS = 5
+MEDIA_ATTEMPTS = 3  # attempts of a message before a failing attachment is given up
 _NOT_YET = StateStoreError("not prepared")  # a placeholder every path below replaces
 
 
@@ -83,7 +91,11 @@ class InboundService:
         media: MediaFetcher | None = None,
         team_members: Callable[[str], frozenset[str]] | None = None,
         clock: Callable[[], float] = time.time,
+        error_log: ErrorLog | None = None,
+        media_attempts: int = MEDIA_ATTEMPTS,
     ) -> None:
+        self._error_log = error_log
+        self._media_attempts = media_attempts
         self._configs = configurations
         self._sessions = sessions
         self._resolver = resolver
@@ -108,10 +120,13 @@ class InboundService:
         return prepared
 
     def prepare_many(
-        self, items: Sequence[tuple[InboundMessage, float]]
+        self,
+        items: Sequence[tuple[InboundMessage, float]],
+        attempts: Sequence[int] | None = None,
     ) -> list[PreparedInbound | Exception]:
         """:meth:`prepare` for a claimed batch, in order; an error in place of a message
-        that cannot be prepared.
+        that cannot be prepared. ``attempts`` says how often each message failed before
+        (the journal row's count): it decides when a failing attachment is given up.
 
         The messages of one conversation (configuration and phone) share ONE session read
         and ONE session write, in arrival order, instead of one of each per message.
@@ -139,8 +154,11 @@ class InboundService:
                 continue
             for i, (session, new) in zip(indexes, sessions, strict=True):
                 message, _, blocked = received[i]
+                earlier = attempts[i] if attempts is not None else 0
                 try:
-                    results[i] = self._prepared(message, config, blocked, session, new)
+                    results[i] = self._prepared(
+                        message, config, blocked, session, new, earlier_attempts=earlier
+                    )
                 except Exception as exc:
                     results[i] = exc
         return results
@@ -173,6 +191,8 @@ class InboundService:
         blocked: bool,
         session: SessionState,
         new: bool,
+        *,
+        earlier_attempts: int = 0,
     ) -> PreparedInbound:
         notify = () if blocked else self._recipients(session, config, message)
         write = InboundWrite(
@@ -182,7 +202,7 @@ class InboundService:
             regarding_id=session.regarding_id,
             notify=notify,
             blocked=blocked,
-            attachments=self._attachments(message),
+            attachments=self._attachments(message, earlier_attempts),
         )
         outcome = InboundOutcome(write.message_id, session.id, new, blocked, notify)
         return PreparedInbound(write, outcome)
@@ -244,7 +264,9 @@ class InboundService:
             if state is not None and state.id == opened_here:
                 placed.append((state, True))  # a retry of the message that opened it
             elif state is not None and state.is_open(message.received_at):
-                state = self._escalated(state.with_inbound(message.received_at), message, config)
+                state = self._escalated(
+                    state.with_inbound(message.received_at, message.provider_id), message, config
+                )
                 placed.append((state, False))
             else:
                 if state is not stored and state is not None:
@@ -264,7 +286,7 @@ class InboundService:
             owner = (config.owning_team_id, True)
         session = open_session(
             message, config.id, config.session_timeout_minutes, previous, owner
-        ).with_inbound(message.received_at)
+        ).with_inbound(message.received_at, message.provider_id)
         sender = SenderContext(
             configuration_id=config.id,
             owner_id=config.owner_id,
@@ -304,11 +326,14 @@ class InboundService:
             return tuple(sorted(self._team_members(session.owner_id)))
         return ()
 
-    def _attachments(self, message: ReceivedMessage) -> tuple[MediaFile, ...]:
+    def _attachments(
+        self, message: ReceivedMessage, earlier_attempts: int = 0
+    ) -> tuple[MediaFile, ...]:
         if not message.media or self._media is None:
             return ()
+        last_try = earlier_attempts + 1 >= self._media_attempts
         files = []
-        for item in message.media:
+        for index, item in enumerate(message.media):
             try:
                 files.append(self._media.fetch(item, message.account_id))
             except InvalidInputError as exc:  # stored without it; transient errors retry
@@ -317,4 +342,41 @@ class InboundService:
                     provider_message_id=message.provider_id,
                     reason=exc.message,
                 )
+            except ConnectorError as exc:
+                if not (is_transient(exc) and last_try):
+                    raise
+                files.append(self._given_up(message, index, item, exc, earlier_attempts + 1))
         return tuple(files)
+
+    def _given_up(
+        self,
+        message: ReceivedMessage,
+        index: int,
+        item: InboundMedia,
+        exc: ConnectorError,
+        attempts: int,
+    ) -> MediaFile:
+        """The note written in place of an attachment that could not be fetched."""
+        reason = exc.message[:300]
+        stem = item.stem
+        log.error(
+            "inbound.media_given_up",
+            provider_message_id=message.provider_id,
+            media=stem,
+            attempts=attempts,
+            reason=reason,
+        )
+        if self._error_log is not None:
+            self._error_log.record(
+                f"media:{message.provider_id}:{index}",
+                "media_not_fetched",
+                f"Attachment {stem} of message {message.provider_id} could not be fetched "
+                f"after {attempts} attempts: {reason}"[:400],
+                {"provider_message_id": message.provider_id, "media_url": item.url[:500],
+                 "content_type": item.content_type, "attempts": attempts, "error": exc.to_dict()},
+            )  # fmt: skip
+        text = (
+            f"The attachment {stem} ({item.content_type}) could not be fetched from the "
+            f"provider after {attempts} attempts: {reason}\n"
+        )
+        return MediaFile(f"{stem}-not-fetched.txt", "text/plain", text.encode("utf-8"))

@@ -128,8 +128,9 @@ class JournalDrain:
         """Prepare the parsed rows, write them in one request and settle each one."""
         ready: list[tuple[JournalRow, PreparedInbound, InboundMessage]] = []
         items = [(message, entry.received_at) for entry, message in parsed]
+        attempts = [entry.attempts for entry, _ in parsed]
         for (entry, message), prepared in zip(
-            parsed, self.service.prepare_many(items), strict=True
+            parsed, self.service.prepare_many(items, attempts), strict=True
         ):
             if isinstance(prepared, Exception):
                 self._failed(entry, prepared, message)

@@ -12,7 +12,8 @@ its parent contact or account) are synced after their parents and take the paren
 when a parent's numbers change, the records found through it are re-keyed.
 
 A phone value that is not a valid number is skipped with a logged reason; it never stops a
-sync.
+sync. Nor does a stored delta link that no longer fits the Web API's base URL: the directory
+re-bases it, and one it cannot re-base is dropped for a full resync of that table.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from connector.domain.phone_records import (
     related_entries,
 )
 from connector.domain.routing import RecordRef
+from connector.errors import StaleLinkError
 from connector.log_config import get_logger
 from connector.ports import ChangePage, PhoneDirectory, PhoneIndexStore
 
@@ -146,7 +148,11 @@ class _TableSync:
         spec = self.spec
         cursor = self.index.cursor(spec.table)
         if not full and spec.change_tracking and cursor.delta_link:
-            return self._apply(TableReport(spec.table, "delta"), cursor, cursor.delta_link)
+            try:
+                return self._apply(TableReport(spec.table, "delta"), cursor, cursor.delta_link)
+            except StaleLinkError as exc:  # raised before any page is read or written
+                log.warning("phone_sync.delta_link_dropped", table=spec.table, reason=exc.message)
+                return self._full(replace(cursor, delta_link=None))
         if not full and not spec.change_tracking and cursor.watermark:
             since = cursor.watermark - self.sync.overlap
             pages = self.directory.read_records(spec, modified_since=since)

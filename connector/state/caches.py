@@ -78,6 +78,7 @@ def _dump(session: SessionState) -> str:
     data = asdict(session)
     data["acceptance"] = session.acceptance.value
     data["dismissed_by"] = sorted(session.dismissed_by)
+    data["counted"] = sorted(session.counted)
     return json.dumps(data)
 
 
@@ -85,6 +86,7 @@ def _load(text: str, version: int) -> SessionState:
     data: dict[str, Any] = json.loads(text)
     data["acceptance"] = Acceptance(data["acceptance"])
     data["dismissed_by"] = frozenset(data.get("dismissed_by", ()))
+    data["counted"] = frozenset(data.get("counted", ()))  # rows saved before it existed: none
     data["version"] = version
     return SessionState(**data)
 

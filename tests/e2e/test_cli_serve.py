@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -90,12 +91,13 @@ def test_config_check_redacts_every_secret(tmp_path: Path) -> None:
             "CONNECTOR_DATAVERSE__CLIENT_SECRET": "dv-client-secret-e2e",
             "CONNECTOR_TWILIO__AUTH_TOKEN": "tw-auth-token-e2e",
             "CONNECTOR_SECRET_KEYS": fernet,
+            "CONNECTOR_STATE__URL": "postgresql://connector:pg-password-e2e@db.invalid/sms",
         },
     )
     for args in (("config", "check"), ("config", "check", "--json")):
         result = run_cli(*args, env=env)
         assert result.returncode == 0, result.stderr
-        for secret in ("dv-client-secret-e2e", "tw-auth-token-e2e", fernet):
+        for secret in ("dv-client-secret-e2e", "tw-auth-token-e2e", fernet, "pg-password-e2e"):
             assert secret not in result.stdout + result.stderr
     shown = json.loads(run_cli("config", "check", "--json", env=env).stdout)
     assert shown["dataverse"]["client_id"] == "client-1"
@@ -121,3 +123,28 @@ def test_openapi_command_prints_the_document_without_dataverse_or_state(tmp_path
     assert operations["receiveProviderWebhook"] == "/webhooks/{provider}/messages"
     assert operations["acceptSession"] == "/api/v1/sessions/{session_id}/accept"
     assert list(workdir.iterdir()) == []  # no state store, queue or local-mode file opened
+
+
+def _stored_delta_links(state: Path) -> list[str]:
+    with sqlite3.connect(state) as db:
+        rows = db.execute("SELECT delta_link FROM phone_sync_cursor WHERE delta_link IS NOT NULL")
+        return [str(link) for (link,) in rows]
+
+
+def test_local_mode_starts_again_in_the_same_folder(tmp_path: Path) -> None:
+    # each start gives the embedded emulator a new port; the phone sync's stored delta links
+    # named the old one and the second start refused to follow them
+    env = connector_env(tmp_path)
+    for start in range(2):
+        process, url, seen = _start_serve(env, tmp_path)
+        try:
+            assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
+            deadline = time.monotonic() + 60
+            while not _stored_delta_links(tmp_path / "state.db") and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            process.terminate()
+            output, _ = process.communicate(timeout=30)
+        text = "".join(seen) + output
+        assert "outside the Web API base" not in text, f"start {start + 1}:\n{text}"
+        assert _stored_delta_links(tmp_path / "state.db"), f"start {start + 1}:\n{text}"

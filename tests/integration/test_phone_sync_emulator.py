@@ -8,6 +8,7 @@ emulator's own request counter shows what the sync cost.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,45 @@ def test_full_sync_pages_and_request_count(env: Env) -> None:
     report = env.sync.run([standard_spec("contact")], "US", full=True)
     assert report.tables[0].rows == 7
     assert env.requests() - before == 4  # pages of 2 rows: 2+2+2+1
+
+
+def _moved(link: str, origin: str) -> str:
+    """``link`` as stored by a process that reached the Web API at ``origin``."""
+    rest = link.split("://", 1)[1]
+    return f"{origin}/{rest.split('/', 1)[1]}"
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:1", "https://old-name.example.com"])
+def test_delta_link_stored_under_another_base_url_is_rebased(env: Env, origin: str) -> None:
+    # local mode gives the emulator a new port on every start; an org URL can change spelling
+    spec = standard_spec("contact", change_tracking=True)
+    a = env.contact(mobilephone="415-555-0141")
+    env.sync.run([spec], "US")
+    cursor = env.index.cursor("contact")
+    assert cursor.delta_link is not None
+    env.index.save_cursor(replace(cursor, delta_link=_moved(cursor.delta_link, origin)))
+    env.client.update("contacts", a, {"mobilephone": "415-555-0142"})
+    before = env.requests()
+    report = env.sync.run([spec], "US")
+    assert report.tables[0].mode == "delta"
+    assert env.requests() - before == 1
+    assert env.found("+14155550142") == {f"contact:{a}"}
+    rebased = env.index.cursor("contact").delta_link
+    assert rebased is not None and rebased.startswith(env.url)
+
+
+def test_stored_link_that_cannot_be_rebased_means_a_full_resync(env: Env) -> None:
+    spec = standard_spec("contact", change_tracking=True)
+    a = env.contact(mobilephone="415-555-0143")
+    b = env.contact(mobilephone="415-555-0144")
+    env.sync.run([spec], "US")
+    cursor = env.index.cursor("contact")
+    env.index.save_cursor(replace(cursor, delta_link="https://elsewhere.example.com/feed?t=1"))
+    env.client.delete("contacts", b)
+    env.client.update("contacts", a, {"mobilephone": "415-555-0145"})
+    report = env.sync.run([spec], "US")
+    assert report.tables[0].mode == "full"
+    assert env.found("+14155550145") == {f"contact:{a}"}
+    assert env.found("+14155550144") == set()  # the full resync's sweep dropped b
+    relinked = env.index.cursor("contact").delta_link
+    assert relinked is not None and relinked.startswith(env.url)

@@ -164,6 +164,42 @@ def test_accept_makes_the_agent_the_owner(stack: Stack) -> None:
     assert unauthorized.status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("action", "body"),
+    [
+        ("accept", {"user_id": "00000000-0000-0000-0000-0000000000ff"}),
+        ("assign", {"owner_id": "00000000-0000-0000-0000-0000000000fe", "owner_type": "team"}),
+        ("block", {"user_id": "00000000-0000-0000-0000-0000000000fd"}),
+    ],
+)
+def test_action_naming_an_unknown_user_or_team_is_refused_and_changes_nothing(
+    stack: Stack, action: str, body: dict[str, str]
+) -> None:
+    stack.send("first")
+    stack.wait_done(1)
+    (message,) = stack.messages()
+    session_id = message["_smsc_sessionid_value"]
+    before = stack.client.retrieve("smsc_sessions", session_id)
+    local_before = stack.runtime.sessions.get(session_id)
+    answer = requests.post(
+        f"{stack.url}/api/v1/sessions/{session_id}/{action}",
+        json=body,
+        headers={"X-API-Key": API_KEY},
+        timeout=10,
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "unknown_reference"
+    assert stack.runtime.sessions.get(session_id) == local_before
+    after = stack.client.retrieve("smsc_sessions", session_id)
+    assert after["_ownerid_value"] == before["_ownerid_value"]
+    assert after["smsc_acceptance"] == before["smsc_acceptance"]
+    stack.send("second")  # the conversation goes on: written, not parked
+    stack.wait_done(2)
+    assert stack.runtime.journal.counts().error == 0
+    assert len(stack.messages()) == 2
+
+
 def _send_mms(stack: Stack) -> tuple[str, bytes]:
     path = f"/2010-04-01/Accounts/{LOCAL_ACCOUNT_SID}/Messages/MM1/Media/ME0123"
     picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256))

@@ -197,6 +197,65 @@ def test_token_stored_encrypted_on_the_configuration_verifies_its_webhooks(
         store.close()
 
 
+def test_webhook_is_verified_with_the_token_of_the_configuration_owning_the_number(
+    tmp_path: Path,
+) -> None:
+    # two configurations on two Twilio accounts: A's token must not sign messages to B's number
+    from cryptography.fernet import Fernet
+
+    from connector.secret_box import SecretBox
+
+    key = Fernet.generate_key().decode()
+    box = SecretBox([key])
+    account_a, token_a, number_a = "AC" + "a" * 32, "a" * 32, SENDER
+    account_b, token_b, number_b = "AC" + "b" * 32, "b" * 32, "+14155550111"
+    settings = load_settings(
+        env={
+            "CONNECTOR_PUBLIC_BASE_URL": PUBLIC,
+            "CONNECTOR_SECRET_KEYS": key,
+            "CONNECTOR_TWILIO__ACCOUNT_SID": account_a,
+            "CONNECTOR_TWILIO__AUTH_TOKEN": token_a,
+            "CONNECTOR_STATE__URL": f"sqlite:///{tmp_path / 'state.db'}",
+            "CONNECTOR_DATAVERSE__URL": "https://org.example.com",
+            "CONNECTOR_DATAVERSE__TOKEN": "x",
+        }
+    )
+    configurations = [
+        Configuration("A", Provider.TWILIO, number_a, id="cfg-a", account_id=account_a,
+                      secret=box.encrypt(token_a)),
+        Configuration("B", Provider.TWILIO, number_b, id="cfg-b", account_id=account_b,
+                      secret=box.encrypt(token_b)),
+    ]  # fmt: skip
+    store = StateStore.from_url(settings.state.url)
+    runtime = build(
+        settings,
+        state=store,
+        writer=FakeConversationWriter(),
+        configuration_directory=FakeConfigurationDirectory(configurations=configurations),
+        resolver=TableResolver(),
+        huey=MemoryHuey("test", results=False),
+    )
+    try:
+        with running(runtime.app) as url:
+            service = Service(url, runtime, FakeConversationWriter())
+
+            def post(to: str, account: str, token: str) -> int:
+                fields = inbound_fields(CUSTOMER, to, "hi", account_sid=account)
+                return service.post(fields, token=token).status_code
+
+            assert post(number_b, account_a, token_a) == 403  # A's account and token, B's number
+            assert post(number_b, account_b, token_a) == 403  # B's account, A's token
+            assert post(number_a, account_b, token_b) == 403  # B's credentials, A's number
+            assert post("+1 (415) 555-0111", account_a, token_a) == 403  # B's, spelled otherwise
+            assert runtime.journal.counts().pending == 0
+            assert post(number_a, account_a, token_a) == 200
+            assert post(number_b, account_b, token_b) == 200
+            assert runtime.journal.counts().pending == 2
+    finally:
+        runtime.close()
+        store.close()
+
+
 def test_request_id_is_echoed_and_kept_on_the_journal_row_for_the_worker(
     service: Service,
 ) -> None:

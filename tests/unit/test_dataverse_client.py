@@ -18,6 +18,7 @@ from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.batch import BatchOperation, ChangeSet
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.odata import eq
+from connector.dataverse.paging import rebased_link
 from connector.dataverse.retry import RetryPolicy
 from connector.dataverse.transport import WebApi
 from connector.errors import (
@@ -375,3 +376,20 @@ def test_a_stopped_batch_answered_400_is_parsed_not_raised(
     assert results[0].error is not None and results[0].error.request_id == "r-1"
     assert not results[1].executed
     assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("http://127.0.0.1:40123/api/data/v9.2/contacts?$deltatoken=9%3A1",
+         "contacts?$deltatoken=9%3A1"),
+        ("https://org.crm.dynamics.com/api/data/v9.1/accounts?$deltatoken=5",
+         "accounts?$deltatoken=5"),
+        ("https://org.crm.dynamics.com/tenant/api/data/v9.2/leads", "leads"),
+        ("contacts?$deltatoken=3", "contacts?$deltatoken=3"),
+        ("https://elsewhere.example.com/feed?t=1", None),
+        ("https://org.crm.dynamics.com/api/data/v9.2/", None),
+    ],
+)  # fmt: skip
+def test_stored_link_is_rebased_onto_the_web_api_root(link: str, expected: str | None) -> None:
+    assert rebased_link(link) == expected

@@ -269,8 +269,8 @@ def test_the_index_holds_a_wait_until_its_alert_is_confirmed() -> None:
 
 def test_a_new_wait_starts_unescalated_and_an_ongoing_one_keeps_its_alert() -> None:
     alerted = _session(escalated_at=500.0, escalated_by="SM1")
-    assert alerted.with_inbound(700.0).escalated_at == 500.0
-    fresh = alerted.acted(800.0).with_inbound(900.0)
+    assert alerted.with_inbound(700.0, "SM7").escalated_at == 500.0
+    fresh = alerted.acted(800.0).with_inbound(900.0, "SM9")
     assert (fresh.awaiting_since, fresh.escalated_at, fresh.escalated_by) == (900.0, None, None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import pytest
@@ -190,6 +191,23 @@ def test_dataverse_down_is_transient_and_the_retry_writes_one_message_one_sessio
     assert is_transient(caught.value)
     world.receive("SM1")
     assert len(world.writer.messages) == 1 and len(world.writer.sessions) == 1
+
+
+def test_unread_count_counts_each_message_once_however_often_its_write_is_retried() -> None:
+    # the probe: 5 messages, then 10 during an outage (each tried 3 times) showed 35 unread
+    world = make_world()
+    for n in range(5):
+        world.receive(f"SM{n}")
+    for attempt in range(3):
+        for n in range(5, 15):
+            world.writer.fail_next = 0 if attempt == 2 else 1
+            with contextlib.suppress(DataverseUnavailableError):
+                world.receive(f"SM{n}")
+    world.receive("SM3")  # a late repeat of an old message, already written
+    session_id = world.writer.messages["SM0"].session.id
+    assert world.sessions.get(session_id).unread == 15  # type: ignore[union-attr]
+    assert world.writer.sessions[session_id].unread == 15
+    assert len(world.writer.messages) == 15
 
 
 def test_configurations_are_read_once_while_the_cache_is_warm() -> None:

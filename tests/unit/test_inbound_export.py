@@ -33,6 +33,27 @@ def test_formula_starting_cells_get_a_leading_quote(cell: str, expected: str) ->
     assert defuse(cell) == expected
 
 
+@pytest.mark.parametrize(
+    "prefix",
+    ["\n", " ", "  \n ", "\u00a0", "\u200b", "\ufeff", "\x00", "\u3000", "\u2060", "\x0b", ""],
+)
+@pytest.mark.parametrize(
+    "formula",
+    ["=1+1", "+1+1", "-2+3", "@SUM(A1)", "\uff1d1+1", "\uff0b1", "\uff0d2", "\uff0fx", "\uff20A1"],
+)
+def test_formula_after_what_spreadsheets_strip_gets_a_leading_quote(
+    prefix: str, formula: str
+) -> None:
+    # spreadsheets drop leading blanks, zero-width and control characters and read full-width
+    # operators as ASCII ones: the cell is checked as the spreadsheet will see it
+    assert defuse(prefix + formula) == "'" + prefix + formula
+
+
+@pytest.mark.parametrize("cell", [" hello", "\u00a0caf\u00e9", "\u200b\U0001f44b", "a\uff1d1"])
+def test_text_after_stripped_characters_is_kept_exactly(cell: str) -> None:
+    assert defuse(cell) == cell
+
+
 def test_csv_has_the_product_columns_and_one_line_per_message() -> None:
     row = ExportRow(
         "m-1", "s-1", "2026-01-02", "03:04:05", "Alice Nguyen", "+14155550123", "+14155550100",

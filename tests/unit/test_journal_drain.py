@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from connector.domain.conversation import MediaFile
 from connector.domain.model import Configuration, Provider
+from connector.domain.provider_messages import InboundMedia
 from connector.domain.routing import RecordRef
+from connector.errors import ProviderError
 from connector.providers.twilio.webhook import SignatureTokens, TwilioWebhooks
 from connector.providers.webhooks import ProviderRegistry
 from connector.services.inbound import InboundService
@@ -126,3 +129,46 @@ def test_a_parked_rows_log_line_carries_the_request_id_it_was_journaled_under(
     assert failed, lines
     assert failed[0]["request_id"] == "req-from-webhook"
     assert failed[0]["provider_message_id"] == fields["MessageSid"]
+
+
+class DownMediaHost:
+    """A media host that always answers 500 (a MediaFetcher whose downloads never succeed)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def fetch(self, media: InboundMedia, account_id: str) -> MediaFile:
+        self.calls += 1
+        raise ProviderError("media download answered 500", http_status=500, transient=True)
+
+
+def test_text_is_written_with_a_note_once_an_attachment_failed_three_times() -> None:
+    store = StateStore.from_url("sqlite://")
+    journal = Journal(store, base_delay=0.0)
+    config = Configuration("Main", Provider.SIMULATOR, SENDER, id="cfg-1", owner_id="u-1")
+    writer, errors, host = FakeConversationWriter(), FakeErrorLog(), DownMediaHost()
+    service = InboundService(
+        ConfigurationCache(FakeConfigurationDirectory(configurations=[config])),
+        SessionCache(store),
+        TableResolver(records={ALICE: RecordRef("contact", "c-1")}),
+        writer,
+        media=host,
+        error_log=errors,
+    )
+    providers = ProviderRegistry([TwilioWebhooks(SignatureTokens([]))])
+    drain = JournalDrain(journal, service, providers, error_log=errors)
+    media = [("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME9", "image/png")]
+    fields = dict(inbound_fields(ALICE, SENDER, "photo 📷", media=media))
+    journal.append("twilio", fields["MessageSid"], fields)
+    assert drain.drain().failed == 1  # attempts 1 and 2: transient, the row waits
+    assert drain.drain().failed == 1
+    assert writer.messages == {} and journal.counts().pending == 1
+    assert drain.drain().done == 1  # attempt 3: the text goes in without the picture
+    write = writer.messages[fields["MessageSid"]]
+    assert write.message.body == "photo 📷"
+    (note,) = write.attachments
+    assert note.filename == "ME9-not-fetched.txt" and note.content_type == "text/plain"
+    assert b"could not be fetched" in note.data and b"answered 500" in note.data
+    (row,) = errors.rows.values()
+    assert row["code"] == "media_not_fetched" and "answered 500" in str(row["message"])
+    assert host.calls == 3

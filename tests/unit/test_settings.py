@@ -85,3 +85,25 @@ def test_redacted_view_hides_every_secret() -> None:
     for secret in ("dv-secret-value", "tw-token-value", "api-key-value", key):
         assert secret not in text
     assert redacted(settings)["dataverse"]["client_id"] == "client"
+
+
+def test_redacted_view_hides_credentials_inside_every_url() -> None:
+    settings = load_settings(
+        {
+            "CONNECTOR_STATE__URL": "postgresql+psycopg://connector:pg-pass-word@db:5432/sms"
+            "?sslmode=require&password=pg-query-secret",
+            "CONNECTOR_DATAVERSE__URL": "https://dv-user:dv-url-secret@contoso.crm.dynamics.com",
+            "CONNECTOR_DATAVERSE__TOKEN": "static-token",
+            "CONNECTOR_TWILIO__API_BASE_URL": "http://tw:tw-url-secret@127.0.0.1:9/",
+            "CONNECTOR_PUBLIC_BASE_URL": "https://hook:hook-secret@sms.example.com/?token=t-secret",
+        }
+    )
+    shown = redacted(settings)
+    text = json.dumps(shown)
+    for secret in ("pg-pass-word", "pg-query-secret", "dv-url-secret", "tw-url-secret",
+                   "hook-secret", "t-secret"):  # fmt: skip
+        assert secret not in text
+    assert shown["state"]["url"] == (
+        "postgresql+psycopg://connector:**********@db:5432/sms?sslmode=require&password=**********"
+    )
+    assert settings.state.url.endswith("password=pg-query-secret")  # the real value is intact

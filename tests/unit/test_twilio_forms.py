@@ -75,6 +75,22 @@ def test_rejects_malformed_inbound(changes: dict[str, str], message: str) -> Non
         parse_inbound(_inbound(**changes))
 
 
+@pytest.mark.parametrize("field", ["NumSegments", "NumMedia"])
+@pytest.mark.parametrize("value", ["\u00b2", "\u0661", "\uff11", "1\n", " 1", "+1", "1_0"])
+def test_rejects_counts_that_are_not_ascii_digits(field: str, value: str) -> None:
+    # "²".isdigit() is True but int("²") raises ValueError: that was a 500, not a 400
+    with pytest.raises(InvalidInputError, match=f"{field} must be"):
+        parse_inbound(_inbound(**{field: value}))
+
+
+@pytest.mark.parametrize("code", ["\u00b2", "\u0663\u0660\u0660\u0660\u0663"])
+def test_rejects_status_error_codes_that_are_not_ascii_digits(code: str) -> None:
+    with pytest.raises(InvalidInputError, match="ErrorCode"):
+        parse_status_callback(
+            [("MessageSid", SM), ("MessageStatus", "failed"), ("ErrorCode", code)]
+        )
+
+
 def test_rejects_too_many_fields() -> None:
     with pytest.raises(InvalidInputError, match="too many"):
         parse_inbound(_inbound() + [(f"F{i}", "v") for i in range(300)])

@@ -25,6 +25,7 @@ MAX_FIELDS = 200
 _MESSAGE_SID = re.compile(r"^(SM|MM|MG|SS)[0-9a-fA-F]{32}$")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_ASCII_DIGITS = re.compile(r"[0-9]{1,9}")  # str.isdigit() also accepts "²" and other scripts
 _OPT_OUT_TYPES = frozenset({"STOP", "START", "HELP"})
 
 Form = Mapping[str, str] | Sequence[tuple[str, str]]
@@ -65,7 +66,7 @@ def _count(fields: Mapping[str, str], name: str, upper: int) -> int | None:
     raw = fields.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) > upper:
+    if not _ASCII_DIGITS.fullmatch(raw) or int(raw) > upper:
         raise InvalidInputError(f"webhook field {name} must be a number 0..{upper}")
     return int(raw)
 
@@ -117,7 +118,7 @@ def parse_status_callback(form: Form) -> StatusUpdate:
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc
     error_code = fields.get("ErrorCode", "").strip() or None
-    if error_code is not None and not error_code.isdigit():
+    if error_code is not None and not _ASCII_DIGITS.fullmatch(error_code):
         raise InvalidInputError(f"ErrorCode is not a number: {error_code[:20]!r}")
     error = failure_for(error_code) if error_code not in (None, "0") else None
     return StatusUpdate(

@@ -11,7 +11,6 @@ once, over HTTPS (or to the same allowed origin), **without** credentials. Bodie
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -24,7 +23,6 @@ from connector.errors import InvalidInputError, ProviderError
 MAX_MEDIA_BYTES = 5 * 1024 * 1024
 TWILIO_MEDIA_ORIGIN = "https://api.twilio.com"
 _REDIRECTS = {301, 302, 303, 307, 308}
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/png": ".png",
@@ -45,9 +43,7 @@ def _origin(url: str) -> str:
 
 def filename_for(media: InboundMedia) -> str:
     """A safe file name: the media id from the URL plus an extension from the content type."""
-    last = urlsplit(media.url).path.rstrip("/").rsplit("/", 1)[-1] or "media"
-    stem = _SAFE_NAME.sub("_", last)[:80]
-    return stem + _EXTENSIONS.get(media.content_type.split(";")[0].strip().lower(), "")
+    return media.stem + _EXTENSIONS.get(media.content_type.split(";")[0].strip().lower(), "")
 
 
 class ProviderMediaFetcher:

@@ -43,8 +43,10 @@ class TwilioStatusWebhooks:
             pairs = decode_form(request.body)
         except InvalidInputError:
             raise SignatureError("webhook signature does not verify") from None
-        account = next((value for name, value in pairs if name == "AccountSid"), None)
-        verify(request.url, pairs, signature_from(request.headers), self.tokens(account))
+        fields = dict(pairs)
+        # the configuration that owns the number we sent from signs our callbacks
+        tokens = self.tokens(fields.get("AccountSid"), fields.get("From"))
+        verify(request.url, pairs, signature_from(request.headers), tokens)
         update = parse_status_callback(pairs)
         event_id = f"{update.provider_message_id}:{update.raw_status}"[:64]
         payload = {"message_id": message_id, "form": update.raw}

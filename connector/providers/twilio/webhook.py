@@ -2,9 +2,11 @@
 
 Twilio posts one form per message to ``/webhooks/twilio/messages``, signed with
 ``X-Twilio-Signature`` (HMAC-SHA1 over the public URL and the sorted fields) and expects TwiML.
-:meth:`TwilioWebhooks.accept` decodes the form (bounded), verifies the signature with every
-token the message's account may use (:class:`SignatureTokens`), checks the form is a
-well-formed inbound message and returns it as one event keyed by ``MessageSid``. A body that
+:meth:`TwilioWebhooks.accept` decodes the form (bounded), verifies the signature with the
+tokens of the configuration that owns the receiving number (``To``), never of whatever account
+the form names (:class:`SignatureTokens`: the form's ``AccountSid`` must be that
+configuration's account), checks the form is a well-formed inbound message and returns it as
+one event keyed by ``MessageSid``. A body that
 is not a form fails as a forgery would (nothing about it is kept). The worker parses the
 journaled fields again with :meth:`TwilioWebhooks.parse`.
 """
@@ -15,7 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-from connector.domain.model import Configuration
+from connector.domain import phone
+from connector.domain.model import Configuration, Provider
 from connector.domain.provider_messages import InboundMessage
 from connector.errors import ConnectorError, InvalidInputError, SignatureError
 from connector.log_config import get_logger
@@ -31,11 +34,16 @@ _MAX_FORM_FIELDS = 200
 
 
 class SignatureTokens:
-    """The Twilio auth tokens a webhook for an account may be signed with.
+    """The Twilio auth tokens a webhook to a number may be signed with.
 
-    The settings' token (and the simulator's in local mode), plus the token stored encrypted
-    on each configuration of that account (``connector setup --auth-token``), decrypted with
-    the connector's keys. Configurations come from a cache that never makes a webhook wait.
+    The configuration that owns the receiving number decides: its token stored encrypted
+    (``connector setup --auth-token``, decrypted with the connector's keys), and the static
+    tokens (the settings' token, the simulator's in local mode) whose account is that
+    configuration's (or, for a configuration without a token of its own, whose account is
+    not known). A form naming another account than the owner's gets no token at all: a
+    webhook signed with account A's token is never accepted for account B's number. A number
+    no configuration owns is checked against the static tokens only. Configurations come
+    from a cache that never makes a webhook wait.
     """
 
     def __init__(
@@ -43,12 +51,15 @@ class SignatureTokens:
         static: Sequence[str],
         configurations: Callable[[], Iterable[Configuration]] | None = None,
         decrypt: Callable[[str], str] | None = None,
+        *,
+        static_accounts: Mapping[str, str] | None = None,
     ) -> None:
         self._static = list(static)
+        self._static_accounts = dict(static_accounts or {})  # token -> account, where known
         self._configurations = configurations
         self._decrypt = decrypt
         self._plain: dict[str, str] = {}
-        self._loaded = configurations is None or decrypt is None
+        self._loaded = configurations is None
 
     @property
     def loaded(self) -> bool:
@@ -56,18 +67,25 @@ class SignatureTokens:
         refreshes happen in the background), so the event loop may call it directly."""
         return self._loaded
 
-    def __call__(self, account_sid: str | None) -> list[str]:
-        tokens = list(self._static)
-        if self._configurations is None or self._decrypt is None:
-            return tokens
+    def __call__(self, account_sid: str | None, to_number: str | None) -> list[str]:
+        if self._configurations is None:
+            return list(self._static)
         configurations = self._configurations()
         self._loaded = True
-        for config in configurations:
-            if config.secret and (account_sid is None or config.account_id == account_sid):
-                plain = self._open(config.secret)
-                if plain and plain not in tokens:
-                    tokens.append(plain)
-        return tokens
+        owner = _owner(configurations, to_number)
+        if owner is None:
+            return list(self._static)
+        if owner.account_id and account_sid != owner.account_id:
+            return []  # the form names another account than the number's owner
+        own = self._open(owner.secret) if owner.secret else None
+        tokens = [own] if own else []
+        for token in self._static:
+            account = self._static_accounts.get(token)
+            if owner.account_id is None or account == owner.account_id:
+                tokens.append(token)
+            elif account is None and own is None:
+                tokens.append(token)  # a token of unknown account, for a config without one
+        return list(dict.fromkeys(tokens))
 
     def _open(self, stored: str) -> str | None:
         if stored not in self._plain:
@@ -77,6 +95,21 @@ class SignatureTokens:
                 log.warning("webhook.token_undecryptable")  # a dropped key; never the token
                 self._plain[stored] = ""
         return self._plain[stored] or None
+
+
+def _owner(configurations: Iterable[Configuration], to_number: str | None) -> Configuration | None:
+    """The active Twilio configuration whose sender number is ``to_number`` (E.164)."""
+    if not to_number:
+        return None
+    twilio = [c for c in configurations if c.provider is Provider.TWILIO and c.active]
+    found = next((c for c in twilio if c.sender_number == to_number), None)
+    if found is not None or not twilio:
+        return found
+    try:  # the inbound service routes by the normalized number: so must the signature check
+        wanted = phone.normalize(to_number)
+    except InvalidInputError:
+        return None
+    return next((c for c in twilio if c.sender_number == wanted), None)
 
 
 def decode_form(body: bytes) -> list[tuple[str, str]]:
@@ -110,8 +143,9 @@ class TwilioWebhooks:
             pairs = decode_form(request.body)
         except InvalidInputError:
             raise SignatureError("webhook signature does not verify") from None  # no trace
-        account = next((value for name, value in pairs if name == "AccountSid"), None)
-        verify(request.url, pairs, signature_from(request.headers), self.tokens(account))
+        first = dict(reversed(pairs))  # the first value of each field, as parse_inbound reads
+        tokens = self.tokens(first.get("AccountSid"), first.get("To"))
+        verify(request.url, pairs, signature_from(request.headers), tokens)
         message = parse_inbound(pairs)
         return AcceptedWebhook(
             events=(ProviderEvent(message.provider_message_id, message.raw),),
