@@ -35,6 +35,7 @@ from connector.dataverse.client import DataverseClient
 from connector.dataverse.connect import build_client
 from connector.domain import phone
 from connector.errors import ConfigurationError
+from connector.log_config import get_logger
 from connector.ports import (
     ConfigurationDirectory,
     ConversationRelinker,
@@ -50,6 +51,7 @@ from connector.ports import (
 )
 from connector.providers.twilio.client import build_twilio_provider
 from connector.providers.twilio.status_webhook import TwilioStatusWebhooks
+from connector.providers.unconfigured import UnconfiguredProvider
 from connector.providers.webhooks import ProviderRegistry
 from connector.services.conversation_move import ConversationMover
 from connector.services.escalation import EscalationService
@@ -74,6 +76,8 @@ from connector.worker.outbound_tasks import OutboundTasks, register_outbound
 from connector.worker.phone_sync_tasks import PhoneSyncTasks, register_phone_sync
 from connector.worker.queue import InProcessWorker, Nudger, make_huey
 from connector.worker.tasks import WorkerTasks, register
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +273,11 @@ class Connector:
                 if self.local is not None
                 else local_mode.local_value(self.settings, "simulator_url")
             )
-        provider = build_twilio_provider(self.settings, api_base_url=simulator)
+        try:
+            provider = build_twilio_provider(self.settings, api_base_url=simulator)
+        except ConfigurationError as exc:
+            log.warning("outbound.provider_not_configured", reason=exc.message)
+            return UnconfiguredProvider(exc.message)
         base = self.public_base_url
         if base is None and self.settings.local_mode and self.local is None:
             base = local_mode.local_value(self.settings, "public_base_url")
