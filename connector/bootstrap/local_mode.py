@@ -241,5 +241,6 @@ def try_this(base_url: str, port_is_default: bool) -> list[str]:
         "Try, in another terminal of this directory:",
         f"  {command} simulate inbound --from {DEMO_CUSTOMER} --to {DEMO_SENDER}"
         f' --body "Hi, is my order ready?"{url}',
+        f'  {command} send --to {DEMO_CUSTOMER} --body "Yes, it is ready to collect."',
         f"  {command} export messages",
     ]

@@ -322,6 +322,17 @@ def test_readme_flow_local_mode_serve_simulate_export(tmp_path: Path) -> None:
         text = (tmp_path / "messages.csv").read_text(encoding="utf-8-sig")
         assert text.startswith("Message ID,Thread ID,Created,Time,Full Name,From,To,Status,")
         assert "Alice Nguyen" in text and ",contact," in text and ",Inbound," in text
+        reply = run_cli(
+            "send", "--to", DEMO_CUSTOMER, "--body", "It is ready.", env=env, cwd=tmp_path
+        )
+        assert reply.returncode == 0, reply.stdout + reply.stderr
+        assert "delivered" in reply.stdout, reply.stdout
+
+        def replied() -> bool:
+            result = run_cli("export", "messages", env=env, cwd=tmp_path)
+            return ",Delivered,It is ready.,Outbound,contact," in result.stdout
+
+        wait_until(replied, timeout=60)
     finally:
         stop(process)
 
