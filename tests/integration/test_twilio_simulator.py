@@ -17,7 +17,12 @@ from connector.domain.provider_messages import SendRequest
 from connector.domain.status import MessageStatus, advance
 from connector.emulators.twilio.app import create_simulator_app
 from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
-from connector.errors import ProviderError, RecipientOptedOutError, SignatureError
+from connector.errors import (
+    ProviderError,
+    ProviderThrottledError,
+    RecipientOptedOutError,
+    SignatureError,
+)
 from connector.providers.twilio.client import TRIAL_WARNING, TwilioProvider
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from connector.providers.webhooks import public_url
@@ -341,3 +346,17 @@ def test_simulator_hosts_inbound_media_behind_basic_auth(world: World) -> None:
     bad = requests.post(f"{world.sim_url}/_simulator/inbound", timeout=10, json={
         "from": "+1", "to": FROM, "media": [{"data_base64": "%%%"}]})  # fmt: skip
     assert bad.status_code == 400
+
+
+def test_sender_sending_faster_than_the_limit_gets_429_over_http(world: World) -> None:
+    changed = requests.post(f"{world.sim_url}/_simulator/options",
+                            json={"sender_rate_limit_mps": 0.5}, timeout=5)  # fmt: skip
+    assert changed.json()["sender_rate_limit_mps"] == 0.5
+    _send(world, message_id="m-1")
+    _send(world, message_id="m-2")
+    with pytest.raises(ProviderThrottledError) as caught:
+        _send(world, message_id="m-3")
+    assert caught.value.details["provider_code"] == 20429
+    log = requests.get(f"{world.sim_url}/_simulator/messages", timeout=5).json()
+    assert log["throttled"][FROM] == len(world.sleeps) + 1
+    assert len(log["messages"]) == 2

@@ -8,14 +8,18 @@ Posting and the delivery thread are in :mod:`connector.emulators.twilio.delivery
 
 The fate of each number (magic test numbers, asynchronous failures) is in
 :mod:`connector.emulators.twilio.numbers`. As with Twilio no callback is sent for the
-initial ``queued`` status unless ``initial_callback`` is set.
+initial ``queued`` status unless ``initial_callback`` is set. With ``sender_rate_limit_mps``
+set, a ``From`` number sending faster than that is refused with 429 / 20429 and counted per
+sender in :meth:`SimulatorEngine.snapshot` (``throttled``; the token bucket is in
+:mod:`connector.emulators.twilio.throttle`).
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -33,6 +37,7 @@ from connector.emulators.twilio.numbers import (
     new_sid,
     segments,
 )
+from connector.emulators.twilio.throttle import SenderThrottle
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from connector.providers.twilio.forms import build_status_form
 
@@ -53,6 +58,7 @@ class SimulatorOptions:
     throttle_next: int = 0
     fail_next: int = 0
     callback_timeout_s: float = 10.0
+    sender_rate_limit_mps: float | None = None
 
 
 def _now() -> str:
@@ -81,9 +87,11 @@ class SimulatorEngine:
     """Messages, callbacks and inbound injections of one simulator instance."""
 
     options: SimulatorOptions = field(default_factory=SimulatorOptions)
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self.throttle = SenderThrottle(clock=self.clock)
         self._messages: dict[str, dict[str, Any]] = {}
         self._callbacks: dict[str, str] = {}
         self.deliveries: list[dict[str, Any]] = []
@@ -111,6 +119,7 @@ class SimulatorEngine:
         service = fields.get("MessagingServiceSid")
         body = fields.get("Body", "")
         self._refuse_if_asked()
+        self._refuse_if_too_fast(from_)
         self._validate(to, from_, service, body, media)
         sid = new_sid("MM" if media else "SM")
         now = _now()
@@ -154,6 +163,11 @@ class SimulatorEngine:
             if self.options.fail_next > 0:
                 self.options.fail_next -= 1
                 raise SimulatorRefusalError(500, 20500, "Internal Server Error")
+
+    def _refuse_if_too_fast(self, from_: str) -> None:
+        limit = self.options.sender_rate_limit_mps
+        if limit is not None and from_ and not self.throttle.admit(from_, limit):
+            raise SimulatorRefusalError(429, 20429, "Too Many Requests")
 
     def _validate(
         self, to: str, from_: str, service: str | None, body: str, media: list[str]
@@ -257,7 +271,7 @@ class SimulatorEngine:
             self.deliveries.append(record)
 
     def reset(self) -> None:
-        """Forget messages, deliveries and inbound injections (options stay)."""
+        """Forget messages, deliveries, inbound injections and throttling (options stay)."""
         self.wait_idle(10.0)
         with self._lock:
             self._messages.clear()
@@ -265,6 +279,7 @@ class SimulatorEngine:
             self.deliveries.clear()
             self.inbound.clear()
             self._media.clear()
+        self.throttle.reset()
 
     def host_media(self, path: str, content_type: str, data: bytes) -> None:
         """Serve ``data`` at ``path`` (inbound MMS media, behind Basic auth)."""
@@ -293,12 +308,14 @@ class SimulatorEngine:
         self.poster.close()
 
     def snapshot(self) -> dict[str, Any]:
-        """What tests read: messages sent, callbacks posted, inbound injected, options."""
+        """What tests read: messages sent, callbacks posted, inbound injected, refusals for
+        sending too fast per ``From`` number (``throttled``), options."""
         with self._lock:
             return {
                 "messages": [dict(m) for m in self._messages.values()],
                 "callbacks": {sid: url for sid, url in self._callbacks.items()},
                 "deliveries": list(self.deliveries),
                 "inbound": list(self.inbound),
+                "throttled": self.throttle.counts(),
                 "options": {k: v for k, v in asdict(self.options).items() if k != "auth_token"},
             }
