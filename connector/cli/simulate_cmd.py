@@ -13,6 +13,7 @@ twilio SDK) at it with ``CONNECTOR_TWILIO__API_BASE_URL``.
 
 from __future__ import annotations
 
+import json
 import mimetypes
 
 import requests
@@ -106,15 +107,28 @@ def simulator(
     inbound_url: str | None = typer.Option(None, help="Connector inbound webhook URL."),
     out_of_order: bool = typer.Option(False, help="Deliver status callbacks in reverse order."),
     duplicate: bool = typer.Option(False, help="Deliver every status callback twice."),
+    rate_limit: float | None = typer.Option(
+        None, help="Refuse (429/20429) a sender going faster than this many messages/s."
+    ),
+    rate_limits: str | None = typer.Option(
+        None, help='Per-sender limits as JSON, e.g. {"+14155550100": 5}.'
+    ),
 ) -> None:
     """Run the Twilio-compatible SMS simulator alone."""
     settings = settings_or_exit()
+    try:
+        per_sender = {str(k): float(v) for k, v in json.loads(rate_limits or "{}").items()}
+    except (ValueError, AttributeError, TypeError):
+        err.print("[bold red]--rate-limits[/]: expected a JSON object of number -> rate")
+        raise typer.Exit(2) from None
     options = SimulatorOptions(
         account_sid=settings.twilio.account_sid or LOCAL_ACCOUNT_SID,
         auth_token=_token(settings, None),
         inbound_url=inbound_url,
         out_of_order=out_of_order,
         duplicate=duplicate,
+        sender_rate_limit_mps=rate_limit,
+        sender_rate_limits=per_sender,
     )
     engine = SimulatorEngine(options)
     sock = bind_socket(host, port)

@@ -93,3 +93,14 @@ def test_no_limit_by_default_and_reset_forgets_refusals(clock: Clock) -> None:
     assert engine.snapshot()["throttled"] == {}
     assert _create(engine) == 201
     engine.close()
+
+
+def test_a_per_sender_limit_overrides_the_common_one(engine: SimulatorEngine, clock: Clock) -> None:
+    engine.options.sender_rate_limits = {OTHER: 2.0}
+    paced = []
+    for _ in range(20):  # 10/s: within the common limit, twice the other sender's own
+        paced.append((_create(engine), _create(engine, OTHER)))
+        clock.now += 0.1
+    assert {first for first, _ in paced} == {201}
+    assert 429 in {second for _, second in paced}
+    assert set(engine.snapshot()["throttled"]) == {OTHER}

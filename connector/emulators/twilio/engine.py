@@ -59,6 +59,8 @@ class SimulatorOptions:
     fail_next: int = 0
     callback_timeout_s: float = 10.0
     sender_rate_limit_mps: float | None = None
+    sender_rate_limits: dict[str, float] = field(default_factory=dict)
+    """Per ``From`` number, in place of ``sender_rate_limit_mps`` for that number."""
 
 
 def _now() -> str:
@@ -165,7 +167,7 @@ class SimulatorEngine:
                 raise SimulatorRefusalError(500, 20500, "Internal Server Error")
 
     def _refuse_if_too_fast(self, from_: str) -> None:
-        limit = self.options.sender_rate_limit_mps
+        limit = self.options.sender_rate_limits.get(from_, self.options.sender_rate_limit_mps)
         if limit is not None and from_ and not self.throttle.admit(from_, limit):
             raise SimulatorRefusalError(429, 20429, "Too Many Requests")
 
