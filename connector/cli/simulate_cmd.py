@@ -20,6 +20,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from connector.bootstrap.local_mode import local_signing_token
 from connector.cli.common import settings_or_exit
 from connector.cli.serve_cmd import bind_socket
 from connector.emulators.twilio.app import create_simulator_app
@@ -44,8 +45,8 @@ def _token(settings: Settings, given: str | None) -> str:
         return given
     if settings.twilio.auth_token is not None:
         return settings.twilio.auth_token.get_secret_value()
-    if settings.local_mode:
-        return LOCAL_AUTH_TOKEN
+    if settings.local_mode:  # the token `serve` made for a run beyond loopback, if it did
+        return local_signing_token(settings) or LOCAL_AUTH_TOKEN
     err.print("[bold red]No auth token[/]: pass --auth-token or set CONNECTOR_TWILIO__AUTH_TOKEN.")
     raise typer.Exit(2)
 
