@@ -26,6 +26,7 @@ from connector.ports import AcceptedWebhook, WebhookRequest
 from connector.providers.webhooks import INBOUND_PATH, inbound_path, public_url
 
 REQUEST_ID_HEADER = "X-Request-ID"
+WEBHOOKS_PREFIX = "/webhooks/"  # every provider webhook route is under it
 _COMMIT_WAIT_SECONDS = 30
 
 

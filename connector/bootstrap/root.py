@@ -343,6 +343,7 @@ class Connector:
                 mover=self.mover,
                 readiness={"state_store": self.state.ping, "dataverse": self.readiness},
                 metrics=self.metrics,
+                max_request_bytes=self.settings.api.max_request_bytes,
             )
         )
 

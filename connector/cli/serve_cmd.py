@@ -11,6 +11,7 @@ import uvicorn
 from rich.console import Console
 
 from connector.bootstrap import build, openapi_document, start_serve
+from connector.bootstrap.http_protocol import header_timeout_protocol
 from connector.bootstrap.local_mode import local_file, private_token
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
@@ -64,7 +65,13 @@ def serve(
         lines.insert(0, _beyond_loopback(base_url, str(local_file(settings, "local.json"))))
     for line in lines:
         Console(soft_wrap=True).print(line, highlight=False, markup=False)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        http=header_timeout_protocol(settings.server.header_timeout),
+    )
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
