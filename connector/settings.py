@@ -108,7 +108,12 @@ class ApiSettings(BaseModel):
     """The connector's own REST API."""
 
     keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=10 * 1024 * 1024, description="Provider webhook bodies"
+    )
+    max_request_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="API request bodies"
+    )
 
     @field_validator("keys", mode="before")
     @classmethod
@@ -134,6 +139,9 @@ class ServerSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    header_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a client has to send a request's headers"
+    )
 
 
 class WorkerSettings(BaseModel):

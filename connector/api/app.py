@@ -1,5 +1,8 @@
 """The FastAPI application: every router, always, around the services it is given.
 
+Request bodies of the API are bounded (:class:`~connector.api.bounds.BodyLimit`, 413 past
+``WebServices.max_request_bytes``); provider webhooks bound their own, tighter.
+
 :func:`create_app` includes the same routes whatever was wired, so ``/openapi.json`` is
 stable (``connector openapi`` prints it with nothing wired at all), and every route has a
 stable ``operation_id`` for clients such as Power Automate.
@@ -13,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 
 from connector import __version__
 from connector.api import health, messages, resolution, sessions, webhooks
+from connector.api.bounds import BodyLimit
 from connector.api.deps import WebServices
 from connector.api.problems import NotEnabledError, install_problem_handlers
 
@@ -28,6 +32,8 @@ def create_app(
     )
     app.state.services = services or WebServices()
     install_problem_handlers(app)
+    limit = app.state.services.max_request_bytes
+    app.add_middleware(BodyLimit, limit=limit, exempt=(webhooks.WEBHOOKS_PREFIX,))
     for router in (
         health.router,
         webhooks.router,

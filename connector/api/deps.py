@@ -60,6 +60,7 @@ class WebServices:
     outbox: OutboxStore | None = None
     readiness: Mapping[str, Callable[[], object]] = field(default_factory=dict)
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
+    max_request_bytes: int = 1024 * 1024  # API request bodies (webhooks have their own bound)
 
 
 async def services(request: Request) -> WebServices:

@@ -37,6 +37,7 @@ from connector.providers.webhooks import (
 log = get_logger(__name__)
 T = TypeVar("T")
 REQUEST_ID_HEADER = "X-Request-ID"
+WEBHOOKS_PREFIX = "/webhooks/"  # every provider webhook route is under it
 _COMMIT_WAIT_SECONDS = 30
 
 

@@ -6,7 +6,10 @@ applies the solution schema, seeds demo data (contacts, accounts, leads, an oppo
 configuration on the simulated provider with its record types and keywords, templates),
 syncs the phone index, starts the Twilio-compatible simulator, and prints what to try. The
 emulator's address is written to ``<state>.local.json`` so other commands of the same
-directory (``connector export messages``) reach it while ``serve`` runs. Seeding is
+directory (``connector export messages``) reach it while ``serve`` runs. Local mode listens
+on loopback unless asked otherwise; asked to listen beyond it, it signs and verifies webhooks
+with a random token made for the run (:func:`private_token`), never the published one, and
+keeps it in that file for ``connector simulate``. Seeding is
 idempotent: fixed ids and upserts, so a restart adds nothing. The simulator posts the
 inbound messages injected into it (``POST /_simulator/inbound``) to the connector, signed,
 and hosts their media.
@@ -14,13 +17,17 @@ and hosts their media.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import secrets
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from connector.bootstrap.server_thread import ServerThread
@@ -32,7 +39,7 @@ from connector.emulators.dataverse.app import create_emulator_app
 from connector.emulators.twilio.app import create_simulator_app
 from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
 from connector.errors import ConfigurationError
-from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID
+from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN
 from connector.schema.installer import Installer
 from connector.schema.spec import load_schema
 from connector.secret_box import SecretBox
@@ -191,17 +198,22 @@ class LocalMode:
         """The simulated provider's base URL (its Twilio-compatible REST API)."""
         return self.simulator.url if self.simulator else None
 
-    def start_simulator(self, inbound_url: str, public_base_url: str | None = None) -> str:
-        """Start the Twilio-compatible simulator, posting inbound messages to ``inbound_url``;
-        publish its URL (and where the connector listens) for this folder's other commands."""
-        self.engine = SimulatorEngine(SimulatorOptions(inbound_url=inbound_url))
+    def start_simulator(
+        self,
+        inbound_url: str,
+        auth_token: str = LOCAL_AUTH_TOKEN,
+        public_base_url: str | None = None,
+    ) -> str:
+        """Start the Twilio-compatible simulator, posting inbound messages to ``inbound_url``
+        signed with ``auth_token`` (also the token its REST API and media host accept); add
+        its URL (and where the connector listens) to the descriptor for this folder's other
+        commands (``connector send``, a separate ``connector worker``)."""
+        options = SimulatorOptions(inbound_url=inbound_url, auth_token=auth_token)
+        self.engine = SimulatorEngine(options)
         self.simulator = ServerThread(create_simulator_app(self.engine)).start()
-        published = {
-            "dataverse_url": self.dataverse_url,
-            "simulator_url": self.simulator.url,
-            "public_base_url": public_base_url,
-        }
-        self.descriptor.write_text(json.dumps(published), encoding="utf-8")
+        described = json.loads(self.descriptor.read_text(encoding="utf-8"))
+        described.update(simulator_url=self.simulator.url, public_base_url=public_base_url)
+        self.descriptor.write_text(json.dumps(described), encoding="utf-8")  # mode kept
         return self.simulator.url
 
     def close(self) -> None:
@@ -214,14 +226,60 @@ class LocalMode:
         self.descriptor.unlink(missing_ok=True)
 
 
-def start_local_dataverse(settings: Settings) -> LocalMode:
-    """Start the emulator on a free loopback port, persisted beside the state store."""
+def start_local_dataverse(settings: Settings, signing_token: str | None = None) -> LocalMode:
+    """Start the emulator on a free loopback port, persisted beside the state store.
+
+    The descriptor file tells the other commands of this directory where it runs, and the
+    signing token generated for this run (:func:`private_token`), readable by the user only.
+    """
     db = local_file(settings, "emulator.db")
     db.parent.mkdir(parents=True, exist_ok=True)
     emulator = ServerThread(create_emulator_app(db_path=str(db), token_required=False)).start()
     descriptor = local_file(settings, "local.json")
-    descriptor.write_text(json.dumps({"dataverse_url": emulator.url}), encoding="utf-8")
+    described: dict[str, str] = {"dataverse_url": emulator.url}
+    if signing_token is not None:
+        described["signing_token"] = signing_token
+    descriptor.unlink(missing_ok=True)
+    handle = os.open(descriptor, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(json.dumps(described))
     return LocalMode(emulator=emulator, descriptor=descriptor)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (``localhost``, 127.x, ::1)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name or an address of an interface: reachable from elsewhere
+
+
+def private_token(settings: Settings, host: str) -> tuple[Settings, str | None]:
+    """Local mode asked to listen beyond loopback: settings with a random signing token.
+
+    The simulator's published token (in the source code) must not sign webhooks that come
+    from the network. When local mode listens on anything but loopback and no Twilio token
+    is configured, a random one made for this run replaces it (the settings' token verifies
+    webhooks, signs the embedded simulator's posts and authenticates to it); the token is
+    returned so the caller can say so and keep it for ``connector simulate``.
+    """
+    if not settings.local_mode or is_loopback(host) or settings.twilio.auth_token is not None:
+        return settings, None
+    token = secrets.token_hex(16)
+    twilio = settings.twilio.model_copy(update={"auth_token": SecretStr(token)})
+    return settings.model_copy(update={"twilio": twilio}), token
+
+
+def local_signing_token(settings: Settings) -> str | None:
+    """The signing token the running local mode of this directory generated, if any."""
+    try:
+        described = json.loads(local_file(settings, "local.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    token = described.get("signing_token") if isinstance(described, dict) else None
+    return str(token) if token else None
 
 
 def cli_command(argv0: str | None = None) -> str:

@@ -13,7 +13,7 @@ from connector.bootstrap.local_mode import seed_demo, try_this
 from connector.bootstrap.root import Connector
 from connector.errors import ConnectorError
 from connector.log_config import get_logger
-from connector.providers.twilio.endpoints import TWILIO_INBOUND_PATH
+from connector.providers.twilio.endpoints import LOCAL_AUTH_TOKEN, TWILIO_INBOUND_PATH
 
 log = get_logger(__name__)
 
@@ -25,7 +25,9 @@ def start_local(connector: Connector) -> None:
         return
     base = connector.public_base_url or "http://127.0.0.1"
     local.configuration_id = seed_demo(connector.dataverse, base)
-    local.start_simulator(base.rstrip("/") + TWILIO_INBOUND_PATH, base)
+    token = connector.settings.twilio.auth_token
+    signing = token.get_secret_value() if token is not None else LOCAL_AUTH_TOKEN
+    local.start_simulator(base.rstrip("/") + TWILIO_INBOUND_PATH, signing, base)
 
 
 def warm(connector: Connector, *, sync_phones: bool) -> None:

@@ -92,9 +92,15 @@ class Connector:
     """Everything one connector process uses, each part built once, on first use."""
 
     def __init__(
-        self, settings: Settings, *, public_base_url: str | None = None, start_local: bool = False
+        self,
+        settings: Settings,
+        *,
+        public_base_url: str | None = None,
+        start_local: bool = False,
+        local_signing_token: str | None = None,
     ) -> None:
         self.settings = settings
+        self.local_signing_token = local_signing_token
         configured = settings.public_base_url
         self.public_base_url = str(configured) if configured else public_base_url
         self.start_local = start_local
@@ -113,7 +119,7 @@ class Connector:
         """Local mode's embedded emulator and simulator (``serve`` without a Dataverse URL)."""
         if not (self.settings.local_mode and self.start_local):
             return None
-        local = local_mode.start_local_dataverse(self.settings)
+        local = local_mode.start_local_dataverse(self.settings, self.local_signing_token)
         self._closers.append(local.close)
         return local
 
@@ -476,6 +482,7 @@ class Connector:
                 outbox=self.outbox,
                 readiness={"state_store": self.state.ping, "dataverse": self.readiness},
                 metrics=self.metrics,
+                max_request_bytes=self.settings.api.max_request_bytes,
             )
         )
 
@@ -500,18 +507,26 @@ def build(
     *,
     public_base_url: str | None = None,
     start_local: bool = False,
+    local_signing_token: str | None = None,
     **overrides: Any,
 ) -> Connector:
     """The connector for ``settings``; nothing is opened until a part is first used.
 
     ``public_base_url`` is where providers reach this process when the settings do not say
     (local mode learns its port late); ``start_local`` lets local mode start its embedded
-    emulator and simulator (``connector serve``) instead of reaching the running one.
+    emulator and simulator (``connector serve``) instead of reaching the running one;
+    ``local_signing_token`` is the token local mode generated for a run beyond loopback (kept
+    in its descriptor for ``connector simulate``).
     ``overrides`` replace parts by name (``writer=``, ``resolver=``, ``huey=``, ...).
     """
     unknown = set(overrides) - _PARTS
     if unknown:
         raise ConfigurationError(f"unknown parts to override: {', '.join(sorted(unknown))}")
-    connector = Connector(settings, public_base_url=public_base_url, start_local=start_local)
+    connector = Connector(
+        settings,
+        public_base_url=public_base_url,
+        start_local=start_local,
+        local_signing_token=local_signing_token,
+    )
     vars(connector).update(overrides)
     return connector

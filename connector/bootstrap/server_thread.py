@@ -16,13 +16,22 @@ from typing import Any
 
 import uvicorn
 
+from connector.bootstrap.http_protocol import header_timeout_protocol
+
 KEEP_ALIVE_SECONDS = 120
 
 
 class ServerThread:
     """One uvicorn server on 127.0.0.1 in a daemon thread."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        header_timeout: float | None = None,
+    ) -> None:
         # IPPROTO_TCP explicitly so asyncio sets TCP_NODELAY on accepted connections.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -38,6 +47,7 @@ class ServerThread:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            http=header_timeout_protocol(header_timeout) if header_timeout else "auto",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -1,7 +1,8 @@
 """Twilio's credential policy, wired from settings: which tokens verify webhooks, which
 credentials download MMS media, and the webhook provider built on them.
 
-In local mode the simulator's fixed fake credentials are accepted too; tokens stored
+In local mode with no token configured the simulator's fixed fake credentials are accepted
+(local mode listening beyond loopback configures a random one instead); tokens stored
 encrypted on configurations (``connector setup --auth-token``) are added per account.
 """
 
@@ -18,13 +19,11 @@ from connector.settings import Settings
 
 
 def auth_tokens(settings: Settings) -> Sequence[str]:
-    """Twilio tokens a webhook signature may be made with (the simulator's in local mode)."""
-    tokens = []
+    """Twilio tokens a webhook signature may be made with: the configured one, else in local
+    mode the simulator's published one."""
     if settings.twilio.auth_token is not None:
-        tokens.append(settings.twilio.auth_token.get_secret_value())
-    if settings.local_mode:
-        tokens.append(LOCAL_AUTH_TOKEN)
-    return tokens
+        return [settings.twilio.auth_token.get_secret_value()]
+    return [LOCAL_AUTH_TOKEN] if settings.local_mode else []
 
 
 def token_accounts(settings: Settings) -> dict[str, str]:

@@ -11,6 +11,8 @@ import uvicorn
 from rich.console import Console
 
 from connector.bootstrap import build, openapi_document, start_serve
+from connector.bootstrap.http_protocol import header_timeout_protocol
+from connector.bootstrap.local_mode import local_file, private_token
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
 
@@ -45,7 +47,10 @@ def serve(
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     base_url = f"http://{shown_host}:{bound_port}"
-    connector = build(settings, public_base_url=base_url, start_local=True)
+    settings, generated = private_token(settings, host)
+    connector = build(
+        settings, public_base_url=base_url, start_local=True, local_signing_token=generated
+    )
     try:
         lines = start_serve(
             connector, port_is_default=bound_port == settings.server.port, worker=not no_worker
@@ -56,13 +61,29 @@ def serve(
         raise typer.Exit(1) from None
     app = connector.app
     Console().print(f"Connector listening on {base_url}", highlight=False)
+    if generated is not None:
+        lines.insert(0, _beyond_loopback(base_url, str(local_file(settings, "local.json"))))
     for line in lines:
         Console(soft_wrap=True).print(line, highlight=False, markup=False)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        http=header_timeout_protocol(settings.server.header_timeout),
+    )
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         connector.close()
+
+
+def _beyond_loopback(base_url: str, descriptor: str) -> str:
+    return (
+        f"Local mode listening on {base_url}, beyond loopback: webhooks must be signed with a "
+        "random signing token made for this run (the published local token is refused); "
+        f"`connector simulate` in this directory reads it from {descriptor}."
+    )
 
 
 def openapi() -> None:

@@ -21,6 +21,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from connector.bootstrap.local_mode import local_signing_token
 from connector.cli.common import settings_or_exit
 from connector.cli.serve_cmd import bind_socket
 from connector.emulators.twilio.app import create_simulator_app
@@ -45,8 +46,8 @@ def _token(settings: Settings, given: str | None) -> str:
         return given
     if settings.twilio.auth_token is not None:
         return settings.twilio.auth_token.get_secret_value()
-    if settings.local_mode:
-        return LOCAL_AUTH_TOKEN
+    if settings.local_mode:  # the token `serve` made for a run beyond loopback, if it did
+        return local_signing_token(settings) or LOCAL_AUTH_TOKEN
     err.print("[bold red]No auth token[/]: pass --auth-token or set CONNECTOR_TWILIO__AUTH_TOKEN.")
     raise typer.Exit(2)
 
@@ -101,7 +102,7 @@ def inbound(  # noqa: PLR0917 - typer maps each option to a parameter
         raise typer.Exit(1)
 
 
-def simulator(
+def simulator(  # noqa: PLR0917 - typer maps each option to a parameter
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8099, help="Port to listen on (0 picks a free one)."),
     inbound_url: str | None = typer.Option(None, help="Connector inbound webhook URL."),

@@ -34,6 +34,7 @@ from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER
 from connector.bootstrap.server_thread import ServerThread
 from connector.dataverse.client import DataverseClient
 from connector.emulators.dataverse.app import create_emulator_app
+from connector.providers.twilio.endpoints import LOCAL_AUTH_TOKEN
 from connector.state.db import StateStore
 from connector.state.journal import PENDING, Journal, journal_table
 from connector.testing.signing import inbound_fields, signed_form
@@ -333,6 +334,29 @@ def test_readme_flow_local_mode_serve_simulate_export(tmp_path: Path) -> None:
             return ",Delivered,It is ready.,Outbound,contact," in result.stdout
 
         wait_until(replied, timeout=60)
+    finally:
+        stop(process)
+
+
+def test_local_mode_beyond_loopback_refuses_the_published_token_and_simulate_uses_its_own(
+    tmp_path: Path,
+) -> None:
+    env = connector_env(tmp_path, {"CONNECTOR_LOG__LEVEL": "WARNING"})
+    everywhere = "0.0.0.0"  # noqa: S104 - what the test is about: local mode asked to listen widely
+    process, line = start_cli(
+        ["serve", "--host", everywhere, "--port", "0"], env, tmp_path, r"random signing token"
+    )
+    try:
+        match = re.search(r"(http://0\.0\.0\.0:\d+)", line)
+        assert match, line
+        base = match.group(1)
+        fields = inbound_fields(DEMO_CUSTOMER, DEMO_SENDER, "published token")
+        signed = signed_form(base + PATH, fields, LOCAL_AUTH_TOKEN)
+        answer = requests.post(base + PATH, data=signed.body, headers=signed.headers, timeout=10)
+        assert answer.status_code == 403  # the token in the source code signs nothing here
+        simulate = ["simulate", "inbound", "--from", DEMO_CUSTOMER, "--to", DEMO_SENDER]
+        sent = run_cli(*simulate, "--body", "hi", "--url", base, env=env, cwd=tmp_path)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
     finally:
         stop(process)
 
