@@ -280,7 +280,8 @@ class Connector:
                 else local_mode.local_value(self.settings, "simulator_url")
             )
         try:
-            provider = build_twilio_provider(self.settings, api_base_url=simulator)
+            # one try per call: the outbox retries at the sender's pace, never in a burst
+            provider = build_twilio_provider(self.settings, api_base_url=simulator, max_attempts=1)
         except ConfigurationError as exc:
             log.warning("outbound.provider_not_configured", reason=exc.message)
             return UnconfiguredProvider(exc.message)

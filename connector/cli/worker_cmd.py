@@ -20,6 +20,7 @@ from connector.bootstrap import build, warm
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
 from connector.state.journal import Journal
+from connector.worker.queue import POLL_MAX_DELAY
 
 err = Console(stderr=True)
 journal_app = typer.Typer(help="Inspect and replay the ingress journal.", no_args_is_help=True)
@@ -43,7 +44,7 @@ def worker(
     Console().print(f"Worker running with {threads} thread(s)", highlight=False)
     connector.tasks.enqueue()  # take over whatever is due, leases of a dead worker included
     try:
-        Consumer(huey, workers=threads, worker_type="thread").run()
+        Consumer(huey, workers=threads, worker_type="thread", max_delay=POLL_MAX_DELAY).run()
     finally:
         connector.close()
 

@@ -264,6 +264,8 @@ class InboundService:
             if state is not None and state.id == opened_here:
                 placed.append((state, True))  # a retry of the message that opened it
             elif state is not None and state.is_open(message.received_at):
+                if state.regarding_table is None:  # opened by a send to a number only
+                    state = self._with_record(state, message.from_number, config)
                 state = self._escalated(
                     state.with_inbound(message.received_at, message.provider_id), message, config
                 )
@@ -287,13 +289,20 @@ class InboundService:
         session = open_session(
             message, config.id, config.session_timeout_minutes, previous, owner
         ).with_inbound(message.received_at, message.provider_id)
+        return self._with_record(session, message.from_number, config)
+
+    def _with_record(
+        self, session: SessionState, phone_e164: str, config: Configuration
+    ) -> SessionState:
+        """``session`` linked to the record the number resolves to, with the match trace."""
+        assert config.id is not None
         sender = SenderContext(
             configuration_id=config.id,
             owner_id=config.owner_id,
             team_id=config.owning_team_id,
             default_country=config.default_country,
         )
-        resolution = self._resolver.resolve(message.from_number, sender)
+        resolution = self._resolver.resolve(phone_e164, sender)
         record = resolution.record
         return replace(
             session,

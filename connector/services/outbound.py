@@ -424,7 +424,7 @@ class SendService:
         target = (
             RecordRef(record.table, record.id)
             if record is not None
-            else self._resolved(config, to, current, now)
+            else self._resolved(current, now)
         )
         owner_id, owner_is_team = config.owner_id, False
         if config.owning_team_id:
@@ -453,13 +453,14 @@ class SendService:
             match_trace=json.dumps(trace, separators=(",", ":")),
         )
 
-    def _resolved(
-        self, config: Configuration, to: str, current: SessionState | None, now: float
-    ) -> RecordRef | None:
-        """No record given: the open session's, else the one the number resolves to."""
+    @staticmethod
+    def _resolved(current: SessionState | None, now: float) -> RecordRef | None:
+        """No record given: the open session's. A send never waits for a live lookup (or
+        creates a lead): a session opened without a record gets one when the customer
+        replies, as an inbound conversation would."""
         if current is not None and current.is_open(now) and current.regarding_table:
             return RecordRef(current.regarding_table, str(current.regarding_id))
-        return self.resolver.resolve(to, _context(config)).record
+        return None
 
     def _active(self) -> list[Configuration]:
         return [c for c in self.configurations.snapshot().values() if c.active and c.id]

@@ -82,6 +82,10 @@ class OutboxSender:
         sent = failed = retried = 0
         for slot, claimed, config in plan:
             wait = slot - self.clock()
+            per_second = config.rate_per_second or DEFAULT_RATE
+            if wait < -0.5 / per_second:  # woke late: a new slot, never a catch-up burst
+                assert config.id is not None
+                wait = self.rate.reserve(config.id, per_second, self.clock()) - self.clock()
             if wait > 0:
                 self.sleep(wait)
             with correlation(message_id=claimed.message.id):

@@ -79,6 +79,11 @@ class Nudger:
         self._thread.join(timeout=5)
 
 
+POLL_MAX_DELAY = 0.5
+"""The longest an idle consumer thread waits before looking at the queue again (huey's default
+is 10 s: a send queued by another process would wait that long)."""
+
+
 class InProcessWorker:
     """huey's consumer (scheduler + worker threads) running beside the web server."""
 
@@ -90,6 +95,7 @@ class InProcessWorker:
             worker_type="thread",
             periodic=periodic,
             check_worker_health=False,
+            max_delay=POLL_MAX_DELAY,
         )
         self._started = False
 

@@ -293,7 +293,9 @@ def _message(msg: str | None) -> str | None:
     return tail if sep and head.startswith("Unable to") else msg
 
 
-def build_twilio_provider(settings: Settings, *, api_base_url: str | None = None) -> TwilioProvider:
+def build_twilio_provider(
+    settings: Settings, *, api_base_url: str | None = None, max_attempts: int = 4
+) -> TwilioProvider:
     """The provider the settings describe (for the composition root).
 
     In local mode missing credentials default to the simulator's local ones; ``api_base_url``
@@ -310,7 +312,9 @@ def build_twilio_provider(settings: Settings, *, api_base_url: str | None = None
         )
     base = api_base_url or (str(twilio.api_base_url) if twilio.api_base_url else None)
     public = str(settings.public_base_url).rstrip("/") if settings.public_base_url else None
-    return TwilioProvider(sid, token, public_base_url=public, api_base_url=base)
+    return TwilioProvider(
+        sid, token, public_base_url=public, api_base_url=base, max_attempts=max_attempts
+    )
 
 
 def _conforms(provider: TwilioProvider) -> SmsProvider:
