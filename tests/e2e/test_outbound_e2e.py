@@ -236,7 +236,9 @@ def test_callbacks_bad_numbers_idempotency_and_templates(
             assert refused.headers["content-type"].startswith("application/problem+json")
             assert refused.json()["code"] == code, refused.text
 
+        templated = rendered.json()["id"]
         wait_until(lambda: status_of(base, shuffled)["status"] == "delivered", timeout=60)
+        wait_until(lambda: status_of(base, templated)["status"] == "delivered", timeout=60)
         wait_until(lambda: status_of(base, invalid)["status"] == "failed", timeout=60)
         failed = status_of(base, invalid)["failure"]
         assert failed["category"] == "invalid_recipient" and failed["code"] == "21211"
