@@ -23,6 +23,7 @@ from connector.state.db import StateStore
 from connector.state.outbox import Outbox
 from connector.testing.conversations import FakeConfigurationDirectory, TableResolver
 from connector.testing.fake_sms import FakeSmsProvider
+from connector.testing.send_rate import FakeSendRate
 from connector.testing.templates import FakeRecordReader, FakeTemplateCatalog
 
 US = Configuration(
@@ -50,18 +51,6 @@ SPECS = (
 
 
 @dataclass
-class Rate:
-    """Slots one per 1/rate seconds from the first call (no sleeping in unit tests)."""
-
-    next_at: dict[str, float] = field(default_factory=dict)
-
-    def reserve(self, key: str, per_second: float, now: float) -> float:
-        slot = max(self.next_at.get(key, now), now)
-        self.next_at[key] = slot + 1 / per_second
-        return slot
-
-
-@dataclass
 class World:
     service: SendService
     outbox: Outbox
@@ -77,7 +66,7 @@ class World:
             self.outbox,
             self.provider,
             self.service.configurations,
-            Rate(),
+            FakeSendRate(),
             sleep=lambda _s: None,
         )
 
