@@ -21,6 +21,7 @@ from connector.domain.conversation import (
     derived_id,
 )
 from connector.domain.model import Configuration
+from connector.domain.outbound import OutboundMessage
 from connector.domain.provider_messages import InboundMedia
 from connector.domain.routing import (
     NO_MATCH,
@@ -161,3 +162,28 @@ class FakeErrorLog:
 
     def record(self, key: str, code: str, message: str, details: Mapping[str, object]) -> None:
         self.rows[key] = {"code": code, "message": message, "details": dict(details)}
+
+
+@dataclass
+class FakeOutboundWriter:
+    """An :class:`~connector.ports.OutboundWriter` keeping the latest row of each message
+    (``rows``), the sessions written with a first write, and how many batches it took.
+    ``down`` makes every write fail as an unreachable Dataverse would."""
+
+    rows: dict[str, OutboundMessage] = field(default_factory=dict)
+    sessions: dict[str, SessionState] = field(default_factory=dict)
+    batches: int = 0
+    down: bool = False
+
+    def write_outbound_many(
+        self, writes: Sequence[tuple[OutboundMessage, SessionState | None]]
+    ) -> list[Exception | None]:
+        """Store each message version (and its session), or fail them all when down."""
+        if self.down:
+            return [DataverseUnavailableError("Dataverse is down")] * len(writes)
+        self.batches += 1
+        for message, session in writes:
+            self.rows[message.id] = message
+            if session is not None:
+                self.sessions[session.id] = session
+        return [None] * len(writes)

@@ -12,16 +12,22 @@ import pytest
 from connector.domain.conversation import derived_id
 from connector.domain.model import Configuration, MessageCategory, Provider, Template
 from connector.domain.phone_records import RecordTypeSpec
-from connector.domain.provider_messages import SendRequest
+from connector.domain.provider_messages import SendRequest, SendResult
 from connector.domain.routing import RecordRef, SenderContext
 from connector.domain.status import FailureCategory, MessageStatus
 from connector.errors import ConnectorError, RefusedError
+from connector.providers.twilio.errors import unreachable_error
 from connector.services.outbound import SendOrder, SendService
+from connector.services.outbound_sync import OutboundSync
 from connector.services.outbox_sender import OutboxSender
 from connector.state.caches import ConfigurationCache, SessionCache
 from connector.state.db import StateStore
 from connector.state.outbox import Outbox
-from connector.testing.conversations import FakeConfigurationDirectory, TableResolver
+from connector.testing.conversations import (
+    FakeConfigurationDirectory,
+    FakeOutboundWriter,
+    TableResolver,
+)
 from connector.testing.fake_sms import FakeSmsProvider
 from connector.testing.send_rate import FakeSendRate
 from connector.testing.templates import FakeRecordReader, FakeTemplateCatalog
@@ -274,3 +280,43 @@ def test_session_ids_are_derived_from_the_message_that_opened_them(world: World)
 
 
 _ = SenderContext  # the record_types callable's parameter type
+
+
+def test_dataverse_down_sends_still_go_out_and_dataverse_catches_up_at_the_highest(
+    world: World,
+) -> None:
+    writer = FakeOutboundWriter(down=True)
+    sync = OutboundSync(world.outbox, writer, world.sessions)
+    answer = world.service.send(SendOrder(body="hi", to=ALICE, from_number=US.sender_number))
+    world.sender().run_once()
+    assert [r.body for r, _ in world.provider.sent] == ["hi"]  # sent while Dataverse is down
+    assert sync.run_once().failed == 1
+    world.outbox.apply(answer["id"], MessageStatus.DELIVERED, 1e10, provider_id="SMx")
+    world.outbox.apply(answer["id"], MessageStatus.SENT, 1e10)  # late and stale
+    writer.down = False
+    due = world.outbox.next_sync_due()
+    assert due is not None
+    items = world.outbox.claim_unsynced(10, now=due + 1)
+    assert writer.write_outbound_many([(i.message, None) for i in items]) == [None]
+    world.outbox.mark_synced(items)
+    assert writer.rows[answer["id"]].status is MessageStatus.DELIVERED  # one write, the highest
+    assert world.outbox.claim_unsynced(10, now=due + 2) == []
+
+
+def test_provider_down_messages_wait_queued_with_the_reason(world: World) -> None:
+    answer = world.service.send(SendOrder(body="wait", to=ALICE, from_number=US.sender_number))
+    world.provider = Unreachable()
+    cycle = world.sender().run_once()
+    waiting = world.outbox.get(answer["id"])
+    assert waiting is not None and waiting.status is MessageStatus.QUEUED
+    assert "unavailable" in (world.outbox.last_error(answer["id"]) or "")
+    assert cycle.next_due is not None
+    [again] = world.outbox.claim_sends("cfg-us", 5, lease_seconds=5, now=cycle.next_due + 1)
+    assert again.uncertain  # a network failure: the next try asks the provider first
+
+
+class Unreachable(FakeSmsProvider):
+    """A provider whose every call fails as a refused connection would."""
+
+    def send(self, request: SendRequest) -> SendResult:
+        raise unreachable_error(ConnectionError("connection refused"))
