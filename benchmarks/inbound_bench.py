@@ -132,7 +132,10 @@ def _raw(req: SignedRequest, host: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + req.body
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
+) -> tuple[int, bytes]:
+    """Send one raw HTTP/1.1 request on a keep-alive connection; (status, body)."""
     writer.write(raw)
     await writer.drain()
     status_line = await reader.readline()
@@ -141,8 +144,7 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
         name, _, value = line.decode("latin-1").partition(":")
         if name.strip().lower() == "content-length":
             length = int(value)
-    await reader.readexactly(length)
-    return int(status_line.split()[1])
+    return int(status_line.split()[1]), await reader.readexactly(length)
 
 
 async def _steady(base: str, rate: float, prepared: list[bytes]) -> list[float]:
@@ -158,11 +160,11 @@ async def _steady(base: str, rate: float, prepared: list[bytes]) -> list[float]:
         scheduled = start + index / rate
         conn = idle.pop() if idle else await asyncio.open_connection(host, int(port))
         try:
-            status = await _exchange(*conn, prepared[index])
+            status, _ = await exchange(*conn, prepared[index])
         except (IndexError, ConnectionError, asyncio.IncompleteReadError):
             conn[1].close()  # the server closed an idle keep-alive connection: reconnect
             conn = await asyncio.open_connection(host, int(port))
-            status = await _exchange(*conn, prepared[index])
+            status, _ = await exchange(*conn, prepared[index])
         latencies[index] = (loop.time() - scheduled) * 1000
         idle.append(conn)
         if status != 200:

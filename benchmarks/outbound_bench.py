@@ -41,7 +41,7 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.inbound_bench import cli, quantile
+from benchmarks.inbound_bench import cli, exchange, quantile
 from connector.bootstrap.local_mode import seed_demo
 from connector.crm import tables
 from connector.crm.outbound_rows import STATUS_OPTIONS
@@ -98,20 +98,6 @@ def add_sender(client: DataverseClient, sender: str, rate: float) -> str:
     return config_id
 
 
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
-) -> tuple[int, bytes]:
-    writer.write(raw)
-    await writer.drain()
-    status_line = await reader.readline()
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value)
-    return int(status_line.split()[1]), await reader.readexactly(length)
-
-
 def _raw(host: str, body: dict[str, object]) -> bytes:
     data = json.dumps(body).encode()
     head = [
@@ -142,11 +128,11 @@ async def _open_loop(
         raw = _raw(host, bodies[index])
         conn = idle.pop() if idle else await asyncio.open_connection(host, int(port))
         try:
-            status, answer = await _exchange(*conn, raw)
+            status, answer = await exchange(*conn, raw)
         except (ConnectionError, asyncio.IncompleteReadError):
             conn[1].close()
             conn = await asyncio.open_connection(host, int(port))
-            status, answer = await _exchange(*conn, raw)
+            status, answer = await exchange(*conn, raw)
         latencies[index] = (loop.time() - scheduled) * 1000
         idle.append(conn)
         if status != 202:

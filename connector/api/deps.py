@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from connector.api.problems import NotEnabledError
 from connector.errors import UnauthorizedError
 from connector.ports import IngressJournal, OutboxStore, StatusWebhookProvider, WebhookProvider
+from connector.providers.webhooks import ProviderRegistry
 from connector.services.conversation_move import ConversationMover
 from connector.services.outbound import SendService
 from connector.services.sessions import SessionActions
@@ -44,7 +45,9 @@ class InboundWebhooks:
     max_body_bytes: int = 64 * 1024
     nudge: Callable[[], None] = field(default=lambda: None)
     count: Callable[[str], None] = field(default=lambda _outcome: None)
-    statuses: Mapping[str, StatusWebhookProvider] = field(default_factory=dict)
+    statuses: Mapping[str, StatusWebhookProvider] = field(
+        default_factory=lambda: ProviderRegistry[StatusWebhookProvider]([])
+    )
     known_message: Callable[[str], bool] = field(default=lambda _message_id: False)
 
 

@@ -15,7 +15,9 @@ worker's log lines for the message carry the same id.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from typing import TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -23,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from connector.api.deps import InboundWebhooks, webhooks
 from connector.api.problems import problem
-from connector.errors import InvalidInputError, NotFoundError, SignatureError, StateStoreError
+from connector.errors import InvalidInputError, SignatureError, StateStoreError
 from connector.log_config import accept_request_id, correlation, get_logger
 from connector.ports import AcceptedWebhook, WebhookRequest
 from connector.providers.webhooks import (
@@ -67,31 +69,50 @@ async def _committed(future: Future[T]) -> T:
         raise StateStoreError(f"journal append not committed in {_COMMIT_WAIT_SECONDS} s") from None
 
 
-async def _accept(
-    request: Request, provider_name: str, hook: InboundWebhooks, request_id: str
-) -> tuple[AcceptedWebhook, bool]:
-    """Verify and journal one webhook; (what the provider made of it, all already journaled)."""
-    provider = hook.providers[provider_name]
+async def _incoming(request: Request, hook: InboundWebhooks, path: str) -> WebhookRequest:
+    """The bounded body with the public URL the provider signed (never the socket address)."""
     body = await _bounded_body(request, hook.max_body_bytes)
     if not hook.public_base_url:
         raise SignatureError("no public base URL configured to verify signatures against")
-    url = public_url(hook.public_base_url, inbound_path(provider_name), request.url.query)
-    incoming = WebhookRequest(url, request.headers, body)
-    if provider.ready():  # each thread hop is a scheduling delay under load
-        accepted = provider.accept(incoming)
-    else:
-        accepted = await run_in_threadpool(provider.accept, incoming)  # loads credentials
+    url = public_url(hook.public_base_url, path, request.url.query)
+    return WebhookRequest(url, request.headers, body)
+
+
+async def _verified(
+    ready: bool, accept: Callable[[WebhookRequest], AcceptedWebhook], incoming: WebhookRequest
+) -> AcceptedWebhook:
+    """``accept`` on the event loop when it will not wait (each thread hop is a scheduling
+    delay under load), else in a thread (it loads credentials)."""
+    return accept(incoming) if ready else await run_in_threadpool(accept, incoming)
+
+
+async def _journal(
+    hook: InboundWebhooks, journal_name: str, accepted: AcceptedWebhook, request_id: str
+) -> bool:
+    """Append every event (committed on return) and wake the worker for a new one; whether
+    every event was already there."""
     duplicate = True
     for event in accepted.events:
         with correlation(request_id, provider_message_id=event.event_id):
             appended = await _committed(
                 hook.journal.append_future(
-                    provider.name, event.event_id, event.payload, request_id=request_id
+                    journal_name, event.event_id, event.payload, request_id=request_id
                 )
             )
             duplicate = duplicate and appended.duplicate
     if not duplicate:
         hook.nudge()
+    return duplicate
+
+
+async def _accept(
+    request: Request, provider_name: str, hook: InboundWebhooks, request_id: str
+) -> tuple[AcceptedWebhook, bool]:
+    """Verify and journal one webhook; (what the provider made of it, all already journaled)."""
+    provider = hook.providers[provider_name]
+    incoming = await _incoming(request, hook, inbound_path(provider_name))
+    accepted = await _verified(provider.ready(), provider.accept, incoming)
+    duplicate = await _journal(hook, provider.name, accepted, request_id)
     return accepted, duplicate and bool(accepted.events)
 
 
@@ -100,37 +121,14 @@ async def _accept_status(
 ) -> bool:
     """Verify and journal one status callback; whether it was new. A callback for a message
     the outbox does not know is answered (so the provider stops retrying) and dropped."""
-    provider = hook.statuses.get(provider_name)
-    if provider is None:
-        raise NotFoundError(
-            f"no SMS provider named {provider_name[:40]!r} is configured", code="unknown_provider"
-        )
-    body = await _bounded_body(request, hook.max_body_bytes)
-    if not hook.public_base_url:
-        raise SignatureError("no public base URL configured to verify signatures against")
-    url = public_url(
-        hook.public_base_url, status_path(provider_name, message_id), request.url.query
-    )
-    incoming = WebhookRequest(url, request.headers, body)
-    if provider.ready():
-        accepted = provider.accept_status(incoming, message_id)
-    else:
-        accepted = await run_in_threadpool(provider.accept_status, incoming, message_id)
+    provider = hook.statuses[provider_name]
+    incoming = await _incoming(request, hook, status_path(provider_name, message_id))
+    accept = partial(provider.accept_status, message_id=message_id)
+    accepted = await _verified(provider.ready(), accept, incoming)
     if not hook.known_message(message_id):
         log.warning("status.unknown_message", message_id=message_id[:64])
         return False
-    new = False
-    for event in accepted.events:
-        with correlation(request_id, provider_message_id=event.event_id):
-            appended = await _committed(
-                hook.journal.append_future(
-                    provider.journal_name, event.event_id, event.payload, request_id=request_id
-                )
-            )
-            new = new or not appended.duplicate
-    if new:
-        hook.nudge()
-    return new
+    return not await _journal(hook, provider.journal_name, accepted, request_id)
 
 
 router = APIRouter(tags=["webhooks"])

@@ -48,6 +48,7 @@ from connector.ports import (
     SendRate,
     SmsProvider,
     TemplateCatalog,
+    WebhookProvider,
 )
 from connector.providers.twilio.client import build_twilio_provider
 from connector.providers.twilio.status_webhook import TwilioStatusWebhooks
@@ -292,7 +293,7 @@ class Connector:
         return provider
 
     @cached_property
-    def providers(self) -> ProviderRegistry:
+    def providers(self) -> ProviderRegistry[WebhookProvider]:
         """The SMS providers webhooks are accepted from, by name."""
         return ProviderRegistry(
             [twilio_webhooks(self.settings, self.configurations.snapshot_nowait)]
@@ -328,12 +329,10 @@ class Connector:
         )
 
     @cached_property
-    def status_providers(self) -> dict[str, TwilioStatusWebhooks]:
+    def status_providers(self) -> ProviderRegistry[TwilioStatusWebhooks]:
         """The providers status callbacks are accepted from, by name."""
-        hooks = TwilioStatusWebhooks(
-            signature_tokens(self.settings, self.configurations.snapshot_nowait)
-        )
-        return {hooks.name: hooks}
+        tokens = signature_tokens(self.settings, self.configurations.snapshot_nowait)
+        return ProviderRegistry([TwilioStatusWebhooks(tokens)])
 
     @cached_property
     def status_news(self) -> StatusNews:

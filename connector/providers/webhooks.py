@@ -11,10 +11,10 @@ stores beside each raw payload) to its :class:`~connector.ports.WebhookProvider`
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from connector.errors import NotFoundError
-from connector.ports import WebhookProvider
 
 INBOUND_PATH = "/webhooks/{provider}/messages"
 STATUS_PATH = "/webhooks/{provider}/status/{message_id}"
@@ -43,13 +43,21 @@ def public_url(base_url: str, path: str, query: str = "") -> str:
     return urlunsplit((base.scheme, base.netloc, joined, query, ""))
 
 
-class ProviderRegistry(Mapping[str, WebhookProvider]):
-    """The providers this process accepts webhooks from, by name."""
+class _Named(Protocol):
+    name: str
 
-    def __init__(self, providers: Iterable[WebhookProvider]) -> None:
+
+P = TypeVar("P", bound=_Named)
+
+
+class ProviderRegistry(Mapping[str, P]):
+    """The providers this process accepts webhooks (or status callbacks) from, by name; an
+    unknown name is :class:`~connector.errors.NotFoundError` ``unknown_provider``."""
+
+    def __init__(self, providers: Iterable[P]) -> None:
         self._by_name = {provider.name: provider for provider in providers}
 
-    def __getitem__(self, name: str) -> WebhookProvider:
+    def __getitem__(self, name: str) -> P:
         try:
             return self._by_name[name]
         except KeyError:

@@ -153,9 +153,9 @@ class SendService:
         ``idempotency_key`` with the same order)."""
         _check_shape(order)
         template = self._template(order.template_id)
-        record = self._record(order, template)
+        record, phones = self._record(order, template)
         explicit = self._explicit_sender(order)
-        to = self._recipient(order, record, explicit)
+        to = self._recipient(order, record, phones, explicit)
         config = explicit or self._choose_sender(to, record)
         assert config.id is not None
         body = self._body(order, template, record, config)
@@ -211,7 +211,7 @@ class SendService:
             template_id=template_id, regarding=regarding, configuration_id=configuration_id
         )
         template = self._template(template_id)
-        record = self._record(order, template)
+        record, _ = self._record(order, template)
         config = self._explicit_sender(order)
         return self._body(order, template, record, config)
 
@@ -240,16 +240,21 @@ class SendService:
             )
         return found
 
-    def _record(self, order: SendOrder, template: Template | None) -> RegardingRecord | None:
+    def _record(
+        self, order: SendOrder, template: Template | None
+    ) -> tuple[RegardingRecord | None, list[str]]:
+        """The regarding record (template fields and phone columns read in one request), and
+        its phone fields in record-type order."""
         if order.regarding is None:
             if template is not None and templates.fields_needed(template.body):
                 raise UnprocessableError(
                     "this template needs a regarding record to fill in its values",
                     code="regarding_required",
                 )
-            return None
+            return None, []
+        phones = self._phone_fields(order.regarding.table)
         fields = list(templates.fields_needed(template.body)) if template else []
-        fields += [f for f in self._phone_fields(order.regarding.table) if f not in fields]
+        fields += [f for f in phones if f not in fields]
         ref = order.regarding
         record = self.records.read(ref.table, ref.id, fields)
         if record is None:
@@ -258,7 +263,7 @@ class SendService:
                 code="regarding_not_found",
                 details={"table": ref.table, "id": ref.id},
             )
-        return record
+        return record, phones
 
     def _phone_fields(self, table: str) -> list[str]:
         """The phone columns of ``table`` (through its parent lookups for a related table),
@@ -296,7 +301,11 @@ class SendService:
         return None
 
     def _recipient(
-        self, order: SendOrder, record: RegardingRecord | None, config: Configuration | None
+        self,
+        order: SendOrder,
+        record: RegardingRecord | None,
+        phones: Sequence[str],
+        config: Configuration | None,
     ) -> str:
         regions = _regions(config, self._active())
         if order.to:
@@ -304,7 +313,7 @@ class SendService:
         if record is None:
             raise InvalidInputError("give 'to' or a regarding record", code="recipient_missing")
         refused: InvalidPhoneNumberError | None = None
-        for name in self._phone_fields(record.table):
+        for name in phones:
             raw = record.values.get(name)
             if not raw or not raw.strip():
                 continue

@@ -7,13 +7,24 @@ ours), shared with the integration tier (``tests/conftest.py``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from connector.bootstrap.local_mode import seed_demo
+from connector.bootstrap.server_thread import ServerThread
+from connector.dataverse.client import DataverseClient
+from connector.emulators.dataverse.app import create_emulator_app
+from tests.integration.test_installer_emulator import make_client
+
+PUBLIC = "https://sms.example.com"  # the public base URL the fixtures seed with
 
 
 def connector_env(tmp_path: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -43,3 +54,61 @@ def run_cli(
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """A clean environment for one CLI run."""
     return connector_env(tmp_path)
+
+
+def slowed(app: Any, delay: float) -> Any:
+    """The emulator answering every ``$batch`` ``delay`` seconds AFTER it committed it."""
+
+    async def wrapper(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not (delay and scope["type"] == "http" and scope["path"].endswith("$batch")):
+            await app(scope, receive, send)
+            return
+
+        async def late(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                await asyncio.sleep(delay)
+            await send(message)
+
+        await app(scope, receive, late)
+
+    return wrapper
+
+
+@dataclass
+class Emulator:
+    db: Path
+    port: int = 0
+    delay: float = 0.0
+    server: ServerThread | None = None
+
+    def start(self) -> Emulator:
+        app = slowed(create_emulator_app(db_path=str(self.db)), self.delay)
+        self.server = ServerThread(app, port=self.port).start()
+        self.port = self.server.port
+        return self
+
+    def stop(self) -> None:
+        assert self.server is not None
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    emu = Emulator(tmp_path / "dataverse.db").start()
+    client = make_client(emu.url)
+    seed_demo(client, PUBLIC)
+    client.api.close()
+    yield emu
+    if emu.server is not None:
+        emu.stop()
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[DataverseClient]:
+    dv = make_client(emulator.url)
+    yield dv
+    dv.api.close()

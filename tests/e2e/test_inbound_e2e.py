@@ -12,7 +12,6 @@ mode (serve, the printed simulate command, export).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shlex
@@ -21,71 +20,25 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 from sqlalchemy import func, select
 
-from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER, seed_demo
-from connector.bootstrap.server_thread import ServerThread
+from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER
 from connector.dataverse.client import DataverseClient
-from connector.emulators.dataverse.app import create_emulator_app
 from connector.providers.twilio.endpoints import LOCAL_AUTH_TOKEN
 from connector.state.db import StateStore
 from connector.state.journal import PENDING, Journal, journal_table
 from connector.testing.signing import inbound_fields, signed_form
-from tests.e2e.conftest import connector_env, run_cli
-from tests.integration.test_installer_emulator import make_client
+from tests.e2e.conftest import PUBLIC, Emulator, connector_env, run_cli
 
-PUBLIC = "https://sms.example.com"
 PATH = "/webhooks/twilio/messages"
 TOKEN = "0123456789abcdef0123456789abcdef"
 ALICE_ID = next(r.id for r in DEMO_ROWS if r.body.get("firstname") == "Alice")
 URL_LINE = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
-
-
-def slowed(app: Any, delay: float) -> Any:
-    """The emulator answering every ``$batch`` ``delay`` seconds AFTER it committed it."""
-
-    async def wrapper(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if not (delay and scope["type"] == "http" and scope["path"].endswith("$batch")):
-            await app(scope, receive, send)
-            return
-
-        async def late(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                await asyncio.sleep(delay)
-            await send(message)
-
-        await app(scope, receive, late)
-
-    return wrapper
-
-
-@dataclass
-class Emulator:
-    db: Path
-    port: int = 0
-    delay: float = 0.0
-    server: ServerThread | None = None
-
-    def start(self) -> Emulator:
-        app = slowed(create_emulator_app(db_path=str(self.db)), self.delay)
-        self.server = ServerThread(app, port=self.port).start()
-        self.port = self.server.port
-        return self
-
-    def stop(self) -> None:
-        assert self.server is not None
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def start_cli(args: list[str], env: dict[str, str], cwd: Path, wait_for: str) -> tuple[
@@ -189,24 +142,6 @@ def failed_attempts(env: dict[str, str]) -> int:
 
 def messages(client: DataverseClient) -> list[dict[str, Any]]:
     return list(client.query("smsc_messages"))
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    emu = Emulator(tmp_path / "dataverse.db").start()
-    client = make_client(emu.url)
-    seed_demo(client, PUBLIC)
-    client.api.close()
-    yield emu
-    if emu.server is not None:
-        emu.stop()
-
-
-@pytest.fixture
-def client(emulator: Emulator) -> Iterator[DataverseClient]:
-    dv = make_client(emulator.url)
-    yield dv
-    dv.api.close()
 
 
 def service_env(tmp_path: Path, emulator: Emulator) -> dict[str, str]:

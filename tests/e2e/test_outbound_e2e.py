@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_SENDER, seed_demo
+from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_SENDER
 from connector.bootstrap.server_thread import ServerThread
 from connector.crm.outbound_rows import STATUS_OPTIONS
 from connector.dataverse.client import DataverseClient
@@ -34,38 +34,11 @@ from connector.emulators.twilio.app import create_simulator_app
 from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID
 from connector.testing.signing import inbound_fields, signed_form
-from tests.e2e.test_inbound_e2e import (
-    ALICE_ID,
-    PUBLIC,
-    TOKEN,
-    Emulator,
-    service_env,
-    start_cli,
-    stop,
-    wait_until,
-)
-from tests.integration.test_installer_emulator import make_client
+from tests.e2e.conftest import Emulator
+from tests.e2e.test_inbound_e2e import ALICE_ID, TOKEN, service_env, start_cli, stop, wait_until
 
 KEY = "e2e-api-key"
 TEMPLATE_REMINDER = "00000000-0000-4000-8000-000000000041"
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    emu = Emulator(tmp_path / "dataverse.db").start()
-    seeding = make_client(emu.url)
-    seed_demo(seeding, PUBLIC)
-    seeding.api.close()
-    yield emu
-    if emu.server is not None:
-        emu.stop()
-
-
-@pytest.fixture
-def client(emulator: Emulator) -> Iterator[DataverseClient]:
-    dv = make_client(emulator.url)
-    yield dv
-    dv.api.close()
 
 
 @pytest.fixture
