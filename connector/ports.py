@@ -661,8 +661,6 @@ class OutboxStore(Protocol):
         self, claimed: ClaimedSend, due_at: float, error: str, *, uncertain: bool
     ) -> bool: ...
 
-    def release(self, claimed: ClaimedSend) -> None: ...
-
     def apply(
         self,
         message_id: str,

@@ -352,17 +352,6 @@ class Outbox:
         with self._books.begin() as conn:
             return conn.execute(query).rowcount == 1
 
-    def release(self, claimed: ClaimedSend) -> None:
-        """Give a claimed message back untouched (this worker will not send it now)."""
-        c = outbox_table.c
-        query = (
-            update(outbox_table)
-            .where(c.id == claimed.message.id, c.claim_token == claimed.token)
-            .values(claim_token=None, lease_until=None)
-        )
-        with self._books.begin() as conn:
-            conn.execute(query)
-
     def _settle_send(self, claimed: ClaimedSend, message: OutboundMessage, state: str) -> bool:
         c = outbox_table.c
         for _ in range(10):

@@ -13,7 +13,7 @@ from connector.domain.conversation import derived_id
 from connector.domain.model import Configuration, MessageCategory, Provider, Template
 from connector.domain.phone_records import RecordTypeSpec
 from connector.domain.provider_messages import SendRequest, SendResult
-from connector.domain.routing import RecordRef, SenderContext
+from connector.domain.routing import RecordRef
 from connector.domain.status import FailureCategory, MessageStatus
 from connector.errors import ConnectorError, RefusedError
 from connector.providers.twilio.errors import unreachable_error
@@ -277,9 +277,6 @@ def test_category_comes_from_the_template_or_the_order(world: World) -> None:
 def test_session_ids_are_derived_from_the_message_that_opened_them(world: World) -> None:
     answer = world.service.send(SendOrder(body="x", to=ALICE, from_number=US.sender_number))
     assert answer["session_id"] == derived_id("session", "cfg-us", ALICE, answer["id"])
-
-
-_ = SenderContext  # the record_types callable's parameter type
 
 
 def test_dataverse_down_sends_still_go_out_and_dataverse_catches_up_at_the_highest(
