@@ -232,7 +232,22 @@ def _attempt(via: str, text: str, region: str | None) -> _Attempt | str:
         number = _fold_legacy(phonenumbers.parse(text, region))
     except NumberParseException as exc:
         return _PARSE_REASONS.get(exc.error_type, "not_a_number")
+    if not number.national_number:  # only zeros after the country code ("000000" in AT)
+        return "not_a_number"
+    if number.italian_leading_zero and not _keeps_leading_zeros(number):
+        return "not_a_number"  # "000223" in AT: its E.164 would read back as another number
     return _Attempt(via, region, number, phonenumbers.number_type(number))
+
+
+def _keeps_leading_zeros(number: phonenumbers.PhoneNumber) -> bool:
+    """Whether the number's E.164 form reads back as the same number (leading zeros of the
+    national number kept, as in Italy), so E.164 stays a fixed point of normalization."""
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    try:
+        again = phonenumbers.parse(e164, None)
+    except NumberParseException:
+        return False
+    return phonenumbers.format_number(again, PhoneNumberFormat.E164) == e164
 
 
 def _decide(text: str, tried: Sequence[_Attempt | str]) -> PhoneNumber:
