@@ -187,6 +187,9 @@ class InboundWrite:
 
     ``notify`` lists the users who get an in-app notification (empty for a blocked number);
     ``blocked`` marks the message as from a blocked number (stored, flagged, silent).
+    ``keyword`` is the keyword the message was read as (STOP, HELP, an admin keyword), and
+    ``review_reason`` says why a person should look at it (it mentions "stop" without being
+    the keyword: recorded and flagged, never applied).
     """
 
     session: SessionState
@@ -196,6 +199,8 @@ class InboundWrite:
     notify: tuple[str, ...] = ()
     blocked: bool = False
     attachments: tuple[MediaFile, ...] = ()
+    keyword: str | None = None
+    review_reason: str | None = None
 
     @property
     def message_id(self) -> str:

@@ -52,6 +52,7 @@ class MessageCategory(enum.StrEnum):
 
 DEFAULT_SESSION_TIMEOUT_MINUTES = 1440
 DEFAULT_IDLE_TIMEOUT_MINUTES = 5
+DEFAULT_OPT_IN_EXPIRY_HOURS = 72
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,10 @@ class Configuration:
     owner_id: str | None = None
     default_country: str | None = None
     quiet_hours: str | None = None
+    time_zone: str | None = None
+    help_text: str | None = None
+    opt_in_text: str | None = None
+    opt_in_expiry_hours: int = DEFAULT_OPT_IN_EXPIRY_HOURS
     rate_per_second: float | None = None
     last_validated_on: datetime | None = None
     validation_status: ValidationStatus = ValidationStatus.DRAFT

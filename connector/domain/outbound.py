@@ -41,7 +41,9 @@ class OutboundMessage:
     """One message to send (or sent), as the outbox and Dataverse hold it.
 
     ``id`` is the connector's own id: the ``smsc_message`` activity id and the key of the
-    status callback URL. Times are epoch seconds.
+    status callback URL. Times are epoch seconds. ``automatic`` marks a reply the connector
+    sent by itself (a keyword's confirmation, a double opt-in request), kept out of the
+    conversation's view.
     """
 
     id: str
@@ -63,6 +65,7 @@ class OutboundMessage:
     ucs2_characters: tuple[str, ...] = ()
     owner_id: str | None = None
     owner_is_team: bool = False
+    automatic: bool = False
     status: MessageStatus = MessageStatus.QUEUED
     provider_id: str | None = None
     failure: Failure | None = None
