@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+from connector.domain.keywords import HELP_WORDS, START_WORDS, STOP_WORDS
 from connector.domain.model import (
     Configuration,
     Keyword,
@@ -31,9 +32,6 @@ from connector.errors import InvalidInputError
 from connector.ports import ConfigurationStore, SecretCipher
 
 CALLBACK_PATH = {Provider.TWILIO: "/webhooks/twilio/messages"}
-STOP_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT")
-START_WORDS = ("START", "UNSTOP", "YES")
-HELP_WORDS = ("HELP", "INFO")
 
 CredentialCheck = Callable[[str, str], CredentialReport]
 """``(account id, plain secret) -> report``: the provider's own credential check."""
