@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from connector.domain.consent import ConsentChange
 from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
-from connector.domain.model import Configuration, Keyword, RecordType, Template
+from connector.domain.model import Configuration, Keyword, MessageCategory, RecordType, Template
 from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.phone_records import IndexEntry, LeadClaim, RecordTypeSpec, SyncCursor
 from connector.domain.provider_messages import (
@@ -561,6 +562,8 @@ class RegardingRecord:
     ``values`` maps each field asked for (``column`` or ``lookup.column``, lower case) to its
     display text (the formatted value for choices, dates and lookups), or None when the record
     has no value there. A lookup whose target is empty gives None for every ``lookup.column``.
+    ``raw`` holds the plain columns' stored values (a yes/no column as a bool), for checks
+    that must not read a label.
     """
 
     table: str
@@ -569,6 +572,7 @@ class RegardingRecord:
     owner_id: str | None = None
     owner_is_team: bool = False
     values: Mapping[str, str | None] = field(default_factory=dict)
+    raw: Mapping[str, object] = field(default_factory=dict)
 
 
 class RecordReader(Protocol):
@@ -622,6 +626,28 @@ class ClaimedSync:
     first: bool
     token: str
     attempts: int
+
+
+class ConsentStore(Protocol):
+    """The local consent ledger (``connector.state.consent.ConsentLedger``)."""
+
+    def apply(
+        self, changes: Sequence[ConsentChange], *, synced: bool = False
+    ) -> list[ConsentChange]:
+        """Record changes durably (idempotent by id); the ones that were new."""
+        ...
+
+    def current(self, phone: str, configuration_id: str) -> dict[MessageCategory, ConsentChange]:
+        """The current state per purpose of ``phone`` with one sender."""
+        ...
+
+    def everywhere(self, phone: str) -> list[ConsentChange]:
+        """The current state of ``phone`` with every sender and purpose."""
+        ...
+
+    def history(self, phone: str) -> list[ConsentChange]:
+        """Every change recorded for ``phone``, oldest first."""
+        ...
 
 
 class OutboxStore(Protocol):

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI
 
 from connector import __version__
-from connector.api import health, messages, resolution, sessions, webhooks
+from connector.api import consent, health, messages, resolution, sessions, webhooks
 from connector.api.bounds import BodyLimit
 from connector.api.deps import WebServices
 from connector.api.problems import NotEnabledError, install_problem_handlers
@@ -38,6 +38,7 @@ def create_app(
         health.router,
         webhooks.router,
         messages.router,
+        consent.router,
         sessions.router,
         resolution.router,
         *extra_routers,

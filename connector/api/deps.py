@@ -25,6 +25,7 @@ from connector.api.problems import NotEnabledError
 from connector.errors import UnauthorizedError
 from connector.ports import IngressJournal, OutboxStore, StatusWebhookProvider, WebhookProvider
 from connector.providers.webhooks import ProviderRegistry
+from connector.services.consent import ConsentService
 from connector.services.conversation_move import ConversationMover
 from connector.services.outbound import SendService
 from connector.services.sessions import SessionActions
@@ -61,6 +62,7 @@ class WebServices:
     mover: ConversationMover | None = None
     sender: SendService | None = None
     outbox: OutboxStore | None = None
+    consent: ConsentService | None = None
     readiness: Mapping[str, Callable[[], object]] = field(default_factory=dict)
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     max_request_bytes: int = 1024 * 1024  # API request bodies (webhooks have their own bound)
@@ -109,6 +111,11 @@ async def outbox(request: Request) -> OutboxStore:
     return _enabled((await services(request)).outbox, "outbound sends")
 
 
+async def consent_service(request: Request) -> ConsentService:
+    """Consent requests and the ledger."""
+    return _enabled((await services(request)).consent, "consent requests")
+
+
 async def require_api_key(request: Request, wired: Services) -> None:
     """Reject API calls without a configured ``X-API-Key`` (constant-time comparison)."""
     presented = request.headers.get("x-api-key", "")
@@ -123,3 +130,4 @@ SessionsDep = Annotated[SessionActions, Depends(session_actions)]
 MoverDep = Annotated[ConversationMover, Depends(conversation_mover)]
 SenderDep = Annotated[SendService, Depends(send_service)]
 OutboxDep = Annotated[OutboxStore, Depends(outbox)]
+ConsentDep = Annotated[ConsentService, Depends(consent_service)]

@@ -21,7 +21,7 @@ from connector.api.deps import OutboxDep, SenderDep, require_api_key
 from connector.domain.model import MessageCategory
 from connector.domain.outbound import MAX_MEDIA_URLS, OutboundMessage
 from connector.domain.routing import RecordRef
-from connector.services.outbound import SendOrder, not_found
+from connector.services.outbound import SendOrder, SendOrigin, not_found
 
 TABLE_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 
@@ -53,6 +53,11 @@ class SendBody(BaseModel):
         default_factory=list, max_length=MAX_MEDIA_URLS
     )
     send_at: datetime | None = None
+    origin: Literal["automation", "agent"] = Field(
+        default="automation",
+        description="'agent' when a person writes the message: a transactional reply in an "
+        "open conversation is then not held for the sender's quiet hours",
+    )
 
     def order(self) -> SendOrder:
         """The send order this body asks for."""
@@ -70,6 +75,7 @@ class SendBody(BaseModel):
             category=MessageCategory(self.category) if self.category else None,
             media_urls=tuple(self.media_urls),
             send_at=send_at,
+            origin=SendOrigin(self.origin),
         )
 
 
@@ -116,6 +122,10 @@ class MessageView(BaseModel):
     waiting_reason: str | None = Field(
         default=None, description="Why a queued message is still waiting (a transient error)"
     )
+    send_at: str | None = Field(
+        default=None, description="When a scheduled message goes out (a send time, quiet hours)"
+    )
+    automatic: bool = Field(default=False, description="Sent by the connector itself")
     created_at: str
     sent_at: str | None
     delivered_at: str | None
@@ -151,6 +161,8 @@ class MessageView(BaseModel):
                 "provider_id": message.provider_id,
                 "failure": failure,
                 "waiting_reason": waiting,
+                "send_at": _iso(message.send_at),
+                "automatic": message.automatic,
                 "created_at": _iso(message.created_at),
                 "sent_at": _iso(message.sent_at),
                 "delivered_at": _iso(message.delivered_at),
@@ -196,7 +208,10 @@ router = APIRouter(tags=["messages"], dependencies=[Depends(require_api_key)])
     summary="Send an SMS",
     responses={
         400: {"description": "Bad input (number, body, media)"},
-        409: {"description": "Refused (blocked number)"},
+        409: {
+            "description": "Refused: number_blocked, consent_opted_out, consent_missing, "
+            "compliance_blocked"
+        },
         422: {"description": "Unknown sender or template, ambiguous sender, missing value"},
     },
 )

@@ -188,6 +188,7 @@ class DataverseRecordReader:
             owner_id=str(owner) if owner else None,
             owner_is_team=row.get(f"_{OWNER}_value{LOOKUP_TABLE}") == "team",
             values={f: values.get(f) for f in _normalised(fields)},
+            raw={c: row.get(c) for c in plan.plain},
         )
 
     def _through(

@@ -72,6 +72,7 @@ class RecordTypeSpec:
     country_column: str | None = None
     default_country: str | None = None
     change_tracking: bool = False
+    compliance_column: str | None = None
 
     @property
     def related(self) -> bool:

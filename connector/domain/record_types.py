@@ -98,6 +98,7 @@ def spec_for(record_type: RecordType, *, change_tracking: bool = False) -> Recor
         country_column=shape.country_column,
         default_country=record_type.default_country,
         change_tracking=change_tracking,
+        compliance_column=record_type.compliance_column,
     )
 
 

@@ -115,6 +115,7 @@ class FailureCategory(StrEnum):
 
     INVALID_RECIPIENT = "invalid_recipient"
     OPTED_OUT = "opted_out"
+    CONSENT_MISSING = "consent_missing"
     INVALID_PARAMETERS = "invalid_parameters"
     CONFIGURATION = "configuration"
     THROTTLED = "throttled"

@@ -1,10 +1,13 @@
 """Inbound use case: one journaled provider message becomes a message activity in Dataverse.
 
 For each message: normalize From/To, find the configuration by the receiving number, check
-the blocked list, resolve the CRM record (only when no session is open: an open session
-keeps its record), find or open the conversation session, pick who is notified (the owner;
-the configuration's team when this message is the first to find the wait idle: the escalation
-is recorded on the session in the same optimistic save, so the periodic sweep of
+the blocked list, read keywords (STOP, START, HELP, YES, admin keywords: consent changes and
+automatic replies through :mod:`connector.services.consent`, which records the keyword on the
+message or flags one that only mentions an opt-out for review), resolve the CRM record (only
+when no session is open: an open session keeps its record), find or open the conversation
+session, pick who is notified (the owner; the configuration's team when this message is the
+first to find the wait idle: the escalation is recorded on the session in the same optimistic
+save, so the periodic sweep of
 :mod:`connector.services.escalation` never alerts the team again for that wait), fetch MMS
 media, and hand everything to the :class:`~connector.ports.ConversationWriter` as ONE change
 set. The local session mirror is updated first (optimistically, so racing workers converge),
@@ -52,11 +55,13 @@ from connector.ports import (
     RecordResolver,
     SessionStore,
 )
+from connector.services.consent import KeywordOutcome
 
 log = get_logger(__name__)
 _SAVE_ATTEMPTS = 5
 MEDIA_ATTEMPTS = 3  # attempts of a message before a failing attachment is given up
 _NOT_YET = StateStoreError("not prepared")  # a placeholder every path below replaces
+KeywordReader = Callable[[Configuration, ReceivedMessage, str | None], KeywordOutcome]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,9 @@ class InboundService:
         clock: Callable[[], float] = time.time,
         error_log: ErrorLog | None = None,
         media_attempts: int = MEDIA_ATTEMPTS,
+        keywords: KeywordReader | None = None,
     ) -> None:
+        self._keywords = keywords
         self._error_log = error_log
         self._media_attempts = media_attempts
         self._configs = configurations
@@ -133,6 +140,7 @@ class InboundService:
         """
         results: list[PreparedInbound | Exception] = []
         received: dict[int, tuple[ReceivedMessage, Configuration, bool]] = {}
+        provider_readings = [inbound.opt_out_type for inbound, _ in items]
         conversations: dict[tuple[str, str], list[int]] = {}
         for index, (inbound, received_at) in enumerate(items):
             try:
@@ -156,9 +164,11 @@ class InboundService:
                 message, _, blocked = received[i]
                 earlier = attempts[i] if attempts is not None else 0
                 try:
+                    reading = self._read_keywords(config, message, provider_readings[i])
                     results[i] = self._prepared(
-                        message, config, blocked, session, new, earlier_attempts=earlier
-                    )
+                        message, config, blocked, session, new, earlier_attempts=earlier,
+                        reading=reading,
+                    )  # fmt: skip
                 except Exception as exc:
                     results[i] = exc
         return results
@@ -184,6 +194,14 @@ class InboundService:
         )
         return config, message
 
+    def _read_keywords(
+        self, config: Configuration, message: ReceivedMessage, provider_reading: str | None
+    ) -> KeywordOutcome:
+        """What the message says about consent (applied now, before it is written)."""
+        if self._keywords is None:
+            return KeywordOutcome()
+        return self._keywords(config, message, provider_reading)
+
     def _prepared(
         self,
         message: ReceivedMessage,
@@ -193,8 +211,10 @@ class InboundService:
         new: bool,
         *,
         earlier_attempts: int = 0,
+        reading: KeywordOutcome | None = None,
     ) -> PreparedInbound:
         notify = () if blocked else self._recipients(session, config, message)
+        reading = reading or KeywordOutcome()
         write = InboundWrite(
             session=session,
             message=message,
@@ -203,6 +223,8 @@ class InboundService:
             notify=notify,
             blocked=blocked,
             attachments=self._attachments(message, earlier_attempts),
+            keyword=reading.keyword,
+            review_reason=reading.review_reason,
         )
         outcome = InboundOutcome(write.message_id, session.id, new, blocked, notify)
         return PreparedInbound(write, outcome)

@@ -11,8 +11,15 @@ Dataverse-created rows and automatic replies) and, in this order:
    that last talked with the number, else the one owned by the record's owner or their team,
    else the single active configuration for the number's country (``sender_ambiguous``);
 4. renders the template (a missing value is ``template_value_missing``: nothing is sent);
-5. **gates** (:meth:`SendService.gates`: where consent, compliance, blocked numbers and quiet
-   hours are checked; the consent issue fills it);
+5. **gates** (:meth:`SendService.gates`), in this order, each a ``409`` with a stable code
+   and nothing stored: ``number_blocked`` (the blocked list), ``consent_opted_out`` (that
+   purpose opted out: STOP opts out of all), ``consent_missing`` (commercial without an
+   opt-in), ``compliance_blocked`` (the record type's compliance column on the regarding
+   record is not true); then **quiet hours**: an automated or commercial send inside the
+   sender's quiet hours (its time zone) is deferred to the first allowed minute and shows
+   ``scheduled``; a person's transactional reply inside an open conversation is not.
+   The connector's own automatic replies (keyword confirmations, HELP, the double opt-in
+   request) pass the consent and quiet-hour gates: they answer the customer's own message;
 6. counts segments and encoding;
 7. places the message in the conversation session of that sender and number (opened if none
    is open, or if the send is about another record) and makes the record the number's most
@@ -26,6 +33,7 @@ writes (:mod:`connector.services.outbound_sync`) happen later, in the worker.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import time
@@ -34,13 +42,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from connector.domain import phone, templates
+from connector.domain import phone, quiet_hours, templates
 from connector.domain.conversation import Acceptance, SessionState, derived_id
 from connector.domain.model import Configuration, MessageCategory, Template
 from connector.domain.outbound import MAX_BODY_CHARACTERS, MAX_MEDIA_URLS, OutboundMessage
 from connector.domain.phone_records import RecordTypeSpec
 from connector.domain.routing import RecordRef, SenderContext
 from connector.domain.segments import SegmentInfo, count_segments
+from connector.domain.status import MessageStatus
 from connector.errors import (
     InvalidInputError,
     InvalidPhoneNumberError,
@@ -67,10 +76,19 @@ _NOT_MOBILE = frozenset(
 _SAVE_ATTEMPTS = 5
 
 
+class SendOrigin(enum.StrEnum):
+    """Who is sending: an automation (a flow, a workflow, an integration: quiet hours apply)
+    or a person writing in a conversation (a transactional reply is not deferred)."""
+
+    AUTOMATION = "automation"
+    AGENT = "agent"
+
+
 @dataclass(frozen=True, slots=True)
 class SendOrder:
     """What a caller asks to send. ``body`` or ``template_id`` (with ``regarding``) or media;
-    ``to`` may be left out when ``regarding`` is given. ``send_at`` is epoch seconds."""
+    ``to`` may be left out when ``regarding`` is given. ``send_at`` is epoch seconds.
+    ``automatic`` marks the connector's own replies (see the module docstring)."""
 
     body: str | None = None
     to: str | None = None
@@ -81,6 +99,8 @@ class SendOrder:
     category: MessageCategory | None = None
     media_urls: tuple[str, ...] = ()
     send_at: float | None = None
+    origin: SendOrigin = SendOrigin.AUTOMATION
+    automatic: bool = False
 
     def fingerprint(self) -> str:
         """A hash of the order, for ``Idempotency-Key`` checks."""
@@ -94,6 +114,8 @@ class SendOrder:
             "category": self.category.value if self.category else None,
             "media_urls": list(self.media_urls),
             "send_at": self.send_at,
+            "origin": self.origin.value,
+            "automatic": self.automatic,
         }
         text = json.dumps(data, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
@@ -142,6 +164,7 @@ class SendService:
     templates: TemplateCatalog
     outbox: Outbox
     record_types: Callable[[SenderContext], Sequence[RecordTypeSpec]]
+    consent: Callable[[str, str, MessageCategory], str | None] | None = None
     team_members: Callable[[str], frozenset[str]] | None = None
     nudge: Callable[[], None] = field(default=lambda: None)
     clock: Callable[[], float] = time.time
@@ -161,11 +184,12 @@ class SendService:
         body = self._body(order, template, record, config)
         category = order.category or (template.category if template else None)
         category = category or MessageCategory.TRANSACTIONAL
-        self.gates(config, to, record, category)
-        info = count_segments(body.body) if body.body else None
         now = self.clock()
+        send_at = order.send_at if order.send_at and order.send_at > now else None
+        send_at = self.gates(config, to, record, category, order=order, send_at=send_at) or send_at
+        info = count_segments(body.body) if body.body else None
         message_id = self.new_id()
-        session = self._session(config, to, record, message_id, now)
+        session = self._session(config, to, record, message_id, now, automatic=order.automatic)
         message = OutboundMessage(
             id=message_id,
             configuration_id=config.id,
@@ -181,7 +205,9 @@ class SendService:
             regarding_table=session.regarding_table,
             regarding_id=session.regarding_id,
             media_urls=order.media_urls,
-            send_at=order.send_at if order.send_at and order.send_at > now else None,
+            send_at=send_at,
+            status=MessageStatus.SCHEDULED if send_at else MessageStatus.QUEUED,
+            automatic=order.automatic,
             segments=info.segments if info else 0,
             encoding=body.segments.encoding,
             ucs2_characters=body.segments.ucs2_triggers,
@@ -203,6 +229,12 @@ class SendService:
             self.nudge()
         return dict(added.answer)
 
+    def send_automatic(self, to: str, config: Configuration, body: str, *, key: str) -> Any:
+        """One of the connector's own replies (a keyword's confirmation, HELP, the double
+        opt-in request): sent once per ``key``, marked automatic."""
+        order = SendOrder(body=body, to=to, configuration_id=config.id, automatic=True)
+        return self.send(order, idempotency_key=key)
+
     def preview(
         self, template_id: str, regarding: RecordRef | None, configuration_id: str | None
     ) -> Rendered:
@@ -221,13 +253,51 @@ class SendService:
         to: str,
         record: RegardingRecord | None,
         category: MessageCategory,
-    ) -> None:
-        """Refuse a send that must not go out (409 problem): consent, compliance, blocked
-        numbers and quiet hours belong here (the consent and keywords issue). Today: the
-        blocked list the inbound path already keeps."""
+        *,
+        order: SendOrder,
+        send_at: float | None = None,
+    ) -> float | None:
+        """Refuse a send that must not go out (409, see the module docstring), or say until
+        when it waits for the sender's quiet hours to end (None: it need not wait)."""
         assert config.id is not None
         if self.configurations.is_blocked(config.id, to):
             raise RefusedError("this number is blocked for this sender", code="number_blocked")
+        if order.automatic:
+            return None
+        code = self.consent(to, config.id, category) if self.consent else None
+        if code is not None:
+            raise _consent_refused(code, to, config, category)
+        self._compliance(config, record)
+        quiet = quiet_hours.QuietHours.parse(config.quiet_hours)
+        if quiet is None:
+            return None
+        if category is MessageCategory.TRANSACTIONAL and order.origin is SendOrigin.AGENT:
+            current = self.sessions.current(config.id, to)
+            if current is not None and current.is_open(self.clock()):
+                return None  # a person's reply in an open conversation
+        return quiet_hours.next_allowed(send_at or self.clock(), quiet, config.time_zone)
+
+    def _compliance(self, config: Configuration, record: RegardingRecord | None) -> None:
+        """The record type's compliance column (e.g. a custom "allow SMS" yes/no) must be
+        true on the regarding record."""
+        if record is None:
+            return
+        column = self._compliance_column(config, record.table)
+        if column is None:
+            return
+        if record.raw.get(column) is not True:
+            raise RefusedError(
+                f"the {record.table} record does not allow text messages ({column} is not "
+                "set to yes)",
+                code="compliance_blocked",
+                details={"table": record.table, "id": record.id, "column": column},
+            )
+
+    def _compliance_column(self, config: Configuration, table: str) -> str | None:
+        for spec in self.record_types(_context(config)):
+            if spec.table == table:
+                return spec.compliance_column.lower() if spec.compliance_column else None
+        return None
 
     # -- steps ----------------------------------------------------------------------------
     def _template(self, template_id: str | None) -> Template | None:
@@ -255,6 +325,7 @@ class SendService:
         phones = self._phone_fields(order.regarding.table)
         fields = list(templates.fields_needed(template.body)) if template else []
         fields += [f for f in phones if f not in fields]
+        fields += [f for f in self._compliance_fields(order.regarding.table) if f not in fields]
         ref = order.regarding
         record = self.records.read(ref.table, ref.id, fields)
         if record is None:
@@ -282,6 +353,11 @@ class SendService:
                 for column in parent_spec.phone_columns if parent_spec else ():
                     fields.append(f"{lookup}.{column}".lower())
         return list(dict.fromkeys(fields))
+
+    def _compliance_fields(self, table: str) -> list[str]:
+        """The compliance columns of ``table`` over every active configuration."""
+        found = (self._compliance_column(config, table) for config in self._active())
+        return list(dict.fromkeys(column for column in found if column))
 
     def _explicit_sender(self, order: SendOrder) -> Configuration | None:
         if order.from_number:
@@ -395,6 +471,8 @@ class SendService:
         record: RegardingRecord | None,
         message_id: str,
         now: float,
+        *,
+        automatic: bool = False,
     ) -> SessionState:
         """The session the message belongs to, saved in the local mirror (race-safe)."""
         assert config.id is not None
@@ -407,6 +485,7 @@ class SendService:
                 message_id=message_id,
                 now=now,
                 current=current,
+                automatic=automatic,
             )
             if session is current or self.sessions.save(session, current):
                 return session
@@ -421,6 +500,7 @@ class SendService:
         message_id: str,
         now: float,
         current: SessionState | None,
+        automatic: bool = False,
     ) -> SessionState:
         assert config.id is not None
         same_record = record is None or (
@@ -428,6 +508,8 @@ class SendService:
             and (current.regarding_table, current.regarding_id) == (record.table, record.id)
         )
         if current is not None and current.is_open(now) and same_record:
+            if automatic:  # the connector answering: nobody acted, the wait goes on
+                return current
             latest = max(current.last_message_at, now)
             return replace(current.acted(now), last_message_at=latest)
         target = (
@@ -519,6 +601,23 @@ def _mobile(raw: str, regions: Sequence[str]) -> str:
             reason=parsed.number_type,
         )
     return parsed.e164
+
+
+def _consent_refused(
+    code: str, to: str, config: Configuration, category: MessageCategory
+) -> RefusedError:
+    if code == "consent_opted_out":
+        text = f"{to} opted out of {category.value} messages from {config.sender_number}"
+    else:
+        text = (
+            f"{to} has not opted in to commercial messages from {config.sender_number}; "
+            "ask for an opt-in first (POST /api/v1/consent/opt-in)"
+        )
+    return RefusedError(
+        text,
+        code=code,
+        details={"to": to, "configuration_id": config.id, "category": category.value},
+    )
 
 
 def _unknown_sender(value: str) -> UnprocessableError:

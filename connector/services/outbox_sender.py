@@ -14,7 +14,11 @@ settles it (the outbox marks it handed), so a lost "accepted" answer never cause
 Failures: transient ones (throttling, 5xx, network) wait with exponential backoff, honouring
 Retry-After; permanent ones end the message ``failed`` with the provider's code, category
 and plain reason. Twilio 21610 (the recipient replied STOP) ends ``failed`` with category
-``opted_out``, recorded for the consent ledger.
+``opted_out`` and is handed to ``on_failed`` (the consent ledger records the opt-out).
+
+Consent is checked again (``recheck``) just before a message goes to the provider: one that
+waited (a send time, quiet hours, a backoff) while the recipient said STOP ends ``failed``
+(``opted_out``) instead of going out.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ class OutboxSender:
     horizon: float = 1.0
     lease_margin: float = 30.0
     on_change: Callable[[], None] = field(default=lambda: None)
+    recheck: Callable[[OutboundMessage], Failure | None] = field(default=lambda _m: None)
+    on_failed: Callable[[OutboundMessage, Failure], None] = field(default=lambda _m, _f: None)
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -113,6 +119,12 @@ class OutboxSender:
                 log.info("outbound.recovered", provider_id=found.provider_message_id)
                 self.outbox.handed(claimed, _accepted(message, found, self.clock()))
                 return "sent"
+        refused = self.recheck(message)
+        if refused is not None:
+            ended = message.with_status(MessageStatus.FAILED, self.clock(), failure=refused)
+            self.outbox.handed(claimed, ended or message)
+            log.info("outbound.refused_before_sending", code=refused.code)
+            return "failed"
         now = self.clock()
         lease = self.lease_margin + self.horizon
         if not self.outbox.start_attempt(claimed, lease_seconds=lease, now=now):
@@ -140,6 +152,7 @@ class OutboxSender:
         ended = message.with_status(MessageStatus.FAILED, self.clock(), failure=failure)
         self.outbox.handed(claimed, ended or message)
         log.warning("outbound.failed", code=exc.provider_code, category=failure.category.value)
+        self.on_failed(message, failure)
         return "failed"
 
 

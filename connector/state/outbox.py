@@ -60,6 +60,7 @@ from connector.state.group_commit import GroupCommitter, append_engine, bookkeep
 # send_state: where the hand-over to the provider stands
 WAITING = "waiting"  # not handed yet (due at due_at)
 HANDED = "handed"  # the provider has it (or it ended before reaching it)
+_UNSENT = frozenset({MessageStatus.QUEUED, MessageStatus.SCHEDULED})
 
 outbox_table = Table(
     "outbox",
@@ -171,7 +172,7 @@ class Outbox:
             "to_number": message.to_number,
             "status": message.status.value,
             "message": message_to_json(message),
-            "send_state": WAITING if message.status is MessageStatus.QUEUED else HANDED,
+            "send_state": WAITING if message.status in _UNSENT else HANDED,
             "due_at": message.send_at or message.created_at,
             "attempts": 0,
             "version": 1,

@@ -104,4 +104,5 @@ class FakeRecordReader:
             owner_id=row.owner_id,
             owner_is_team=row.owner_is_team,
             values=values,
+            raw={name: row.values[name] for name in values if name in row.values},
         )
