@@ -719,3 +719,20 @@ class OutboundWriter(Protocol):
         """ONE ``$batch``, a change set per message (with its session when given); the
         error of each (None: written)."""
         ...
+
+
+class ConsentLedgerWriter(Protocol):
+    """The consent ledger in Dataverse (``connector.crm.consent_rows``): the current row per
+    (phone, configuration, purpose) and one history row per change, addressed by the change's
+    id, so writing the same change again records it once."""
+
+    def write(self, changes: Sequence[ConsentChange]) -> list[Exception | None]:
+        """ONE ``$batch``, a change set per change (current row and history row together), in
+        the order given (the order they happened); the error of each (None: written). A
+        failure of the whole request is every change's, transient when the request's was."""
+        ...
+
+    def changed_since(self, since: datetime | None) -> list[ConsentChange]:
+        """The current rows modified at or after ``since`` (None: all), oldest edit first,
+        as changes whose id is derived from the row and its edit (admin edits, imports)."""
+        ...

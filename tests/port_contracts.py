@@ -11,15 +11,25 @@ and Twilio adapters over loopback (``tests/integration/test_adapters_conform.py`
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import pytest
 
+from connector.domain.consent import (
+    ConsentChange,
+    ConsentMethod,
+    ConsentStatus,
+    Evidence,
+    change_id,
+)
 from connector.domain.conversation import InboundWrite, ReceivedMessage, SessionState
 from connector.domain.model import (
     Configuration,
     Keyword,
     KeywordAction,
+    MessageCategory,
     Provider,
     RecordType,
     Template,
@@ -32,6 +42,7 @@ from connector.errors import DataverseError, InvalidInputError, ProviderError, S
 from connector.ports import (
     ConfigurationDirectory,
     ConfigurationStore,
+    ConsentLedgerWriter,
     ConversationRelinker,
     ConversationWriter,
     ErrorLog,
@@ -368,3 +379,127 @@ def record_reader_contract(reader: RecordReader, rows: CustomerRows) -> None:
         reader.read("contact", with_company, ["firstname", "nosuchcolumn"])
     assert raised.value.code == "unknown_column"
     assert raised.value.details == {"table": "contact", "field": "nosuchcolumn"}
+
+
+# -- ConsentLedgerWriter --------------------------------------------------------------------
+
+
+class ConsentRows(Protocol):
+    """The ledger's rows as stored, and an administrator's edit of a current row."""
+
+    def current(
+        self, phone: str, configuration_id: str, purpose: MessageCategory
+    ) -> tuple[ConsentStatus, ConsentMethod, str | None] | None:
+        """Status, method and evidence message id of the current row (None: no row)."""
+        ...
+
+    def history(self) -> dict[str, ConsentStatus]:
+        """Change id -> status of every history row."""
+        ...
+
+    def edit(
+        self, phone: str, configuration_id: str, purpose: MessageCategory, status: ConsentStatus
+    ) -> None:
+        """Set the status of the current row as an administrator does on the form."""
+        ...
+
+
+def consent_change(
+    cause: str,
+    configuration_id: str,
+    purpose: MessageCategory,
+    status: ConsentStatus,
+    method: ConsentMethod,
+    *,
+    at: float,
+    text: str | None = None,
+    message_id: str | None = None,
+    expires_at: float | None = None,
+) -> ConsentChange:
+    """A change of CUSTOMER's consent to ``configuration_id`` for ``purpose``."""
+    return ConsentChange(
+        id=change_id(cause, CUSTOMER, configuration_id, purpose),
+        phone=CUSTOMER,
+        configuration_id=configuration_id,
+        purpose=purpose,
+        status=status,
+        method=method,
+        evidence=Evidence(at=at, source=f"test:{cause}", message_id=message_id, text=text),
+        expires_at=expires_at,
+    )
+
+
+def consent_ledger_contract(
+    ledger: ConsentLedgerWriter, rows: ConsentRows, configuration_id: str
+) -> None:
+    """The last change is the current row, every change one history row however often it is
+    written, a bad change fails alone; current rows read back, admin edits as new changes."""
+    commercial, transactional = MessageCategory.COMMERCIAL, MessageCategory.TRANSACTIONAL
+    now = 1_767_000_000.0
+    stop_sid = "SM" + "5" * 32
+    opt_in = consent_change(
+        "api-1", configuration_id, commercial, ConsentStatus.OPTED_IN, ConsentMethod.API, at=now
+    )
+    stops = [
+        consent_change(
+            stop_sid,
+            configuration_id,
+            purpose,
+            ConsentStatus.OPTED_OUT,
+            ConsentMethod.KEYWORD,
+            at=now + 60,
+            text="STOP",
+            message_id=stop_sid,
+        )
+        for purpose in (commercial, transactional)
+    ]
+    assert ledger.write([opt_in]) == [None]
+    assert rows.current(CUSTOMER, configuration_id, commercial) == (
+        ConsentStatus.OPTED_IN,
+        ConsentMethod.API,
+        None,
+    )
+    assert ledger.write(stops) == [None, None]
+    assert ledger.write([opt_in, *stops]) == [None, None, None]  # a retry of all of them
+    stopped = (ConsentStatus.OPTED_OUT, ConsentMethod.KEYWORD, stop_sid)
+    assert rows.current(CUSTOMER, configuration_id, commercial) == stopped
+    assert rows.current(CUSTOMER, configuration_id, transactional) == stopped
+    history = {opt_in.id: ConsentStatus.OPTED_IN} | {c.id: ConsentStatus.OPTED_OUT for c in stops}
+    assert rows.history() == history
+
+    pending = consent_change(
+        "api-2",
+        configuration_id,
+        commercial,
+        ConsentStatus.PENDING,
+        ConsentMethod.API,
+        at=now + 120,
+        expires_at=now + 120 + 72 * 3600,
+    )
+    bad = replace(opt_in, id=str(uuid.uuid4()), phone="12")
+    errors = ledger.write([bad, pending])
+    assert isinstance(errors[0], InvalidInputError) and errors[1] is None
+    assert rows.history() == history | {pending.id: ConsentStatus.PENDING}
+
+    read = ledger.changed_since(None)
+    assert sorted((c.purpose, c.status) for c in read) == [
+        (commercial, ConsentStatus.PENDING),
+        (transactional, ConsentStatus.OPTED_OUT),
+    ]
+    held = next(c for c in read if c.purpose is commercial)
+    assert (held.phone, held.configuration_id, held.method) == (
+        CUSTOMER,
+        configuration_id,
+        ConsentMethod.API,
+    )
+    assert (held.evidence.at, held.expires_at) == (now + 120, now + 120 + 72 * 3600)
+    assert held.evidence.source == "test:api-2"
+    assert [c.id for c in ledger.changed_since(None)] == [c.id for c in read]  # stable ids
+    recent = datetime.now(tz=UTC) - timedelta(minutes=5)
+    assert {c.id for c in ledger.changed_since(recent)} == {c.id for c in read}
+    assert ledger.changed_since(datetime.now(tz=UTC) + timedelta(days=1)) == []
+
+    rows.edit(CUSTOMER, configuration_id, commercial, ConsentStatus.OPTED_IN)
+    edited = next(c for c in ledger.changed_since(None) if c.purpose is commercial)
+    assert edited.status is ConsentStatus.OPTED_IN and edited.id != held.id
+    assert rows.history() == history | {pending.id: ConsentStatus.PENDING}  # edits add none

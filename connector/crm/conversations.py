@@ -87,7 +87,11 @@ def session_row(session: SessionState, regarding_ref: RowRef | None) -> dict[str
 
 
 def message_row(write: InboundWrite, regarding_ref: RowRef | None) -> dict[str, Any]:
-    """The upsert body of an inbound message activity."""
+    """The upsert body of an inbound message activity.
+
+    The keyword it was read as and the review flag are written only when set: an unmarked
+    message keeps the columns' defaults, and a replay never clears a flag an agent changed.
+    """
     message = write.message
     preview = message.body.replace("\n", " ")[:120] or "(media)"
     row: dict[str, Any] = {
@@ -103,6 +107,11 @@ def message_row(write: InboundWrite, regarding_ref: RowRef | None) -> dict[str, 
             tables.CONFIGURATION.entity_set, write.session.configuration_id
         ),
     }
+    if write.keyword:
+        row[tables.MESSAGE_KEYWORD] = write.keyword[:50]
+    if write.review_reason:
+        row[tables.MESSAGE_NEEDS_REVIEW] = True
+        row[tables.MESSAGE_REVIEW_REASON] = write.review_reason[:200]
     if regarding_ref is not None:
         row.update(regarding(tables.MESSAGE.logical_name, regarding_ref))
     row.update(_owner(write.session))

@@ -99,6 +99,7 @@ def outbound_message_row(message: OutboundMessage) -> dict[str, Any]:
         "smsc_segments": message.segments,
         "smsc_encoding": ENCODING_OPTIONS[message.encoding],
         "smsc_category": CATEGORY_OPTIONS[message.category],
+        tables.MESSAGE_AUTOMATIC: message.automatic,
         f"{SESSION_NAV}@odata.bind": odata.bind(tables.SESSION.entity_set, message.session_id),
         f"{tables.CONFIGURATION_NAV}@odata.bind": odata.bind(
             tables.CONFIGURATION.entity_set, message.configuration_id

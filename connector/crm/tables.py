@@ -11,13 +11,22 @@ Row conversion is pure: ``*_from_row`` takes a Web API JSON row (lookups as
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from connector.domain.consent import (
+    ConsentChange,
+    ConsentMethod,
+    ConsentStatus,
+    Evidence,
+    change_id,
+)
 from connector.domain.model import (
+    DEFAULT_OPT_IN_EXPIRY_HOURS,
     Configuration,
     Keyword,
     KeywordAction,
@@ -27,8 +36,9 @@ from connector.domain.model import (
     Template,
     ValidationStatus,
 )
+from connector.domain.phone import to_key_value
 from connector.domain.record_types import STANDARD_TABLES
-from connector.errors import ConfigurationError
+from connector.errors import ConfigurationError, InvalidInputError
 
 PREFIX = "smsc"
 SOLUTION_UNIQUE_NAME = "SmsConnector"
@@ -61,6 +71,7 @@ RECORD_TYPE = _standard("smsc_recordtype")
 TEMPLATE = _standard("smsc_template", "smsc_title")
 KEYWORD = _standard("smsc_keyword", "smsc_keyword")
 CONSENT = _standard("smsc_consent")
+CONSENT_CHANGE = _standard("smsc_consentchange")
 BLOCKED_NUMBER = _standard("smsc_blockednumber")
 ERROR_LOG = _standard("smsc_errorlog")
 SESSION = _activity("smsc_session")
@@ -71,6 +82,7 @@ ALL_TABLES = (
     TEMPLATE,
     KEYWORD,
     CONSENT,
+    CONSENT_CHANGE,
     BLOCKED_NUMBER,
     SESSION,
     MESSAGE,
@@ -109,6 +121,8 @@ RELATED_RECORD_TYPE_LOOKUP = "smsc_relatedrecordtypeid"
 RELATED_RECORD_TYPE_NAV = "smsc_RelatedRecordTypeId"
 OWNING_TEAM_LOOKUP = "smsc_owningteamid"
 OWNING_TEAM_NAV = "smsc_OwningTeamId"
+CONSENT_LOOKUP = "smsc_consentid"  # on smsc_consentchange: the current row it changed
+CONSENT_NAV = "smsc_ConsentId"
 SESSION_LOOKUP = "smsc_sessionid"  # on smsc_message: the conversation it belongs to
 SESSION_MATCH_TRACE = "smsc_matchtrace"  # on smsc_session: why its regarding was chosen
 
@@ -118,6 +132,12 @@ RECORD_TYPE_KEY = ("smsc_configurationid", "smsc_tablename")
 KEYWORD_KEY = ("smsc_configurationid", "smsc_keyword")
 CONSENT_KEY = ("smsc_phone", "smsc_configurationid", "smsc_purpose")
 MESSAGE_PROVIDER_ID = "smsc_providermessageid"
+
+# Message columns that mark what the connector made of a message (message.yaml).
+MESSAGE_AUTOMATIC = "smsc_isautomatic"  # sent by the connector itself (confirmation, opt-in)
+MESSAGE_KEYWORD = "smsc_keyword"  # the keyword an inbound message was read as
+MESSAGE_NEEDS_REVIEW = "smsc_needsreview"
+MESSAGE_REVIEW_REASON = "smsc_reviewreason"
 
 
 def _invert(mapping: Mapping[Any, int]) -> Mapping[int, Any]:
@@ -147,6 +167,23 @@ KEYWORD_ACTION_OPTIONS: Mapping[KeywordAction, int] = MappingProxyType(
 CATEGORY_OPTIONS: Mapping[MessageCategory, int] = MappingProxyType(
     {MessageCategory.TRANSACTIONAL: 105710000, MessageCategory.COMMERCIAL: 105710001}
 )
+CONSENT_STATUS_OPTIONS: Mapping[ConsentStatus, int] = MappingProxyType(
+    {
+        ConsentStatus.OPTED_IN: 105710000,
+        ConsentStatus.OPTED_OUT: 105710001,
+        ConsentStatus.PENDING: 105710002,
+    }
+)
+CONSENT_METHOD_OPTIONS: Mapping[ConsentMethod, int] = MappingProxyType(
+    {
+        ConsentMethod.KEYWORD: 105710000,
+        ConsentMethod.API: 105710001,
+        ConsentMethod.FORM: 105710002,
+        ConsentMethod.IMPORT: 105710003,
+        ConsentMethod.ADMINISTRATOR: 105710004,
+        ConsentMethod.PROVIDER: 105710005,
+    }
+)
 # Choice columns whose options tables.py maps, for the consistency test: (table, column).
 MAPPED_CHOICES: Mapping[tuple[str, str], Mapping[Any, int]] = MappingProxyType(
     {
@@ -154,6 +191,12 @@ MAPPED_CHOICES: Mapping[tuple[str, str], Mapping[Any, int]] = MappingProxyType(
         ("smsc_configuration", "smsc_validationstatus"): VALIDATION_OPTIONS,
         ("smsc_keyword", "smsc_action"): KEYWORD_ACTION_OPTIONS,
         ("smsc_template", "smsc_category"): CATEGORY_OPTIONS,
+        ("smsc_consent", "smsc_purpose"): CATEGORY_OPTIONS,
+        ("smsc_consent", "smsc_status"): CONSENT_STATUS_OPTIONS,
+        ("smsc_consent", "smsc_method"): CONSENT_METHOD_OPTIONS,
+        ("smsc_consentchange", "smsc_purpose"): CATEGORY_OPTIONS,
+        ("smsc_consentchange", "smsc_status"): CONSENT_STATUS_OPTIONS,
+        ("smsc_consentchange", "smsc_method"): CONSENT_METHOD_OPTIONS,
     }
 )
 
@@ -207,6 +250,10 @@ def configuration_from_row(row: Mapping[str, Any]) -> Configuration:
         owner_id=_text(row, "_ownerid_value"),
         default_country=_text(row, "smsc_defaultcountry"),
         quiet_hours=_text(row, "smsc_quiethours"),
+        time_zone=_text(row, "smsc_timezone"),
+        help_text=_text(row, "smsc_helptext"),
+        opt_in_text=_text(row, "smsc_optintext"),
+        opt_in_expiry_hours=int(row.get("smsc_optinexpiry") or DEFAULT_OPT_IN_EXPIRY_HOURS),
         rate_per_second=float(rate) if rate is not None else None,
         last_validated_on=_when(row.get("smsc_lastvalidatedon")),
         validation_status=_choice(
@@ -234,6 +281,10 @@ def configuration_to_row(config: Configuration) -> dict[str, Any]:
         "smsc_idletimeout": config.idle_timeout_minutes,
         "smsc_defaultcountry": config.default_country,
         "smsc_quiethours": config.quiet_hours,
+        "smsc_timezone": config.time_zone,
+        "smsc_helptext": config.help_text,
+        "smsc_optintext": config.opt_in_text,
+        "smsc_optinexpiry": config.opt_in_expiry_hours,
         "smsc_sendingrate": config.rate_per_second,
         "smsc_validationstatus": VALIDATION_OPTIONS[config.validation_status],
         "smsc_validationmessage": config.validation_message,
@@ -361,3 +412,172 @@ def template_to_row(template: Template) -> dict[str, Any]:
         "smsc_language": template.language,
         "smsc_published": template.published,
     }
+
+
+# -- consent: the current row per (phone, configuration, purpose) and its change history -----
+
+CONSENT_COLUMNS = (
+    CONSENT.id_column,
+    "smsc_phone",
+    CONSENT.value(CONFIGURATION_LOOKUP),
+    "smsc_purpose",
+    "smsc_status",
+    "smsc_method",
+    "smsc_evidencemessageid",
+    "smsc_evidencetext",
+    "smsc_evidenceon",
+    "smsc_evidencesource",
+    "smsc_pendingexpireson",
+    "modifiedon",
+    "versionnumber",
+)
+"""The columns :func:`consent_from_row` reads (a ``$select``)."""
+CONSENT_MODIFIED = "modifiedon"
+
+_STATUS_LABELS = {
+    ConsentStatus.OPTED_IN: "Opted in",
+    ConsentStatus.OPTED_OUT: "Opted out",
+    ConsentStatus.PENDING: "Pending",
+}
+_METHOD_LABELS = {
+    ConsentMethod.KEYWORD: "keyword",
+    ConsentMethod.API: "API",
+    ConsentMethod.FORM: "form",
+    ConsentMethod.IMPORT: "import",
+    ConsentMethod.ADMINISTRATOR: "administrator",
+    ConsentMethod.PROVIDER: "provider",
+}
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _phone_key(phone: str) -> str:
+    return phone.removeprefix("+")
+
+
+def consent_key(phone: str, configuration_id: str, purpose: MessageCategory) -> dict[str, Any]:
+    """The alternate key of the ``smsc_consent`` row of (phone, configuration, purpose).
+
+    In a URL a key part that is a lookup is named by its lookup property
+    (``_smsc_configurationid_value=<guid>``), as Dataverse documents; the phone is E.164
+    without ``+`` (key addressing refuses ``+``), the purpose its option value.
+    :class:`~connector.errors.InvalidInputError` for a phone that is not E.164 or a
+    configuration id that is not a GUID.
+    """
+    try:
+        configuration = uuid.UUID(configuration_id)
+    except ValueError:
+        raise InvalidInputError(
+            f"not a configuration id: {configuration_id[:80]!r}",
+            details={"configuration": configuration_id[:80]},
+        ) from None
+    return {
+        "smsc_phone": to_key_value(phone),
+        CONSENT.value(CONFIGURATION_LOOKUP): configuration,
+        "smsc_purpose": CATEGORY_OPTIONS[purpose],
+    }
+
+
+def _consent_state(change: ConsentChange) -> dict[str, Any]:
+    """Status, method, evidence and pending expiry: the same on both consent tables."""
+    evidence = change.evidence
+    return {
+        "smsc_status": CONSENT_STATUS_OPTIONS[change.status],
+        "smsc_method": CONSENT_METHOD_OPTIONS[change.method],
+        "smsc_evidencemessageid": evidence.message_id[:100] if evidence.message_id else None,
+        "smsc_evidencetext": evidence.text[:2000] if evidence.text else None,
+        "smsc_evidenceon": _iso(evidence.at),
+        "smsc_evidencesource": evidence.source[:200] or None,
+        "smsc_pendingexpireson": _iso(change.expires_at) if change.expires_at else None,
+        f"{CONFIGURATION_NAV}@odata.bind": _bind(CONFIGURATION.entity_set, change.configuration_id),
+    }
+
+
+def consent_to_row(change: ConsentChange) -> dict[str, Any]:
+    """The upsert body of the current ``smsc_consent`` row after ``change`` (addressed by
+    :func:`consent_key`; phone and purpose come from the key, every other column is
+    rewritten so the row is the change's whole state)."""
+    row = {"smsc_name": f"{change.phone} ({change.purpose.value})"[:100]}
+    row.update(_consent_state(change))
+    return row
+
+
+def consent_change_name(change: ConsentChange) -> str:
+    """The history row's name: ``STOP from +14155550123 (commercial)`` for a keyword, else
+    ``Opted in by API: +14155550123 (commercial)``."""
+    text = (change.evidence.text or "").strip().split("\n", 1)[0][:40]
+    if change.method is ConsentMethod.KEYWORD and text:
+        name = f"{text} from {change.phone} ({change.purpose.value})"
+    else:
+        status, method = _STATUS_LABELS[change.status], _METHOD_LABELS[change.method]
+        name = f"{status} by {method}: {change.phone} ({change.purpose.value})"
+    return name[:200]
+
+
+def consent_change_to_row(change: ConsentChange, consent_ref: str) -> dict[str, Any]:
+    """The upsert body of the ``smsc_consentchange`` row of ``change`` (addressed by its id),
+    linked to the current row named by ``consent_ref`` (a bind value)."""
+    row: dict[str, Any] = {
+        "smsc_name": consent_change_name(change),
+        "smsc_phone": to_key_value(change.phone),
+        "smsc_purpose": CATEGORY_OPTIONS[change.purpose],
+        f"{CONSENT_NAV}@odata.bind": consent_ref,
+    }
+    row.update(_consent_state(change))
+    return row
+
+
+def _epoch(value: Any) -> float | None:
+    moment = _when(value)
+    return moment.timestamp() if moment is not None else None
+
+
+def consent_from_row(row: Mapping[str, Any]) -> ConsentChange:
+    """The current state of an ``smsc_consent`` row as a :class:`ConsentChange`.
+
+    Its id is derived from the row id, ``modifiedon`` and ``versionnumber`` (the row version:
+    two edits within one second still differ), so each edit of the row reads as a change of
+    its own and reading the same edit twice gives the same id. A row without a
+    method is an administrator's; without evidence time, the edit time is the evidence time.
+    :class:`~connector.errors.ConfigurationError` for a row without phone, configuration or
+    status, or with an option value the mapping does not know.
+    """
+    row_id = _text(row, CONSENT.id_column) or ""
+    phone = _phone_key(_text(row, "smsc_phone") or "")
+    configuration_id = _text(row, CONSENT.value(CONFIGURATION_LOOKUP))
+    if not phone or not configuration_id:
+        raise ConfigurationError(
+            "a consent row has no phone or no configuration",
+            details={"id": row_id, "phone": phone, "configuration": configuration_id},
+        )
+    if row.get("smsc_status") is None:
+        raise ConfigurationError("a consent row has no status", details={"id": row_id})
+    purpose = _choice(CATEGORY_OPTIONS, row.get("smsc_purpose"), "smsc_purpose")
+    status = _choice(CONSENT_STATUS_OPTIONS, row.get("smsc_status"), "smsc_status")
+    method_value = row.get("smsc_method")
+    method = (
+        ConsentMethod.ADMINISTRATOR
+        if method_value is None
+        else _choice(CONSENT_METHOD_OPTIONS, method_value, "smsc_method")
+    )
+    modified = _text(row, CONSENT_MODIFIED) or ""
+    edit = f"{row_id}|{modified}|{_text(row, 'versionnumber') or ''}"
+    at = _epoch(row.get("smsc_evidenceon")) or _epoch(modified) or 0.0
+    e164 = f"+{phone}"
+    return ConsentChange(
+        id=change_id(f"dataverse|{edit}", e164, configuration_id, purpose),
+        phone=e164,
+        configuration_id=configuration_id,
+        purpose=purpose,
+        status=status,
+        method=method,
+        evidence=Evidence(
+            at=at,
+            source=_text(row, "smsc_evidencesource") or "dataverse",
+            message_id=_text(row, "smsc_evidencemessageid"),
+            text=_text(row, "smsc_evidencetext"),
+        ),
+        expires_at=_epoch(row.get("smsc_pendingexpireson")),
+    )

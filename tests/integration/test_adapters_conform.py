@@ -16,19 +16,22 @@ import pytest
 from connector.bootstrap.server_thread import running
 from connector.crm import tables
 from connector.crm.configuration_store import DataverseConfigurationStore
+from connector.crm.consent_rows import DataverseConsentLedger
 from connector.crm.conversation_links import DataverseConversationRelinker
 from connector.crm.conversations import DataverseConversations, DataverseErrorLog
 from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.crm.templates import DataverseRecordReader, DataverseTemplates
 from connector.dataverse import odata
 from connector.dataverse.client import DataverseClient
-from connector.domain.model import Configuration, Provider, Template
+from connector.domain.consent import ConsentMethod, ConsentStatus
+from connector.domain.model import Configuration, MessageCategory, Provider, Template
 from connector.domain.routing import RecordRef
 from connector.emulators.twilio.app import create_simulator_app
 from connector.emulators.twilio.engine import SimulatorEngine, SimulatorOptions
 from connector.ports import (
     ConfigurationDirectory,
     ConfigurationStore,
+    ConsentLedgerWriter,
     ConversationRelinker,
     ConversationWriter,
     ErrorLog,
@@ -237,3 +240,39 @@ class Customers:
 def test_dataverse_record_reader(client: DataverseClient) -> None:
     reader: RecordReader = DataverseRecordReader(client)
     contract.record_reader_contract(reader, Customers(client))
+
+
+class ConsentRows:
+    """The consent rows in the emulator: current rows by alternate key, the history rows."""
+
+    def __init__(self, client: DataverseClient) -> None:
+        self.client = client
+
+    def current(
+        self, phone: str, configuration_id: str, purpose: MessageCategory
+    ) -> tuple[ConsentStatus, ConsentMethod, str | None] | None:
+        key = tables.consent_key(phone, configuration_id, purpose)
+        row = self.client.retrieve_or_none(tables.CONSENT.entity_set, key)
+        if row is None:
+            return None
+        change = tables.consent_from_row(row)
+        return change.status, change.method, change.evidence.message_id
+
+    def history(self) -> dict[str, ConsentStatus]:
+        statuses = {v: k for k, v in tables.CONSENT_STATUS_OPTIONS.items()}
+        table = tables.CONSENT_CHANGE
+        rows = self.client.query(table.entity_set, select=[table.id_column, "smsc_status"])
+        return {str(r[table.id_column]): statuses[int(r["smsc_status"])] for r in rows}
+
+    def edit(
+        self, phone: str, configuration_id: str, purpose: MessageCategory, status: ConsentStatus
+    ) -> None:
+        key = tables.consent_key(phone, configuration_id, purpose)
+        body = {"smsc_status": tables.CONSENT_STATUS_OPTIONS[status]}
+        self.client.update(tables.CONSENT.entity_set, key, body)
+
+
+def test_dataverse_consent_ledger(installed: DataverseClient) -> None:
+    config_id, _ = _configuration_and_contact(installed)
+    ledger: ConsentLedgerWriter = DataverseConsentLedger(installed)
+    contract.consent_ledger_contract(ledger, ConsentRows(installed), config_id)

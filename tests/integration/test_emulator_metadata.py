@@ -184,6 +184,38 @@ def test_columns_of_each_type_and_the_picklist_cast(api: tuple[requests.Session,
     assert one["MaxLength"] == 20
 
 
+def test_a_boolean_column_takes_its_default_value_when_a_create_leaves_it_out(
+    api: tuple[requests.Session, str],
+) -> None:
+    session, root = api
+    session.post(root + "EntityDefinitions", json=_table("csms_Flag"))
+    table = root + "EntityDefinitions(LogicalName='csms_flag')/Attributes"
+    for name, default in (("csms_Active", True), ("csms_Review", False), ("csms_Plain", None)):
+        column: dict[str, Any] = {
+            "@odata.type": "Microsoft.Dynamics.CRM.BooleanAttributeMetadata",
+            "SchemaName": name,
+        }
+        if default is not None:
+            column["DefaultValue"] = default
+        assert session.post(table, json=column).status_code == 204
+    shown = session.get(table + "(LogicalName='csms_active')").json()
+    assert shown["DefaultValue"] is True
+    created = session.post(
+        root + "csms_flags", headers={"Prefer": "return=representation"}, json={"csms_name": "n"}
+    ).json()
+    assert (created["csms_active"], created["csms_review"], created["csms_plain"]) == (
+        True,
+        False,
+        None,
+    )
+    given = session.post(
+        root + "csms_flags",
+        headers={"Prefer": "return=representation"},
+        json={"csms_name": "m", "csms_active": False},
+    ).json()
+    assert given["csms_active"] is False
+
+
 def test_relationship_creates_lookup_with_given_navigation_names(
     api: tuple[requests.Session, str],
 ) -> None:

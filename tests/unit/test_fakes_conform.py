@@ -15,13 +15,16 @@ from dataclasses import replace
 
 import pytest
 
-from connector.domain.model import Configuration, Template
+from connector.domain.consent import ConsentMethod, ConsentStatus
+from connector.domain.model import Configuration, MessageCategory, Template
 from connector.domain.phone import lookup_key, search_variants
 from connector.domain.record_types import default_specs
 from connector.domain.routing import RecordRef
+from connector.errors import is_transient
 from connector.ports import (
     ConfigurationDirectory,
     ConfigurationStore,
+    ConsentLedgerWriter,
     ConversationRelinker,
     ConversationWriter,
     ErrorLog,
@@ -39,6 +42,7 @@ from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.testing.configuration_store import InMemoryConfigurationStore
+from connector.testing.consent_ledger import FakeConsentLedger
 from connector.testing.conversations import (
     FakeConfigurationDirectory,
     FakeConversationWriter,
@@ -70,8 +74,9 @@ def test_each_fake_is_typed_as_its_port() -> None:
     resolver: RecordResolver = TableResolver()
     templates: TemplateCatalog = FakeTemplateCatalog()
     records: RecordReader = FakeRecordReader()
+    consent: ConsentLedgerWriter = FakeConsentLedger()
     ports += [sms, phones, configurations, directory, writer, relinker, errors, media, resolver]
-    ports += [templates, records]
+    ports += [templates, records, consent]
     assert len({type(p) for p in ports}) == len(ports)
 
 
@@ -239,3 +244,44 @@ class FakeCustomers:
 def test_fake_record_reader() -> None:
     reader = FakeRecordReader()
     contract.record_reader_contract(reader, FakeCustomers(reader))
+
+
+class FakeConsentRows:
+    def __init__(self, ledger: FakeConsentLedger) -> None:
+        self.ledger = ledger
+
+    def current(
+        self, phone: str, configuration_id: str, purpose: MessageCategory
+    ) -> tuple[ConsentStatus, ConsentMethod, str | None] | None:
+        row = self.ledger.current.get((phone, configuration_id, purpose))
+        if row is None:
+            return None
+        return row.change.status, row.change.method, row.change.evidence.message_id
+
+    def history(self) -> dict[str, ConsentStatus]:
+        return {change_id: c.status for change_id, c in self.ledger.history.items()}
+
+    def edit(
+        self, phone: str, configuration_id: str, purpose: MessageCategory, status: ConsentStatus
+    ) -> None:
+        self.ledger.edit(phone, configuration_id, purpose, status)
+
+
+def test_fake_consent_ledger() -> None:
+    ledger = FakeConsentLedger()
+    contract.consent_ledger_contract(ledger, FakeConsentRows(ledger), str(uuid.uuid4()))
+
+
+def test_fake_consent_ledger_down_fails_every_change_transiently() -> None:
+    ledger = FakeConsentLedger(down=True)
+    change = contract.consent_change(
+        "api-1",
+        str(uuid.uuid4()),
+        MessageCategory.COMMERCIAL,
+        ConsentStatus.OPTED_IN,
+        ConsentMethod.API,
+        at=1_767_000_000.0,
+    )
+    errors = ledger.write([change, change])
+    assert len(errors) == 2 and all(e is not None and is_transient(e) for e in errors)
+    assert ledger.current == {} and ledger.history == {}

@@ -29,7 +29,7 @@ def schema() -> Schema:
     return load_schema()
 
 
-def test_schema_declares_the_nine_tables_of_the_product(schema: Schema) -> None:
+def test_schema_declares_the_ten_tables_of_the_product(schema: Schema) -> None:
     assert {t.logical_name for t in schema.tables} == {t.logical_name for t in tables.ALL_TABLES}
     assert {t.logical_name for t in schema.tables if t.activity} == {"smsc_session", "smsc_message"}
 
@@ -88,6 +88,41 @@ def test_mapping_module_names_exist_in_the_schema(schema: Schema) -> None:
                 assert name.removesuffix("@odata.bind") in by_nav, name
             else:
                 assert name in declared.column_names(), name
+
+
+def _assert_declared(declared: Any, row: dict[str, Any]) -> None:
+    by_nav = {c.schema_name: c for c in declared.lookups}
+    for name in row:
+        if name.endswith("@odata.bind"):
+            assert name.removesuffix("@odata.bind") in by_nav, name
+        else:
+            assert name in declared.column_names(), name
+
+
+def test_consent_rows_keys_and_message_marks_use_declared_names(schema: Schema) -> None:
+    from tests.unit.test_schema_tables import _change
+
+    change = _change()
+    consent = schema.table(tables.CONSENT.logical_name)
+    _assert_declared(consent, tables.consent_to_row(change))
+    history = schema.table(tables.CONSENT_CHANGE.logical_name)
+    _assert_declared(history, tables.consent_change_to_row(change, "/x(1)"))
+    assert {c.target for c in history.lookups} == {"smsc_consent", "smsc_configuration"}
+    key = tables.consent_key(change.phone, change.configuration_id, change.purpose)
+    assert tuple(n.lstrip("_").removesuffix("_value") for n in key) == tables.CONSENT_KEY
+    assert set(tables.CONSENT_COLUMNS) - {"modifiedon", "versionnumber"} <= {
+        consent.primary.logical_name,
+        f"{consent.logical_name}id",
+        f"_{tables.CONFIGURATION_LOOKUP}_value",
+        *consent.column_names(),
+    }
+    marks = {
+        tables.MESSAGE_AUTOMATIC,
+        tables.MESSAGE_KEYWORD,
+        tables.MESSAGE_NEEDS_REVIEW,
+        tables.MESSAGE_REVIEW_REASON,
+    }
+    assert marks <= schema.table(tables.MESSAGE.logical_name).column_names()
 
 
 def test_mapped_option_values_match_the_declared_choices(schema: Schema) -> None:

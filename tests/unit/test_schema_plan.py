@@ -41,7 +41,7 @@ def test_empty_environment_creates_everything_in_dependency_order(schema: Schema
     assert kinds[:2] == ["publisher", "solution"]
     order = ["publisher", "solution", "table", "column", "relationship", "key"]
     assert kinds == sorted(kinds, key=order.index)
-    assert sum(k == "table" for k in kinds) == 9
+    assert sum(k == "table" for k in kinds) == 10
     assert sum(k == "column" for k in kinds) == sum(len(t.attributes) for t in schema.tables)
     assert sum(k == "relationship" for k in kinds) == sum(len(t.lookups) for t in schema.tables)
     assert sum(s.action == "wait" for s in steps) == sum(len(t.keys) for t in schema.tables)

@@ -101,6 +101,9 @@ def attribute_from_payload(payload: dict[str, Any]) -> AttributeDef:
     if stored == "String" and max_length is None:
         max_length = 4000 if kind == "MultiSelectPicklist" else 100
     fmt = payload.get("FormatName")
+    extra: dict[str, Any] = {"declared_type": kind}
+    if kind == "Boolean" and isinstance(payload.get("DefaultValue"), bool):
+        extra["default"] = payload["DefaultValue"]  # applied when a create leaves it out
     return AttributeDef(
         logical_name=schema_name.lower(),
         attribute_type=stored,
@@ -110,7 +113,7 @@ def attribute_from_payload(payload: dict[str, Any]) -> AttributeDef:
         display_name=label_text(payload.get("DisplayName")),
         is_primary_name=bool(payload.get("IsPrimaryName")),
         format_name=fmt.get("Value") if isinstance(fmt, dict) else None,
-        extra={"declared_type": kind},
+        extra=extra,
     )
 
 
@@ -138,6 +141,8 @@ def attribute_json(entity: EntityDef, attr: AttributeDef) -> dict[str, Any]:
         body["FormatName"] = {"Value": attr.format_name}
     if attr.is_lookup:
         body["Targets"] = list(attr.targets)
+    if "default" in attr.extra:
+        body["DefaultValue"] = attr.extra["default"]
     if attr.options:
         body["OptionSet"] = {
             "IsGlobal": False,

@@ -106,6 +106,9 @@ class Records:
             row, after = self._convert(entity, body, content_ids)
             for name, value in (defaults or {}).items():
                 row.setdefault(name, value)
+            for name, attr in entity.attributes.items():
+                if "default" in attr.extra and row.get(name) is None:
+                    row[name] = to_storage(entity, attr, attr.extra["default"])
             record_id = str(row.get(entity.primary_id) or new_id()).lower()
             stamp = now_text()
             row.update({entity.primary_id: record_id, "createdon": stamp, "modifiedon": stamp})
