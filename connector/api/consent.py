@@ -38,6 +38,12 @@ class OptInBody(BaseModel):
         min_length=1, max_length=200, description="Where the request came from (a form's URL)"
     )
     method: Method = "api"
+    expires_in_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        le=525600,
+        description="How long the YES may take; default: the configuration's opt-in expiry",
+    )
 
 
 class OptOutBody(BaseModel):
@@ -79,6 +85,7 @@ def request_opt_in(
         body.source,
         method=ConsentMethod(body.method),
         request_key=idempotency_key,
+        expires_in_minutes=body.expires_in_minutes,
     )
 
 

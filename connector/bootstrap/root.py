@@ -26,18 +26,23 @@ from connector.bootstrap import local_mode
 from connector.bootstrap.metrics import JournalCollector, webhook_counter
 from connector.bootstrap.readiness import dataverse_check
 from connector.bootstrap.twilio import media_fetcher, signature_tokens, twilio_webhooks
+from connector.crm.consent_rows import DataverseConsentLedger
 from connector.crm.conversation_links import DataverseConversationRelinker
 from connector.crm.conversations import DataverseConversations, DataverseErrorLog
+from connector.crm.keywords import DataverseKeywords
 from connector.crm.outbound_rows import DataverseOutbound
 from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.crm.templates import DataverseRecordReader, DataverseTemplates
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.connect import build_client
 from connector.domain import phone
+from connector.domain.model import MessageCategory
+from connector.domain.outbound import Failure, OutboundMessage
 from connector.errors import ConfigurationError
 from connector.log_config import get_logger
 from connector.ports import (
     ConfigurationDirectory,
+    ConsentLedgerWriter,
     ConversationRelinker,
     ConversationWriter,
     ErrorLog,
@@ -54,6 +59,8 @@ from connector.providers.twilio.client import build_twilio_provider
 from connector.providers.twilio.status_webhook import TwilioStatusWebhooks
 from connector.providers.unconfigured import UnconfiguredProvider
 from connector.providers.webhooks import ProviderRegistry
+from connector.services.consent import ConsentService
+from connector.services.consent_sync import ConsentSync
 from connector.services.conversation_move import ConversationMover
 from connector.services.escalation import EscalationService
 from connector.services.inbound import InboundService
@@ -66,12 +73,14 @@ from connector.services.resolution import ConfiguredRecordTypes, RecordResolutio
 from connector.services.sessions import SessionActions
 from connector.settings import Settings
 from connector.state.caches import ConfigurationCache, SessionCache, TeamCache
+from connector.state.consent import ConsentLedger
 from connector.state.db import StateStore
 from connector.state.journal import Journal
 from connector.state.outbox import Outbox
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.state.send_rate import StateStoreSendRate
+from connector.worker.consent_tasks import ConsentTasks, register_consent
 from connector.worker.escalation_tasks import register_escalation
 from connector.worker.outbound_tasks import OutboundTasks, register_outbound
 from connector.worker.phone_sync_tasks import PhoneSyncTasks, register_phone_sync
@@ -271,6 +280,23 @@ class Connector:
         return DataverseOutbound(self.dataverse)
 
     @cached_property
+    def consent_ledger(self) -> ConsentLedger:
+        """The local consent ledger (what sends are checked against)."""
+        ledger = ConsentLedger(self.state)
+        self._closers.append(ledger.close)
+        return ledger
+
+    @cached_property
+    def consent_writer(self) -> ConsentLedgerWriter:
+        """Dataverse's consent ledger."""
+        return DataverseConsentLedger(self.dataverse)
+
+    @cached_property
+    def keywords(self) -> DataverseKeywords:
+        """The admin keywords, cached."""
+        return DataverseKeywords(self.dataverse)
+
+    @cached_property
     def sms(self) -> SmsProvider:
         """The SMS provider sends go to (the simulator in local mode)."""
         simulator = None
@@ -312,7 +338,35 @@ class Connector:
             team_members=self.team_members,
             media=self.media,
             error_log=self.error_log,
+            keywords=self.consent.on_received,
         )
+
+    @cached_property
+    def consent(self) -> ConsentService:
+        """Keywords, double opt-in, opt-outs; the check every send passes."""
+        service = ConsentService(
+            self.consent_ledger,
+            self.configurations,
+            self.keywords.for_configuration,
+            on_change=self._consent_soon,
+        )
+        service.sender = self.sender
+        return service
+
+    def _consent_refusal(
+        self, to: str, configuration_id: str, category: MessageCategory
+    ) -> str | None:
+        """The send path's consent check (late-bound: consent replies through the sender)."""
+        return self.consent.refused(to, configuration_id, category)
+
+    def _consent_soon(self) -> None:
+        """Ask for a Dataverse write of consent changes (the tasks are built on first use)."""
+        self.consent_tasks.push_soon()
+
+    @cached_property
+    def consent_sync(self) -> ConsentSync:
+        """The local consent ledger and Dataverse's, in step."""
+        return ConsentSync(self.consent_ledger, self.consent_writer)
 
     @cached_property
     def drain(self) -> JournalDrain:
@@ -355,6 +409,7 @@ class Connector:
             templates=self.templates,
             outbox=self.outbox,
             record_types=self.record_types.for_sender,
+            consent=self._consent_refusal,
             team_members=self.team_members,
             nudge=self.send_nudger.nudge,
         )
@@ -362,7 +417,22 @@ class Connector:
     @cached_property
     def outbox_sender(self) -> OutboxSender:
         """Due messages to the provider, at each sender's rate."""
-        return OutboxSender(self.outbox, self.sms, self.configurations, self.send_rate)
+        return OutboxSender(
+            self.outbox,
+            self.sms,
+            self.configurations,
+            self.send_rate,
+            recheck=self._still_allowed,
+            on_failed=self._provider_refused,
+        )
+
+    def _still_allowed(self, message: OutboundMessage) -> Failure | None:
+        """Consent checked again before the provider (late-bound, as the send path's)."""
+        return self.consent.still_allowed(message)
+
+    def _provider_refused(self, message: OutboundMessage, failure: Failure) -> None:
+        """A provider refusal that means an opt-out goes to the consent ledger."""
+        self.consent.provider_refused(message, failure)
 
     @cached_property
     def outbound_sync(self) -> OutboundSync:
@@ -411,6 +481,11 @@ class Connector:
         return register_outbound(self.huey, self.outbox_sender, self.outbound_sync)
 
     @cached_property
+    def consent_tasks(self) -> ConsentTasks:
+        """The consent ledger's Dataverse push and periodic pull on the queue."""
+        return register_consent(self.huey, self.consent_sync)
+
+    @cached_property
     def send_nudger(self) -> Nudger:
         """Asks for a send cycle from a background thread, coalescing bursts."""
         nudger = Nudger(self.outbound_tasks.enqueue_send, min_interval=0.02)
@@ -443,7 +518,7 @@ class Connector:
 
     def queue_tasks(self) -> Huey:
         """Register every task on the queue (before a consumer starts); the queue."""
-        _ = self.tasks, self.periodic, self.outbound_tasks
+        _ = self.tasks, self.periodic, self.outbound_tasks, self.consent_tasks
         return self.huey
 
     def _stop_worker(self) -> None:
@@ -480,6 +555,7 @@ class Connector:
                 mover=self.mover,
                 sender=self.sender,
                 outbox=self.outbox,
+                consent=self.consent,
                 readiness={"state_store": self.state.ping, "dataverse": self.readiness},
                 metrics=self.metrics,
                 max_request_bytes=self.settings.api.max_request_bytes,

@@ -177,7 +177,7 @@ class ConsentService:
             log.info("consent.changed", keyword=found.word, changes=len(new), method=method.value)
             self.on_change()
         if provider_handled is None:
-            reply = self._reply(found, config, bool(changes))
+            reply = self._reply(found, config, bool(changes), self.keywords(config.id))
             if reply:
                 self._send(phone_e164, config, reply, f"keyword-reply:{message.provider_id}")
         return KeywordOutcome(keyword=found.word, review_reason=review)
@@ -207,16 +207,21 @@ class ConsentService:
 
     @staticmethod
     def _reply(
-        found: keyword_rules.KeywordMatch, config: Configuration, changed: bool
+        found: keyword_rules.KeywordMatch,
+        config: Configuration,
+        changed: bool,
+        admin: Sequence[Keyword],
     ) -> str | None:
         name = config.name
         action = found.action
+        if action is KeywordAction.CONFIRM:  # YES's own row is a START reply: not this one
+            own = next((k for k in admin if k.id and k.id == found.keyword_id), None)
+            text = own.reply_text if own and own.action is KeywordAction.CONFIRM else None
+            return (text or _CONFIRMED_REPLY.format(name=name)) if changed else None
         if action is KeywordAction.OPT_OUT:
             return found.reply_text or _STOP_REPLY.format(name=name)
         if action is KeywordAction.OPT_IN:
             return (found.reply_text or _START_REPLY.format(name=name)) if changed else None
-        if action is KeywordAction.CONFIRM:
-            return (found.reply_text or _CONFIRMED_REPLY.format(name=name)) if changed else None
         if action is KeywordAction.HELP:
             return config.help_text or found.reply_text or _HELP_REPLY.format(name=name)
         return found.reply_text  # auto-reply
@@ -242,9 +247,11 @@ class ConsentService:
         *,
         method: ConsentMethod = ConsentMethod.API,
         request_key: str | None = None,
+        expires_in_minutes: int | None = None,
     ) -> dict[str, Any]:
         """Double opt-in: *pending* and a confirmation asking for YES (none when already
-        opted in, or when an unexpired request is pending: it is not sent twice)."""
+        opted in, or when an unexpired request is pending: it is not sent twice). The YES
+        must come within ``expires_in_minutes`` (default: the configuration's expiry)."""
         config = self._configuration(configuration_id)
         assert config.id is not None
         to = _phone(phone_raw, config)
@@ -260,7 +267,8 @@ class ConsentService:
             return self._state(to, config.id, purpose, confirmation_sent=False)
         evidence = Evidence(at=now, source=source[:200], text=f"opt-in request ({method.value})")
         cause = _Cause(f"opt-in:{request_key or now}", to, config.id, method, evidence)
-        expires = now + config.opt_in_expiry_hours * 3600
+        minutes = expires_in_minutes or config.opt_in_expiry_hours * 60
+        expires = now + minutes * 60
         change = cause.change(purpose, ConsentStatus.PENDING, expires)
         if self.ledger.apply([change]):
             self.on_change()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ from connector.domain.model import (
     MessageCategory,
     Provider,
 )
+from connector.domain.outbound import OutboundMessage
 from connector.domain.phone_records import RecordTypeSpec
 from connector.domain.routing import RecordRef
 from connector.domain.status import FailureCategory, MessageStatus
@@ -96,7 +98,9 @@ class World:
         outcome = self.consent.on_received(to, message, provider)
         return outcome.keyword, outcome.review_reason
 
-    def send(self, category: MessageCategory, *, to: Configuration = A, **extra: object) -> dict:
+    def send(
+        self, category: MessageCategory, *, to: Configuration = A, **extra: object
+    ) -> dict[str, Any]:
         order = SendOrder(body="Hello", to=ALICE, configuration_id=to.id, category=category)
         return self.sender.send(replace(order, **extra))  # type: ignore[arg-type]
 
@@ -108,7 +112,7 @@ class World:
     def automatic_bodies(self) -> list[str]:
         return [m.body for m in self._all() if m.automatic]
 
-    def _all(self) -> list:
+    def _all(self) -> list[OutboundMessage]:
         with self.outbox.store.engine.connect() as conn:
             from sqlalchemy import select
 
