@@ -61,6 +61,7 @@ FAILURE_OPTIONS: Mapping[FailureCategory, int] = {
     FailureCategory.INVALID_RECIPIENT: 105710000,
     FailureCategory.UNREACHABLE: 105710001,
     FailureCategory.OPTED_OUT: 105710002,
+    FailureCategory.CONSENT_MISSING: 105710005,
     FailureCategory.CARRIER_FILTERED: 105710003,
     FailureCategory.FRAUD_BLOCKED: 105710003,
     FailureCategory.INVALID_PARAMETERS: 105710004,

@@ -8,8 +8,9 @@ answer rewrites the same rows.
 
 **Pull**: rows changed in Dataverse (an administrator's edit, an import) come back into the
 local ledger, so the send path's check, which never asks Dataverse, sees them. The first pull
-of a process reads every row, later ones what changed since the last (with an overlap: the
-``modifiedon`` stamp has one-second precision). A row that says what the local ledger already
+of a process reads every row, later ones what changed since the last, less five minutes
+(``modifiedon`` has one-second precision and Dataverse's clock is not ours; rows read again
+are skipped). A row that says what the local ledger already
 says is skipped, and so is any row of a (phone, sender) whose local change Dataverse does not
 have yet: the local change is newer and its push is on the way.
 """
@@ -28,7 +29,7 @@ from connector.log_config import get_logger
 from connector.ports import ConsentLedgerWriter
 
 log = get_logger(__name__)
-_OVERLAP = timedelta(seconds=5)
+_OVERLAP = timedelta(minutes=5)  # clock skew with Dataverse, one-second stamps
 
 
 class SyncedLedger(Protocol):
