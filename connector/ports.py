@@ -447,6 +447,10 @@ class ConfigurationDirectory(Protocol):
         """Configuration id -> blocked numbers (E.164)."""
         ...
 
+    def keywords(self) -> Sequence[Keyword]:
+        """Every admin keyword (a row that cannot be read is left out)."""
+        ...
+
 
 class ConfigurationLookup(Protocol):
     """Cached configurations and blocked numbers (``connector.state.caches``)."""
@@ -461,6 +465,10 @@ class ConfigurationLookup(Protocol):
 
     def note_blocked(self, configuration_id: str, phone: str) -> None:
         """Record a block made just now."""
+        ...
+
+    def keywords_for(self, configuration_id: str) -> Sequence[Keyword]:
+        """The active admin keywords of the configuration and those of every sender."""
         ...
 
     def snapshot(self) -> Mapping[str, Configuration]:

@@ -29,7 +29,6 @@ from connector.bootstrap.twilio import media_fetcher, signature_tokens, twilio_w
 from connector.crm.consent_rows import DataverseConsentLedger
 from connector.crm.conversation_links import DataverseConversationRelinker
 from connector.crm.conversations import DataverseConversations, DataverseErrorLog
-from connector.crm.keywords import DataverseKeywords
 from connector.crm.outbound_rows import DataverseOutbound
 from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.crm.templates import DataverseRecordReader, DataverseTemplates
@@ -292,11 +291,6 @@ class Connector:
         return DataverseConsentLedger(self.dataverse)
 
     @cached_property
-    def keywords(self) -> DataverseKeywords:
-        """The admin keywords, cached."""
-        return DataverseKeywords(self.dataverse)
-
-    @cached_property
     def sms(self) -> SmsProvider:
         """The SMS provider sends go to (the simulator in local mode)."""
         simulator = None
@@ -347,7 +341,7 @@ class Connector:
         service = ConsentService(
             self.consent_ledger,
             self.configurations,
-            self.keywords.for_configuration,
+            self.configurations.keywords_for,
             on_change=self._consent_soon,
         )
         service.sender = self.sender

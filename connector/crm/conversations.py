@@ -32,9 +32,9 @@ from connector.domain.conversation import (
     derived_id,
     utc,
 )
-from connector.domain.model import Configuration
+from connector.domain.model import Configuration, Keyword
 from connector.domain.phone import to_key_value
-from connector.errors import DataverseError, DataverseUnavailableError
+from connector.errors import ConnectorError, DataverseError, DataverseUnavailableError
 from connector.log_config import get_logger
 
 log = get_logger(__name__)
@@ -276,6 +276,17 @@ class DataverseConversations:
             if digits and row.get(lookup):
                 found.setdefault(str(row[lookup]), set()).add("+" + digits)
         return {k: frozenset(v) for k, v in found.items()}
+
+    def keywords(self) -> Sequence[Keyword]:
+        """Every ``smsc_keyword`` row (keywords are few: one query); a row the connector
+        cannot read (an option value it does not know) is skipped with a logged reason."""
+        found = []
+        for row in self._client.query(tables.KEYWORD.entity_set):
+            try:
+                found.append(tables.keyword_from_row(row))
+            except ConnectorError as exc:
+                log.warning("keywords.row_skipped", reason=exc.message[:200])
+        return found
 
 
 SEVERITY_ERROR = 105710002

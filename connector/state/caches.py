@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connector.domain.conversation import Acceptance, SessionState
-from connector.domain.model import Configuration
+from connector.domain.model import Configuration, Keyword
 from connector.errors import StateStoreError
 from connector.log_config import get_logger
 from connector.ports import ConfigurationDirectory
@@ -241,6 +241,7 @@ class ConfigurationCache:
         self._loaded_at: float | None = None
         self._by_sender: dict[str, Configuration] = {}
         self._blocked: dict[str, set[str]] = {}
+        self._keywords: tuple[Keyword, ...] = ()
         self._refreshing = threading.Event()
 
     def _fresh(self) -> None:
@@ -252,9 +253,11 @@ class ConfigurationCache:
     def _load(self, now: float) -> None:
         configurations = self.directory.active_configurations()
         blocked = self.directory.blocked_numbers()
+        keywords = tuple(self.directory.keywords())
         with self._lock:
             self._by_sender = {c.sender_number: c for c in configurations if c.active}
             self._blocked = {k: set(v) for k, v in blocked.items()}
+            self._keywords = keywords
             self._loaded_at = now
 
     def by_sender(self, number: str) -> Configuration | None:
@@ -272,6 +275,16 @@ class ConfigurationCache:
         """Whether ``phone`` is on the configuration's blocked list."""
         self._fresh()
         return phone in self._blocked.get(configuration_id, set())
+
+    def keywords_for(self, configuration_id: str) -> Sequence[Keyword]:
+        """The active admin keywords of ``configuration_id`` and those of every sender."""
+        self._fresh()
+        own = configuration_id.lower()
+        return [
+            k
+            for k in self._keywords
+            if k.active and (k.configuration_id or "").lower() in ("", own)
+        ]
 
     def note_blocked(self, configuration_id: str, phone: str) -> None:
         """Record a block made by this process at once (others see it after ``ttl``)."""

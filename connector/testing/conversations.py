@@ -20,7 +20,7 @@ from connector.domain.conversation import (
     SessionState,
     derived_id,
 )
-from connector.domain.model import Configuration
+from connector.domain.model import Configuration, Keyword
 from connector.domain.outbound import OutboundMessage
 from connector.domain.provider_messages import InboundMedia
 from connector.domain.routing import (
@@ -102,6 +102,7 @@ class FakeConfigurationDirectory:
 
     configurations: list[Configuration] = field(default_factory=list)
     blocked: dict[str, set[str]] = field(default_factory=dict)
+    keyword_rows: list[Keyword] = field(default_factory=list)
     loads: int = 0
 
     def active_configurations(self) -> Sequence[Configuration]:
@@ -110,6 +111,9 @@ class FakeConfigurationDirectory:
 
     def blocked_numbers(self) -> Mapping[str, frozenset[str]]:
         return {k: frozenset(v) for k, v in self.blocked.items()}
+
+    def keywords(self) -> Sequence[Keyword]:
+        return list(self.keyword_rows)
 
 
 @dataclass
