@@ -56,13 +56,6 @@ def client(emulator_url: str) -> Iterator[DataverseClient]:
 
 
 @pytest.fixture
-def installed(installed_emulator_url: str) -> Iterator[DataverseClient]:
-    dv = emulator_client(installed_emulator_url)
-    yield dv
-    dv.api.close()
-
-
-@pytest.fixture
 def simulator() -> Iterator[tuple[SimulatorEngine, str]]:
     engine = SimulatorEngine(SimulatorOptions(deliver=False))
     with running(create_simulator_app(engine)) as url:

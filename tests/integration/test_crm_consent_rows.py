@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,13 +24,6 @@ from tests.port_contracts import CUSTOMER, SENDER, consent_change
 NOW = 1_767_000_000.0
 STOP_SID = "SM" + "7" * 32
 COMMERCIAL = MessageCategory.COMMERCIAL
-
-
-@pytest.fixture
-def installed(installed_emulator_url: str) -> Iterator[DataverseClient]:
-    dv = emulator_client(installed_emulator_url)
-    yield dv
-    dv.api.close()
 
 
 @pytest.fixture

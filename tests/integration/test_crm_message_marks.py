@@ -4,7 +4,6 @@ inbound message was read as and the review flag (inbound), the automatic mark (o
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +17,6 @@ from connector.dataverse.client import DataverseClient
 from connector.domain.model import Configuration, Provider
 from connector.domain.outbound import OutboundMessage
 from connector.domain.routing import RecordRef
-from connector.testing.emulator_client import emulator_client
 from tests.port_contracts import CUSTOMER, SENDER, inbound_write
 
 NOW = 1_767_000_000.0
@@ -28,13 +26,6 @@ MARKS = [
     tables.MESSAGE_REVIEW_REASON,
     tables.MESSAGE_AUTOMATIC,
 ]
-
-
-@pytest.fixture
-def installed(installed_emulator_url: str) -> Iterator[DataverseClient]:
-    dv = emulator_client(installed_emulator_url)
-    yield dv
-    dv.api.close()
 
 
 @pytest.fixture

@@ -45,15 +45,6 @@ def client(emulator_url: str) -> Iterator[DataverseClient]:
     dv.api.close()
 
 
-@pytest.fixture
-def installed(installed_emulator_url: str) -> Iterator[DataverseClient]:
-    """A client of an emulator the installer has put the whole schema in (by the first test
-    here that needs it: installed once per session, then restored)."""
-    dv = make_client(installed_emulator_url)
-    yield dv
-    dv.api.close()
-
-
 def installer(client: DataverseClient, schema: Schema) -> Installer:
     return Installer(client, schema, poll_interval=0.02, key_timeout=30)
 
