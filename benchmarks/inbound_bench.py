@@ -139,6 +139,8 @@ async def exchange(
     writer.write(raw)
     await writer.drain()
     status_line = await reader.readline()
+    if not status_line:  # the server closed the idle keep-alive connection
+        raise ConnectionResetError("connection closed before an answer")
     length = 0
     while (line := await reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.decode("latin-1").partition(":")

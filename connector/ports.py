@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from connector.domain.consent import ConsentChange
 from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
@@ -475,6 +475,14 @@ class ConfigurationLookup(Protocol):
         """Every active configuration, by sender number."""
         ...
 
+    def ready(self) -> bool:
+        """Whether the reads above answer from memory now (nothing to load first)."""
+        ...
+
+
+SessionChange: TypeAlias = tuple[SessionState, SessionState | None]
+"""A session to store and the pair's latest session as it was read (None: there was none)."""
+
 
 class SessionStore(Protocol):
     """The local mirror of conversation sessions (``connector.state.caches.SessionCache``)."""
@@ -606,10 +614,14 @@ class SendRate(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Added:
-    """What :meth:`Outbox.add` did: the stored answer, and whether this call stored it."""
+    """What :meth:`Outbox.add` did: the stored answer, and whether this call stored it.
+
+    ``session_moved``: the session change given with the message no longer applies (another
+    writer moved the pair's session since it was read); nothing was stored: place again."""
 
     answer: Mapping[str, Any]
     created: bool
+    session_moved: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -669,7 +681,18 @@ class OutboxStore(Protocol):
         *,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        session: SessionChange | None = None,
     ) -> Added: ...
+
+    def add_future(
+        self,
+        message: OutboundMessage,
+        answer: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        session: SessionChange | None = None,
+    ) -> Future[Added]: ...
 
     def get(self, message_id: str) -> OutboundMessage | None: ...
 

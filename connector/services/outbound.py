@@ -33,12 +33,14 @@ writes (:mod:`connector.services.outbound_sync`) happen later, in the worker.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -60,10 +62,12 @@ from connector.errors import (
 )
 from connector.log_config import get_logger
 from connector.ports import (
+    Added,
     ConfigurationLookup,
     RecordReader,
     RecordResolver,
     RegardingRecord,
+    SessionChange,
     SessionStore,
     TemplateCatalog,
 )
@@ -74,6 +78,7 @@ _NOT_MOBILE = frozenset(
     {"fixed_line", "toll_free", "premium_rate", "shared_cost", "uan", "voicemail", "pager"}
 )
 _SAVE_ATTEMPTS = 5
+_COMMIT_WAIT_SECONDS = 30.0
 
 
 class SendOrigin(enum.StrEnum):
@@ -140,6 +145,18 @@ class Rendered:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """A message ready for the outbox, with what placing it again needs."""
+
+    message: OutboundMessage
+    config: Configuration
+    record: RegardingRecord | None
+    session: SessionChange
+    idempotency_key: str | None
+    request_hash: str | None
+
+
 class Outbox(Protocol):
     """What the send path needs of the outbox (``connector.state.outbox.Outbox``)."""
 
@@ -150,7 +167,18 @@ class Outbox(Protocol):
         *,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
-    ) -> Any: ...
+        session: SessionChange | None = None,
+    ) -> Added: ...
+
+    def add_future(
+        self,
+        message: OutboundMessage,
+        answer: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        session: SessionChange | None = None,
+    ) -> Future[Added]: ...
 
 
 @dataclass
@@ -174,6 +202,50 @@ class SendService:
     def send(self, order: SendOrder, *, idempotency_key: str | None = None) -> dict[str, Any]:
         """Queue one message; the ``202`` answer (the first answer again for a repeated
         ``idempotency_key`` with the same order)."""
+        draft = self._draft(order, idempotency_key)
+        for _ in range(_SAVE_ATTEMPTS):
+            added = self.outbox.add(
+                draft.message,
+                _answer(draft.message),
+                idempotency_key=draft.idempotency_key,
+                request_hash=draft.request_hash,
+                session=draft.session,
+            )
+            if not added.session_moved:
+                return self._queued(added, draft.message)
+            draft = self._placed_again(draft)
+        raise _kept_changing(draft)
+
+    async def send_async(
+        self, order: SendOrder, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`send` on an event loop: the outbox's commit is awaited, no thread waits
+        for it. Only for an order :meth:`answers_locally` (the rest reads Dataverse)."""
+        draft = self._draft(order, idempotency_key)
+        for _ in range(_SAVE_ATTEMPTS):
+            future = self.outbox.add_future(
+                draft.message,
+                _answer(draft.message),
+                idempotency_key=draft.idempotency_key,
+                request_hash=draft.request_hash,
+                session=draft.session,
+            )
+            try:
+                added = await asyncio.wait_for(asyncio.wrap_future(future), _COMMIT_WAIT_SECONDS)
+            except TimeoutError:
+                raise StateStoreError(f"no commit within {_COMMIT_WAIT_SECONDS} s") from None
+            if not added.session_moved:
+                return self._queued(added, draft.message)
+            draft = self._placed_again(draft)
+        raise _kept_changing(draft)
+
+    def answers_locally(self, order: SendOrder) -> bool:
+        """Whether :meth:`send` can run without waiting for Dataverse: no template or record
+        to read and the configurations in memory (an event loop may then run it)."""
+        return order.template_id is None and order.regarding is None and self.configurations.ready()
+
+    def _draft(self, order: SendOrder, idempotency_key: str | None) -> _Draft:
+        """The message the order makes, placed in its session (steps 1 to 7)."""
         _check_shape(order)
         template = self._template(order.template_id)
         record, phones = self._record(order, template)
@@ -189,7 +261,9 @@ class SendService:
         send_at = self.gates(config, to, record, category, order=order, send_at=send_at) or send_at
         info = count_segments(body.body) if body.body else None
         message_id = self.new_id()
-        session = self._session(config, to, record, message_id, now, automatic=order.automatic)
+        current, session = self._session(
+            config, to, record, message_id, now, automatic=order.automatic
+        )
         message = OutboundMessage(
             id=message_id,
             configuration_id=config.id,
@@ -214,20 +288,8 @@ class SendService:
             owner_id=session.owner_id,
             owner_is_team=session.owner_is_team,
         )
-        answer = _answer(message)
-        added = self.outbox.add(
-            message,
-            answer,
-            idempotency_key=idempotency_key,
-            request_hash=order.fingerprint() if idempotency_key else None,
-        )
-        if added.created:
-            if session.regarding_table and session.regarding_id:
-                ref = RecordRef(session.regarding_table, session.regarding_id)
-                self.resolver.note_conversation(to, ref)
-            log.info("outbound.queued", message_id=message_id, session=session.id, to=to)
-            self.nudge()
-        return dict(added.answer)
+        request_hash = order.fingerprint() if idempotency_key else None
+        return _Draft(message, config, record, (session, current), idempotency_key, request_hash)
 
     def send_automatic(self, to: str, config: Configuration, body: str, *, key: str) -> Any:
         """One of the connector's own replies (a keyword's confirmation, HELP, the double
@@ -473,23 +535,50 @@ class SendService:
         now: float,
         *,
         automatic: bool = False,
-    ) -> SessionState:
-        """The session the message belongs to, saved in the local mirror (race-safe)."""
+    ) -> tuple[SessionState | None, SessionState]:
+        """The pair's session as read, and the session the message belongs to (not saved
+        here: the outbox stores it with the message, in the same commit)."""
         assert config.id is not None
-        for _ in range(_SAVE_ATTEMPTS):
-            current = self.sessions.current(config.id, to)
-            session = self._placed(
-                config,
-                to=to,
-                record=record,
-                message_id=message_id,
-                now=now,
-                current=current,
-                automatic=automatic,
+        current = self.sessions.current(config.id, to)
+        placed = self._placed(
+            config,
+            to=to,
+            record=record,
+            message_id=message_id,
+            now=now,
+            current=current,
+            automatic=automatic,
+        )
+        return current, placed
+
+    def _placed_again(self, draft: _Draft) -> _Draft:
+        """The pair's session moved since the draft read it: the message placed anew."""
+        message = draft.message
+        current, session = self._session(
+            draft.config,
+            message.to_number,
+            draft.record,
+            message.id,
+            message.created_at,
+            automatic=message.automatic,
+        )
+        return replace(draft, message=_in_session(message, session), session=(session, current))
+
+    def _queued(self, added: Added, message: OutboundMessage) -> dict[str, Any]:
+        """After the outbox took a new message: the record becomes the number's latest
+        conversation (the reply lands on it) and the sender is woken; the answer."""
+        if added.created:
+            if message.regarding_table and message.regarding_id:
+                ref = RecordRef(message.regarding_table, message.regarding_id)
+                self.resolver.note_conversation(message.to_number, ref)
+            log.info(
+                "outbound.queued",
+                message_id=message.id,
+                session=message.session_id,
+                to=message.to_number,
             )
-            if session is current or self.sessions.save(session, current):
-                return session
-        raise StateStoreError("the session kept changing under this send", details={"to": to})
+            self.nudge()
+        return dict(added.answer)
 
     def _placed(
         self,
@@ -633,6 +722,24 @@ def _ambiguous(to: str, candidates: Sequence[Configuration]) -> UnprocessableErr
         f"several sender configurations could send to {to}; give 'from' or 'configuration_id'",
         code="sender_ambiguous",
         details={"candidates": [c.sender_number for c in candidates]},
+    )
+
+
+def _kept_changing(draft: _Draft) -> StateStoreError:
+    return StateStoreError(
+        "the session kept changing under this send", details={"to": draft.message.to_number}
+    )
+
+
+def _in_session(message: OutboundMessage, session: SessionState) -> OutboundMessage:
+    """``message`` placed in ``session`` (its record and owner come from the session)."""
+    return replace(
+        message,
+        session_id=session.id,
+        regarding_table=session.regarding_table,
+        regarding_id=session.regarding_id,
+        owner_id=session.owner_id,
+        owner_is_team=session.owner_is_team,
     )
 
 

@@ -26,11 +26,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connector.domain.conversation import Acceptance, SessionState
@@ -67,6 +71,20 @@ latest_table = Table(
     Column("phone", String(32), primary_key=True),
     Column("session_id", String(36), nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+
+_CURRENT = (
+    select(sessions_table.c.data, sessions_table.c.version)
+    .join_from(
+        latest_table,
+        sessions_table,
+        sessions_table.c.session_id == latest_table.c.session_id,
+    )
+    .where(
+        latest_table.c.configuration_id == bindparam("configuration_id"),
+        latest_table.c.phone == bindparam("phone"),
+    )
 )
 
 
@@ -108,15 +126,11 @@ class SessionCache:
         return None if row is None else _load(row[0], int(row[1]))
 
     def current(self, configuration_id: str, phone: str) -> SessionState | None:
-        """The latest session of (configuration, phone)."""
-        s, latest = sessions_table.c, latest_table.c
-        query = (
-            select(s.data, s.version)
-            .join_from(latest_table, sessions_table, s.session_id == latest.session_id)
-            .where(latest.configuration_id == configuration_id, latest.phone == phone)
-        )
+        """The latest session of (configuration, phone) (every send reads it: the query is
+        built once)."""
+        params = {"configuration_id": configuration_id, "phone": phone}
         with self.store.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_CURRENT, params).first()
         return None if row is None else _load(row[0], int(row[1]))
 
     def save(self, session: SessionState, previous: SessionState | None) -> bool:
@@ -152,55 +166,7 @@ class SessionCache:
         return True
 
     def _write(self, conn: Any, session: SessionState, previous: SessionState | None) -> bool:
-        if previous is not None and previous.id == session.id:
-            c = sessions_table.c
-            done = conn.execute(
-                update(sessions_table)
-                .where(c.session_id == session.id, c.version == previous.version)
-                .values(
-                    version=previous.version + 1,
-                    data=_dump(session),
-                    escalation_pending_since=session.escalation_pending_since,
-                )
-            )
-            return bool(done.rowcount == 1)
-        conn.execute(
-            insert(sessions_table).values(
-                session_id=session.id,
-                configuration_id=session.configuration_id,
-                phone=session.phone,
-                version=1,
-                data=_dump(session),
-                escalation_pending_since=session.escalation_pending_since,
-            )
-        )
-        return self._point_latest(conn, session, previous)
-
-    @staticmethod
-    def _point_latest(conn: Any, session: SessionState, previous: SessionState | None) -> bool:
-        c = latest_table.c
-        if previous is None:
-            conn.execute(
-                insert(latest_table).values(
-                    configuration_id=session.configuration_id,
-                    phone=session.phone,
-                    session_id=session.id,
-                    updated_at=time.time(),
-                )
-            )
-            return True
-        moved = conn.execute(
-            update(latest_table)
-            .where(
-                c.configuration_id == session.configuration_id,
-                c.phone == session.phone,
-                c.session_id == previous.id,
-            )
-            .values(session_id=session.id, updated_at=time.time())
-        )
-        if moved.rowcount != 1:
-            raise _ConflictError  # rolls the new session row back too
-        return True
+        return write_session(conn, session, previous)
 
     def awaiting_escalation(
         self, configuration_id: str, waiting_since_before: float, limit: int
@@ -220,6 +186,69 @@ class SessionCache:
         )
         with self.store.engine.connect() as conn:
             return [_load(d, int(v)) for d, v in conn.execute(query)]
+
+
+def write_session(conn: Connection, session: SessionState, previous: SessionState | None) -> bool:
+    """Write ``session`` on ``conn`` if the pair's latest is still ``previous`` (as read);
+    False, with nothing written, when another writer moved it first.
+
+    The same session again is one versioned ``UPDATE``; a new session moves the pair's
+    pointer first (``previous`` None: inserts it, any pointer already there is a conflict)
+    and then inserts its row. A caller's transaction may so hold other writes too: the
+    outbox commits a send's row and its session in one transaction.
+    """
+    c, latest = sessions_table.c, latest_table.c
+    if previous is not None and previous.id == session.id:
+        done = conn.execute(
+            update(sessions_table)
+            .where(c.session_id == session.id, c.version == previous.version)
+            .values(
+                version=previous.version + 1,
+                data=_dump(session),
+                escalation_pending_since=session.escalation_pending_since,
+            )
+        )
+        return bool(done.rowcount == 1)
+    if previous is None:
+        make = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        pointed = conn.execute(
+            make(latest_table)
+            .values(
+                configuration_id=session.configuration_id,
+                phone=session.phone,
+                session_id=session.id,
+                updated_at=time.time(),
+            )
+            .on_conflict_do_nothing()
+            .returning(latest.session_id)  # a row when inserted (rowcount is -1 on psycopg)
+        )
+        moved = pointed.first() is not None
+    else:
+        moved = (
+            conn.execute(
+                update(latest_table)
+                .where(
+                    latest.configuration_id == session.configuration_id,
+                    latest.phone == session.phone,
+                    latest.session_id == previous.id,
+                )
+                .values(session_id=session.id, updated_at=time.time())
+            ).rowcount
+            == 1
+        )
+    if not moved:
+        return False
+    conn.execute(
+        insert(sessions_table).values(
+            session_id=session.id,
+            configuration_id=session.configuration_id,
+            phone=session.phone,
+            version=1,
+            data=_dump(session),
+            escalation_pending_since=session.escalation_pending_since,
+        )
+    )
+    return True
 
 
 class ConfigurationCache:
@@ -246,8 +275,9 @@ class ConfigurationCache:
 
     def _fresh(self) -> None:
         now = self._clock()
-        if self._loaded_at is not None and now - self._loaded_at < self.ttl:
-            return
+        loaded = self._loaded_at
+        if loaded is not None and (now - loaded < self.ttl or self._refreshing.is_set()):
+            return  # fresh, or a background refresh is under way: the copy in hand
         self._load(now)
 
     def _load(self, now: float) -> None:
@@ -259,6 +289,15 @@ class ConfigurationCache:
             self._blocked = {k: set(v) for k, v in blocked.items()}
             self._keywords = keywords
             self._loaded_at = now
+
+    def ready(self) -> bool:
+        """Whether reads answer from memory now, so an event loop may read without waiting
+        for Dataverse: once loaded, a stale copy is refreshed by a background thread and
+        reads get the stale copy meanwhile (a miss on an unknown sender still loads)."""
+        if self._loaded_at is None:
+            return False
+        self._refresh_if_stale()
+        return True
 
     def by_sender(self, number: str) -> Configuration | None:
         """The active configuration of sender ``number`` (E.164), refreshing if stale."""
@@ -306,10 +345,19 @@ class ConfigurationCache:
         a stale copy is returned while a background thread refreshes it."""
         if self._loaded_at is None:
             self._fresh()
-        elif self._clock() - self._loaded_at >= self.ttl and not self._refreshing.is_set():
-            self._refreshing.set()
-            threading.Thread(target=self._refresh_in_background, daemon=True).start()
+        else:
+            self._refresh_if_stale()
         return list(self._by_sender.values())
+
+    def _refresh_if_stale(self) -> None:
+        loaded = self._loaded_at
+        if loaded is None or self._clock() - loaded < self.ttl:
+            return
+        with self._lock:
+            if self._refreshing.is_set():
+                return
+            self._refreshing.set()
+        threading.Thread(target=self._refresh_in_background, daemon=True).start()
 
     def _refresh_in_background(self) -> None:
         try:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
@@ -42,7 +42,7 @@ from connector.errors import StateStoreError
 from connector.state.db import StateStore, make_engine
 
 T = TypeVar("T")
-Row = Mapping[str, Any]
+R = TypeVar("R")
 _STOP = object()
 _LOCK_WAIT_SECONDS = 10.0
 
@@ -78,6 +78,17 @@ def bookkeeping_engine(store: StateStore) -> Engine:
     if not _file_sqlite(store):
         return store.engine
     engine = _engine_with(store, "PRAGMA synchronous=NORMAL", "PRAGMA wal_autocheckpoint=0")
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def durable_engine(store: StateStore) -> Engine:
+    """An engine for single-statement writes that must be on disk when they return (full
+    sync) but, like bookkeeping, autocommit on a SQLite file: the write lock is taken and
+    released (commit and flush included) inside one ``sqlite3_step`` with the GIL released,
+    so a thread waiting for the GIL never holds the lock that the group commit waits for."""
+    if not _file_sqlite(store):
+        return store.engine
+    engine = _engine_with(store, "PRAGMA wal_autocheckpoint=0")
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
@@ -143,13 +154,17 @@ class Checkpointer:
             self._thread.join(timeout=5)
 
 
-class GroupCommitter(Generic[T]):
-    """Writes rows submitted by many threads in shared transactions (one flush per batch)."""
+class GroupCommitter(Generic[R, T]):
+    """Writes rows submitted by many threads in shared transactions (one flush per batch).
+
+    ``write`` answers each row with its result, or with an exception for a row it refused
+    (e.g. a conflict): that caller gets the exception, the batch's other rows are committed.
+    """
 
     def __init__(
         self,
         engine: Engine,
-        write: Callable[[Connection, Sequence[Row]], list[T]],
+        write: Callable[[Connection, Sequence[R]], Sequence[T | Exception]],
         *,
         max_batch: int = 256,
     ) -> None:
@@ -160,14 +175,14 @@ class GroupCommitter(Generic[T]):
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def submit(self, row: Row, timeout: float = 30.0) -> T:
+    def submit(self, row: R, timeout: float = 30.0) -> T:
         """Write ``row``; returns once it is committed (raises :class:`StateStoreError`)."""
         try:
             return self.submit_nowait(row).result(timeout=timeout)
         except TimeoutError as exc:
             raise StateStoreError(f"no commit within {timeout:g} s") from exc
 
-    def submit_nowait(self, row: Row) -> Future[T]:
+    def submit_nowait(self, row: R) -> Future[T]:
         """Queue ``row``; the future completes once it is committed (or with the error).
 
         An event loop awaits it with :func:`asyncio.wrap_future` and so needs no thread of
@@ -205,7 +220,7 @@ class GroupCommitter(Generic[T]):
                 batch.append(item)
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Row, Future[T]]]) -> None:
+    def _commit(self, batch: list[tuple[R, Future[T]]]) -> None:
         try:
             results = self._write_retrying([row for row, _ in batch])
         except SQLAlchemyError as exc:
@@ -218,9 +233,12 @@ class GroupCommitter(Generic[T]):
                 done.set_exception(exc)
             return
         for (_, done), result in zip(batch, results, strict=True):
-            done.set_result(result)
+            if isinstance(result, Exception):  # this row's own refusal; the rest committed
+                done.set_exception(result)
+            else:
+                done.set_result(result)
 
-    def _write_retrying(self, rows: list[Row]) -> list[T]:
+    def _write_retrying(self, rows: list[R]) -> Sequence[T | Exception]:
         """One transaction; a locked database is retried every 0.2 ms for up to 10 s."""
         deadline = time.monotonic() + _LOCK_WAIT_SECONDS
         while True:

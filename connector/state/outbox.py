@@ -26,7 +26,8 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -38,6 +39,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    delete,
     func,
     or_,
     select,
@@ -53,14 +55,21 @@ from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.segments import Encoding
 from connector.domain.status import FailureCategory, MessageStatus
 from connector.errors import StateStoreError, UnprocessableError
-from connector.ports import Added, ClaimedSend, ClaimedSync
+from connector.ports import Added, ClaimedSend, ClaimedSync, SessionChange
+from connector.state.caches import write_session
 from connector.state.db import StateStore, metadata
-from connector.state.group_commit import GroupCommitter, append_engine, bookkeeping_engine
+from connector.state.group_commit import (
+    GroupCommitter,
+    append_engine,
+    bookkeeping_engine,
+    durable_engine,
+)
 
 # send_state: where the hand-over to the provider stands
 WAITING = "waiting"  # not handed yet (due at due_at)
 HANDED = "handed"  # the provider has it (or it ended before reaching it)
 _UNSENT = frozenset({MessageStatus.QUEUED, MessageStatus.SCHEDULED})
+_COMMIT_WAIT_SECONDS = 30.0
 
 outbox_table = Table(
     "outbox",
@@ -125,6 +134,14 @@ def message_from_json(text: str) -> OutboundMessage:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A row for the group commit, and the session change that goes with it."""
+
+    row: Mapping[str, Any]
+    session: SessionChange | None
+
+
 def _store_error(what: str, exc: Exception) -> StateStoreError:
     return StateStoreError(f"cannot {what}: {type(exc).__name__}")
 
@@ -139,13 +156,14 @@ class Outbox:
         make = sqlite_insert if store.dialect == "sqlite" else pg_insert
         self._insert = make(outbox_table).on_conflict_do_nothing()
         self._books = bookkeeping_engine(store)
+        self._durable = durable_engine(store)  # single statements, flushed on return
         self._appends = append_engine(store)
         self._adder = GroupCommitter(self._appends, self._insert_batch)
 
     def close(self) -> None:
         """Stop the writer thread and release the extra engines."""
         self._adder.close()
-        for engine in (self._books, self._appends):
+        for engine in (self._books, self._durable, self._appends):
             if engine is not self.store.engine:
                 engine.dispose()
 
@@ -157,12 +175,40 @@ class Outbox:
         *,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        session: SessionChange | None = None,
     ) -> Added:
         """Store ``message`` durably (committed on return) with the API's ``answer``.
 
         With an ``idempotency_key`` already used: the first answer when ``request_hash`` is
         the same, else :class:`~connector.errors.UnprocessableError` ``idempotency_conflict``.
+        ``session``: the message's session change for the session mirror (same state store),
+        committed in the same transaction, only if the message is new; when the pair's session
+        moved since it was read nothing is stored and the answer says ``session_moved``.
         """
+        future = self.add_future(
+            message,
+            answer,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            session=session,
+        )
+        try:
+            return future.result(timeout=_COMMIT_WAIT_SECONDS)
+        except TimeoutError as exc:
+            raise StateStoreError(f"no commit within {_COMMIT_WAIT_SECONDS:g} s") from exc
+
+    def add_future(
+        self,
+        message: OutboundMessage,
+        answer: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        session: SessionChange | None = None,
+    ) -> Future[Added]:
+        """:meth:`add` without waiting: the future completes once the row is committed (or
+        with the error). An event loop awaits it (:func:`asyncio.wrap_future`) and so holds
+        no thread per waiting request."""
         row = {
             "id": message.id,
             "idempotency_key": idempotency_key,
@@ -182,37 +228,35 @@ class Outbox:
             "created_at": message.created_at,
             "updated_at": message.created_at,
         }
-        result = self._adder.submit(row)
-        if isinstance(result, Exception):
-            raise result
-        assert isinstance(result, Added)
-        return result
+        return self._adder.submit_nowait(_Pending(row, session))
 
-    def _insert_batch(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        c = outbox_table.c
-        results: list[Any] = []
-        for row in rows:
-            if conn.execute(self._insert, row).rowcount == 1:
-                results.append(Added(json.loads(str(row["answer"])), True))
-                continue
-            key = row["idempotency_key"]
-            found = None
-            if key is not None:
-                query = select(c.request_hash, c.answer).where(c.idempotency_key == key)
-                found = conn.execute(query).first()
-            if found is None:  # the same message id twice: a programming error
-                results.append(StateStoreError(f"message {row['id']} is already in the outbox"))
-            elif found.request_hash != row["request_hash"]:
-                results.append(
-                    UnprocessableError(
-                        "this Idempotency-Key was already used with a different request",
-                        code="idempotency_conflict",
-                        details={"idempotency_key": key},
-                    )
-                )
-            else:
-                results.append(Added(json.loads(found.answer), False))
-        return results
+    def _insert_batch(
+        self, conn: Connection, pending: Sequence[_Pending]
+    ) -> list[Added | Exception]:
+        return [self._insert_one(conn, item) for item in pending]
+
+    def _insert_one(self, conn: Connection, pending: _Pending) -> Added | Exception:
+        row = pending.row
+        if conn.execute(self._insert, row).rowcount == 1:
+            if pending.session is not None and not write_session(conn, *pending.session):
+                conn.execute(delete(outbox_table).where(outbox_table.c.id == row["id"]))
+                return Added({}, False, session_moved=True)
+            return Added(json.loads(str(row["answer"])), True)
+        key = row["idempotency_key"]
+        found = None
+        if key is not None:
+            c = outbox_table.c
+            query = select(c.request_hash, c.answer).where(c.idempotency_key == key)
+            found = conn.execute(query).first()
+        if found is None:  # the same message id twice: a programming error
+            return StateStoreError(f"message {row['id']} is already in the outbox")
+        if found.request_hash != row["request_hash"]:
+            return UnprocessableError(
+                "this Idempotency-Key was already used with a different request",
+                code="idempotency_conflict",
+                details={"idempotency_key": key},
+            )
+        return Added(json.loads(found.answer), False)
 
     # -- reading ------------------------------------------------------------------------
     def get(self, message_id: str) -> OutboundMessage | None:
@@ -323,7 +367,7 @@ class Outbox:
                 lease_until=now + lease_seconds,
             )
         )
-        with self.store.engine.begin() as conn:  # durable: a crash after this must be seen
+        with self._durable.begin() as conn:  # durable: a crash after this must be seen
             return conn.execute(query).rowcount == 1
 
     def handed(self, claimed: ClaimedSend, message: OutboundMessage) -> bool:
@@ -379,7 +423,7 @@ class Outbox:
                     updated_at=time.time(),
                 )
             )
-            with self.store.engine.begin() as conn:  # durable: never sent twice after this
+            with self._durable.begin() as conn:  # durable: never sent twice after this
                 if conn.execute(query).rowcount == 1:
                     return True
         raise StateStoreError(f"message {message.id} kept changing while it was settled")

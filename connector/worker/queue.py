@@ -57,8 +57,9 @@ class Nudger:
         self._thread.start()
 
     def nudge(self) -> None:
-        """Ask for a drain soon (never blocks)."""
-        self._event.set()
+        """Ask for a drain soon (never blocks; a no-op while one is already asked for)."""
+        if not self._event.is_set():
+            self._event.set()
 
     def _run(self) -> None:
         while not self._stopping:

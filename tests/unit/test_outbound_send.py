@@ -3,19 +3,22 @@ SQLite), and the sender worker handing messages to a fake provider exactly once.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from connector.domain.conversation import derived_id
+from connector.domain.conversation import SessionState, derived_id
 from connector.domain.model import Configuration, MessageCategory, Provider, Template
 from connector.domain.phone_records import RecordTypeSpec
 from connector.domain.provider_messages import SendRequest, SendResult
 from connector.domain.routing import RecordRef
 from connector.domain.status import FailureCategory, MessageStatus
 from connector.errors import ConnectorError, RefusedError
+from connector.ports import SessionStore
 from connector.providers.twilio.errors import unreachable_error
 from connector.services.outbound import SendOrder, SendService
 from connector.services.outbound_sync import OutboundSync
@@ -317,3 +320,41 @@ class Unreachable(FakeSmsProvider):
 
     def send(self, request: SendRequest) -> SendResult:
         raise unreachable_error(ConnectionError("connection refused"))
+
+
+def test_a_session_that_changes_under_a_send_is_read_again_not_overwritten(world: World) -> None:
+    first = world.service.send(SendOrder(body="Hi", to=ALICE, from_number=US.sender_number))
+    sessions = world.service.sessions
+
+    class Racing:
+        """The pair's session as read, while another writer changes it meanwhile (once)."""
+
+        raced = False
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(sessions, name)
+
+        def current(self, configuration_id: str, phone: str) -> SessionState | None:
+            read = sessions.current(configuration_id, phone)
+            if not self.raced and read is not None:
+                self.raced = True
+                assert sessions.save(replace(read, unread=read.unread + 1), read)
+            return read
+
+    world.service.sessions = cast("SessionStore", Racing())
+    again = world.service.send(SendOrder(body="Again", to=ALICE, from_number=US.sender_number))
+    assert again["session_id"] == first["session_id"]
+    stored = world.sessions.get(first["session_id"])
+    assert stored is not None and stored.unread == 1  # the other writer's change is kept
+    assert world.outbox.get(again["id"]) is not None
+
+
+def test_the_event_loop_path_answers_as_the_threaded_one(world: World) -> None:
+    order = SendOrder(body="Hi", to=ALICE, from_number=US.sender_number)
+    world.service.configurations.snapshot()  # loaded: the order needs no Dataverse read
+    assert world.service.answers_locally(order)
+    assert not world.service.answers_locally(SendOrder(body="Hi", regarding=CONTACT))
+    answer = asyncio.run(world.service.send_async(order, idempotency_key="k"))
+    assert asyncio.run(world.service.send_async(order, idempotency_key="k")) == answer
+    assert world.service.send(order, idempotency_key="k") == answer
+    assert world.outbox.counts()["waiting"] == 1

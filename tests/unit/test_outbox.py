@@ -1,5 +1,6 @@
-"""The outbox: durable adds with idempotency keys, leased sends, forward-only status, and
-Dataverse versions that collapse (SQLite file, as the default deployment has it)."""
+"""The outbox: durable adds with idempotency keys (a send's session in the same commit),
+leased sends, forward-only status, and Dataverse versions that collapse (SQLite file, as the
+default deployment has it)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from connector.domain.conversation import SessionState
 from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.status import FailureCategory, MessageStatus
 from connector.errors import UnprocessableError
+from connector.state.caches import SessionCache
 from connector.state.db import StateStore
 from connector.state.outbox import Outbox
 
@@ -143,3 +146,42 @@ def test_failed_writes_back_off(outbox: Outbox) -> None:
     due = outbox.next_sync_due()
     assert due is not None
     assert len(outbox.claim_unsynced(10, now=due + 1)) == 1
+
+
+def _session(session_id: str, version: int = 0) -> SessionState:
+    return SessionState(
+        id=session_id,
+        configuration_id="c1",
+        phone="+14155550100",
+        started_at=1000.0,
+        expires_at=5000.0,
+        version=version,
+    )
+
+
+def test_a_message_and_its_session_are_stored_in_one_commit(tmp_path: Path) -> None:
+    store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    box, sessions = Outbox(store), SessionCache(store)
+    try:
+        added = box.add(_message("m1"), {"id": "m1"}, session=(_session("s1"), None))
+        assert added.created and not added.session_moved
+        stored = sessions.current("c1", "+14155550100")
+        assert stored is not None and stored.id == "s1"
+        # A change read before that commit no longer applies: nothing is stored.
+        moved = box.add(_message("m2"), {"id": "m2"}, session=(_session("s2"), None))
+        assert moved.session_moved and not moved.created
+        assert box.get("m2") is None and sessions.get("s2") is None
+        # A replay of an idempotent send stores nothing, its session change included.
+        current = sessions.current("c1", "+14155550100")
+        assert box.add(_message("m3"), {"id": "m3"}, idempotency_key="k", request_hash="h").created
+        replay = box.add(
+            _message("m4"),
+            {"id": "m4"},
+            idempotency_key="k",
+            request_hash="h",
+            session=(_session("s4"), current),
+        )
+        assert replay.answer == {"id": "m3"} and not replay.created and not replay.session_moved
+        assert sessions.current("c1", "+14155550100") == current
+    finally:
+        box.close()
