@@ -272,6 +272,7 @@ class ConfigurationCache:
         self._blocked: dict[str, set[str]] = {}
         self._keywords: tuple[Keyword, ...] = ()
         self._refreshing = threading.Event()
+        self._generation = 0
 
     def _fresh(self) -> None:
         now = self._clock()
@@ -281,10 +282,13 @@ class ConfigurationCache:
         self._load(now)
 
     def _load(self, now: float) -> None:
+        generation = self._generation
         configurations = self.directory.active_configurations()
         blocked = self.directory.blocked_numbers()
         keywords = tuple(self.directory.keywords())
         with self._lock:
+            if generation != self._generation:
+                return  # invalidated while this read ran: what it read may predate the change
             self._by_sender = {c.sender_number: c for c in configurations if c.active}
             self._blocked = {k: set(v) for k, v in blocked.items()}
             self._keywords = keywords
@@ -331,9 +335,11 @@ class ConfigurationCache:
             self._blocked.setdefault(configuration_id, set()).add(phone)
 
     def invalidate(self) -> None:
-        """Forget everything: the next read loads again."""
+        """Forget everything: the next read loads again (a load already under way is not
+        kept: it may have read before the change that made the caller invalidate)."""
         with self._lock:
             self._loaded_at = None
+            self._generation += 1
 
     def snapshot(self) -> Mapping[str, Configuration]:
         """The configurations by sender number (after a refresh if stale)."""
