@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape
 
 from connector.crm import tables
 from connector.dataverse import odata
@@ -48,7 +48,8 @@ _STEP_READ = ("sdkmessageprocessingstepid", "name", "stage", "mode", "statecode"
 
 def header_auth(key: str) -> str:
     """The ``authvalue`` of HttpHeader auth: one ``<setting>`` per header, value escaped."""
-    return f"<settings><setting name={quoteattr(KEY_HEADER)} value={quoteattr(key)} /></settings>"
+    value = escape(key, {'"': "&quot;"})
+    return f'<settings><setting name="{KEY_HEADER}" value="{value}" /></settings>'
 
 
 def endpoint_row(url: str, key: str | None) -> dict[str, Any]:

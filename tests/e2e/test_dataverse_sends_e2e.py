@@ -164,26 +164,7 @@ def test_rows_created_in_dataverse_go_out_once_through_the_registered_webhook(
         assert "Hi Alice, see you tomorrow." in sent_bodies(engine)
         assert row(dv, templated)["smsc_body"] == "Hi Alice, see you tomorrow."
 
-        # A record without a phone: failed, "no phone number", nothing sent.
-        nobody = dv.create("contacts", {"firstname": "No", "lastname": "Phone"})
-        no_phone = create_row(dv, ("contact", nobody), smsc_body="Hello nobody")
-        wait_until(lambda: row(dv, no_phone)["smsc_status"] == FAILED, timeout=60)
-        assert "no phone number" in row(dv, no_phone)["smsc_providererrortext"]
-
-        # An opted-out number: failed with the consent category, nothing sent.
-        configuration = next(iter(dv.query("smsc_configurations")))["smsc_configurationid"]
-        opted = requests.post(
-            f"{base}/api/v1/consent/opt-out",
-            json={"phone": DEMO_CUSTOMER, "configuration_id": configuration, "source": "call"},
-            headers={"X-API-Key": KEY},
-            timeout=10,
-        )
-        assert opted.status_code == 200, opted.text
-        refused = create_row(dv, ("contact", ALICE_ID), smsc_body="A promotion")
-        wait_until(lambda: row(dv, refused)["smsc_status"] == FAILED, timeout=60)
-        assert row(dv, refused)["smsc_failurecategory"] == FAILURE_OPTIONS[FailureCategory.OPTED_OUT]
-        assert "A promotion" not in sent_bodies(engine)
-        assert "Hello nobody" not in sent_bodies(engine)
+        refusals_end_failed(dv, base, engine)
 
         # A forged delivery is refused and stores nothing.
         forged = requests.post(
@@ -199,6 +180,30 @@ def test_rows_created_in_dataverse_go_out_once_through_the_registered_webhook(
     removed = run_cli("dataverse", "register-webhook", "--remove", env=env, cwd=tmp_path)
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert list(dv.query("serviceendpoints")) == []
+
+
+def refusals_end_failed(dv: DataverseClient, base: str, engine: SimulatorEngine) -> None:
+    """A record without a phone, and an opted-out number: failed rows, nothing sent."""
+    # A record without a phone: failed, "no phone number", nothing sent.
+    nobody = dv.create("contacts", {"firstname": "No", "lastname": "Phone"})
+    no_phone = create_row(dv, ("contact", nobody), smsc_body="Hello nobody")
+    wait_until(lambda: row(dv, no_phone)["smsc_status"] == FAILED, timeout=60)
+    assert "no phone number" in row(dv, no_phone)["smsc_providererrortext"]
+
+    # An opted-out number: failed with the consent category, nothing sent.
+    configuration = next(iter(dv.query("smsc_configurations")))["smsc_configurationid"]
+    opted = requests.post(
+        f"{base}/api/v1/consent/opt-out",
+        json={"phone": DEMO_CUSTOMER, "configuration_id": configuration, "source": "call"},
+        headers={"X-API-Key": KEY},
+        timeout=10,
+    )
+    assert opted.status_code == 200, opted.text
+    refused = create_row(dv, ("contact", ALICE_ID), smsc_body="A promotion")
+    wait_until(lambda: row(dv, refused)["smsc_status"] == FAILED, timeout=60)
+    assert row(dv, refused)["smsc_failurecategory"] == FAILURE_OPTIONS[FailureCategory.OPTED_OUT]
+    assert "A promotion" not in sent_bodies(engine)
+    assert "Hello nobody" not in sent_bodies(engine)
 
 
 def test_a_row_is_sent_by_the_poll_when_no_webhook_is_registered(
