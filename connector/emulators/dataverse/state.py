@@ -46,6 +46,7 @@ class EmulatorState:
         records = Records(self.store, self.schema)
         plugins.seed_messages(records)
         records.observer = self.webhooks.written
+        self.webhooks.forget_registrations()  # a reset or restore brings other rows
         return records
 
     def table_created(self, entity: EntityDef) -> None:

@@ -99,6 +99,10 @@ class WebhookDispatcher:
 
     # -- what the store tells us ----------------------------------------------------------
 
+    def forget_registrations(self) -> None:
+        """Read the registered steps again on the next Create (the rows were replaced)."""
+        self._targets = None
+
     def written(self, entity: EntityDef, record_id: str, operation: str) -> None:
         """A committed write: registrations change what is posted; a Create may be posted."""
         name = entity.logical_name
