@@ -9,11 +9,13 @@ id (updated in place); the webhook delivered twice more and the poll all togethe
 it once; a template row is rendered; a row for an opted-out number ends failed with the
 consent category; a row whose record has no phone ends failed "no phone number"; with the
 webhook unregistered the poll picks a row up; register-webhook twice changes nothing the
-second time (changing requests counted at the emulator).
+second time (changing requests counted at the emulator); local mode registers its webhook by
+itself.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,9 @@ from connector.emulators.dataverse.app import create_emulator_app
 from connector.emulators.twilio.engine import SimulatorEngine
 from connector.state.crm_sends import poll_table
 from connector.state.db import StateStore
-from tests.e2e.conftest import PUBLIC, Emulator, run_cli
+from tests.e2e.conftest import PUBLIC, Emulator, connector_env, run_cli
 from tests.e2e.test_inbound_e2e import ALICE_ID, stop, wait_until
+from tests.e2e.test_inbound_e2e import serve as local_serve
 from tests.e2e.test_outbound_e2e import (
     KEY,
     TEMPLATE_REMINDER,
@@ -223,5 +226,23 @@ def test_a_row_is_sent_by_the_poll_when_no_webhook_is_registered(
         assert sent_bodies(engine).count("Picked up by the poll") == 1
         assert core.webhooks.deliveries == []
         assert row(dv, row_id)["smsc_providermessageid"]
+    finally:
+        stop(process)
+
+
+def test_local_mode_registers_its_webhook_and_sends_rows_created_in_the_emulator(
+    tmp_path: Path,
+) -> None:
+    env = connector_env(tmp_path, {"CONNECTOR_WORKER__DATAVERSE_POLL_SECONDS": "3600"})
+    process, _url = local_serve(tmp_path, env)
+    try:
+        described = json.loads((tmp_path / "state.local.json").read_text(encoding="utf-8"))
+        client = make_client(described["dataverse_url"])
+        try:
+            assert len(list(client.query("serviceendpoints"))) == 1
+            row_id = create_row(client, ("contact", ALICE_ID), smsc_body="From a local flow")
+            wait_until(lambda: row(client, row_id)["smsc_status"] == DELIVERED, timeout=60)
+        finally:
+            client.api.close()
     finally:
         stop(process)
