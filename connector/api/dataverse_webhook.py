@@ -9,8 +9,9 @@ compared in constant time with the stored key (and, during a rotation, the previ
 Anything else is 401 before the body is read, and nothing is stored. A body that is not a
 Create of ``smsc_message`` is 400 problem+json, nothing stored; past the bound, 413. A good one
 is journaled (the row id is the dedupe key: a repeated delivery adds nothing), the worker is
-woken, and the answer (``202``) goes out at once: Dataverse waits at most 60 s and looks only
-at the status code. The worker sends the row (``connector.services.crm_sends``).
+woken, and the answer (``202``) goes out at once (a row that does not wait to be sent, such
+as the connector's own inbound rows, is answered and not journaled): Dataverse waits at most
+60 s and looks only at the status code. The worker sends the row (``connector.services.crm_sends``).
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ async def receive_dataverse_webhook(request: Request) -> Response:
     except InvalidInputError:
         hook.count("dataverse_malformed")
         raise
+    if not hook.wanted(event):
+        hook.count("dataverse_ignored")
+        return Response(status_code=202, headers=headers)
     with correlation(request_id, provider_message_id=event.event_id):
         appended = await _committed(
             hook.journal.append_future(

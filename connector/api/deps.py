@@ -71,6 +71,9 @@ class DataverseWebhook:
     max_body_bytes: int = 1024 * 1024
     nudge: Callable[[], None] = field(default=lambda: None)
     count: Callable[[str], None] = field(default=lambda _outcome: None)
+    wanted: Callable[[ProviderEvent], bool] = field(default=lambda _event: True)
+    """Whether an event asks for work (the connector's own rows, inbound or sent, do not:
+    they are answered and not journaled)."""
 
 
 @dataclass

@@ -31,7 +31,7 @@ from connector.crm.conversation_links import DataverseConversationRelinker
 from connector.crm.conversations import DataverseConversations, DataverseErrorLog
 from connector.crm.outbound_rows import DataverseOutbound
 from connector.crm.phone_directory import DataversePhoneDirectory
-from connector.crm.send_rows import DataverseSendRows, webhook_event
+from connector.crm.send_rows import DataverseSendRows, waits_for_us, webhook_event
 from connector.crm.templates import DataverseRecordReader, DataverseTemplates
 from connector.crm.webhook_registration import DataverseWebhookRegistration
 from connector.dataverse.client import DataverseClient
@@ -606,6 +606,7 @@ class Connector:
             max_body_bytes=self.settings.api.max_request_bytes,
             nudge=self.nudger.nudge,
             count=lambda outcome: outcomes.labels(outcome).inc(),
+            wanted=waits_for_us,
         )
 
     @cached_property

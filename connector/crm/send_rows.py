@@ -104,6 +104,12 @@ def row_from_event(payload: Mapping[str, Any]) -> CrmSendRow | None:
     return _row(str(payload["row_id"]), target, lookups)
 
 
+def waits_for_us(event: ProviderEvent) -> bool:
+    """Whether a webhook event may be a row to send (a trimmed one may: it is read back)."""
+    row = row_from_event(event.payload)
+    return row is None or row.waiting
+
+
 def row_from_web_api(row: Mapping[str, Any]) -> CrmSendRow:
     """A row as the Web API returns it (``_x_value`` lookups with their table annotation)."""
     lookups: dict[str, RecordRef] = {}

@@ -15,7 +15,7 @@ import requests
 from connector.api.app import create_app
 from connector.api.deps import DataverseWebhook, WebServices
 from connector.bootstrap.server_thread import ServerThread
-from connector.crm.send_rows import webhook_event
+from connector.crm.send_rows import waits_for_us, webhook_event
 from connector.crm.webhook_registration import DataverseWebhookRegistration
 from connector.dataverse.client import DataverseClient
 from connector.emulators.dataverse.webhooks import Target, remote_context
@@ -27,13 +27,20 @@ KEY = "s3cr3t-key"
 ROW_ID = "0c9a5b7e-3f1d-f011-9989-6045bd0a1b2c"
 
 
-def context(table: str = "smsc_message", message: str = "Create") -> bytes:
-    """A RemoteExecutionContext as the emulator posts it (row id fixed)."""
+def context(table: str = "smsc_message", message: str = "Create", direction: int = 1) -> bytes:
+    """A RemoteExecutionContext as the emulator posts it (row id fixed; an outbound queued
+    row, or ``direction`` 0: inbound)."""
+    from connector.emulators.dataverse.metadata import AttributeDef
     from connector.emulators.dataverse.router import Emulator
 
     core = Emulator()
     entity = core.schema.entities["task"]
-    row: dict[str, Any] = {entity.primary_id: ROW_ID, "subject": "x"}
+    entity.add(AttributeDef("smsc_direction", "Picklist", options={105710001: "Outbound"}))
+    row: dict[str, Any] = {
+        entity.primary_id: ROW_ID,
+        "subject": "x",
+        "smsc_direction": 105710000 + direction,
+    }
     body = remote_context(entity, row, Target("s", "s", "http://x", {}, []), "c").decode()
     return body.replace('"task"', f'"{table}"').replace('"Create"', f'"{message}"').encode()
 
@@ -42,8 +49,9 @@ def context(table: str = "smsc_message", message: str = "Create") -> bytes:
 def route(tmp_path: Path) -> Iterator[tuple[str, Journal]]:
     store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
     journal = Journal(store)
+    keys = [KEY, "previous-key"]
     hook = DataverseWebhook(
-        keys=lambda: [KEY, "previous-key"], parse=webhook_event, journal=journal
+        keys=lambda: keys, parse=webhook_event, journal=journal, wanted=waits_for_us
     )
     server = ServerThread(create_app(WebServices(dataverse_webhook=hook))).start()
     yield f"{server.url}/webhooks/dataverse", journal
@@ -65,6 +73,15 @@ def test_a_good_delivery_is_journaled_once_and_answered(route: tuple[str, Journa
     by_code = requests.post(url, params={"code": "previous-key"}, data=context(), timeout=10)
     assert by_code.status_code == 202
     assert stored(journal) == 1
+
+
+def test_a_row_that_does_not_wait_to_be_sent_is_answered_and_not_journaled(
+    route: tuple[str, Journal],
+) -> None:
+    url, journal = route
+    inbound = context(direction=0)
+    answer = requests.post(url, data=inbound, headers={"x-smsc-webhook-key": KEY}, timeout=10)
+    assert answer.status_code == 202 and stored(journal) == 0
 
 
 @pytest.mark.parametrize(
