@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeAlias
 
 from connector.domain.consent import ConsentChange
 from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
+from connector.domain.crm_sends import CrmSendRow
 from connector.domain.model import Configuration, Keyword, MessageCategory, RecordType, Template
 from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.phone_records import IndexEntry, LeadClaim, RecordTypeSpec, SyncCursor
@@ -766,4 +767,47 @@ class ConsentLedgerWriter(Protocol):
     def changed_since(self, since: datetime | None) -> list[ConsentChange]:
         """The current rows modified at or after ``since`` (None: all), oldest edit first,
         as changes whose id is derived from the row and its edit (admin edits, imports)."""
+        ...
+
+
+class CrmSendRows(Protocol):
+    """Outbound message rows created in Dataverse (``connector.crm.send_rows``): sends that
+    start in Dynamics, read from a journaled webhook event, by id, or by the poll."""
+
+    def from_event(self, payload: Mapping[str, Any]) -> CrmSendRow | None:
+        """The row a journaled webhook event carries (None: the context was trimmed)."""
+        ...
+
+    def read(self, row_id: str) -> CrmSendRow | None:
+        """One row by id (None: it no longer exists)."""
+        ...
+
+    def queued_since(self, since: datetime | None, limit: int) -> Sequence[CrmSendRow]:
+        """Up to ``limit`` rows waiting to be sent (outbound, queued, no provider id),
+        modified at or after ``since``, oldest first: one request."""
+        ...
+
+    def mark_failed(self, row_id: str, failure: Failure) -> None:
+        """The row ends failed with ``failure`` (category, code, reason) in Dataverse."""
+        ...
+
+
+class CrmSendLedger(Protocol):
+    """What the connector remembers of rows created in Dataverse (``connector.state``): the
+    rows it refused (so a repeated webhook does not refuse them again) and the poll's place."""
+
+    def refused(self, row_id: str) -> bool:
+        """Whether this row was refused (and marked failed in Dataverse) already."""
+        ...
+
+    def note_refused(self, row_id: str, code: str) -> None:
+        """Remember that this row was refused with ``code``."""
+        ...
+
+    def poll_cursor(self) -> tuple[datetime | None, float | None]:
+        """Where the poll stands: the ``modifiedon`` to read from, and when it last ran."""
+        ...
+
+    def save_poll_cursor(self, since: datetime | None, ran_at: float) -> None:
+        """Record the poll's place and the time of this run."""
         ...

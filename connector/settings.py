@@ -158,6 +158,12 @@ class WorkerSettings(BaseModel):
         le=30,
         description="How long outbound changes wait so many share one Dataverse $batch",
     )
+    dataverse_poll_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="How often outbound message rows created in Dataverse are polled for",
+    )
 
 
 class LogSettings(BaseModel):

@@ -15,7 +15,15 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI
 
 from connector import __version__
-from connector.api import consent, health, messages, resolution, sessions, webhooks
+from connector.api import (
+    consent,
+    dataverse_webhook,
+    health,
+    messages,
+    resolution,
+    sessions,
+    webhooks,
+)
 from connector.api.bounds import BodyLimit
 from connector.api.deps import WebServices
 from connector.api.problems import NotEnabledError, install_problem_handlers
@@ -37,6 +45,7 @@ def create_app(
     for router in (
         health.router,
         webhooks.router,
+        dataverse_webhook.router,
         messages.router,
         consent.router,
         sessions.router,

@@ -23,7 +23,13 @@ from pydantic import SecretStr
 
 from connector.api.problems import NotEnabledError
 from connector.errors import UnauthorizedError
-from connector.ports import IngressJournal, OutboxStore, StatusWebhookProvider, WebhookProvider
+from connector.ports import (
+    IngressJournal,
+    OutboxStore,
+    ProviderEvent,
+    StatusWebhookProvider,
+    WebhookProvider,
+)
 from connector.providers.webhooks import ProviderRegistry
 from connector.services.consent import ConsentService
 from connector.services.conversation_move import ConversationMover
@@ -53,6 +59,24 @@ class InboundWebhooks:
 
 
 @dataclass
+class DataverseWebhook:
+    """What ``POST /webhooks/dataverse`` needs: the keys it accepts (read in a thread: they
+    come from the state store), how a body becomes a journal event (400 when it is not the
+    right context), the journal and its name for these events, and the worker's wake-up."""
+
+    keys: Callable[[], Sequence[str]]
+    parse: Callable[[bytes], ProviderEvent]
+    journal: IngressJournal
+    journal_name: str = "dataverse"
+    max_body_bytes: int = 1024 * 1024
+    nudge: Callable[[], None] = field(default=lambda: None)
+    count: Callable[[str], None] = field(default=lambda _outcome: None)
+    wanted: Callable[[ProviderEvent], bool] = field(default=lambda _event: True)
+    """Whether an event asks for work (the connector's own rows, inbound or sent, do not:
+    they are answered and not journaled)."""
+
+
+@dataclass
 class WebServices:
     """Everything the web app's routes use, built by the composition root."""
 
@@ -63,6 +87,7 @@ class WebServices:
     sender: SendService | None = None
     outbox: OutboxStore | None = None
     consent: ConsentService | None = None
+    dataverse_webhook: DataverseWebhook | None = None
     readiness: Mapping[str, Callable[[], object]] = field(default_factory=dict)
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     max_request_bytes: int = 1024 * 1024  # API request bodies (webhooks have their own bound)
@@ -89,6 +114,11 @@ async def webhooks(request: Request) -> InboundWebhooks:
     """The inbound webhook wiring. The webhook route calls this itself rather than declaring
     it: FastAPI's dependency solving cost measurable CPU per webhook, the hottest path."""
     return _enabled((await services(request)).webhooks, "inbound webhooks")
+
+
+async def dataverse_webhook(request: Request) -> DataverseWebhook:
+    """The Dataverse webhook wiring."""
+    return _enabled((await services(request)).dataverse_webhook, "Dataverse webhooks")
 
 
 async def session_actions(request: Request) -> SessionActions:

@@ -1,19 +1,22 @@
 """What a ``connector serve`` / ``connector worker`` process starts, in order.
 
 With no Dataverse URL (local mode) ``serve`` starts the embedded emulator first, applies the
-schema and seeds the demo data, then starts the simulated provider. Then the configurations
-are loaded (the first webhook must not wait for them), the phone index is synced once so
-the first message resolves from it, and the worker threads start unless this is a web-only
-process. The returned lines are what the command prints for people.
+schema and seeds the demo data, then starts the simulated provider and registers this
+process's Dataverse webhook in the emulator (rows created there are sent within seconds).
+Then the configurations are loaded (the first webhook must not wait for them), the phone
+index is synced once so the first message resolves from it, and the worker threads start
+unless this is a web-only process. The returned lines are what the command prints for people.
 """
 
 from __future__ import annotations
 
+from connector.api.dataverse_webhook import DATAVERSE_PATH
 from connector.bootstrap.local_mode import seed_demo, try_this
 from connector.bootstrap.root import Connector
 from connector.errors import ConnectorError
 from connector.log_config import get_logger
 from connector.providers.twilio.endpoints import LOCAL_AUTH_TOKEN, TWILIO_INBOUND_PATH
+from connector.state.crm_sends import new_key
 
 log = get_logger(__name__)
 
@@ -28,6 +31,16 @@ def start_local(connector: Connector) -> None:
     token = connector.settings.twilio.auth_token
     signing = token.get_secret_value() if token is not None else LOCAL_AUTH_TOKEN
     local.start_simulator(base.rstrip("/") + TWILIO_INBOUND_PATH, signing, base)
+    register_local_webhook(connector, base)
+
+
+def register_local_webhook(connector: Connector, base_url: str) -> None:
+    """Local mode: the embedded emulator posts new message rows to this process, with a key
+    made for the run (kept in memory, accepted beside any stored one)."""
+    key = new_key()
+    connector.webhook_keys.extra.append(key)
+    url = base_url.rstrip("/") + DATAVERSE_PATH
+    connector.webhook_registration.ensure(url, key, key_changed=True)
 
 
 def warm(connector: Connector, *, sync_phones: bool) -> None:

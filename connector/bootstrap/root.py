@@ -11,7 +11,7 @@ an override is used instead of building that part, and everything built later us
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -21,7 +21,7 @@ from huey import Huey
 from prometheus_client import CollectorRegistry
 
 from connector.api.app import create_app
-from connector.api.deps import InboundWebhooks, WebServices
+from connector.api.deps import DataverseWebhook, InboundWebhooks, WebServices
 from connector.bootstrap import local_mode
 from connector.bootstrap.metrics import JournalCollector, webhook_counter
 from connector.bootstrap.readiness import dataverse_check
@@ -31,7 +31,9 @@ from connector.crm.conversation_links import DataverseConversationRelinker
 from connector.crm.conversations import DataverseConversations, DataverseErrorLog
 from connector.crm.outbound_rows import DataverseOutbound
 from connector.crm.phone_directory import DataversePhoneDirectory
+from connector.crm.send_rows import DataverseSendRows, waits_for_us, webhook_event
 from connector.crm.templates import DataverseRecordReader, DataverseTemplates
+from connector.crm.webhook_registration import DataverseWebhookRegistration
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.connect import build_client
 from connector.domain import phone
@@ -58,9 +60,11 @@ from connector.providers.twilio.client import build_twilio_provider
 from connector.providers.twilio.status_webhook import TwilioStatusWebhooks
 from connector.providers.unconfigured import UnconfiguredProvider
 from connector.providers.webhooks import ProviderRegistry
+from connector.secret_box import SecretBox
 from connector.services.consent import ConsentService
 from connector.services.consent_sync import ConsentSync
 from connector.services.conversation_move import ConversationMover
+from connector.services.crm_sends import CrmSends
 from connector.services.escalation import EscalationService
 from connector.services.inbound import InboundService
 from connector.services.inbound_batch import JournalDrain
@@ -73,6 +77,7 @@ from connector.services.sessions import SessionActions
 from connector.settings import Settings
 from connector.state.caches import ConfigurationCache, SessionCache, TeamCache
 from connector.state.consent import ConsentLedger
+from connector.state.crm_sends import StateCrmSendLedger, WebhookKeys
 from connector.state.db import StateStore
 from connector.state.journal import Journal
 from connector.state.outbox import Outbox
@@ -80,6 +85,7 @@ from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.state.send_rate import StateStoreSendRate
 from connector.worker.consent_tasks import ConsentTasks, register_consent
+from connector.worker.crm_send_tasks import CrmSendTasks, register_crm_sends
 from connector.worker.escalation_tasks import register_escalation
 from connector.worker.outbound_tasks import OutboundTasks, register_outbound
 from connector.worker.phone_sync_tasks import PhoneSyncTasks, register_phone_sync
@@ -87,6 +93,8 @@ from connector.worker.queue import InProcessWorker, Nudger, make_huey
 from connector.worker.tasks import WorkerTasks, register
 
 log = get_logger(__name__)
+DATAVERSE_JOURNAL = "dataverse"
+"""The journal name of Dataverse webhook events (rows created in Dataverse)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +382,14 @@ class Connector:
             error_log=self.error_log,
             status_news=self.status_news.apply_many,
             status_journals=frozenset(p.journal_name for p in self.status_providers.values()),
+            sinks={DATAVERSE_JOURNAL: self._crm_rows},
         )
+
+    def _crm_rows(
+        self, events: Sequence[tuple[Mapping[str, Any], float]]
+    ) -> list[Exception | None]:
+        """Journaled Dataverse webhook events to the send path (late-bound: built on use)."""
+        return self.crm_sends.take_events(events)
 
     @cached_property
     def status_providers(self) -> ProviderRegistry[TwilioStatusWebhooks]:
@@ -438,6 +453,34 @@ class Connector:
             linger=self.settings.worker.outbound_linger_seconds,
         )
 
+    # -- sends that start in Dynamics -----------------------------------------------------
+
+    @cached_property
+    def crm_send_rows(self) -> DataverseSendRows:
+        """Outbound message rows created in Dataverse."""
+        return DataverseSendRows(self.dataverse)
+
+    @cached_property
+    def crm_sends(self) -> CrmSends:
+        """Rows created in Dataverse through the send path, once (webhook and poll)."""
+        return CrmSends(
+            self.sender,
+            self.crm_send_rows,
+            StateCrmSendLedger(self.state),
+            self.outbox.exists,
+            interval=self.settings.worker.dataverse_poll_seconds,
+        )
+
+    @cached_property
+    def webhook_keys(self) -> WebhookKeys:
+        """The Dataverse webhook key (stored encrypted with ``CONNECTOR_SECRET_KEYS``)."""
+        return WebhookKeys(self.state, lambda: SecretBox(self.settings.secret_keys))
+
+    @cached_property
+    def webhook_registration(self) -> DataverseWebhookRegistration:
+        """The service endpoint and step that post new message rows to us."""
+        return DataverseWebhookRegistration(self.dataverse)
+
     @cached_property
     def session_actions(self) -> SessionActions:
         """Accept, dismiss, block, assign."""
@@ -475,6 +518,11 @@ class Connector:
         return register_outbound(self.huey, self.outbox_sender, self.outbound_sync)
 
     @cached_property
+    def crm_send_tasks(self) -> CrmSendTasks:
+        """The poll for rows created in Dataverse on the queue."""
+        return register_crm_sends(self.huey, self.crm_sends)
+
+    @cached_property
     def consent_tasks(self) -> ConsentTasks:
         """The consent ledger's Dataverse push and periodic pull on the queue."""
         return register_consent(self.huey, self.consent_sync)
@@ -509,10 +557,13 @@ class Connector:
         self._closers.append(self._stop_worker)
         self.tasks.enqueue()  # pick up whatever an earlier run left behind
         self.outbound_tasks.enqueue_send()
+        if periodic:
+            self.crm_send_tasks.start()
 
     def queue_tasks(self) -> Huey:
         """Register every task on the queue (before a consumer starts); the queue."""
         _ = self.tasks, self.periodic, self.outbound_tasks, self.consent_tasks
+        _ = self.crm_send_tasks
         return self.huey
 
     def _stop_worker(self) -> None:
@@ -525,7 +576,7 @@ class Connector:
     @cached_property
     def webhooks(self) -> InboundWebhooks:
         """What the webhook route needs (outcomes counted on ``/metrics``)."""
-        outcomes = webhook_counter(self.metrics)
+        outcomes = self.webhook_outcomes
         self.metrics.register(JournalCollector(self.journal))
         return InboundWebhooks(
             providers=self.providers,
@@ -536,6 +587,26 @@ class Connector:
             count=lambda outcome: outcomes.labels(outcome).inc(),
             statuses=self.status_providers,
             known_message=self.outbox.exists,
+        )
+
+    @cached_property
+    def webhook_outcomes(self) -> Any:
+        """``connector_webhooks_total{outcome}`` on this process's registry."""
+        return webhook_counter(self.metrics)
+
+    @cached_property
+    def dataverse_webhook(self) -> DataverseWebhook:
+        """What ``POST /webhooks/dataverse`` needs."""
+        outcomes = self.webhook_outcomes
+        return DataverseWebhook(
+            keys=self.webhook_keys.accepted,
+            parse=webhook_event,
+            journal=self.journal,
+            journal_name=DATAVERSE_JOURNAL,
+            max_body_bytes=self.settings.api.max_request_bytes,
+            nudge=self.nudger.nudge,
+            count=lambda outcome: outcomes.labels(outcome).inc(),
+            wanted=waits_for_us,
         )
 
     @cached_property
@@ -550,6 +621,7 @@ class Connector:
                 sender=self.sender,
                 outbox=self.outbox,
                 consent=self.consent,
+                dataverse_webhook=self.dataverse_webhook,
                 readiness={"state_store": self.state.ping, "dataverse": self.readiness},
                 metrics=self.metrics,
                 max_request_bytes=self.settings.api.max_request_bytes,

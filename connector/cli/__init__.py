@@ -11,6 +11,7 @@ import typer
 from connector import __version__
 from connector.cli import (
     config_cmd,
+    dataverse_cmd,
     emulator_cmd,
     export_cmd,
     schema_cmd,
@@ -50,6 +51,7 @@ emulator_cmd.register(app)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(sync_cmd.app, name="sync")
 app.add_typer(schema_cmd.app, name="schema")
+app.add_typer(dataverse_cmd.app, name="dataverse")
 setup_cmd.register(app)
 simulate_cmd.register(app)
 worker_cmd.register(app)

@@ -59,6 +59,7 @@ class JournalDrain:
         error_log: ErrorLog | None = None,
         status_news: StatusSink | None = None,
         status_journals: frozenset[str] = frozenset(),
+        sinks: Mapping[str, StatusSink] | None = None,
     ) -> None:
         self.journal = journal
         self.service = service
@@ -70,6 +71,8 @@ class JournalDrain:
         self.error_log = error_log
         self.status_news = status_news
         self.status_journals = status_journals
+        self.sinks = dict(sinks or {})
+        """Other journals' events, by journal name, each to its own sink (``dataverse``)."""
 
     def drain(self) -> DrainResult:
         """Claim and process batches until nothing is due or the time budget is spent."""
@@ -92,9 +95,13 @@ class JournalDrain:
         """
         statuses = [entry for entry in batch if entry.provider in self.status_journals]
         done, failed = self._apply_statuses(statuses) if statuses else (0, 0)
+        for name, sink in self.sinks.items():
+            routed = [entry for entry in batch if entry.provider == name]
+            ok, bad = self._apply_statuses(routed, sink) if routed else (0, 0)
+            done, failed = done + ok, failed + bad
         parsed: list[tuple[JournalRow, InboundMessage]] = []
         for entry in batch:
-            if entry.provider in self.status_journals:
+            if entry.provider in self.status_journals or entry.provider in self.sinks:
                 continue
             try:
                 parsed.append((entry, self.providers[entry.provider].parse(entry.payload)))
@@ -108,11 +115,16 @@ class JournalDrain:
             ok, bad = self._write(parsed, failed) if parsed else (0, failed)
         return done + ok, bad
 
-    def _apply_statuses(self, entries: Sequence[JournalRow]) -> tuple[int, int]:
-        """Apply journaled status callbacks; (done, failed)."""
-        if self.status_news is None:
+    def _apply_statuses(
+        self, entries: Sequence[JournalRow], sink: StatusSink | None = None
+    ) -> tuple[int, int]:
+        """Apply journaled status callbacks (or another journal's events, with ``sink``);
+        (done, failed)."""
+        if sink is not None:
+            errors: list[Exception | None] = sink([(e.payload, e.received_at) for e in entries])
+        elif self.status_news is None:
             off = NotEnabledError("status callbacks are not applied by this worker")
-            errors: list[Exception | None] = [off] * len(entries)
+            errors = [off] * len(entries)
         else:
             errors = self.status_news([(e.payload, e.received_at) for e in entries])
         done = [e for e, problem in zip(entries, errors, strict=True) if problem is None]

@@ -106,6 +106,9 @@ class SendOrder:
     send_at: float | None = None
     origin: SendOrigin = SendOrigin.AUTOMATION
     automatic: bool = False
+    message_id: str | None = None
+    """The message's id when the caller has one (a row created in Dataverse: its row id, so
+    the row is updated in place and the outbox holds it once); else a new one."""
 
     def fingerprint(self) -> str:
         """A hash of the order, for ``Idempotency-Key`` checks."""
@@ -122,6 +125,8 @@ class SendOrder:
             "origin": self.origin.value,
             "automatic": self.automatic,
         }
+        if self.message_id is not None:  # left out otherwise: stored hashes stay valid
+            data["message_id"] = self.message_id
         text = json.dumps(data, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -260,7 +265,7 @@ class SendService:
         send_at = order.send_at if order.send_at and order.send_at > now else None
         send_at = self.gates(config, to, record, category, order=order, send_at=send_at) or send_at
         info = count_segments(body.body) if body.body else None
-        message_id = self.new_id()
+        message_id = order.message_id or self.new_id()
         current, session = self._session(
             config, to, record, message_id, now, automatic=order.automatic
         )

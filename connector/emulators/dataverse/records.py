@@ -37,6 +37,13 @@ class Records:
     def __init__(self, store: Store, schema: Schema) -> None:
         self.store = store
         self.schema = schema
+        self.observer: Callable[[EntityDef, str, str], None] | None = None
+        """Told ``(table, row id, "create" | "update" | "delete")`` once a write commits."""
+
+    def _notify(self, entity: EntityDef, record_id: str, operation: str) -> None:
+        observer = self.observer
+        if observer is not None:
+            self.store.after_commit(lambda: observer(entity, record_id, operation))
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -125,6 +132,7 @@ class Records:
             self._derive_fullname(entity, record_id)
             found = self.get(entity, record_id)
             self._mirror(entity, found)
+            self._notify(entity, record_id, "create")
         assert found is not None
         return found
 
@@ -164,6 +172,7 @@ class Records:
             self._derive_fullname(entity, record_id)
             found = self.get(entity, record_id)
             self._mirror(entity, found)
+            self._notify(entity, record_id, "update")
         assert found is not None
         return found
 
@@ -177,6 +186,7 @@ class Records:
                 )
             self.store.delete(entity, record_id, self.store.next_version())
             activities.unmirror(self.store, entity, record_id)
+            self._notify(entity, record_id, "delete")
 
     def _write(self, entity: EntityDef, action: Callable[[], None], record_id: str) -> None:
         try:

@@ -12,11 +12,14 @@ import sqlite3
 import time
 from collections import Counter
 
+from connector.emulators.dataverse import plugins
+from connector.emulators.dataverse.metadata import EntityDef
 from connector.emulators.dataverse.records import Records
 from connector.emulators.dataverse.schema import Schema
 from connector.emulators.dataverse.seed import SEED_USER_ID
 from connector.emulators.dataverse.standard import add_many_to_many, standard_schema
 from connector.emulators.dataverse.store import Store
+from connector.emulators.dataverse.webhooks import WebhookDispatcher
 
 
 class EmulatorState:
@@ -26,8 +29,29 @@ class EmulatorState:
         self.store = Store(db_path)
         self.key_delay = key_delay
         self.stats: Counter[str] = Counter()
+        self.webhooks = WebhookDispatcher(lambda: self.records)
         self.schema = self._load_schema()
-        self.records = Records(self.store, self.schema)
+        self.records = self._records()
+
+    def _records(self) -> Records:
+        """Rows over the current schema, with the plug-in registration tables and the
+        webhook dispatcher told about each committed write."""
+        added = plugins.add_registration_tables(self.schema)
+        if added:
+            with self.store.transaction():
+                for entity in added:
+                    self.store.save_entity(entity)
+                for rel in self.schema.relationships.values():
+                    self.store.save_relationship(rel)
+        records = Records(self.store, self.schema)
+        plugins.seed_messages(records)
+        records.observer = self.webhooks.written
+        self.webhooks.forget_registrations()  # a reset or restore brings other rows
+        return records
+
+    def table_created(self, entity: EntityDef) -> None:
+        """A table created through the metadata API gets its message filters."""
+        plugins.add_filters(self.records, entity)
 
     def _load_schema(self) -> Schema:
         entities, rels = self.store.load_definitions()
@@ -85,7 +109,7 @@ class EmulatorState:
     def _reload(self) -> None:
         self.stats.clear()
         self.schema = self._load_schema()
-        self.records = Records(self.store, self.schema)
+        self.records = self._records()
 
     def persist_schema(self) -> None:
         """Write every definition back to the store (after a metadata change)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
@@ -84,6 +84,7 @@ class Store:
         self.conn.executescript(_META)
         self.lock = threading.RLock()
         self._depth = 0
+        self._after: list[tuple[int, Callable[[], None]]] = []
 
     def close(self) -> None:
         """Close the connection."""
@@ -104,11 +105,26 @@ class Store:
                 else:
                     self.conn.execute(f"ROLLBACK TO {savepoint}")
                     self.conn.execute(f"RELEASE {savepoint}")
+                self._after = [(d, f) for d, f in self._after if d < self._depth]
                 raise
             else:
                 self.conn.execute("COMMIT" if self._depth == 1 else f"RELEASE {savepoint}")
+                depth = self._depth - 1
+                self._after = [(min(d, depth), f) for d, f in self._after]
             finally:
                 self._depth -= 1
+            if self._depth == 0 and self._after:
+                ready, self._after = self._after, []
+                for _, action in ready:
+                    action()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the current transaction commits (now, outside one); dropped
+        when the savepoint or transaction it was asked in rolls back."""
+        if self._depth == 0:
+            action()
+        else:
+            self._after.append((self._depth, action))
 
     # -- metadata ---------------------------------------------------------------------------
 

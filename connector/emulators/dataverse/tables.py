@@ -59,6 +59,7 @@ def create_table(emulator: EmulatorState, body: dict[str, Any], solution: str | 
     with emulator.store.transaction():
         wire(emulator.schema, entity)
         emulator.persist_schema()
+    emulator.table_created(entity)
     return entity
 
 

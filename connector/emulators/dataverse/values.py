@@ -121,6 +121,8 @@ def row_to_json(
     result: dict[str, Any] = {"@odata.etag": f'W/"{row.get("versionnumber")}"'}
     for name in names or list(entity.attributes):
         attr = entity.attributes[name]
+        if attr.extra.get("write_only"):  # serviceendpoint.authvalue: never read back
+            continue
         value = row.get(name)
         if attr.is_lookup:
             key = f"_{name}_value"
