@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from connector.domain.consent import ConsentChange
 from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
+from connector.domain.inbox import ConversationSummary, Folder, RecordMatch, ThreadMessage
 from connector.domain.model import Configuration, Keyword, MessageCategory, RecordType, Template
 from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.phone_records import IndexEntry, LeadClaim, RecordTypeSpec, SyncCursor
@@ -743,4 +744,33 @@ class ConsentLedgerWriter(Protocol):
     def changed_since(self, since: datetime | None) -> list[ConsentChange]:
         """The current rows modified at or after ``since`` (None: all), oldest edit first,
         as changes whose id is derived from the row and its edit (admin edits, imports)."""
+        ...
+
+
+class ConversationReader(Protocol):
+    """Conversations read back from Dataverse for agents (``connector.crm.inbox``): the
+    messages page and the read API. Each call is ONE Dataverse request."""
+
+    def conversations(
+        self, folder: Folder, query: str | None, limit: int
+    ) -> list[ConversationSummary]:
+        """The folder's conversations, most recent activity first; ``query`` narrows them
+        to a name or number containing it."""
+        ...
+
+    def thread(self, session_id: str) -> list[ThreadMessage]:
+        """The session's messages, oldest first."""
+        ...
+
+
+class RecordDirectory(Protocol):
+    """CRM records an agent picks or creates from a conversation (``connector.crm.inbox``)."""
+
+    def search(self, tables: Sequence[str], text: str, limit: int) -> list[RecordMatch]:
+        """Records of ``tables`` whose name or phone contains ``text``."""
+        ...
+
+    def create(self, table: str, fields: Mapping[str, str], phone: str) -> RecordMatch:
+        """Create a lead or contact carrying ``phone`` with ``fields`` (first name, last
+        name, email); the new record."""
         ...

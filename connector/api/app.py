@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI
 
 from connector import __version__
-from connector.api import consent, health, messages, resolution, sessions, webhooks
+from connector.api import consent, health, inbox, messages, resolution, sessions, webhooks
 from connector.api.bounds import BodyLimit
 from connector.api.deps import WebServices
 from connector.api.problems import NotEnabledError, install_problem_handlers
@@ -40,6 +40,7 @@ def create_app(
         messages.router,
         consent.router,
         sessions.router,
+        inbox.router,
         resolution.router,
         *extra_routers,
     ):
