@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-COOKIE = "smsc_page"
+COOKIE = "connector_page"
 LIFETIME_SECONDS = 12 * 3600
 _PURPOSE = b"connector messages page v1"
 

@@ -128,7 +128,7 @@ def _signed_in(stack: Stack) -> tuple[requests.Session, str]:
     set_cookie = signin.headers["set-cookie"]
     assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
     assert "Secure" in set_cookie  # the public URL is https (the test speaks http: set by hand)
-    browser.cookies.set("smsc_page", signin.cookies["smsc_page"])
+    browser.cookies.set("connector_page", signin.cookies["connector_page"])
     answer = browser.get(stack.url + "/messages", timeout=10)
     assert answer.status_code == 200 and answer.url.endswith("/messages"), answer.text
     match = re.search(r'name="csrf" value="([0-9a-f]+)"', answer.text)
@@ -146,7 +146,7 @@ def test_page_needs_a_valid_key_and_every_part_checks_the_session(stack: Stack) 
     partial = requests.get(stack.url + "/messages/list", headers={"HX-Request": "true"}, timeout=10)
     assert partial.status_code == 401 and partial.headers["HX-Redirect"] == "/"
     forged = requests.Session()
-    forged.cookies.set("smsc_page", "e30.AAAA")
+    forged.cookies.set("connector_page", "e30.AAAA")
     tampered = forged.get(stack.url + "/messages/list", allow_redirects=False, timeout=10)
     assert tampered.status_code == 303 and tampered.headers["location"] == "/"
 
@@ -186,3 +186,20 @@ def test_customer_text_is_shown_escaped_and_the_thread_csv_is_defused(stack: Sta
     text = csv_answer.content.decode("utf-8-sig")
     assert text.splitlines()[0].startswith("Message ID,Thread ID")
     assert "<script>alert(1)</script> =HYPERLINK(1)" in text
+
+
+def test_page_opens_a_thread_in_two_requests_and_lists_a_folder_in_one(stack: Stack) -> None:
+    session_id = _one_conversation(stack)
+    browser, _ = _signed_in(stack)
+    hx = {"HX-Request": "true"}
+    browser.get(stack.url + f"/messages/thread/{session_id}", headers=hx, timeout=10)
+    _post(stack, f"/api/v1/sessions/{session_id}/unread")  # templates are cached from now on
+    before = _requests(stack)
+    opened = browser.get(stack.url + f"/messages/thread/{session_id}", headers=hx, timeout=10)
+    assert opened.status_code == 200 and "Alice Nguyen" in opened.text
+    assert _requests(stack) - before <= 2  # its messages, and marking it read
+    assert _session_row(stack, session_id)[tables.SESSION_UNREAD] == 0
+    before = _requests(stack)
+    listed = browser.get(stack.url + "/messages/list", headers=hx, timeout=10)
+    assert listed.status_code == 200 and session_id in listed.text
+    assert _requests(stack) - before <= 1
