@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-e2e lint check install clean
+.PHONY: run test test-unit test-integration test-e2e lint check install clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,13 @@ test-integration: $(STAMP)
 	@$(call pytest,tests/integration)
 
 test-e2e: $(STAMP)
+	@scripts/ensure-test-services.sh
 	@$(call pytest,tests/e2e)
+
+## Regenerate the README's screenshots of the messages page (the browser e2e test takes them).
+screenshots: $(STAMP)
+	@scripts/ensure-test-services.sh
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/e2e/test_messages_page_e2e.py
 
 ## Lint and type-check (ruff, mypy strict on connector/ and tests/), and the import
 ## contracts (arrows point down only: see [tool.importlinter] in pyproject.toml).

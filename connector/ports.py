@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeAlias
 from connector.domain.consent import ConsentChange
 from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
 from connector.domain.crm_sends import CrmSendRow
+from connector.domain.inbox import ConversationSummary, Folder, RecordMatch, ThreadMessage
 from connector.domain.model import Configuration, Keyword, MessageCategory, RecordType, Template
 from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.phone_records import IndexEntry, LeadClaim, RecordTypeSpec, SyncCursor
@@ -810,4 +811,32 @@ class CrmSendLedger(Protocol):
 
     def save_poll_cursor(self, since: datetime | None, ran_at: float) -> None:
         """Record the poll's place and the time of this run."""
+
+
+class ConversationReader(Protocol):
+    """Conversations read back from Dataverse for agents (``connector.crm.inbox``): the
+    messages page and the read API. Each call is ONE Dataverse request."""
+
+    def conversations(
+        self, folder: Folder, query: str | None, limit: int
+    ) -> list[ConversationSummary]:
+        """The folder's conversations, most recent activity first; ``query`` narrows them
+        to a name or number containing it."""
+        ...
+
+    def thread(self, session_id: str) -> list[ThreadMessage]:
+        """The session's messages, oldest first."""
+        ...
+
+
+class RecordDirectory(Protocol):
+    """CRM records an agent picks or creates from a conversation (``connector.crm.inbox``)."""
+
+    def search(self, tables: Sequence[str], text: str, limit: int) -> list[RecordMatch]:
+        """Records of ``tables`` whose name or phone contains ``text``."""
+        ...
+
+    def create(self, table: str, fields: Mapping[str, str], phone: str) -> RecordMatch:
+        """Create a lead or contact carrying ``phone`` with ``fields`` (first name, last
+        name, email); the new record."""
         ...

@@ -19,6 +19,7 @@ from connector.api import (
     consent,
     dataverse_webhook,
     health,
+    inbox,
     messages,
     resolution,
     sessions,
@@ -49,6 +50,7 @@ def create_app(
         messages.router,
         consent.router,
         sessions.router,
+        inbox.router,
         resolution.router,
         *extra_routers,
     ):

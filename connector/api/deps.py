@@ -33,6 +33,7 @@ from connector.ports import (
 from connector.providers.webhooks import ProviderRegistry
 from connector.services.consent import ConsentService
 from connector.services.conversation_move import ConversationMover
+from connector.services.inbox import InboxService
 from connector.services.outbound import SendService
 from connector.services.sessions import SessionActions
 
@@ -88,6 +89,7 @@ class WebServices:
     outbox: OutboxStore | None = None
     consent: ConsentService | None = None
     dataverse_webhook: DataverseWebhook | None = None
+    inbox: InboxService | None = None  # folders, threads and marks (read API, messages page)
     readiness: Mapping[str, Callable[[], object]] = field(default_factory=dict)
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     max_request_bytes: int = 1024 * 1024  # API request bodies (webhooks have their own bound)
@@ -146,6 +148,11 @@ async def consent_service(request: Request) -> ConsentService:
     return _enabled((await services(request)).consent, "consent requests")
 
 
+async def inbox_service(request: Request) -> InboxService:
+    """Folders, threads and marks."""
+    return _enabled((await services(request)).inbox, "conversation reads")
+
+
 async def require_api_key(request: Request, wired: Services) -> None:
     """Reject API calls without a configured ``X-API-Key`` (constant-time comparison)."""
     presented = request.headers.get("x-api-key", "")
@@ -161,3 +168,4 @@ MoverDep = Annotated[ConversationMover, Depends(conversation_mover)]
 SenderDep = Annotated[SendService, Depends(send_service)]
 OutboxDep = Annotated[OutboxStore, Depends(outbox)]
 ConsentDep = Annotated[ConsentService, Depends(consent_service)]
+InboxDep = Annotated[InboxService, Depends(inbox_service)]

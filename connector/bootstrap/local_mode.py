@@ -296,6 +296,7 @@ def try_this(base_url: str, port_is_default: bool) -> list[str]:
     return [
         "Local mode: embedded Dataverse emulator and simulated SMS provider (no accounts needed).",
         f"Demo sender {DEMO_SENDER}; Alice Nguyen (contact) texts from {DEMO_CUSTOMER}.",
+        f"Messages page (opens signed in from this machine): {base_url}/messages",
         "Try, in another terminal of this directory:",
         f"  {command} simulate inbound --from {DEMO_CUSTOMER} --to {DEMO_SENDER}"
         f' --body "Hi, is my order ready?"{url}',

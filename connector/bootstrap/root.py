@@ -29,6 +29,8 @@ from connector.bootstrap.twilio import media_fetcher, signature_tokens, twilio_w
 from connector.crm.consent_rows import DataverseConsentLedger
 from connector.crm.conversation_links import DataverseConversationRelinker
 from connector.crm.conversations import DataverseConversations, DataverseErrorLog
+from connector.crm.inbox import DataverseInbox
+from connector.crm.message_export import DataverseMessageArchive
 from connector.crm.outbound_rows import DataverseOutbound
 from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.crm.send_rows import DataverseSendRows, waits_for_us, webhook_event
@@ -68,6 +70,7 @@ from connector.services.crm_sends import CrmSends
 from connector.services.escalation import EscalationService
 from connector.services.inbound import InboundService
 from connector.services.inbound_batch import JournalDrain
+from connector.services.inbox import InboxService
 from connector.services.outbound import SendService
 from connector.services.outbound_sync import OutboundSync, StatusNews
 from connector.services.outbox_sender import OutboxSender
@@ -84,6 +87,8 @@ from connector.state.outbox import Outbox
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.state.send_rate import StateStoreSendRate
+from connector.web.page import page_router
+from connector.web.wiring import PageServices
 from connector.worker.consent_tasks import ConsentTasks, register_consent
 from connector.worker.crm_send_tasks import CrmSendTasks, register_crm_sends
 from connector.worker.escalation_tasks import register_escalation
@@ -496,6 +501,40 @@ class Connector:
         """Conversation moves."""
         return ConversationMover(self.sessions, self.relinker, self.resolver)
 
+    @cached_property
+    def inbox_reader(self) -> DataverseInbox:
+        """Folders, threads and record look-ups in Dataverse (the messages page, read API)."""
+        return DataverseInbox(self.dataverse)
+
+    @cached_property
+    def inbox(self) -> InboxService:
+        """Folders, threads, marks and records created from conversations."""
+        return InboxService(
+            sessions=self.sessions,
+            reader=self.inbox_reader,
+            writer=self.writer,
+            records=self.inbox_reader,
+            mover=self.mover,
+            configurations=self.configurations,
+            consent=self.consent_ledger,
+        )
+
+    @cached_property
+    def page(self) -> PageServices:
+        """What the messages page uses (local mode: a loopback browser is signed in)."""
+        return PageServices(
+            inbox=self.inbox,
+            sender=self.sender,
+            actions=self.session_actions,
+            mover=self.mover,
+            consent=self.consent,
+            archive=DataverseMessageArchive(self.dataverse),
+            templates=self.templates,
+            api_keys=self.settings.api.keys,
+            local_open=self.settings.local_mode,
+            secure_cookie=(self.public_base_url or "").startswith("https://"),
+        )
+
     # -- the worker -------------------------------------------------------------------------
 
     @cached_property
@@ -622,10 +661,12 @@ class Connector:
                 outbox=self.outbox,
                 consent=self.consent,
                 dataverse_webhook=self.dataverse_webhook,
+                inbox=self.inbox,
                 readiness={"state_store": self.state.ping, "dataverse": self.readiness},
                 metrics=self.metrics,
                 max_request_bytes=self.settings.api.max_request_bytes,
-            )
+            ),
+            extra_routers=[page_router(self.page)],
         )
 
     @cached_property

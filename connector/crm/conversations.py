@@ -79,6 +79,7 @@ def session_row(session: SessionState, regarding_ref: RowRef | None) -> dict[str
         "smsc_unreadcount": session.unread,
         "smsc_acceptance": ACCEPTANCE_OPTIONS[session.acceptance],
         "smsc_matchtrace": session.match_trace[:8000],
+        tables.SESSION_FOLDER: tables.SESSION_FOLDER_OPTIONS[session.archived],
     }
     if regarding_ref is not None:
         row.update(regarding(tables.SESSION.logical_name, regarding_ref))
@@ -235,10 +236,11 @@ class DataverseConversations:
         return run_change_sets(self._client, sets)
 
     def update_session(self, session: SessionState) -> None:
-        """Write owner, acceptance and counters of a session after an agent acted."""
+        """Write owner, acceptance, folder and counters of a session after an agent acted."""
         body: dict[str, Any] = {
             "smsc_acceptance": ACCEPTANCE_OPTIONS[session.acceptance],
             "smsc_unreadcount": session.unread,
+            tables.SESSION_FOLDER: tables.SESSION_FOLDER_OPTIONS[session.archived],
         }
         body.update(_owner(session))
         self._client.update(tables.SESSION.entity_set, session.id, body)

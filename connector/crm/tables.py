@@ -126,6 +126,29 @@ CONSENT_NAV = "smsc_ConsentId"
 SESSION_LOOKUP = "smsc_sessionid"  # on smsc_message: the conversation it belongs to
 SESSION_MATCH_TRACE = "smsc_matchtrace"  # on smsc_session: why its regarding was chosen
 
+# Session columns the messages page and its read API use (session.yaml).
+SESSION_FOLDER = "smsc_folder"  # Inbox / Archived
+SESSION_FOLDER_OPTIONS: Mapping[bool, int] = MappingProxyType(
+    {False: 105710000, True: 105710001}  # archived? -> option value
+)
+SESSION_UNREAD = "smsc_unreadcount"
+SESSION_PHONE = "smsc_customerphone"
+SESSION_LAST_MESSAGE = "smsc_lastmessageon"
+SESSION_ACCEPTANCE = "smsc_acceptance"
+# Message columns the thread pane reads (message.yaml).
+MESSAGE_DIRECTION = "smsc_direction"
+MESSAGE_BODY = "smsc_body"
+MESSAGE_FROM = "smsc_from"
+MESSAGE_TO = "smsc_to"
+MESSAGE_STATUS = "smsc_status"
+MESSAGE_FAILURE_CATEGORY = "smsc_failurecategory"
+MESSAGE_ERROR_CODE = "smsc_providererrorcode"
+MESSAGE_ERROR_TEXT = "smsc_providererrortext"
+MESSAGE_SEGMENTS = "smsc_segments"
+MESSAGE_SENT_ON = "smsc_senton"
+MESSAGE_DELIVERED_ON = "smsc_deliveredon"
+MESSAGE_RECEIVED_ON = "smsc_receivedon"
+
 # Alternate keys (name -> columns), as declared in solution_schema/tables/*.yaml.
 CONFIGURATION_SENDER_KEY = ("smsc_senderkey",)
 RECORD_TYPE_KEY = ("smsc_configurationid", "smsc_tablename")

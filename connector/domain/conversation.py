@@ -91,6 +91,8 @@ class SessionState:
     escalated_by: str | None = None
     counted: frozenset[str] = field(default_factory=frozenset)
     """Provider ids of the messages counted in ``unread`` (a retry finds its id here)."""
+    archived: bool = False
+    """In the Archived folder (an inbound message brings it back to the inbox, unread)."""
     version: int = 0
 
     def is_open(self, now: float) -> bool:
@@ -109,10 +111,20 @@ class SessionState:
             unread=self.unread + 1,
             last_message_at=latest,
             counted=self.counted | {provider_id},
+            archived=False,
         )
         if self.awaiting_since is not None:
             return counted
         return replace(counted, awaiting_since=at).escalated(None)
+
+    def marked(self, *, unread: int | None = None, archived: bool | None = None) -> SessionState:
+        """The session with its unread count and/or folder set by an agent (reading, marking
+        unread, archiving); the wait for a reply is not ended by it."""
+        return replace(
+            self,
+            unread=self.unread if unread is None else max(unread, 0),
+            archived=self.archived if archived is None else archived,
+        )
 
     def acted(self, at: float) -> SessionState:
         """Someone acted on the session at ``at``: the wait, and its escalation, end."""
