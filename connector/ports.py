@@ -16,7 +16,13 @@ from typing import Any, Protocol, TypeAlias
 from connector.domain.consent import ConsentChange
 from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
 from connector.domain.crm_sends import CrmSendRow
-from connector.domain.inbox import ConversationSummary, Folder, RecordMatch, ThreadMessage
+from connector.domain.inbox import (
+    ConversationSummary,
+    Folder,
+    MediaFileContent,
+    RecordMatch,
+    ThreadMessage,
+)
 from connector.domain.model import Configuration, Keyword, MessageCategory, RecordType, Template
 from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.phone_records import IndexEntry, LeadClaim, RecordTypeSpec, SyncCursor
@@ -825,7 +831,11 @@ class ConversationReader(Protocol):
         ...
 
     def thread(self, session_id: str) -> list[ThreadMessage]:
-        """The session's messages, oldest first."""
+        """The session's messages, oldest first, with their attachments named."""
+        ...
+
+    def note(self, note_id: str) -> MediaFileContent | None:
+        """An attachment of a message, with its bytes (None: not a message's attachment)."""
         ...
 
 

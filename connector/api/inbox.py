@@ -69,6 +69,14 @@ class ConversationList(BaseModel):
     sessions: list[ConversationView]
 
 
+class MediaView(BaseModel):
+    """An MMS attachment of a message (its bytes: the messages page's media route)."""
+
+    id: str
+    filename: str
+    mimetype: str
+
+
 class MessageRow(BaseModel):
     """One message of a thread."""
 
@@ -83,6 +91,7 @@ class MessageRow(BaseModel):
     failure_code: str | None
     failure_reason: str | None
     segments: int | None
+    media: list[MediaView] = Field(default_factory=list)
 
     @classmethod
     def of(cls, message: ThreadMessage) -> MessageRow:
@@ -100,6 +109,10 @@ class MessageRow(BaseModel):
                 "failure_code": message.failure_code,
                 "failure_reason": message.failure_reason,
                 "segments": message.segments,
+                "media": [
+                    {"id": m.id, "filename": m.filename, "mimetype": m.mimetype}
+                    for m in message.media
+                ],
             }
         )
 

@@ -11,6 +11,7 @@ session lookup, oldest first. Pure builders make the query strings; the class on
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -20,9 +21,16 @@ from connector.crm import tables
 from connector.crm.conversations import ACCEPTANCE_OPTIONS, DIRECTION_OUTBOUND
 from connector.dataverse import odata
 from connector.dataverse.client import DataverseClient
-from connector.domain.inbox import ConversationSummary, Folder, RecordMatch, ThreadMessage
+from connector.domain.inbox import (
+    ConversationSummary,
+    Folder,
+    MediaFileContent,
+    MediaRef,
+    RecordMatch,
+    ThreadMessage,
+)
 from connector.domain.record_types import DEFAULT_PHONE_COLUMNS, STANDARD_TABLES
-from connector.errors import InvalidInputError
+from connector.errors import DataverseNotFoundError, InvalidInputError
 
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 LOOKUP_TABLE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
@@ -42,6 +50,7 @@ _SESSION_SELECT = (
     REGARDING,
     tables.SESSION.value(tables.CONFIGURATION_LOOKUP),
 )
+_NOTE_SELECT = ("annotationid", "filename", "mimetype", "isdocument", "createdon")
 _MESSAGE_SELECT = (
     "activityid",
     "createdon",
@@ -101,6 +110,7 @@ def thread_query(session_id: str) -> str:
         select=_MESSAGE_SELECT,
         filter=odata.eq(tables.MESSAGE.value(tables.SESSION_LOOKUP), session),
         orderby=["createdon asc"],
+        expand=[f"{tables.MESSAGE_NOTES}($select={','.join(_NOTE_SELECT)})"],
     )
     return odata.query_string(options)
 
@@ -150,7 +160,17 @@ def message_from_row(row: Mapping[str, Any]) -> ThreadMessage:
         failure_reason=_text(row, tables.MESSAGE_ERROR_TEXT),
         segments=int(segments) if segments is not None else None,
         regarding_name=_text(row, REGARDING + FORMATTED),
-    )
+        media=tuple(
+            MediaRef(str(note["annotationid"]), str(note.get("filename") or "attachment"),
+                     str(note.get("mimetype") or "application/octet-stream"))
+            for note in sorted(row.get(tables.MESSAGE_NOTES) or [], key=_note_order)
+            if note.get("annotationid") and note.get("isdocument") is not False
+        ),
+    )  # fmt: skip
+
+
+def _note_order(note: Mapping[str, Any]) -> tuple[str, str]:
+    return (str(note.get("createdon") or ""), str(note.get("filename") or ""))
 
 
 def record_body(table: str, fields: Mapping[str, str], phone: str) -> dict[str, Any]:
@@ -186,6 +206,26 @@ class DataverseInbox:
         """ONE query: the folder's sessions, newest activity first."""
         rows = self._get(tables.SESSION.entity_set, folder_query(folder, query, limit))
         return [summary_from_row(row) for row in rows]
+
+    def note(self, note_id: str) -> MediaFileContent | None:
+        """ONE read: an attachment of a message (None: no such note, or a note of anything
+        but a message: the page serves message media only)."""
+        try:
+            row = self._client.retrieve(
+                "annotations",
+                uuid.UUID(odata.guid(note_id)),
+                select=["filename", "mimetype", "documentbody", "objecttypecode"],
+            )
+        except DataverseNotFoundError:
+            return None
+        if row.get("objecttypecode") != tables.MESSAGE.logical_name:
+            return None
+        body = base64.b64decode(str(row.get("documentbody") or ""), validate=False)
+        return MediaFileContent(
+            str(row.get("filename") or "attachment"),
+            str(row.get("mimetype") or "application/octet-stream"),
+            body,
+        )
 
     def thread(self, session_id: str) -> list[ThreadMessage]:
         """ONE query: the session's messages, oldest first (a long thread: its first 5000)."""

@@ -135,7 +135,9 @@ SESSION_UNREAD = "smsc_unreadcount"
 SESSION_PHONE = "smsc_customerphone"
 SESSION_LAST_MESSAGE = "smsc_lastmessageon"
 SESSION_ACCEPTANCE = "smsc_acceptance"
-# Message columns the thread pane reads (message.yaml).
+# Message columns the thread pane reads (message.yaml), and the notes (MMS media) under a
+# message: the one-to-many relationship Dataverse makes for a table with notes.
+MESSAGE_NOTES = "smsc_message_Annotations"
 MESSAGE_DIRECTION = "smsc_direction"
 MESSAGE_BODY = "smsc_body"
 MESSAGE_FROM = "smsc_from"
@@ -161,17 +163,10 @@ MESSAGE_AUTOMATIC = "smsc_isautomatic"  # sent by the connector itself (confirma
 MESSAGE_KEYWORD = "smsc_keyword"  # the keyword an inbound message was read as
 MESSAGE_NEEDS_REVIEW = "smsc_needsreview"
 MESSAGE_REVIEW_REASON = "smsc_reviewreason"
-# smsc_message columns a row created in Dataverse (a send that starts in Dynamics) is read by
-MESSAGE_DIRECTION = "smsc_direction"
-MESSAGE_STATUS = "smsc_status"
-MESSAGE_BODY = "smsc_body"
-MESSAGE_TO = "smsc_to"
-MESSAGE_FROM = "smsc_from"
+# More smsc_message columns a row created in Dataverse (a send that starts in Dynamics) is
+# read by (with the thread pane's above)
 MESSAGE_CATEGORY = "smsc_category"
 MESSAGE_TEMPLATE_LOOKUP = "smsc_templateid"
-MESSAGE_FAILURE_CATEGORY = "smsc_failurecategory"
-MESSAGE_ERROR_CODE = "smsc_providererrorcode"
-MESSAGE_ERROR_TEXT = "smsc_providererrortext"
 
 
 def _invert(mapping: Mapping[Any, int]) -> Mapping[int, Any]:

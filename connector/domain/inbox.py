@@ -44,6 +44,29 @@ class ConversationSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaRef:
+    """An MMS attachment of a message (a note under it): what a thumbnail or link shows."""
+
+    id: str
+    filename: str
+    mimetype: str
+
+    @property
+    def image(self) -> bool:
+        """Shown as a thumbnail (other types as a download link)."""
+        return self.mimetype.startswith("image/")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFileContent:
+    """An attachment's bytes, as served to a signed-in agent."""
+
+    filename: str
+    mimetype: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ThreadMessage:
     """One message of a conversation as the thread pane shows it."""
 
@@ -59,6 +82,7 @@ class ThreadMessage:
     failure_reason: str | None = None
     segments: int | None = None
     regarding_name: str | None = None  # the record the message is about, by name
+    media: tuple[MediaRef, ...] = ()  # MMS attachments, in the order they came
 
     @property
     def outbound(self) -> bool:

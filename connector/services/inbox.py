@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 from connector.domain.consent import ConsentStatus
 from connector.domain.conversation import SessionState
-from connector.domain.inbox import ConversationSummary, Folder, RecordMatch, ThreadMessage
+from connector.domain.inbox import (
+    ConversationSummary,
+    Folder,
+    MediaFileContent,
+    RecordMatch,
+    ThreadMessage,
+)
 from connector.domain.model import Configuration
 from connector.domain.routing import RecordRef
 from connector.errors import NotFoundError, StateStoreError, UnprocessableError
@@ -99,6 +105,13 @@ class InboxService:
         if mark_read and session.unread:
             session = self.mark(session_id, "read")
         return Thread(session, messages)
+
+    def media(self, note_id: str) -> MediaFileContent:
+        """An MMS attachment of a message (one read); 404 for anything else."""
+        found = self._reader.note(note_id)
+        if found is None:
+            raise NotFoundError(f"no attachment {note_id}", details={"id": note_id[:64]})
+        return found
 
     def configuration(self, session: SessionState) -> Configuration | None:
         """The session's sender configuration (cached)."""

@@ -11,7 +11,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from connector.domain.inbox import ConversationSummary, Folder, RecordMatch, ThreadMessage
+from connector.domain.inbox import (
+    ConversationSummary,
+    Folder,
+    MediaFileContent,
+    RecordMatch,
+    ThreadMessage,
+)
 
 
 @dataclass
@@ -21,6 +27,7 @@ class FakeInbox:
     summaries: list[ConversationSummary] = field(default_factory=list)
     threads: dict[str, list[ThreadMessage]] = field(default_factory=dict)
     records: list[RecordMatch] = field(default_factory=list)
+    notes: dict[str, MediaFileContent] = field(default_factory=dict)
     reads: int = 0
 
     def conversations(
@@ -40,6 +47,11 @@ class FakeInbox:
         """The session's messages."""
         self.reads += 1
         return list(self.threads.get(session_id, []))
+
+    def note(self, note_id: str) -> MediaFileContent | None:
+        """A message's attachment by id."""
+        self.reads += 1
+        return self.notes.get(note_id)
 
     def search(self, tables: Sequence[str], text: str, limit: int) -> list[RecordMatch]:
         """Records of ``tables`` whose name or phone contains ``text``."""

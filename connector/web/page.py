@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -49,6 +50,7 @@ _TEMPLATES = Environment(
     lstrip_blocks=True,
 )
 _TEMPLATES.filters["when"] = when
+INLINE_MEDIA = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: https:; "
     "style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -86,15 +88,30 @@ class CsrfError(Exception):
     """A POST without its session's CSRF token."""
 
 
-def guarded(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
-    """Answer a request without a session with the sign-in page (a partial or a POST: 401
-    with ``HX-Redirect``), and a POST without its CSRF token with 403."""
+def off_the_loop(handler: Callable[..., Response]) -> Callable[..., Awaitable[Response]]:
+    """Run ``handler`` in the thread pool: the page's handlers read and write Dataverse, and
+    the event loop must stay free for provider webhooks. A POST's form is read first, on the
+    loop (the handler finds it in ``request.state.form``)."""
 
     @functools.wraps(handler)
     async def run(*args: Any, **kwargs: Any) -> Response:
         request = kwargs["request"]
+        if request.method == "POST":
+            request.state.form = {k: str(v) for k, v in (await request.form()).items()}
+        return await run_in_threadpool(handler, *args, **kwargs)
+
+    return run
+
+
+def guarded(handler: Callable[..., Response]) -> Callable[..., Response]:
+    """Answer a request without a session with the sign-in page (a partial or a POST: 401
+    with ``HX-Redirect``), and a POST without its CSRF token with 403."""
+
+    @functools.wraps(handler)
+    def run(*args: Any, **kwargs: Any) -> Response:
+        request = kwargs["request"]
         try:
-            return await handler(*args, **kwargs)
+            return handler(*args, **kwargs)
         except NotSignedInError:
             if _htmx(request) or request.method != "GET":
                 return Response(status_code=401, headers={"HX-Redirect": "/"})
@@ -122,9 +139,9 @@ class MessagesPage:
             raise NotSignedInError
         return found
 
-    async def checked_form(self, request: Request) -> tuple[auth.PageSession, dict[str, str]]:
+    def checked_form(self, request: Request) -> tuple[auth.PageSession, dict[str, str]]:
         signed_in = self.session_of(request)
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form: dict[str, str] = request.state.form
         token = request.headers.get("x-csrf-token") or form.get("csrf")
         if not signed_in.csrf_ok(token):
             raise CsrfError
@@ -159,7 +176,7 @@ class MessagesPage:
         return render("messages.html", **context)
 
     # -- signing in and out ----------------------------------------------------------------
-    async def home(self, request: Request) -> Response:
+    def home(self, request: Request) -> Response:
         """The sign-in page, or straight to the messages when signed in (or local)."""
         if auth.verify(request.cookies.get(auth.COOKIE), self.services.keys()) is not None:
             return RedirectResponse("/messages", status_code=303)
@@ -180,9 +197,9 @@ class MessagesPage:
             path="/",
         )
 
-    async def signin(self, request: Request) -> Response:
+    def signin(self, request: Request) -> Response:
         """Exchange an API key for the session cookie."""
-        form = await request.form()
+        form: dict[str, str] = request.state.form
         origin = request.headers.get("origin")
         if origin and origin.rstrip("/") != str(request.base_url).rstrip("/"):
             return render("error.html", 403, message="Sign-in from another site refused.")
@@ -195,19 +212,19 @@ class MessagesPage:
         self.set_cookie(answer, auth.issue(key, user))
         return answer
 
-    async def signout(self, request: Request) -> Response:
+    def signout(self, request: Request) -> Response:
         """Forget the session cookie."""
-        await self.checked_form(request)
+        self.checked_form(request)
         answer = render("signin.html", error=None, signed_out=True)
         answer.delete_cookie(auth.COOKIE, path="/", httponly=True, samesite="strict")
         return answer
 
     # -- the page and its partials ---------------------------------------------------------
-    async def messages(self, request: Request) -> Response:
+    def messages(self, request: Request) -> Response:
         """The whole page: tabs, search, the folder, and the selected thread."""
         return self.full_page(request, self.session_of(request))
 
-    async def folder_list(self, request: Request) -> Response:
+    def folder_list(self, request: Request) -> Response:
         """The folder alone (htmx polls it)."""
         signed_in = self.session_of(request)
         folder = _folder(request)
@@ -223,7 +240,7 @@ class MessagesPage:
             selected=request.query_params.get("session"),
         )
 
-    async def thread(self, request: Request, session_id: str) -> Response:
+    def thread(self, request: Request, session_id: str) -> Response:
         """One conversation (opening it marks it read)."""
         signed_in = self.session_of(request)
         if not _htmx(request):
@@ -236,13 +253,13 @@ class MessagesPage:
             thread=context,
         )
 
-    async def thread_messages(self, request: Request, session_id: str) -> Response:
+    def thread_messages(self, request: Request, session_id: str) -> Response:
         """The thread's messages alone (htmx polls it: delivery status as it changes)."""
         self.session_of(request)
         opened = self.inbox().thread(session_id, mark_read=False)
         return render("_messages.html", messages=opened.messages)
 
-    async def compose(self, request: Request) -> Response:
+    def compose(self, request: Request) -> Response:
         """The reply's preview: a template rendered for this conversation, or the typed
         text, with its segment count, encoding and the characters forcing UCS-2."""
         self.session_of(request)
@@ -266,16 +283,16 @@ class MessagesPage:
             "_preview.html", text=text, info=info, error=error, template=bool(template_id)
         )
 
-    async def records(self, request: Request) -> Response:
+    def records(self, request: Request) -> Response:
         """Records to move a conversation to, by name or number."""
         self.session_of(request)
         text = (request.query_params.get("q") or "")[:100]
         return render("_records.html", matches=self.inbox().find_records(text), query=text)
 
     # -- actions ---------------------------------------------------------------------------
-    async def act(self, request: Request, session_id: str, action: str) -> Response:
+    def act(self, request: Request, session_id: str, action: str) -> Response:
         """Reply, mark, accept/dismiss/block/assign, move, create a record, consent."""
-        signed_in, form = await self.checked_form(request)
+        signed_in, form = self.checked_form(request)
         notice: str | None = None
         try:
             notice = run_action(
@@ -312,18 +329,37 @@ class MessagesPage:
             headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
         )
 
-    async def download_thread(self, request: Request, session_id: str) -> Response:
+    def download_thread(self, request: Request, session_id: str) -> Response:
         """This conversation as CSV (the export's columns, formula text defused)."""
         self.session_of(request)
         self.inbox().session(session_id)  # 404 for a session nobody has
         return self.csv_answer(f"conversation-{session_id}.csv", session_id)
 
-    async def download_all(self, request: Request) -> Response:
+    def media(self, request: Request, note_id: str) -> Response:
+        """An MMS attachment of a message: an image shown inline (thumbnails), anything
+        else downloaded; never rendered as a page of ours."""
+        self.session_of(request)
+        found = self.inbox().media(note_id)
+        image = found.mimetype in INLINE_MEDIA
+        name = "".join(c for c in found.filename if c.isalnum() or c in "._-")[:100] or "file"
+        disposition = "inline" if image else "attachment"
+        return Response(
+            found.data,
+            media_type=found.mimetype if image else "application/octet-stream",
+            headers={
+                "Content-Security-Policy": "default-src 'none'; sandbox",
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "private, max-age=3600",
+                "Content-Disposition": f'{disposition}; filename="{name}"',
+            },
+        )
+
+    def download_all(self, request: Request) -> Response:
         """Every message as CSV."""
         self.session_of(request)
         return self.csv_answer("messages.csv", None)
 
-    async def static(self, name: str) -> Response:
+    def static(self, name: str) -> Response:
         """The page's style sheet and htmx (shipped in the package)."""
         if name not in STATIC_FILES:
             return Response(status_code=404)
@@ -352,11 +388,12 @@ def page_router(services: PageServices) -> APIRouter:
         ("POST", "/messages/thread/{session_id}/{action}", page.act),
         ("GET", "/messages/thread/{session_id}/download", page.download_thread),
         ("GET", "/messages/download", page.download_all),
+        ("GET", "/messages/media/{note_id}", page.media),
         ("GET", "/static/page/{name}", page.static),
     )
     for method, path, endpoint in routes:
         call = endpoint if path in _OPEN else guarded(endpoint)
-        router.add_api_route(path, call, methods=[method], response_model=None)
+        router.add_api_route(path, off_the_loop(call), methods=[method], response_model=None)
     return router
 
 

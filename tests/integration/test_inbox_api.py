@@ -203,3 +203,27 @@ def test_page_opens_a_thread_in_two_requests_and_lists_a_folder_in_one(stack: St
     listed = browser.get(stack.url + "/messages/list", headers=hx, timeout=10)
     assert listed.status_code == 200 and session_id in listed.text
     assert _requests(stack) - before <= 1
+
+
+def test_mms_pictures_show_as_thumbnails_served_only_to_a_signed_in_agent(stack: Stack) -> None:
+    sid, picture = emulator_stack._send_mms(stack)
+    stack.wait_done(1)
+    (session,) = _get(stack, "/api/v1/sessions").json()["sessions"]
+    session_id = session["session_id"]
+    (message,) = _get(stack, f"/api/v1/sessions/{session_id}/messages").json()["messages"]
+    (media,) = message["media"]
+    assert media["mimetype"] == "image/png"
+    browser, _ = _signed_in(stack)
+    thread = browser.get(
+        stack.url + f"/messages/thread/{session_id}/messages", headers={"HX-Request": "true"}
+    )
+    assert f'src="/messages/media/{media["id"]}"' in thread.text
+    served = browser.get(stack.url + f"/messages/media/{media['id']}", timeout=10)
+    assert served.status_code == 200 and served.content == picture
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in served.headers["content-security-policy"]
+    stranger = requests.get(stack.url + f"/messages/media/{media['id']}", timeout=10)
+    assert stranger.status_code in (303, 200) and stranger.content != picture
+    assert browser.get(stack.url + f"/messages/media/{uuid.uuid4()}", timeout=10).status_code == 404
+    assert sid

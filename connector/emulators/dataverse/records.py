@@ -111,6 +111,7 @@ class Records:
         """Insert a row from a payload; returns the stored row."""
         with self.store.transaction():
             row, after = self._convert(entity, body, content_ids)
+            _note_object_type(entity, row)
             for name, value in (defaults or {}).items():
                 row.setdefault(name, value)
             for name, attr in entity.attributes.items():
@@ -163,6 +164,7 @@ class Records:
         record_id = str(current[entity.primary_id])
         with self.store.transaction():
             row, after = self._convert(entity, body, content_ids)
+            _note_object_type(entity, row)
             row.pop(entity.primary_id, None)
             row["modifiedon"] = now_text()
             row["versionnumber"] = self.store.next_version()
@@ -306,3 +308,10 @@ def _undeclared(name: str) -> EmulatorRequestError:
         f"values.",
         "0x80060888",
     )
+
+
+def _note_object_type(entity: EntityDef, row: dict[str, Any]) -> None:
+    """A note's ``objecttypecode`` is the table its ``objectid`` points at, set by Dataverse
+    whenever the lookup is (the Web API reads it as that table's logical name)."""
+    if entity.logical_name == "annotation" and row.get("objectid__type"):
+        row["objecttypecode"] = row["objectid__type"]
