@@ -137,7 +137,7 @@ SESSION_LAST_MESSAGE = "smsc_lastmessageon"
 SESSION_ACCEPTANCE = "smsc_acceptance"
 # Message columns the thread pane reads (message.yaml), and the notes (MMS media) under a
 # message: the one-to-many relationship Dataverse makes for a table with notes.
-MESSAGE_NOTES = "smsc_message_Annotations"
+MESSAGE_NOTES = f"{MESSAGE.logical_name}_Annotations"
 MESSAGE_DIRECTION = "smsc_direction"
 MESSAGE_BODY = "smsc_body"
 MESSAGE_FROM = "smsc_from"
