@@ -88,7 +88,9 @@ def _ref(message: OutboundMessage) -> RowRef | None:
 
 
 def outbound_message_row(message: OutboundMessage) -> dict[str, Any]:
-    """The upsert body of an outbound message activity (its whole current state)."""
+    """The upsert body of an outbound message activity (its whole current state). A row
+    created in Dataverse (a flow's, a workflow's) keeps the subject and owner its maker gave
+    it."""
     preview = message.body.replace("\n", " ")[:120] or "(media)"
     row: dict[str, Any] = {
         "subject": f"SMS to {message.to_number}: {preview}"[:400],
@@ -123,7 +125,10 @@ def outbound_message_row(message: OutboundMessage) -> dict[str, Any]:
     ref = _ref(message)
     if ref is not None:
         row.update(regarding(tables.MESSAGE.logical_name, ref))
-    row.update(_owner(message.owner_id, message.owner_is_team))
+    if message.created_in_crm:
+        del row["subject"]
+    else:
+        row.update(_owner(message.owner_id, message.owner_is_team))
     return row
 
 

@@ -43,7 +43,8 @@ class OutboundMessage:
     ``id`` is the connector's own id: the ``smsc_message`` activity id and the key of the
     status callback URL. Times are epoch seconds. ``automatic`` marks a reply the connector
     sent by itself (a keyword's confirmation, a double opt-in request), kept out of the
-    conversation's view.
+    conversation's view; ``created_in_crm`` a message whose row was created in Dataverse (by
+    a flow or workflow): its row keeps the subject and owner it was given.
     """
 
     id: str
@@ -66,6 +67,7 @@ class OutboundMessage:
     owner_id: str | None = None
     owner_is_team: bool = False
     automatic: bool = False
+    created_in_crm: bool = False
     status: MessageStatus = MessageStatus.QUEUED
     provider_id: str | None = None
     failure: Failure | None = None

@@ -287,6 +287,7 @@ class SendService:
             send_at=send_at,
             status=MessageStatus.SCHEDULED if send_at else MessageStatus.QUEUED,
             automatic=order.automatic,
+            created_in_crm=order.message_id is not None,
             segments=info.segments if info else 0,
             encoding=body.segments.encoding,
             ucs2_characters=body.segments.ucs2_triggers,

@@ -141,6 +141,7 @@ def test_rows_created_in_dataverse_go_out_once_through_the_registered_webhook(
         done = row(dv, row_id)
         assert done["smsc_providermessageid"] and done["smsc_to"] == DEMO_CUSTOMER
         assert done["_smsc_sessionid_value"]  # joined the conversation of that number
+        assert done["subject"] == "From a flow"  # the maker's subject and owner are kept
         assert sent_bodies(engine).count("Your order is ready") == 1
         mine = list(dv.query("smsc_messages", filter="smsc_body eq 'Your order is ready'"))
         assert [m["activityid"] for m in mine] == [row_id]  # updated in place
