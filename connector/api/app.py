@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 
 from connector import __version__
 from connector.api import (
+    bulk,
     consent,
     dataverse_webhook,
     health,
@@ -47,6 +48,7 @@ def create_app(
         health.router,
         webhooks.router,
         dataverse_webhook.router,
+        bulk.router,
         messages.router,
         consent.router,
         sessions.router,

@@ -31,6 +31,7 @@ from connector.ports import (
     WebhookProvider,
 )
 from connector.providers.webhooks import ProviderRegistry
+from connector.services.bulk import BulkService
 from connector.services.consent import ConsentService
 from connector.services.conversation_move import ConversationMover
 from connector.services.inbox import InboxService
@@ -93,6 +94,7 @@ class WebServices:
     readiness: Mapping[str, Callable[[], object]] = field(default_factory=dict)
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     max_request_bytes: int = 1024 * 1024  # API request bodies (webhooks have their own bound)
+    bulk: BulkService | None = None  # bulk sends (POST /api/v1/messages/bulk)
 
 
 async def services(request: Request) -> WebServices:

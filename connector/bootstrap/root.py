@@ -63,6 +63,7 @@ from connector.providers.twilio.status_webhook import TwilioStatusWebhooks
 from connector.providers.unconfigured import UnconfiguredProvider
 from connector.providers.webhooks import ProviderRegistry
 from connector.secret_box import SecretBox
+from connector.services.bulk import BulkService
 from connector.services.consent import ConsentService
 from connector.services.consent_sync import ConsentSync
 from connector.services.conversation_move import ConversationMover
@@ -78,6 +79,7 @@ from connector.services.phone_sync import PhoneSync, PhoneSyncJob
 from connector.services.resolution import ConfiguredRecordTypes, RecordResolutionService
 from connector.services.sessions import SessionActions
 from connector.settings import Settings
+from connector.state.bulk import BulkJobs
 from connector.state.caches import ConfigurationCache, SessionCache, TeamCache
 from connector.state.consent import ConsentLedger
 from connector.state.crm_sends import StateCrmSendLedger, WebhookKeys
@@ -89,6 +91,7 @@ from connector.state.resolution_ledger import ResolutionLedger
 from connector.state.send_rate import StateStoreSendRate
 from connector.web.page import page_router
 from connector.web.wiring import PageServices
+from connector.worker.bulk_tasks import BulkTasks, register_bulk
 from connector.worker.consent_tasks import ConsentTasks, register_consent
 from connector.worker.crm_send_tasks import CrmSendTasks, register_crm_sends
 from connector.worker.escalation_tasks import register_escalation
@@ -458,6 +461,36 @@ class Connector:
             linger=self.settings.worker.outbound_linger_seconds,
         )
 
+    # -- bulk sends ---------------------------------------------------------------------
+
+    @cached_property
+    def bulk(self) -> BulkService:
+        """Bulk jobs: stored by the API, sent by the worker through the send path."""
+        return BulkService(
+            BulkJobs(self.state),
+            self.sender,
+            self.configurations,
+            self.templates,
+            self.outbox.exists,
+            nudge=self.bulk_nudger.nudge,
+            lease_seconds=self.settings.worker.lease_seconds,
+        )
+
+    @cached_property
+    def bulk_tasks(self) -> BulkTasks:
+        """Bulk jobs on the queue."""
+        return register_bulk(self.huey, self.bulk)
+
+    @cached_property
+    def bulk_nudger(self) -> Nudger:
+        """Asks for a bulk run from a background thread."""
+        nudger = Nudger(self._bulk_soon)
+        self._closers.append(nudger.close)
+        return nudger
+
+    def _bulk_soon(self) -> None:
+        self.bulk_tasks.enqueue()
+
     # -- sends that start in Dynamics -----------------------------------------------------
 
     @cached_property
@@ -596,13 +629,14 @@ class Connector:
         self._closers.append(self._stop_worker)
         self.tasks.enqueue()  # pick up whatever an earlier run left behind
         self.outbound_tasks.enqueue_send()
+        self.bulk_tasks.enqueue()
         if periodic:
             self.crm_send_tasks.start()
 
     def queue_tasks(self) -> Huey:
         """Register every task on the queue (before a consumer starts); the queue."""
         _ = self.tasks, self.periodic, self.outbound_tasks, self.consent_tasks
-        _ = self.crm_send_tasks
+        _ = self.crm_send_tasks, self.bulk_tasks
         return self.huey
 
     def _stop_worker(self) -> None:
@@ -665,6 +699,7 @@ class Connector:
                 readiness={"state_store": self.state.ping, "dataverse": self.readiness},
                 metrics=self.metrics,
                 max_request_bytes=self.settings.api.max_request_bytes,
+                bulk=self.bulk,
             ),
             extra_routers=[page_router(self.page)],
         )
