@@ -24,6 +24,7 @@ from connector.api import (
     messages,
     resolution,
     sessions,
+    subscriptions,
     webhooks,
 )
 from connector.api.bounds import BodyLimit
@@ -54,6 +55,7 @@ def create_app(
         sessions.router,
         inbox.router,
         resolution.router,
+        subscriptions.router,
         *extra_routers,
     ):
         app.include_router(router)

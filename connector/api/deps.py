@@ -34,6 +34,7 @@ from connector.providers.webhooks import ProviderRegistry
 from connector.services.bulk import BulkService
 from connector.services.consent import ConsentService
 from connector.services.conversation_move import ConversationMover
+from connector.services.events import EventService
 from connector.services.inbox import InboxService
 from connector.services.outbound import SendService
 from connector.services.sessions import SessionActions
@@ -95,6 +96,7 @@ class WebServices:
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     max_request_bytes: int = 1024 * 1024  # API request bodies (webhooks have their own bound)
     bulk: BulkService | None = None  # bulk sends (POST /api/v1/messages/bulk)
+    events: EventService | None = None  # subscriptions (webhook triggers)
 
 
 async def services(request: Request) -> WebServices:

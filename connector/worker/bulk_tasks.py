@@ -20,6 +20,7 @@ from connector.services.bulk import BulkService
 from connector.worker.tasks import FollowUp
 
 BUDGET_SECONDS = 30.0
+RECHECK_SECONDS = 1.0
 RUN_TASK = "run_bulk"
 SWEEP_TASK = "sweep_bulk"
 
@@ -43,8 +44,11 @@ def register_bulk(huey: Huey, service: BulkService) -> BulkTasks:
 
     def run_bulk() -> None:
         follow_up.started()
-        if not running.acquire(blocking=False):
-            return  # this process already runs jobs: it will see the new one
+        if not running.acquire(blocking=False):  # a run is under way in this process:
+            again = time.time() + RECHECK_SECONDS  # look again once it may have ended
+            if follow_up.want(again):
+                run_task.schedule(delay=RECHECK_SECONDS)
+            return
         try:
             started = time.monotonic()
             while True:
