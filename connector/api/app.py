@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 from connector import __version__
 from connector.api import (
     bulk,
+    catalog,
     consent,
     dataverse_webhook,
     health,
@@ -50,6 +51,7 @@ def create_app(
         webhooks.router,
         dataverse_webhook.router,
         bulk.router,
+        catalog.router,
         messages.router,
         consent.router,
         sessions.router,
