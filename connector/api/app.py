@@ -16,6 +16,8 @@ from fastapi import APIRouter, FastAPI
 
 from connector import __version__
 from connector.api import (
+    bulk,
+    catalog,
     consent,
     dataverse_webhook,
     health,
@@ -23,6 +25,7 @@ from connector.api import (
     messages,
     resolution,
     sessions,
+    subscriptions,
     webhooks,
 )
 from connector.api.bounds import BodyLimit
@@ -47,11 +50,14 @@ def create_app(
         health.router,
         webhooks.router,
         dataverse_webhook.router,
+        bulk.router,
+        catalog.router,
         messages.router,
         consent.router,
         sessions.router,
         inbox.router,
         resolution.router,
+        subscriptions.router,
         *extra_routers,
     ):
         app.include_router(router)

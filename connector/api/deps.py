@@ -31,8 +31,10 @@ from connector.ports import (
     WebhookProvider,
 )
 from connector.providers.webhooks import ProviderRegistry
+from connector.services.bulk import BulkService
 from connector.services.consent import ConsentService
 from connector.services.conversation_move import ConversationMover
+from connector.services.events import EventService
 from connector.services.inbox import InboxService
 from connector.services.outbound import SendService
 from connector.services.sessions import SessionActions
@@ -93,6 +95,8 @@ class WebServices:
     readiness: Mapping[str, Callable[[], object]] = field(default_factory=dict)
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     max_request_bytes: int = 1024 * 1024  # API request bodies (webhooks have their own bound)
+    bulk: BulkService | None = None  # bulk sends (POST /api/v1/messages/bulk)
+    events: EventService | None = None  # subscriptions (webhook triggers)
 
 
 async def services(request: Request) -> WebServices:

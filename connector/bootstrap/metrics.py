@@ -41,3 +41,13 @@ def webhook_counter(registry: CollectorRegistry) -> Counter:
         labelnames=["outcome"],
         registry=registry,
     )
+
+
+def event_delivery_counter(registry: CollectorRegistry) -> Counter:
+    """``connector_event_deliveries_total{outcome}``: delivered, retried, dropped, gone."""
+    return Counter(
+        "connector_event_deliveries",
+        "Event deliveries to subscribers by outcome",
+        labelnames=["outcome"],
+        registry=registry,
+    )

@@ -11,6 +11,7 @@ an override is used instead of building that part, and everything built later us
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from connector.api.app import create_app
 from connector.api.deps import DataverseWebhook, InboundWebhooks, WebServices
 from connector.bootstrap import local_mode
-from connector.bootstrap.metrics import JournalCollector, webhook_counter
+from connector.bootstrap.metrics import JournalCollector, event_delivery_counter, webhook_counter
 from connector.bootstrap.readiness import dataverse_check
 from connector.bootstrap.twilio import media_fetcher, signature_tokens, twilio_webhooks
 from connector.crm.consent_rows import DataverseConsentLedger
@@ -39,9 +40,12 @@ from connector.crm.webhook_registration import DataverseWebhookRegistration
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.connect import build_client
 from connector.domain import phone
+from connector.domain.conversation import InboundWrite
 from connector.domain.model import MessageCategory
 from connector.domain.outbound import Failure, OutboundMessage
+from connector.domain.status import MessageStatus
 from connector.errors import ConfigurationError
+from connector.event_hooks.http import HttpEventPoster
 from connector.log_config import get_logger
 from connector.ports import (
     ConfigurationDirectory,
@@ -63,11 +67,13 @@ from connector.providers.twilio.status_webhook import TwilioStatusWebhooks
 from connector.providers.unconfigured import UnconfiguredProvider
 from connector.providers.webhooks import ProviderRegistry
 from connector.secret_box import SecretBox
+from connector.services.bulk import BulkService
 from connector.services.consent import ConsentService
 from connector.services.consent_sync import ConsentSync
 from connector.services.conversation_move import ConversationMover
 from connector.services.crm_sends import CrmSends
 from connector.services.escalation import EscalationService
+from connector.services.events import EventService
 from connector.services.inbound import InboundService
 from connector.services.inbound_batch import JournalDrain
 from connector.services.inbox import InboxService
@@ -78,6 +84,7 @@ from connector.services.phone_sync import PhoneSync, PhoneSyncJob
 from connector.services.resolution import ConfiguredRecordTypes, RecordResolutionService
 from connector.services.sessions import SessionActions
 from connector.settings import Settings
+from connector.state.bulk import BulkJobs
 from connector.state.caches import ConfigurationCache, SessionCache, TeamCache
 from connector.state.consent import ConsentLedger
 from connector.state.crm_sends import StateCrmSendLedger, WebhookKeys
@@ -87,11 +94,14 @@ from connector.state.outbox import Outbox
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.state.send_rate import StateStoreSendRate
+from connector.state.subscriptions import Subscriptions
 from connector.web.page import page_router
 from connector.web.wiring import PageServices
+from connector.worker.bulk_tasks import BulkTasks, register_bulk
 from connector.worker.consent_tasks import ConsentTasks, register_consent
 from connector.worker.crm_send_tasks import CrmSendTasks, register_crm_sends
 from connector.worker.escalation_tasks import register_escalation
+from connector.worker.event_tasks import EventTasks, register_events
 from connector.worker.outbound_tasks import OutboundTasks, register_outbound
 from connector.worker.phone_sync_tasks import PhoneSyncTasks, register_phone_sync
 from connector.worker.queue import InProcessWorker, Nudger, make_huey
@@ -388,6 +398,7 @@ class Connector:
             status_news=self.status_news.apply_many,
             status_journals=frozenset(p.journal_name for p in self.status_providers.values()),
             sinks={DATAVERSE_JOURNAL: self._crm_rows},
+            on_written=self._received_events,
         )
 
     def _crm_rows(
@@ -406,7 +417,12 @@ class Connector:
     def status_news(self) -> StatusNews:
         """Status callbacks applied to the outbox (a change asks for a Dataverse write)."""
         twilio = next(iter(self.status_providers.values()))
-        return StatusNews(self.outbox, twilio.parse_status, on_change=self._sync_soon)
+        return StatusNews(
+            self.outbox,
+            twilio.parse_status,
+            on_change=self._sync_soon,
+            on_status=self._status_events,
+        )
 
     def _sync_soon(self) -> None:
         """Ask for a Dataverse write of outbound changes (the tasks are built on first use)."""
@@ -447,6 +463,8 @@ class Connector:
     def _provider_refused(self, message: OutboundMessage, failure: Failure) -> None:
         """A provider refusal that means an opt-out goes to the consent ledger."""
         self.consent.provider_refused(message, failure)
+        ended = message.with_status(MessageStatus.FAILED, time.time(), failure=failure)
+        self._status_events([ended or message])
 
     @cached_property
     def outbound_sync(self) -> OutboundSync:
@@ -457,6 +475,74 @@ class Connector:
             self.sessions,
             linger=self.settings.worker.outbound_linger_seconds,
         )
+
+    # -- bulk sends ---------------------------------------------------------------------
+
+    @cached_property
+    def bulk(self) -> BulkService:
+        """Bulk jobs: stored by the API, sent by the worker through the send path."""
+        return BulkService(
+            BulkJobs(self.state),
+            self.sender,
+            self.configurations,
+            self.templates,
+            self.outbox.exists,
+            nudge=self.bulk_nudger.nudge,
+            lease_seconds=self.settings.worker.lease_seconds,
+        )
+
+    @cached_property
+    def bulk_tasks(self) -> BulkTasks:
+        """Bulk jobs on the queue."""
+        return register_bulk(self.huey, self.bulk)
+
+    @cached_property
+    def bulk_nudger(self) -> Nudger:
+        """Asks for a bulk run from a background thread."""
+        nudger = Nudger(self._bulk_soon)
+        self._closers.append(nudger.close)
+        return nudger
+
+    def _bulk_soon(self) -> None:
+        self.bulk_tasks.enqueue()
+
+    # -- subscriptions and events ---------------------------------------------------------
+
+    @cached_property
+    def events(self) -> EventService:
+        """Subscriptions, and events delivered to them by the worker."""
+        poster = HttpEventPoster()
+        self._closers.append(poster.close)
+        outcomes = event_delivery_counter(self.metrics)
+        return EventService(
+            Subscriptions(self.state),
+            poster,
+            nudge=self.events_nudger.nudge,
+            count=lambda outcome: outcomes.labels(outcome).inc(),
+        )
+
+    @cached_property
+    def event_tasks(self) -> EventTasks:
+        """Event deliveries on the queue."""
+        return register_events(self.huey, self.events)
+
+    @cached_property
+    def events_nudger(self) -> Nudger:
+        """Asks for a delivery run from a background thread."""
+        nudger = Nudger(self._deliver_soon)
+        self._closers.append(nudger.close)
+        return nudger
+
+    def _deliver_soon(self) -> None:
+        self.event_tasks.enqueue()
+
+    def _received_events(self, writes: Sequence[InboundWrite]) -> None:
+        """Inbound messages written to Dataverse, for subscribers (late-bound)."""
+        self.events.received(writes)
+
+    def _status_events(self, messages: Sequence[OutboundMessage]) -> None:
+        """Status changes, for subscribers (late-bound)."""
+        self.events.status_changed(messages)
 
     # -- sends that start in Dynamics -----------------------------------------------------
 
@@ -596,13 +682,15 @@ class Connector:
         self._closers.append(self._stop_worker)
         self.tasks.enqueue()  # pick up whatever an earlier run left behind
         self.outbound_tasks.enqueue_send()
+        self.bulk_tasks.enqueue()
+        self.event_tasks.enqueue()
         if periodic:
             self.crm_send_tasks.start()
 
     def queue_tasks(self) -> Huey:
         """Register every task on the queue (before a consumer starts); the queue."""
         _ = self.tasks, self.periodic, self.outbound_tasks, self.consent_tasks
-        _ = self.crm_send_tasks
+        _ = self.crm_send_tasks, self.bulk_tasks, self.event_tasks
         return self.huey
 
     def _stop_worker(self) -> None:
@@ -665,6 +753,8 @@ class Connector:
                 readiness={"state_store": self.state.ping, "dataverse": self.readiness},
                 metrics=self.metrics,
                 max_request_bytes=self.settings.api.max_request_bytes,
+                bulk=self.bulk,
+                events=self.events,
             ),
             extra_routers=[page_router(self.page)],
         )

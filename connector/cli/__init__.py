@@ -14,6 +14,7 @@ from connector.cli import (
     dataverse_cmd,
     emulator_cmd,
     export_cmd,
+    powerautomate_cmd,
     schema_cmd,
     send_cmd,
     serve_cmd,
@@ -57,6 +58,7 @@ simulate_cmd.register(app)
 worker_cmd.register(app)
 send_cmd.register(app)
 app.add_typer(export_cmd.app, name="export")
+app.add_typer(powerautomate_cmd.app, name="powerautomate")
 
 
 def main() -> None:

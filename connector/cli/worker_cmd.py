@@ -43,6 +43,8 @@ def worker(
     threads = threads or settings.worker.threads
     Console().print(f"Worker running with {threads} thread(s)", highlight=False)
     connector.tasks.enqueue()  # take over whatever is due, leases of a dead worker included
+    connector.bulk_tasks.enqueue()
+    connector.event_tasks.enqueue()
     try:
         Consumer(huey, workers=threads, worker_type="thread", max_delay=POLL_MAX_DELAY).run()
     finally:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from connector.domain.conversation import InboundWrite
 from connector.domain.provider_messages import InboundMessage
 from connector.errors import ConnectorError, is_transient
 from connector.log_config import correlation, get_logger
@@ -60,6 +61,7 @@ class JournalDrain:
         status_news: StatusSink | None = None,
         status_journals: frozenset[str] = frozenset(),
         sinks: Mapping[str, StatusSink] | None = None,
+        on_written: Callable[[Sequence[InboundWrite]], None] | None = None,
     ) -> None:
         self.journal = journal
         self.service = service
@@ -73,6 +75,9 @@ class JournalDrain:
         self.status_journals = status_journals
         self.sinks = dict(sinks or {})
         """Other journals' events, by journal name, each to its own sink (``dataverse``)."""
+        self.on_written = on_written
+        """Told of messages written to Dataverse before their rows are marked done (events
+        for subscribers: a failure leaves the rows to be retried, the writes are idempotent)."""
 
     def drain(self) -> DrainResult:
         """Claim and process batches until nothing is due or the time budget is spent."""
@@ -153,6 +158,15 @@ class JournalDrain:
             return 0, failed
         errors = self.service.write_many([prepared.write for _, prepared, _ in ready])
         written = [entry for (entry, _, _), error in zip(ready, errors, strict=True) if not error]
+        if written and self.on_written is not None:
+            try:
+                self.on_written(
+                    [p.write for (_, p, _), error in zip(ready, errors, strict=True) if not error]
+                )
+            except Exception as exc:  # the rows stay due; written again, told again
+                for entry in written:
+                    self._failed(entry, exc)
+                return 0, failed + len(written)
         self.journal.mark_done_many(written)
         for entry in written:
             self.on_done(entry)

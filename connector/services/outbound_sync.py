@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.domain.outbound import Failure
+from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.provider_messages import StatusUpdate
 from connector.errors import InvalidInputError
 from connector.log_config import get_logger
@@ -80,6 +80,8 @@ class StatusNews:
     outbox: OutboxStore
     parse: Callable[[Mapping[str, Any]], StatusUpdate]
     on_change: Callable[[], None] = field(default=lambda: None)
+    on_status: Callable[[Sequence[OutboundMessage]], None] = field(default=lambda _m: None)
+    """Told of the messages whose status moved (events for subscribers)."""
 
     def apply_many(
         self, events: Sequence[tuple[Mapping[str, Any], float]]
@@ -87,19 +89,25 @@ class StatusNews:
         """Apply each ``(payload, received_at)``; an error per event (None: applied or
         stale). A payload is ``{"message_id": ..., "form": {...}}``."""
         results: list[Exception | None] = []
-        changed = False
+        moved: list[OutboundMessage] = []
         for payload, received_at in events:
             try:
-                changed |= self._apply(payload, received_at)
+                after = self._apply(payload, received_at)
             except Exception as exc:  # each event settles on its own
                 results.append(exc)
             else:
                 results.append(None)
-        if changed:
+                if after is not None:
+                    moved.append(after)
+        if moved:
             self.on_change()
+            try:
+                self.on_status(moved)
+            except Exception as exc:  # subscribers' events never hold the status back
+                log.error("outbound.status_events_failed", error=type(exc).__name__)
         return results
 
-    def _apply(self, payload: Mapping[str, Any], received_at: float) -> bool:
+    def _apply(self, payload: Mapping[str, Any], received_at: float) -> OutboundMessage | None:
         message_id = str(payload.get("message_id") or "")
         if not message_id:
             raise InvalidInputError("a journaled status event without a message id")
@@ -121,4 +129,4 @@ class StatusNews:
             status=update.status.value,
             applied=after is not None,
         )
-        return after is not None
+        return after
