@@ -95,8 +95,8 @@ def off_the_loop(handler: Callable[..., Response]) -> Callable[..., Awaitable[Re
 
     @functools.wraps(handler)
     async def run(*args: Any, **kwargs: Any) -> Response:
-        request = kwargs["request"]
-        if request.method == "POST":
+        request = kwargs.get("request")  # the static files' route has none
+        if request is not None and request.method == "POST":
             request.state.form = {k: str(v) for k, v in (await request.form()).items()}
         return await run_in_threadpool(handler, *args, **kwargs)
 

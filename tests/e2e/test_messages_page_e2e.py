@@ -46,6 +46,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 20_000  # how long the browser waits for something to appear (no timed assertion)
+expect.set_options(timeout=WAIT_MS)  # assertions wait as long as actions do
 
 
 def chromium_path() -> str:

@@ -227,3 +227,10 @@ def test_mms_pictures_show_as_thumbnails_served_only_to_a_signed_in_agent(stack:
     assert stranger.status_code in (303, 200) and stranger.content != picture
     assert browser.get(stack.url + f"/messages/media/{uuid.uuid4()}", timeout=10).status_code == 404
     assert sid
+
+
+def test_the_page_ships_its_script_and_style(stack: Stack) -> None:
+    for name, kind in (("htmx.min.js", "javascript"), ("page.css", "text/css")):
+        answer = requests.get(stack.url + f"/static/page/{name}", timeout=10)
+        assert answer.status_code == 200 and kind in answer.headers["content-type"]
+    assert requests.get(stack.url + "/static/page/nope.js", timeout=10).status_code == 404
