@@ -109,6 +109,7 @@ class Records:
         content_ids: ContentIds | None = None,
     ) -> dict[str, Any]:
         """Insert a row from a payload; returns the stored row."""
+        body = activities.prepare_create(entity, body)
         with self.store.transaction():
             row, after = self._convert(entity, body, content_ids)
             for name, value in (defaults or {}).items():
@@ -161,6 +162,7 @@ class Records:
     ) -> dict[str, Any]:
         """Apply a payload to an existing row; returns the stored row."""
         record_id = str(current[entity.primary_id])
+        body = activities.prepare_update(entity, current, body)
         with self.store.transaction():
             row, after = self._convert(entity, body, content_ids)
             row.pop(entity.primary_id, None)
@@ -288,10 +290,15 @@ class Records:
         content_ids: ContentIds | None,
     ) -> Callable[[str], None]:
         child = self.schema.entity(child_name)
+        parties = child_name == "activityparty"
+        if parties:
+            activities.check_parties(parent, items)
         prepared = [dict(item) for item in items if isinstance(item, dict)]
 
         def insert_children(parent_id: str) -> None:
             link = {attribute: parent_id, f"{attribute}__type": parent.logical_name}
+            if parties:
+                activities.clear_parties(self.store, parent_id)
             for item in prepared:
                 self.create(child, item, defaults=link, content_ids=content_ids)
 

@@ -163,7 +163,7 @@ def _add_standard_columns(entity: EntityDef) -> None:
         entity.add(AttributeDef("activityid", "Lookup"))
         entity.add(
             AttributeDef(
-                "participationtypemask", "Picklist", options={i: str(i) for i in range(1, 12)}
+                "participationtypemask", "Picklist", options={i: str(i) for i in range(1, 13)}
             )
         )
     if name == "publisher":
