@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from connector.emulators.dataverse import activities
+from connector.emulators.dataverse import activities, components
 from connector.emulators.dataverse.addressing import (
     Address,
     parse_key,
@@ -127,6 +127,7 @@ class Records:
             if entity.is_activity:
                 row["activitytypecode"] = entity.logical_name
             row["versionnumber"] = self.store.next_version()
+            components.validate(self.schema, entity, row)
             self._write(entity, lambda: self.store.insert(entity, row), record_id)
             for action in after:
                 action(record_id)
@@ -168,6 +169,7 @@ class Records:
             row.pop(entity.primary_id, None)
             row["modifiedon"] = now_text()
             row["versionnumber"] = self.store.next_version()
+            components.validate(self.schema, entity, {**current, **row})
             self._write(entity, lambda: self.store.update(entity, record_id, row), record_id)
             for action in after:
                 action(record_id)

@@ -8,6 +8,7 @@ team membership, publisher and solution.
 
 from __future__ import annotations
 
+from connector.emulators.dataverse.components import component_tables
 from connector.emulators.dataverse.metadata import AttributeDef, EntityDef
 from connector.emulators.dataverse.schema import ManyNav, Schema, one_to_many
 from connector.emulators.dataverse.seed import (
@@ -55,6 +56,7 @@ def standard_schema() -> Schema:
         new_table("activityparty", "activityparties", "", ownership="None", otc=135),
         new_table("activitypointer", "activitypointers", "subject", is_activity=True, otc=4200),
         new_table("task", "tasks", "subject", is_activity=True, otc=4212),
+        *component_tables(),
     ]
     for entity in tables:
         _add_standard_columns(entity)
@@ -192,6 +194,7 @@ opportunity parentcontactid contact parentcontactid opportunity_parent_contact
 solution publisherid publisher publisherid publisher_solution
 teammembership systemuserid systemuser systemuserid teammembership_user
 teammembership teamid team teamid teammembership_team
+role businessunitid businessunit businessunitid business_unit_roles
 annotation objectid contact objectid_contact Contact_Annotation
 annotation objectid account objectid_account Account_Annotation
 annotation objectid lead objectid_lead Lead_Annotation
