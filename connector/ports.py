@@ -439,6 +439,11 @@ class ConversationWriter(Protocol):
         repeat: derived ids); the error of each."""
         ...
 
+    def close_sessions(self, sessions: Sequence[SessionState]) -> list[Exception | None]:
+        """Closed sessions (timed out) in ONE ``$batch``, a change set each: the error of
+        each (None: written)."""
+        ...
+
     def block_number(self, configuration_id: str, phone: str, blocked_by: str | None) -> None:
         """Add ``phone`` to the configuration's blocked list (idempotent)."""
         ...
@@ -520,6 +525,14 @@ class SessionStore(Protocol):
     ) -> list[SessionState]:
         """Sessions of the configuration whose unsettled wait began before the given time,
         oldest wait first (see ``SessionState.escalation_pending_since``), at most ``limit``."""
+        ...
+
+
+class ExpiringSessions(SessionStore, Protocol):
+    """The session mirror as the timeout sweep reads it (``SessionCache``)."""
+
+    def due_for_closing(self, now: float, limit: int) -> list[SessionState]:
+        """Sessions not closed yet whose timeout is at or before ``now``, oldest first."""
         ...
 
 

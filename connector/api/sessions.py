@@ -1,4 +1,4 @@
-"""Conversation actions: ``POST /api/v1/sessions/{id}/accept|dismiss|block|assign``.
+"""Conversation actions: ``POST /api/v1/sessions/{id}/accept|dismiss|block|assign|close``.
 
 API key required. The acting agent is named in the body (``{"user_id": "<guid>"}``: an API
 key belongs to an integration, not to a person); ``assign`` takes ``{"owner_id": ...,
@@ -43,6 +43,7 @@ class SessionView(BaseModel):
     owner_type: Literal["systemuser", "team"] | None
     unread: int
     regarding: str | None
+    closed: bool = Field(description="Closed: by an agent or its timeout (its activity completed)")
 
     @classmethod
     def of(cls, session: SessionState) -> SessionView:
@@ -61,6 +62,7 @@ class SessionView(BaseModel):
             else None,
             unread=session.unread,
             regarding=regarding,
+            closed=session.closed_at is not None,
         )
 
 
@@ -92,3 +94,9 @@ def assign(session_id: uuid.UUID, body: AssignRequest, actions: SessionsDep) -> 
     """Move the conversation to a user or a team."""
     team = body.owner_type == "team"
     return SessionView.of(actions.assign(str(session_id), str(body.owner_id), team=team))
+
+
+@router.post("/{session_id}/close", response_model=SessionView, operation_id="closeSession")
+def close(session_id: uuid.UUID, body: AgentRequest, actions: SessionsDep) -> SessionView:
+    """End the conversation: its activity is completed; the next message opens a new one."""
+    return SessionView.of(actions.close(str(session_id), str(body.user_id)))

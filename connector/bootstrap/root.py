@@ -82,6 +82,7 @@ from connector.services.outbound_sync import OutboundSync, StatusNews
 from connector.services.outbox_sender import OutboxSender
 from connector.services.phone_sync import PhoneSync, PhoneSyncJob
 from connector.services.resolution import ConfiguredRecordTypes, RecordResolutionService
+from connector.services.session_closing import SessionClosing
 from connector.services.sessions import SessionActions
 from connector.settings import Settings
 from connector.state.bulk import BulkJobs
@@ -105,6 +106,7 @@ from connector.worker.event_tasks import EventTasks, register_events
 from connector.worker.outbound_tasks import OutboundTasks, register_outbound
 from connector.worker.phone_sync_tasks import PhoneSyncTasks, register_phone_sync
 from connector.worker.queue import InProcessWorker, Nudger, make_huey
+from connector.worker.session_closing_tasks import register_session_closing
 from connector.worker.tasks import WorkerTasks, register
 
 log = get_logger(__name__)
@@ -118,6 +120,7 @@ class PeriodicTasks:
 
     phone_sync: PhoneSyncTasks
     escalation: Any
+    session_closing: Any = None
 
 
 class Connector:
@@ -583,6 +586,11 @@ class Connector:
         return EscalationService(self.configurations, self.sessions, self.writer, self.team_members)
 
     @cached_property
+    def session_closing(self) -> SessionClosing:
+        """The session timeout sweep."""
+        return SessionClosing(self.sessions, self.writer)
+
+    @cached_property
     def mover(self) -> ConversationMover:
         """Conversation moves."""
         return ConversationMover(self.sessions, self.relinker, self.resolver)
@@ -635,6 +643,7 @@ class Connector:
         return PeriodicTasks(
             register_phone_sync(self.huey, self.phone_sync),
             register_escalation(self.huey, self.escalation),
+            register_session_closing(self.huey, self.session_closing),
         )
 
     @cached_property

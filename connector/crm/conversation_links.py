@@ -1,8 +1,11 @@
 """Re-link a conversation in Dataverse: the session activity and every message in it.
 
 Implements :class:`~connector.ports.ConversationRelinker` for the conversation move. One GET
-lists the session's messages; then ONE ``$batch`` with one change set patches the session
-(regarding + match trace) and every message (regarding), so the move is all or nothing.
+lists the session's messages (with their state) and one reads the session's state; then ONE
+``$batch`` with one change set patches the session (regarding + match trace) and every message
+(regarding), so the move is all or nothing. A completed activity refuses a change that does
+not change its state, so a completed row's PATCH reopens it and the next operation completes
+it again with the status reason it had (:mod:`connector.crm.activity_rows`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import uuid
 from typing import Any
 
 from connector.crm import tables
+from connector.crm.activity_rows import ActivityState
 from connector.dataverse import odata
 from connector.dataverse.batch import BatchOperation, ChangeSet
 from connector.dataverse.client import DataverseClient
@@ -18,7 +22,9 @@ from connector.dataverse.lookups import RowRef, regarding
 from connector.domain.record_types import STANDARD_TABLES
 from connector.domain.routing import MatchTrace, RecordRef
 
-MAX_MESSAGES = 999  # one change set per $batch (1000 operations, one is the session)
+MAX_MESSAGES = 499  # one change set per $batch (1000 operations: two per row at most)
+State = tuple[int, int]  # (statecode, statuscode) as read
+OPEN: State = (0, 1)
 
 
 def _row_ref(target: RecordRef) -> RowRef:
@@ -27,26 +33,41 @@ def _row_ref(target: RecordRef) -> RowRef:
     return RowRef(target.table, entity_set, odata.guid(target.id))
 
 
+def _patch(path: str, body: dict[str, Any], state: State) -> list[BatchOperation]:
+    """``body`` on the row at ``path``; a closed row is reopened by it and closed again."""
+    match = {"If-Match": "*"}
+    if state[0] == 0:
+        return [BatchOperation("PATCH", path, body, headers=match)]
+    reopen = {**body, **ActivityState.OPEN.pair}
+    again = {"statecode": state[0], "statuscode": state[1]}
+    return [
+        BatchOperation("PATCH", path, reopen, headers=match),
+        BatchOperation("PATCH", path, again, headers=match),
+    ]
+
+
 def relink_change_set(
-    session_id: str, message_ids: list[str], target: RecordRef, trace: MatchTrace
+    session_id: str,
+    messages: list[tuple[str, State]],
+    target: RecordRef,
+    trace: MatchTrace,
+    session_state: State = OPEN,
 ) -> ChangeSet:
-    """The session and message PATCHes of one move (pure)."""
+    """The session and message PATCHes of one move (pure); ``messages`` are (id, state)."""
     ref = _row_ref(target)
     session_body: dict[str, Any] = {tables.SESSION_MATCH_TRACE: trace.to_json()}
     session_body.update(regarding(tables.SESSION.logical_name, ref))
-    ops = [
-        BatchOperation(
-            "PATCH",
-            odata.entity_path(tables.SESSION.entity_set, odata.guid(session_id)),
-            session_body,
-            headers={"If-Match": "*"},
-        )
-    ]
+    session_path = odata.entity_path(tables.SESSION.entity_set, odata.guid(session_id))
+    ops = _patch(session_path, session_body, session_state)
     message_body = regarding(tables.MESSAGE.logical_name, ref)
-    for message_id in message_ids:
+    for message_id, state in messages:
         path = odata.entity_path(tables.MESSAGE.entity_set, odata.guid(message_id))
-        ops.append(BatchOperation("PATCH", path, message_body, headers={"If-Match": "*"}))
+        ops.extend(_patch(path, message_body, state))
     return ChangeSet(ops)
+
+
+def _state(row: dict[str, Any]) -> State:
+    return (int(row.get("statecode") or 0), int(row.get("statuscode") or 1))
 
 
 class DataverseConversationRelinker:
@@ -60,13 +81,17 @@ class DataverseConversationRelinker:
         column = tables.MESSAGE.value(tables.SESSION_LOOKUP)
         rows = self._client.query(
             tables.MESSAGE.entity_set,
-            select=[tables.MESSAGE.id_column],
+            select=[tables.MESSAGE.id_column, "statecode", "statuscode"],
             filter=odata.eq(column, uuid.UUID(odata.guid(session_id))),
         )
-        ids = [str(row[tables.MESSAGE.id_column]) for row in rows][:MAX_MESSAGES]
-        for result in self._client.execute_batch(
-            [relink_change_set(session_id, ids, target, trace)]
-        ):
+        messages = [(str(row[tables.MESSAGE.id_column]), _state(row)) for row in rows]
+        messages = messages[:MAX_MESSAGES]
+        session = self._client.retrieve_or_none(
+            tables.SESSION.entity_set, odata.guid(session_id), select=["statecode", "statuscode"]
+        )
+        session_state = _state(session) if session else OPEN
+        change_set = relink_change_set(session_id, messages, target, trace, session_state)
+        for result in self._client.execute_batch([change_set]):
             if result.error is not None:
                 raise result.error
-        return len(ids)
+        return len(messages)

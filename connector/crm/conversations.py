@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.crm import tables
+from connector.crm.activity_rows import ActivityState, Party, parties, with_state
 from connector.dataverse import odata
 from connector.dataverse.batch import BatchOperation, ChangeSet
 from connector.dataverse.client import DataverseClient
@@ -57,6 +58,12 @@ def when(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _regarding_ref(table: str | None, row_id: str | None) -> RowRef | None:
+    if not (table and row_id):
+        return None
+    return RowRef(table, tables.entity_set(table), row_id)
+
+
 def _owner(session: SessionState) -> dict[str, Any]:
     if not session.owner_id:
         return {}
@@ -73,9 +80,10 @@ def session_row(session: SessionState, regarding_ref: RowRef | None) -> dict[str
         ),
         "smsc_customerphone": session.phone,
         "smsc_startedon": when(session.started_at),
-        "smsc_endedon": when(session.expires_at),
+        "smsc_endedon": when(session.closed_at or session.expires_at),
         "smsc_lastmessageon": when(session.last_message_at or session.started_at),
-        "smsc_isopen": True,
+        "smsc_isopen": session.closed_at is None,
+        "actualstart": when(session.started_at),
         "smsc_unreadcount": session.unread,
         "smsc_acceptance": ACCEPTANCE_OPTIONS[session.acceptance],
         "smsc_matchtrace": session.match_trace[:8000],
@@ -85,6 +93,32 @@ def session_row(session: SessionState, regarding_ref: RowRef | None) -> dict[str
         row.update(regarding(tables.SESSION.logical_name, regarding_ref))
     row.update(_owner(session))
     return row
+
+
+def session_end(session: SessionState) -> float:
+    """When a closed session ended (its close time; the timeout for an open one)."""
+    return session.closed_at if session.closed_at is not None else session.expires_at
+
+
+def closed_session_columns(session: SessionState) -> dict[str, Any]:
+    """The columns saying a session is over: not open, its end time."""
+    return {"smsc_isopen": False, "smsc_endedon": when(session_end(session))}
+
+
+def session_ops(session: SessionState, regarding_ref: RowRef | None) -> list[BatchOperation]:
+    """The session's upsert, and for a closed session the operation completing it."""
+    path = odata.entity_path(tables.SESSION.entity_set, session.id)
+    closed = ActivityState.COMPLETED if session.closed_at is not None else None
+    return list(with_state(path, session_row(session, regarding_ref), closed, session.closed_at))
+
+
+def inbound_parties(write: InboundWrite) -> dict[str, Any]:
+    """From: the regarding record (the customer's number); to: the configuration's owner
+    (the sender number)."""
+    message = write.message
+    sender = Party(write.regarding_table, write.regarding_id, message.from_number)
+    recipient = Party("systemuser", write.recipient_user, message.to_number)
+    return parties(tables.MESSAGE.logical_name, sender, recipient)
 
 
 def message_row(write: InboundWrite, regarding_ref: RowRef | None) -> dict[str, Any]:
@@ -103,6 +137,7 @@ def message_row(write: InboundWrite, regarding_ref: RowRef | None) -> dict[str, 
         "smsc_to": message.to_number,
         "smsc_status": STATUS_BLOCKED if write.blocked else STATUS_RECEIVED,
         "smsc_receivedon": when(message.received_at),
+        "actualstart": when(message.received_at),
         f"{SESSION_NAV}@odata.bind": odata.bind(tables.SESSION.entity_set, write.session.id),
         f"{tables.CONFIGURATION_NAV}@odata.bind": odata.bind(
             tables.CONFIGURATION.entity_set, write.session.configuration_id
@@ -116,38 +151,35 @@ def message_row(write: InboundWrite, regarding_ref: RowRef | None) -> dict[str, 
     if regarding_ref is not None:
         row.update(regarding(tables.MESSAGE.logical_name, regarding_ref))
     row.update(_owner(write.session))
+    row.update(inbound_parties(write))
     return row
 
 
 def inbound_change_set(write: InboundWrite) -> ChangeSet:
-    """Every operation of one inbound message, applied together or not at all."""
-    ref = None
-    if write.regarding_table and write.regarding_id:
-        ref = RowRef(
-            write.regarding_table, tables.entity_set(write.regarding_table), write.regarding_id
-        )
+    """Every operation of one inbound message, applied together or not at all: the session,
+    the message (received: completed by the change set's last operation), notifications,
+    notes."""
+    ref = _regarding_ref(write.regarding_table, write.regarding_id)
     message_key = {tables.MESSAGE_PROVIDER_ID: write.message.provider_id}
     message_path = odata.entity_path(tables.MESSAGE.entity_set, message_key)
-    ops = [
-        BatchOperation(
-            "PATCH",
-            odata.entity_path(tables.SESSION.entity_set, write.session.id),
-            session_row(write.session, ref),
-        ),
-        BatchOperation("PATCH", message_path, message_row(write, ref)),
-    ]
+    received = write.message.received_at
+    body, complete = with_state(
+        message_path, message_row(write, ref), ActivityState.COMPLETED, received
+    )
+    ops = [*session_ops(write.session, ref), body]
     for user in write.notify:
         ops.append(_notification(write, user))
     for index, media in enumerate(write.attachments):
         note_id = derived_id("note", write.message.provider_id, str(index))
-        body = {
+        note = {
             "subject": media.filename,
             "filename": media.filename,
             "mimetype": media.content_type,
             "documentbody": base64.b64encode(media.data).decode("ascii"),
             f"objectid_{tables.MESSAGE.logical_name}@odata.bind": "/" + message_path,
         }
-        ops.append(BatchOperation("PATCH", odata.entity_path("annotations", note_id), body))
+        ops.append(BatchOperation("PATCH", odata.entity_path("annotations", note_id), note))
+    ops.append(complete)
     return ChangeSet(ops)
 
 
@@ -236,14 +268,38 @@ class DataverseConversations:
         return run_change_sets(self._client, sets)
 
     def update_session(self, session: SessionState) -> None:
-        """Write owner, acceptance, folder and counters of a session after an agent acted."""
+        """Write owner, acceptance, folder and counters of a session after an agent acted.
+
+        An open session is one PATCH; a closed one (closed now, or acted on after it closed)
+        is one ``$batch`` whose change set writes it and completes it again (a completed
+        activity refuses any other change).
+        """
         body: dict[str, Any] = {
             "smsc_acceptance": ACCEPTANCE_OPTIONS[session.acceptance],
             "smsc_unreadcount": session.unread,
             tables.SESSION_FOLDER: tables.SESSION_FOLDER_OPTIONS[session.archived],
         }
         body.update(_owner(session))
-        self._client.update(tables.SESSION.entity_set, session.id, body)
+        if session.closed_at is None:
+            self._client.update(tables.SESSION.entity_set, session.id, body)
+            return
+        body.update(closed_session_columns(session))
+        path = odata.entity_path(tables.SESSION.entity_set, session.id)
+        ops = with_state(path, body, ActivityState.COMPLETED, session.closed_at)
+        for result in self._client.execute_batch([ChangeSet(list(ops))]):
+            if result.error is not None:
+                raise result.error
+
+    def close_sessions(self, sessions: Sequence[SessionState]) -> list[Exception | None]:
+        """Closed sessions (timed out) in ONE ``$batch``, a change set each: open flag off,
+        end time, the activity completed."""
+        sets = []
+        for session in sessions:
+            path = odata.entity_path(tables.SESSION.entity_set, session.id)
+            body = closed_session_columns(session)
+            end = session_end(session)
+            sets.append(ChangeSet(list(with_state(path, body, ActivityState.COMPLETED, end))))
+        return self._run(sets)
 
     def block_number(self, configuration_id: str, phone: str, blocked_by: str | None) -> None:
         """Upsert the blocked-number row of (phone, configuration)."""

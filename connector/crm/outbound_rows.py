@@ -2,9 +2,11 @@
 
 A message's first write upserts its conversation session (by its derived id) and the
 ``smsc_message`` activity by its own id (the connector's message id), in one change set; later
-versions (status changes) upsert the message alone. Every write carries the whole current
-state, so a retried or reordered write never moves Dataverse backwards and changes that came
-close together collapse into one. Option values are those of
+versions (status changes) upsert the message alone. The activity's parties (from: the sending
+user or the configuration's owner; to: the regarding record) go with every version, and a final
+version is completed in the same change set (:mod:`connector.crm.activity_rows`). Every write
+carries the whole current state, so a retried or reordered write never moves Dataverse
+backwards and changes that came close together collapse into one. Option values are those of
 ``solution_schema/tables/message.yaml``.
 """
 
@@ -14,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connector.crm import tables
+from connector.crm.activity_rows import FINAL_OUTBOUND, Party, parties, with_state
 from connector.crm.conversations import (
     SESSION_NAV,
     run_change_sets,
-    session_row,
+    session_ops,
     when,
 )
 from connector.dataverse import odata
@@ -129,31 +132,38 @@ def outbound_message_row(message: OutboundMessage) -> dict[str, Any]:
         del row["subject"]
     else:
         row.update(_owner(message.owner_id, message.owner_is_team))
+    row["actualstart"] = when(message.created_at)
+    row.update(outbound_parties(message))
     return row
 
 
+def outbound_parties(message: OutboundMessage) -> dict[str, Any]:
+    """From: the sending user or the configuration's owner (the sender number); to: the
+    regarding record (the customer's number)."""
+    sender_number = message.from_number or message.messaging_service_id
+    sender = Party("systemuser", message.sender_user, sender_number)
+    recipient = Party(message.regarding_table, message.regarding_id, message.to_number)
+    return parties(tables.MESSAGE.logical_name, sender, recipient)
+
+
+def final_at(message: OutboundMessage) -> float:
+    """When a final message ended: delivered, sent, or its last change (failed, canceled)."""
+    return message.delivered_at or message.sent_at or message.updated_at or message.created_at
+
+
 def outbound_change_set(message: OutboundMessage, session: SessionState | None) -> ChangeSet:
-    """The message's upsert, after its session's when ``session`` is given (first write)."""
+    """The message's upsert, after its session's when ``session`` is given (first write); a
+    final message (sent, delivered, failed, canceled) is completed by the last operation."""
     ops: list[BatchOperation] = []
     if session is not None:
         ref = None
         if session.regarding_table and session.regarding_id:
             table = session.regarding_table
             ref = RowRef(table, tables.entity_set(table), session.regarding_id)
-        ops.append(
-            BatchOperation(
-                "PATCH",
-                odata.entity_path(tables.SESSION.entity_set, session.id),
-                session_row(session, ref),
-            )
-        )
-    ops.append(
-        BatchOperation(
-            "PATCH",
-            odata.entity_path(tables.MESSAGE.entity_set, message.id),
-            outbound_message_row(message),
-        )
-    )
+        ops.extend(session_ops(session, ref))
+    path = odata.entity_path(tables.MESSAGE.entity_set, message.id)
+    final = FINAL_OUTBOUND.get(message.status)
+    ops.extend(with_state(path, outbound_message_row(message), final, final_at(message)))
     return ChangeSet(ops)
 
 

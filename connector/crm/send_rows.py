@@ -10,18 +10,20 @@ Three ways a row reaches the connector, one shape (:class:`~connector.domain.crm
   queued (or none) and no provider id, modified since a time, oldest first;
 * a read by id (:meth:`DataverseSendRows.read`), for a trimmed webhook.
 
-A refused row is PATCHed ``failed`` with the failure category, code and reason
+A refused row is PATCHed ``failed`` (and completed) with the failure category, code and reason
 (:meth:`DataverseSendRows.mark_failed`); a sent one is updated by the outbound writer (its id
 is the message id). Option values come from ``solution_schema/tables/message.yaml``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from connector.crm import tables
+from connector.crm.activity_rows import ActivityState, when
 from connector.crm.outbound_rows import DIRECTION_OUTBOUND, FAILURE_OPTIONS, STATUS_OPTIONS
 from connector.dataverse import odata
 from connector.dataverse.client import DataverseClient
@@ -203,5 +205,8 @@ class DataverseSendRows:
         return [row_from_web_api(row) for row in (answer.json() or {}).get("value", [])]
 
     def mark_failed(self, row_id: str, failure: Failure) -> None:
-        """The row ends failed, saying why (visible in Dynamics)."""
-        self._client.update(_MESSAGE.entity_set, row_id, failed_row(failure))
+        """The row ends failed, saying why (visible in Dynamics), and completed: ONE PATCH,
+        an update that changes the state (so it also applies to a row completed already)."""
+        ended = {**ActivityState.COMPLETED.pair, "actualend": when(time.time())}
+        body = {**failed_row(failure), **ended}
+        self._client.update(_MESSAGE.entity_set, row_id, body)

@@ -1,16 +1,17 @@
 """Conversation sessions and inbound messages as the core sees them (pure, no I/O).
 
-A session is one conversation between a customer number and a sender configuration. It is
-open from its first message until ``started_at`` + the configuration's session timeout; a
-message after that opens a new one. Its owner is a user or a team; a number nobody has
-accepted yet gets a session with acceptance *pending*. An inbound message notifies the
-owner; once nobody has acted on the session for the idle timeout, every member of the
-configuration's team is notified, once per wait: by the periodic escalation sweep, or by the
-next message if it comes first (``escalated_at`` records it; an action ends the wait and
-resets it). Identifiers of new rows are derived (uuid5) from the provider message
-id that caused them, so a retried write addresses the same rows and duplicates nothing; the
-unread count is the number of distinct provider message ids counted into the session
-(``counted``), so a retried message never counts twice.
+A session is one conversation between a customer number and a sender configuration. It is open
+from its first message until ``started_at`` + the configuration's session timeout; a message
+after that opens a new one. Its owner is a user or a team; a number nobody has accepted yet
+gets a session with acceptance *pending*. An inbound message notifies the owner; once nobody
+has acted on the session for the idle timeout, every member of the configuration's team is
+notified, once per wait: by the periodic escalation sweep, or by the next message if it comes
+first (``escalated_at`` records it; an action ends the wait and resets it). A session is closed
+when it times out (the periodic sweep) or an agent closes it; a message after that opens a new
+one. Identifiers of new rows are derived (uuid5) from the provider message id that caused them,
+so a retried write addresses the same rows and duplicates nothing; the unread count is the
+number of distinct provider message ids counted into the session (``counted``), so a retried
+message never counts twice.
 """
 
 from __future__ import annotations
@@ -93,11 +94,27 @@ class SessionState:
     """Provider ids of the messages counted in ``unread`` (a retry finds its id here)."""
     archived: bool = False
     """In the Archived folder (an inbound message brings it back to the inbox, unread)."""
+    closed_at: float | None = None
+    """When the session was closed (its activity completed): by an agent, or by the sweep
+    once it timed out (then ``expires_at``). None while it is open."""
     version: int = 0
 
     def is_open(self, now: float) -> bool:
-        """Whether a message at ``now`` still belongs to this session."""
-        return now < self.expires_at
+        """Whether a message at ``now`` still belongs to this session (not timed out, not
+        closed by then)."""
+        return now < self.expires_at and (self.closed_at is None or now < self.closed_at)
+
+    def closed(self, at: float) -> SessionState:
+        """The session closed at ``at`` (a message after that opens a new one); a closed
+        session keeps the time it was first closed."""
+        if self.closed_at is not None:
+            return self
+        return replace(self, closed_at=at)
+
+    @property
+    def close_due_at(self) -> float | None:
+        """When the timeout sweep must close it (None: closed already)."""
+        return self.expires_at if self.closed_at is None else None
 
     def with_inbound(self, at: float, provider_id: str) -> SessionState:
         """The session after one more unread inbound message at ``at`` (a new wait starts
@@ -213,6 +230,8 @@ class InboundWrite:
     attachments: tuple[MediaFile, ...] = ()
     keyword: str | None = None
     review_reason: str | None = None
+    recipient_user: str | None = None
+    """The configuration's owner: the message's To party (the sender number otherwise)."""
 
     @property
     def message_id(self) -> str:

@@ -66,6 +66,8 @@ class OutboundMessage:
     ucs2_characters: tuple[str, ...] = ()
     owner_id: str | None = None
     owner_is_team: bool = False
+    sender_user: str | None = None
+    """The message's From party: the sending user, or the configuration's owner."""
     automatic: bool = False
     created_in_crm: bool = False
     status: MessageStatus = MessageStatus.QUEUED

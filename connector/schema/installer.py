@@ -29,8 +29,18 @@ from connector.errors import (
     DataverseUnavailableError,
 )
 from connector.log_config import get_logger
+from connector.schema.component_installer import component_steps, read_components
+from connector.schema.component_installer import send as send_component
 from connector.schema.payloads import solution_payload
-from connector.schema.plan import LiveColumn, LiveState, LiveTable, Plan, Step, plan
+from connector.schema.plan import (
+    COMPONENT_KINDS,
+    LiveColumn,
+    LiveState,
+    LiveTable,
+    Plan,
+    Step,
+    plan,
+)
 from connector.schema.spec import Schema, relationship_name
 
 log = get_logger(__name__)
@@ -128,8 +138,17 @@ class Installer:
         )
 
     def plan(self) -> Plan:
-        """The steps ``apply`` would carry out now."""
-        return plan(self.schema, self.read_live())
+        """The steps ``apply`` would carry out now: tables first, then the solution
+        components (views, forms, app, roles), then one publish."""
+        tables = plan(self.schema, self.read_live())
+        if self.schema.components is None:
+            return tables
+        extra = tuple(
+            component_steps(self.schema, read_components(self.client, self.schema.components))
+        )
+        publish = tuple(s for s in tables.steps if s.action == "publish")
+        rest = tuple(s for s in tables.steps if s.action != "publish")
+        return Plan(rest + extra + publish, tables.notes)
 
     # -- applying ----------------------------------------------------------------------------
 
@@ -184,6 +203,8 @@ class Installer:
             if owner is None:
                 raise ConfigurationError("the publisher disappeared before the solution was made")
             self.client.create("solutions", solution_payload(self.schema.solution, owner))
+        elif step.kind in COMPONENT_KINDS:
+            send_component(self.client, self.schema, step, solution)
         elif step.action == "publish":
             self.client.publish_xml(str((step.body or {})["ParameterXml"]))
         elif step.action == "update":

@@ -27,7 +27,25 @@ from connector.schema.payloads import (
 from connector.schema.spec import ColumnSpec, Schema, TableSpec, relationship_name
 
 Action = Literal["create", "update", "wait", "publish"]
-Kind = Literal["publisher", "solution", "table", "column", "option", "relationship", "key", "xml"]
+Kind = Literal[
+    "publisher",
+    "solution",
+    "table",
+    "column",
+    "option",
+    "relationship",
+    "key",
+    "xml",
+    "view",
+    "form",
+    "sitemap",
+    "app",
+    "role",
+    "privileges",
+]
+COMPONENT_KINDS: frozenset[str] = frozenset(
+    {"view", "form", "sitemap", "app", "role", "privileges"}
+)
 CHANGING: frozenset[str] = frozenset({"create", "update", "publish"})
 
 

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from connector.errors import ConfigurationError
+from connector.schema.components import Components
 
 DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parents[2] / "solution_schema"
 STANDARD_TABLES = frozenset({"contact", "account", "lead", "opportunity", "systemuser", "team"})
@@ -194,6 +195,7 @@ class Schema(_Model):
     solution: SolutionInfo
     language_code: int = 1033
     tables: tuple[TableSpec, ...]
+    components: Components | None = None
 
     def table(self, logical_name: str) -> TableSpec:
         """The declared table named ``logical_name``."""
@@ -205,6 +207,8 @@ class Schema(_Model):
     @model_validator(mode="after")
     def _cross_references(self) -> Schema:
         problems = list(_problems(self))
+        if self.components is not None:
+            problems += component_problems(self, self.components)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -240,6 +244,53 @@ def _problems(schema: Schema) -> Iterator[str]:
                 yield f"{where}: key {key.schema_name} uses unknown columns {missing}"
 
 
+ACTIVITY_COLUMNS = frozenset(
+    {"subject", "description", "regardingobjectid", "actualstart", "actualend", "activityid"}
+)
+COMMON_COLUMNS = frozenset({"ownerid", "createdon", "modifiedon", "statecode", "statuscode"})
+STANDARD_PRIVILEGE_TABLES = STANDARD_TABLES | {"appnotification"}
+
+
+def _columns(table: TableSpec) -> set[str]:
+    names = table.column_names() | {table.primary.logical_name, f"{table.logical_name}id"}
+    return names | COMMON_COLUMNS | (ACTIVITY_COLUMNS if table.activity else set())
+
+
+def _named_columns(components: Components) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    """(where, table, columns) for every view and form."""
+    for view in components.views:
+        used = (*view.columns, *(c.column for c in view.filter), *(o.column for o in view.order))
+        yield f"view {view.name}", view.table, used
+    for form in components.forms:
+        yield f"form {form.name}", form.table, tuple(c for s in form.sections for c in s.columns)
+        for grid in form.subgrids:
+            yield f"form {form.name} subgrid", grid.table, tuple(filter(None, (grid.lookup,)))
+
+
+def component_problems(schema: Schema, components: Components) -> Iterator[str]:
+    """Views, forms, the app and roles name tables and columns the schema declares."""
+    tables = {t.logical_name: t for t in schema.tables}
+    for where, table_name, columns in _named_columns(components):
+        table = tables.get(table_name)
+        if table is None:
+            yield f"{where}: unknown table {table_name}"
+        elif missing := sorted(set(columns) - _columns(table)):
+            yield f"{where}: {table_name} has no columns {missing}"
+    for form in components.forms:
+        for grid in form.subgrids:
+            if grid.view and components.view(grid.view) is None:
+                yield f"form {form.name}: subgrid view {grid.view!r} is not declared"
+    app_tables = (
+        [t for a in components.app.areas for g in a.groups for t in g.tables]
+        if components.app
+        else []
+    )
+    yield from (f"app: unknown table {name}" for name in app_tables if name not in tables)
+    for role in components.roles:
+        unknown = set(role.privileges) - set(tables) - STANDARD_PRIVILEGE_TABLES
+        yield from (f"role {role.name}: unknown table {name}" for name in sorted(unknown))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -258,6 +309,8 @@ def load_schema(directory: Path | None = None) -> Schema:
     if not table_files:
         raise ConfigurationError(f"no table files in {root / 'tables'}")
     data["tables"] = [_read_yaml(path) for path in table_files]
+    if (root / "components.yaml").exists():
+        data["components"] = _read_yaml(root / "components.yaml")
     try:
         return Schema.model_validate(data)
     except ValidationError as exc:

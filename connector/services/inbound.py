@@ -225,6 +225,7 @@ class InboundService:
             attachments=self._attachments(message, earlier_attempts),
             keyword=reading.keyword,
             review_reason=reading.review_reason,
+            recipient_user=config.owner_id,
         )
         outcome = InboundOutcome(write.message_id, session.id, new, blocked, notify)
         return PreparedInbound(write, outcome)

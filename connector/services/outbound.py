@@ -293,6 +293,7 @@ class SendService:
             ucs2_characters=body.segments.ucs2_triggers,
             owner_id=session.owner_id,
             owner_is_team=session.owner_is_team,
+            sender_user=config.owner_id,
         )
         request_hash = order.fingerprint() if idempotency_key else None
         return _Draft(message, config, record, (session, current), idempotency_key, request_hash)

@@ -1,11 +1,13 @@
-"""Session actions for agents: accept, dismiss, block, assign.
+"""Session actions for agents: accept, dismiss, block, assign, close.
 
 Each action writes to Dataverse first and changes the local session mirror only once
 Dataverse accepted the write (compare-and-set, retried when a worker updated the session
 meanwhile): a refused action leaves the conversation as it was. A user, team or row that
 Dataverse does not know is the caller's mistake, :class:`UnknownReferenceError` (422).
 
-*Accept* makes the acting user the owner; *dismiss* hides the conversation for that user;
+*Accept* makes the acting user the owner and resets the unread count (taking it is reading
+it); *close* ends the conversation (its activity completed; the next message opens a new one);
+*dismiss* hides the conversation for that user;
 *block* adds the number to the configuration's blocked list for everyone (later messages are
 still stored, flagged, without notifications); *assign* moves the session to a user or a
 team. Every action counts as someone having acted: the wait ends, so the idle-timeout
@@ -29,7 +31,7 @@ from connector.errors import (
 )
 from connector.ports import ConfigurationLookup, ConversationWriter, SessionStore
 
-ACTIONS = ("accept", "dismiss", "block", "assign")
+ACTIONS = ("accept", "dismiss", "block", "assign", "close")
 _ATTEMPTS = 5
 
 
@@ -54,9 +56,17 @@ class SessionActions:
         return self._change(
             session_id,
             lambda s: replace(
-                s, owner_id=user_id, owner_is_team=False, acceptance=Acceptance.ACCEPTED
+                s,
+                owner_id=user_id,
+                owner_is_team=False,
+                acceptance=Acceptance.ACCEPTED,
+                unread=0,
             ),
         )
+
+    def close(self, session_id: str, user_id: str | None = None) -> SessionState:
+        """End the conversation now (a session closed already keeps its end time)."""
+        return self._change(session_id, lambda s: s.closed(self._clock()))
 
     def dismiss(self, session_id: str, user_id: str) -> SessionState:
         """Hide the conversation for ``user_id``."""

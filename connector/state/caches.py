@@ -4,7 +4,8 @@
 worker process): the latest session of each (configuration, phone) pair, with an optimistic
 version so two workers never overwrite each other's counters, and the start of each wait
 whose idle-timeout escalation is not settled yet (indexed, so the escalation sweep reads only
-sessions that may be due). :class:`ConfigurationCache`
+sessions that may be due), and the timeout of each session not closed yet (indexed the same
+way for the closing sweep). :class:`ConfigurationCache`
 holds the active configurations (by sender number) and blocked numbers in memory for a short
 time-to-live, read through a :class:`~connector.ports.ConfigurationDirectory`.
 """
@@ -56,12 +57,19 @@ sessions_table = Table(
     Column("version", Integer, nullable=False),
     Column("data", Text, nullable=False),
     Column("escalation_pending_since", Float, nullable=True),
+    Column("close_due_at", Float, nullable=True),  # NULL once closed (or saved before it)
     Index(
         "ix_session_cache_escalation",
         "configuration_id",
         "escalation_pending_since",
         sqlite_where=text("escalation_pending_since IS NOT NULL"),
         postgresql_where=text("escalation_pending_since IS NOT NULL"),
+    ),
+    Index(
+        "ix_session_cache_close_due",
+        "close_due_at",
+        sqlite_where=text("close_due_at IS NOT NULL"),
+        postgresql_where=text("close_due_at IS NOT NULL"),
     ),
 )
 latest_table = Table(
@@ -187,6 +195,19 @@ class SessionCache:
         with self.store.engine.connect() as conn:
             return [_load(d, int(v)) for d, v in conn.execute(query)]
 
+    def due_for_closing(self, now: float, limit: int) -> list[SessionState]:
+        """Sessions not closed yet whose timeout is at or before ``now``, oldest first (an
+        index range: closed sessions are not in it)."""
+        c = sessions_table.c
+        query = (
+            select(c.data, c.version)
+            .where(c.close_due_at.is_not(None), c.close_due_at <= now)
+            .order_by(c.close_due_at)
+            .limit(limit)
+        )
+        with self.store.engine.connect() as conn:
+            return [_load(d, int(v)) for d, v in conn.execute(query)]
+
 
 def write_session(conn: Connection, session: SessionState, previous: SessionState | None) -> bool:
     """Write ``session`` on ``conn`` if the pair's latest is still ``previous`` (as read);
@@ -206,6 +227,7 @@ def write_session(conn: Connection, session: SessionState, previous: SessionStat
                 version=previous.version + 1,
                 data=_dump(session),
                 escalation_pending_since=session.escalation_pending_since,
+                close_due_at=session.close_due_at,
             )
         )
         return bool(done.rowcount == 1)
@@ -246,6 +268,7 @@ def write_session(conn: Connection, session: SessionState, previous: SessionStat
             version=1,
             data=_dump(session),
             escalation_pending_since=session.escalation_pending_since,
+            close_due_at=session.close_due_at,
         )
     )
     return True

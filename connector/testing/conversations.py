@@ -91,6 +91,19 @@ class FakeConversationWriter:
         with self._lock:
             self.sessions[session.id] = session
 
+    def close_sessions(self, sessions: Sequence[SessionState]) -> list[Exception | None]:
+        errors: list[Exception | None] = []
+        for session in sessions:
+            with self._lock:
+                if self.fail_next > 0:
+                    self.fail_next -= 1
+                    errors.append(DataverseUnavailableError("fake Dataverse is down", status=503))
+                    continue
+                self.change_sets += 1
+                self.sessions[session.id] = session
+            errors.append(None)
+        return errors
+
     def block_number(self, configuration_id: str, phone: str, blocked_by: str | None) -> None:
         with self._lock:
             self.blocked.add((configuration_id, phone))

@@ -2,8 +2,9 @@
 
 Covers ``<attribute>``/``<all-attributes>``, nested ``<filter type="and|or">`` with
 ``<condition>`` (eq ne gt ge lt le like not-like begins-with ends-with null not-null in
-not-in), ``<order>``, ``top``, and ``page``/``count`` paging answered with the
-``fetchxmlpagingcookie`` and ``morerecords`` annotations (both absent on the last page).
+not-in, eq-userid for the emulator's one caller, last-x-days), ``<order>``, ``top``, and
+``page``/``count`` paging answered with the ``fetchxmlpagingcookie`` and ``morerecords``
+annotations (both absent on the last page).
 Null values are omitted from rows, as FetchXML results do. ``link-entity`` is not supported
 (501).
 """
@@ -11,6 +12,7 @@ Null values are omitted from rows, as FetchXML results do. ``link-entity`` is no
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +20,7 @@ from connector.emulators.dataverse.errors import EmulatorRequestError
 from connector.emulators.dataverse.metadata import EntityDef
 from connector.emulators.dataverse.protocol import EmuRequest, EmuResponse, bad_request
 from connector.emulators.dataverse.records import Records
+from connector.emulators.dataverse.seed import SEED_USER_ID
 from connector.emulators.dataverse.store import q, table_name
 from connector.emulators.dataverse.values import row_to_json
 
@@ -102,6 +105,9 @@ def _condition(entity: EntityDef, node: ET.Element, params: list[Any]) -> str:
     column = q(_column(entity, node.get("attribute", "")))
     operator = node.get("operator", "")
     value = node.get("value")
+    if operator == "eq-userid":  # the caller: the emulator's one application user
+        params.append(SEED_USER_ID)
+        return f"({column} = ?)"
     if operator in ("null", "not-null"):
         return f"({column} IS {'NOT ' if operator == 'not-null' else ''}NULL)"
     if operator in ("in", "not-in"):
@@ -111,6 +117,10 @@ def _condition(entity: EntityDef, node: ET.Element, params: list[Any]) -> str:
         return f"({column} {'NOT ' if operator == 'not-in' else ''}IN ({marks}))"
     if value is None:
         raise bad_request(f"The condition on {column} needs a value.", "0x80041102")
+    if operator == "last-x-days":
+        since = datetime.now(tz=UTC) - timedelta(days=int(value))
+        params.append(since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return f"({column} >= ?)"
     if operator in _LIKE:
         params.append(_LIKE[operator].format(value))
         return f"({column} {'NOT ' if operator == 'not-like' else ''}LIKE ?)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from connector.emulators.dataverse.components import privileges
 from connector.emulators.dataverse.metadata import (
     AttributeDef,
     EntityDef,
@@ -192,6 +193,7 @@ def entity_json(entity: EntityDef) -> dict[str, Any]:
         "DisplayName": label(entity.display_name or entity.logical_name),
         "DisplayCollectionName": label(entity.display_collection_name or entity.entity_set),
         "Description": label(entity.description),
+        "Privileges": privileges(entity),
     }
 
 

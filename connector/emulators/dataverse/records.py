@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from connector.emulators.dataverse import activities
+from connector.emulators.dataverse import activities, components
 from connector.emulators.dataverse.addressing import (
     Address,
     parse_key,
@@ -109,6 +109,7 @@ class Records:
         content_ids: ContentIds | None = None,
     ) -> dict[str, Any]:
         """Insert a row from a payload; returns the stored row."""
+        body = activities.prepare_create(entity, body)
         with self.store.transaction():
             row, after = self._convert(entity, body, content_ids)
             _note_object_type(entity, row)
@@ -127,6 +128,7 @@ class Records:
             if entity.is_activity:
                 row["activitytypecode"] = entity.logical_name
             row["versionnumber"] = self.store.next_version()
+            components.validate(self.schema, entity, row)
             self._write(entity, lambda: self.store.insert(entity, row), record_id)
             for action in after:
                 action(record_id)
@@ -162,12 +164,14 @@ class Records:
     ) -> dict[str, Any]:
         """Apply a payload to an existing row; returns the stored row."""
         record_id = str(current[entity.primary_id])
+        body = activities.prepare_update(entity, current, body)
         with self.store.transaction():
             row, after = self._convert(entity, body, content_ids)
             _note_object_type(entity, row)
             row.pop(entity.primary_id, None)
             row["modifiedon"] = now_text()
             row["versionnumber"] = self.store.next_version()
+            components.validate(self.schema, entity, {**current, **row})
             self._write(entity, lambda: self.store.update(entity, record_id, row), record_id)
             for action in after:
                 action(record_id)
@@ -290,10 +294,15 @@ class Records:
         content_ids: ContentIds | None,
     ) -> Callable[[str], None]:
         child = self.schema.entity(child_name)
+        parties = child_name == "activityparty"
+        if parties:
+            activities.check_parties(parent, items)
         prepared = [dict(item) for item in items if isinstance(item, dict)]
 
         def insert_children(parent_id: str) -> None:
             link = {attribute: parent_id, f"{attribute}__type": parent.logical_name}
+            if parties:
+                activities.clear_parties(self.store, parent_id)
             for item in prepared:
                 self.create(child, item, defaults=link, content_ids=content_ids)
 

@@ -15,6 +15,7 @@ from connector.emulators.dataverse import (
     actions,
     associations,
     batch,
+    components,
     entity_api,
     metadata_api,
     metadata_changes,
@@ -68,6 +69,8 @@ class Emulator(EmulatorState):
             return special(req)
         if name == "$metadata":
             raise EmulatorRequestError(501, "0x8006088b", "The emulator does not serve $metadata.")
+        if name == "roles" and len(segments) == 2 and segments[1].endswith("AddPrivilegesRole"):
+            return components.add_privileges_role(self, req, split_segment(segments[0])[1] or "")
         return self._entity_set(req, segments)
 
     def _operations(self) -> dict[tuple[str, str], Callable[[EmuRequest], EmuResponse]]:
@@ -83,7 +86,14 @@ class Emulator(EmulatorState):
             ("POST", "InsertOptionValue"): lambda req: metadata_changes.insert_option_value(
                 self, req
             ),
+            ("GET", "RetrieveRolePrivilegesRole"): self._role_privileges,
+            ("POST", "AddAppComponents"): lambda req: components.add_app_components(self, req),
         }
+
+    def _role_privileges(self, req: EmuRequest) -> EmuResponse:
+        _, key = split_segment(req.path.strip("/").split("/")[0])
+        role_id = (key or "").partition("=")[2].strip("'")
+        return components.retrieve_role_privileges(self, req, role_id)
 
     def _create_entities(self, req: EmuRequest) -> EmuResponse:
         solution = req.header("mscrm.solutionuniquename") or req.query.get("SolutionUniqueName")

@@ -53,7 +53,12 @@ def activity_columns(entity: EntityDef) -> None:
     entity.add(AttributeDef("activitytypecode", "EntityName"))
     entity.add(AttributeDef("prioritycode", "Picklist", options={0: "Low", 1: "Normal", 2: "High"}))
     entity.add(AttributeDef("regardingobjectid", "Lookup"))
-    entity.attributes["statuscode"].options = {1: "Open", 2: "Completed", 3: "Canceled"}
+    entity.attributes["statuscode"].options = {
+        1: "Open",
+        2: "Completed",
+        3: "Canceled",
+        4: "Scheduled",
+    }
 
 
 def new_table(

@@ -8,6 +8,7 @@ team membership, publisher and solution.
 
 from __future__ import annotations
 
+from connector.emulators.dataverse.components import component_tables
 from connector.emulators.dataverse.metadata import AttributeDef, EntityDef
 from connector.emulators.dataverse.schema import ManyNav, Schema, one_to_many
 from connector.emulators.dataverse.seed import (
@@ -55,6 +56,7 @@ def standard_schema() -> Schema:
         new_table("activityparty", "activityparties", "", ownership="None", otc=135),
         new_table("activitypointer", "activitypointers", "subject", is_activity=True, otc=4200),
         new_table("task", "tasks", "subject", is_activity=True, otc=4212),
+        *component_tables(),
     ]
     for entity in tables:
         _add_standard_columns(entity)
@@ -163,7 +165,7 @@ def _add_standard_columns(entity: EntityDef) -> None:
         entity.add(AttributeDef("activityid", "Lookup"))
         entity.add(
             AttributeDef(
-                "participationtypemask", "Picklist", options={i: str(i) for i in range(1, 12)}
+                "participationtypemask", "Picklist", options={i: str(i) for i in range(1, 13)}
             )
         )
     if name == "publisher":
@@ -192,6 +194,7 @@ opportunity parentcontactid contact parentcontactid opportunity_parent_contact
 solution publisherid publisher publisherid publisher_solution
 teammembership systemuserid systemuser systemuserid teammembership_user
 teammembership teamid team teamid teammembership_team
+role businessunitid businessunit businessunitid business_unit_roles
 annotation objectid contact objectid_contact Contact_Annotation
 annotation objectid account objectid_account Account_Annotation
 annotation objectid lead objectid_lead Lead_Annotation

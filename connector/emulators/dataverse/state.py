@@ -16,7 +16,7 @@ from connector.emulators.dataverse import plugins
 from connector.emulators.dataverse.metadata import EntityDef
 from connector.emulators.dataverse.records import Records
 from connector.emulators.dataverse.schema import Schema
-from connector.emulators.dataverse.seed import SEED_USER_ID
+from connector.emulators.dataverse.seed import SEED_BUSINESS_UNIT_ID, SEED_USER_ID
 from connector.emulators.dataverse.standard import add_many_to_many, standard_schema
 from connector.emulators.dataverse.store import Store
 from connector.emulators.dataverse.webhooks import WebhookDispatcher
@@ -74,6 +74,10 @@ class EmulatorState:
 
     def _seed_rows(self, schema: Schema) -> None:
         records = Records(self.store, schema)
+        records.create(
+            schema.entities["businessunit"],
+            {"businessunitid": SEED_BUSINESS_UNIT_ID, "name": "Emulator organization"},
+        )
         records.create(
             schema.entities["systemuser"],
             {
