@@ -3,6 +3,11 @@
 Implements :class:`~connector.ports.ConversationRelinker` for the conversation move. One GET
 lists the session's messages; then ONE ``$batch`` with one change set patches the session
 (regarding + match trace) and every message (regarding), so the move is all or nothing.
+
+The caller names the target table: a table Dataverse has no regarding relationship for (no
+such table, or one that is not activity-enabled) makes it answer 400 to the bind, which is
+the caller's mistake, an :class:`~connector.errors.UnknownReferenceError`, not a failure of
+Dataverse.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from connector.dataverse.client import DataverseClient
 from connector.dataverse.lookups import RowRef, regarding
 from connector.domain.record_types import STANDARD_TABLES
 from connector.domain.routing import MatchTrace, RecordRef
+from connector.errors import UnknownReferenceError
 
 MAX_MESSAGES = 999  # one change set per $batch (1000 operations, one is the session)
 
@@ -67,6 +73,12 @@ class DataverseConversationRelinker:
         for result in self._client.execute_batch(
             [relink_change_set(session_id, ids, target, trace)]
         ):
-            if result.error is not None:
-                raise result.error
+            if result.error is None:
+                continue
+            if result.error.status == 400:
+                raise UnknownReferenceError(
+                    f"{target.table} rows cannot be a conversation's regarding record",
+                    details={"table": target.table, "dataverse": result.error.message},
+                ) from result.error
+            raise result.error
         return len(ids)
