@@ -510,12 +510,13 @@ class Connector:
 
     @cached_property
     def events(self) -> EventService:
-        """Subscriptions, and events delivered to them by the worker."""
+        """Subscriptions (secrets and callback URLs encrypted with ``CONNECTOR_SECRET_KEYS``),
+        and events delivered to them by the worker."""
         poster = HttpEventPoster()
         self._closers.append(poster.close)
         outcomes = event_delivery_counter(self.metrics)
         return EventService(
-            Subscriptions(self.state),
+            Subscriptions(self.state, SecretBox(self.settings.secret_keys)),
             poster,
             nudge=self.events_nudger.nudge,
             count=lambda outcome: outcomes.labels(outcome).inc(),

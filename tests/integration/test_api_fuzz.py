@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
+from cryptography.fernet import Fernet
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from schemathesis import Case, CheckContext, HookContext, Response
@@ -177,6 +178,7 @@ def api(shared_emulator: SharedEmulator, tmp_path_factory: pytest.TempPathFactor
                 "CONNECTOR_DATAVERSE__URL": shared_emulator.url,
                 "CONNECTOR_DATAVERSE__TOKEN": "emulator",
                 "CONNECTOR_API__KEYS": API_KEY,
+                "CONNECTOR_SECRET_KEYS": Fernet.generate_key().decode(),  # subscriptions
                 "CONNECTOR_TWILIO__AUTH_TOKEN": TOKEN,
                 "CONNECTOR_TWILIO__ACCOUNT_SID": LOCAL_ACCOUNT_SID,
                 "CONNECTOR_TWILIO__API_BASE_URL": simulator,
