@@ -152,7 +152,8 @@ class ConversationRelinker(Protocol):
 
     def relink(self, session_id: str, target: RecordRef, trace: MatchTrace) -> int:
         """Point the session and its messages at ``target`` and store ``trace`` on the session,
-        atomically; returns the number of messages re-linked."""
+        atomically; returns the number of messages re-linked. A ``target`` whose table cannot
+        be a conversation's regarding record raises ``UnknownReferenceError``."""
         ...
 
 

@@ -11,7 +11,6 @@ an override is used instead of building that part, and everything built later us
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -43,7 +42,6 @@ from connector.domain import phone
 from connector.domain.conversation import InboundWrite
 from connector.domain.model import MessageCategory
 from connector.domain.outbound import Failure, OutboundMessage
-from connector.domain.status import MessageStatus
 from connector.errors import ConfigurationError
 from connector.event_hooks.http import HttpEventPoster
 from connector.log_config import get_logger
@@ -457,6 +455,7 @@ class Connector:
             self.send_rate,
             recheck=self._still_allowed,
             on_failed=self._provider_refused,
+            on_status=self._status_events,
         )
 
     def _still_allowed(self, message: OutboundMessage) -> Failure | None:
@@ -466,8 +465,6 @@ class Connector:
     def _provider_refused(self, message: OutboundMessage, failure: Failure) -> None:
         """A provider refusal that means an opt-out goes to the consent ledger."""
         self.consent.provider_refused(message, failure)
-        ended = message.with_status(MessageStatus.FAILED, time.time(), failure=failure)
-        self._status_events([ended or message])
 
     @cached_property
     def outbound_sync(self) -> OutboundSync:
@@ -513,12 +510,13 @@ class Connector:
 
     @cached_property
     def events(self) -> EventService:
-        """Subscriptions, and events delivered to them by the worker."""
+        """Subscriptions (secrets and callback URLs encrypted with ``CONNECTOR_SECRET_KEYS``),
+        and events delivered to them by the worker."""
         poster = HttpEventPoster()
         self._closers.append(poster.close)
         outcomes = event_delivery_counter(self.metrics)
         return EventService(
-            Subscriptions(self.state),
+            Subscriptions(self.state, SecretBox(self.settings.secret_keys)),
             poster,
             nudge=self.events_nudger.nudge,
             count=lambda outcome: outcomes.labels(outcome).inc(),

@@ -6,6 +6,11 @@ lists the session's messages (with their state) and one reads the session's stat
 (regarding), so the move is all or nothing. A completed activity refuses a change that does
 not change its state, so a completed row's PATCH reopens it and the next operation completes
 it again with the status reason it had (:mod:`connector.crm.activity_rows`).
+
+The caller names the target table: a table Dataverse has no regarding relationship for (no
+such table, or one that is not activity-enabled) makes it answer 400 to the bind, which is
+the caller's mistake, an :class:`~connector.errors.UnknownReferenceError`, not a failure of
+Dataverse.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from connector.dataverse.client import DataverseClient
 from connector.dataverse.lookups import RowRef, regarding
 from connector.domain.record_types import STANDARD_TABLES
 from connector.domain.routing import MatchTrace, RecordRef
+from connector.errors import UnknownReferenceError
 
 MAX_MESSAGES = 499  # one change set per $batch (1000 operations: two per row at most)
 State = tuple[int, int]  # (statecode, statuscode) as read
@@ -92,6 +98,12 @@ class DataverseConversationRelinker:
         session_state = _state(session) if session else OPEN
         change_set = relink_change_set(session_id, messages, target, trace, session_state)
         for result in self._client.execute_batch([change_set]):
-            if result.error is not None:
-                raise result.error
+            if result.error is None:
+                continue
+            if result.error.status == 400:
+                raise UnknownReferenceError(
+                    f"{target.table} rows cannot be a conversation's regarding record",
+                    details={"table": target.table, "dataverse": result.error.message},
+                ) from result.error
+            raise result.error
         return len(messages)

@@ -19,13 +19,18 @@ and plain reason. Twilio 21610 (the recipient replied STOP) ends ``failed`` with
 Consent is checked again (``recheck``) just before a message goes to the provider: one that
 waited (a send time, quiet hours, a backoff) while the recipient said STOP ends ``failed``
 (``opted_out``) instead of going out.
+
+A message this sender ends itself, refused by the provider or by the recheck before it ever
+reached the provider, is told to ``on_status`` as stored (subscribers' ``message.status_changed``
+events): no provider callback will ever report it. A failing ``on_status`` is logged and never
+holds the send back.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from connector.domain.model import Configuration
@@ -65,6 +70,9 @@ class OutboxSender:
     on_change: Callable[[], None] = field(default=lambda: None)
     recheck: Callable[[OutboundMessage], Failure | None] = field(default=lambda _m: None)
     on_failed: Callable[[OutboundMessage, Failure], None] = field(default=lambda _m, _f: None)
+    """Told of each provider refusal (the consent ledger records an opt-out it means)."""
+    on_status: Callable[[Sequence[OutboundMessage]], None] = field(default=lambda _m: None)
+    """Told of the messages this sender ended (events for subscribers)."""
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -122,7 +130,8 @@ class OutboxSender:
         refused = self.recheck(message)
         if refused is not None:
             ended = message.with_status(MessageStatus.FAILED, self.clock(), failure=refused)
-            self.outbox.handed(claimed, ended or message)
+            if self.outbox.handed(claimed, ended or message):
+                self._ended(ended)
             log.info("outbound.refused_before_sending", code=refused.code)
             return "failed"
         now = self.clock()
@@ -150,10 +159,21 @@ class OutboxSender:
             return "retry"
         failure = failure_of(exc)
         ended = message.with_status(MessageStatus.FAILED, self.clock(), failure=failure)
-        self.outbox.handed(claimed, ended or message)
+        handed = self.outbox.handed(claimed, ended or message)
         log.warning("outbound.failed", code=exc.provider_code, category=failure.category.value)
         self.on_failed(message, failure)
+        if handed:
+            self._ended(ended)
         return "failed"
+
+    def _ended(self, ended: OutboundMessage | None) -> None:
+        """Tell ``on_status`` of a message this sender ended (None: its status did not move)."""
+        if ended is None:
+            return
+        try:
+            self.on_status([ended])
+        except Exception as exc:  # subscribers' events never hold the send back
+            log.error("outbound.status_events_failed", error=type(exc).__name__)
 
 
 def failure_of(exc: ProviderError) -> Failure:

@@ -7,13 +7,20 @@ retried after a crash) is delivered once. :meth:`Subscriptions.claim` leases onl
 pending delivery of each conversation of each subscription, so a subscriber gets one
 conversation's events in order even while an earlier one waits for its retry. A delivered or
 dropped row is deleted. Portable SQL (SQLAlchemy Core) for SQLite and PostgreSQL.
+
+A subscription's secret and its callback URL (Power Automate's carries a ``sig`` that lets
+anyone start the flow) are stored encrypted with ``CONNECTOR_SECRET_KEYS``
+(:class:`~connector.secret_box.SecretBox` behind the ``SecretCipher`` port): a copy of the
+state store gives neither. Storing or reading one without keys is a ``ConfigurationError``.
+A value stored in the clear (before encryption) or under a key since rotated out of first
+place is read and written back encrypted under the current key.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, delete, func, or_, select
@@ -24,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.domain.events import Delivery, Event, Subscription
 from connector.errors import StateStoreError
+from connector.ports import SecretCipher
 from connector.state.db import StateStore, metadata
 
 subscriptions_table = Table(
@@ -31,8 +39,8 @@ subscriptions_table = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("event", String(40), nullable=False),
-    Column("callback_url", Text, nullable=False),
-    Column("secret", String(200), nullable=False),
+    Column("callback_url", Text, nullable=False),  # encrypted
+    Column("secret", Text, nullable=False),  # encrypted
     Column("configuration_id", String(36), nullable=True),
     Column("created_at", Float, nullable=False),
     Index("ix_subscriptions_event", "event"),
@@ -64,9 +72,10 @@ def _store_error(what: str, exc: Exception) -> StateStoreError:
 class Subscriptions:
     """Subscriptions and deliveries on a :class:`~connector.state.db.StateStore`."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, cipher: SecretCipher) -> None:
         self.store = store
         store.create_all()
+        self._cipher = cipher
         self._engine = store.engine
         dialect = postgresql if store.dialect == "postgresql" else sqlite
         self._insert = dialect.insert(deliveries_table).on_conflict_do_nothing()
@@ -77,8 +86,8 @@ class Subscriptions:
         row = {
             "id": subscription.id,
             "event": subscription.event,
-            "callback_url": subscription.callback_url,
-            "secret": subscription.secret,
+            "callback_url": self._cipher.encrypt(subscription.callback_url),
+            "secret": self._cipher.encrypt(subscription.secret),
             "configuration_id": subscription.configuration_id,
             "created_at": subscription.created_at,
         }
@@ -93,7 +102,7 @@ class Subscriptions:
         query = select(subscriptions_table).where(subscriptions_table.c.id == subscription_id)
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _subscription(row)
+        return None if row is None else self._opened([row])[0]
 
     def remove(self, subscription_id: str) -> bool:
         """Delete a subscription and its pending deliveries; whether it existed."""
@@ -120,7 +129,54 @@ class Subscriptions:
             .order_by(c.created_at)
         )
         with self._engine.connect() as conn:
-            return [_subscription(row) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+        return self._opened(rows)
+
+    def _opened(self, rows: Iterable[Row[Any]]) -> list[Subscription]:
+        """The subscriptions of ``rows``, decrypted; a value stored in the clear or under an
+        older key is written back encrypted under the current one."""
+        found: list[Subscription] = []
+        rewrites: list[tuple[str, str, str, str]] = []
+        for row in rows:
+            mapping = row._mapping
+            sub_id = str(mapping[subscriptions_table.c.id])
+            stored_url = str(mapping[subscriptions_table.c.callback_url])
+            stored_secret = str(mapping[subscriptions_table.c.secret])
+            url, new_url = self._cipher.reveal(stored_url)
+            secret, new_secret = self._cipher.reveal(stored_secret)
+            if new_url is not None or new_secret is not None:
+                rewrites.append(
+                    (sub_id, stored_secret, new_url or stored_url, new_secret or stored_secret)
+                )
+            configuration = mapping[subscriptions_table.c.configuration_id]
+            found.append(
+                Subscription(
+                    id=sub_id,
+                    event=str(mapping[subscriptions_table.c.event]),
+                    callback_url=url,
+                    secret=secret,
+                    configuration_id=None if configuration is None else str(configuration),
+                    created_at=float(mapping[subscriptions_table.c.created_at]),
+                )
+            )
+        self._rewrite(rewrites)
+        return found
+
+    def _rewrite(self, rewrites: Sequence[tuple[str, str, str, str]]) -> None:
+        """Store re-encrypted values (only over the value they were read from)."""
+        if not rewrites:
+            return
+        c = subscriptions_table.c
+        try:
+            with self._engine.begin() as conn:
+                for sub_id, was, url, secret in rewrites:
+                    conn.execute(
+                        sql_update(subscriptions_table)
+                        .where(c.id == sub_id, c.secret == was)
+                        .values(callback_url=url, secret=secret)
+                    )
+        except SQLAlchemyError as exc:
+            raise _store_error("re-encrypt a subscription", exc) from exc
 
     # -- deliveries -----------------------------------------------------------------------
     def enqueue(self, pairs: Sequence[tuple[Event, Subscription]], now: float) -> int:
@@ -177,7 +233,8 @@ class Subscriptions:
                 .where(d.claim_token == token)
                 .order_by(d.seq)
             ).all()
-        return [_delivery(row) for row in rows]
+        opened = {sub.id: sub for sub in self._opened(rows)}
+        return [_delivery(row, opened[str(row._mapping[s.id])]) for row in rows]
 
     def delivered(self, delivery: Delivery) -> None:
         """The subscriber has it (or it was dropped): forget the row."""
@@ -239,27 +296,8 @@ def _oldest_of_its_conversation() -> Any:
     )
 
 
-def _subscription(row: Row[Any]) -> Subscription:
-    return Subscription(
-        id=str(row.id),
-        event=str(row.event),
-        callback_url=str(row.callback_url),
-        secret=str(row.secret),
-        configuration_id=None if row.configuration_id is None else str(row.configuration_id),
-        created_at=float(row.created_at),
-    )
-
-
-def _delivery(row: Row[Any]) -> Delivery:
+def _delivery(row: Row[Any], subscription: Subscription) -> Delivery:
     mapping = row._mapping
-    subscription = Subscription(
-        id=str(mapping[subscriptions_table.c.id]),
-        event=str(mapping[subscriptions_table.c.event]),
-        callback_url=str(mapping[subscriptions_table.c.callback_url]),
-        secret=str(mapping[subscriptions_table.c.secret]),
-        configuration_id=mapping[subscriptions_table.c.configuration_id],
-        created_at=float(mapping[subscriptions_table.c.created_at]),
-    )
     return Delivery(
         seq=int(mapping[deliveries_table.c.seq]),
         event_id=str(mapping[deliveries_table.c.event_id]),

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_SENDER
@@ -103,7 +104,9 @@ def test_subscribers_get_signed_events_once_retried_in_order_and_none_after_unsu
 ) -> None:
     _, simulator_url = simulator
     port = _free_port()
-    env = outbound_env(tmp_path, emulator, simulator_url, port)
+    # subscription secrets and callback URLs are stored encrypted with these keys
+    keys = {"CONNECTOR_SECRET_KEYS": Fernet.generate_key().decode()}
+    env = outbound_env(tmp_path, emulator, simulator_url, port) | keys
     process, base = serve_on(port, tmp_path, env)
     headers = {"X-API-Key": KEY}
     try:

@@ -78,7 +78,13 @@ def test_an_opt_in_with_a_key_records_once_and_the_status_shows_it(api: Api) -> 
     for _ in range(2):
         answer = api.post("/api/v1/consent/opt-in", body, **{"Idempotency-Key": "form-1"})
         assert answer.status_code == 202, answer.text
-    assert answer.json()["status"] == "pending"
+    state = answer.json()
+    assert (state["status"], state["phone"], state["confirmation_sent"]) == (
+        "pending",
+        "+14155550123",
+        False,  # the second request: the first one's confirmation is still pending
+    )
+    assert state["evidence"]["source"] == "web form" and state["expired"] is False
     assert api.ledger.counts()["changes"] == 1
     out = api.post(
         "/api/v1/consent/opt-out",

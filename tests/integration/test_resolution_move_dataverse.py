@@ -15,7 +15,7 @@ from connector.crm.conversation_links import DataverseConversationRelinker
 from connector.dataverse.client import DataverseClient
 from connector.domain.routing import RecordRef, moved
 from connector.emulators.dataverse.app import create_emulator_app
-from connector.errors import DataverseError
+from connector.errors import DataverseError, UnknownReferenceError
 from connector.schema.installer import Installer
 from connector.schema.spec import load_schema
 from tests.integration.test_installer_emulator import make_client
@@ -84,3 +84,16 @@ def test_move_to_a_missing_record_changes_nothing(client: DataverseClient) -> No
         DataverseConversationRelinker(client).relink(session, ghost, moved(PHONE, ghost, None))
     assert _regarding(client, "smsc_sessions", session) == contact
     assert {_regarding(client, "smsc_messages", m) for m in messages} == {contact}
+
+
+def test_move_to_a_table_that_cannot_be_regarding_is_the_callers_mistake(
+    client: DataverseClient,
+) -> None:
+    """Found by the API fuzz test: Dataverse's 400 to the bind answered the caller 502."""
+    contact = client.create("contacts", {"lastname": "C3", "mobilephone": PHONE})
+    session, messages = _conversation(client, contact, 1)
+    nowhere = RecordRef("p37g", str(uuid.uuid4()))
+    with pytest.raises(UnknownReferenceError, match="p37g"):
+        DataverseConversationRelinker(client).relink(session, nowhere, moved(PHONE, nowhere, None))
+    assert _regarding(client, "smsc_sessions", session) == contact
+    assert _regarding(client, "smsc_messages", messages[0]) == contact

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select, update
 
 from connector.domain.conversation import InboundWrite, ReceivedMessage, SessionState
 from connector.domain.events import (
@@ -26,11 +28,14 @@ from connector.domain.events import (
 )
 from connector.domain.outbound import OutboundMessage
 from connector.domain.status import MessageStatus
-from connector.errors import InvalidInputError, NotFoundError
+from connector.errors import ConfigurationError, InvalidInputError, NotFoundError
+from connector.secret_box import SecretBox
 from connector.services.events import EventService
 from connector.state.db import StateStore
-from connector.state.subscriptions import Subscriptions
+from connector.state.subscriptions import Subscriptions, subscriptions_table
 from connector.testing.event_poster import FakeEventPoster
+
+KEYS = [Fernet.generate_key().decode()]
 
 
 @dataclass
@@ -47,6 +52,16 @@ class World:
     poster: FakeEventPoster
     clock: Clock
     counted: list[str]
+    store: StateStore
+
+    def stored(self, subscription_id: str) -> tuple[str, str]:
+        """The (callback_url, secret) columns of a subscription's row, as stored."""
+        c = subscriptions_table.c
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(c.callback_url, c.secret).where(c.id == subscription_id)
+            ).one()
+        return str(row.callback_url), str(row.secret)
 
     def deliver(self) -> float | None:
         return self.service.deliver_once()
@@ -56,8 +71,9 @@ class World:
 def world(tmp_path: Path) -> Iterator[World]:
     store = StateStore.from_url(f"sqlite:///{tmp_path / 'state.db'}")
     poster, clock, counted = FakeEventPoster(), Clock(), list[str]()
-    service = EventService(Subscriptions(store), poster, count=counted.append, clock=clock)
-    yield World(service, poster, clock, counted)
+    subscriptions = Subscriptions(store, SecretBox(KEYS))
+    service = EventService(subscriptions, poster, count=counted.append, clock=clock)
+    yield World(service, poster, clock, counted, store)
     store.close()
 
 
@@ -176,8 +192,57 @@ def test_after_unsubscribing_nothing_is_delivered(world: World) -> None:
     assert world.deliver() is None and world.poster.posts == []
 
 
+def test_secret_and_callback_url_are_stored_encrypted_and_deliveries_still_verify(
+    world: World,
+) -> None:
+    url = "https://flow.example/hook?sig=flow-trigger-signature"
+    secret = "a-subscriber-chosen-secret-0123"
+    sub = world.service.subscribe(EventType.SMS_RECEIVED, url, secret=secret)
+    stored_url, stored_secret = world.stored(sub.id)
+    assert secret not in stored_secret and "flow-trigger-signature" not in stored_url
+    assert SecretBox(KEYS).decrypt(stored_secret) == secret
+    world.service.received([inbound("SM1")])
+    assert world.deliver() is None
+    ((posted_to, body, headers),) = world.poster.posts
+    assert posted_to == url
+    assert verify(secret, headers["X-Connector-Timestamp"], body, headers["X-Connector-Signature"])
+
+
+def test_a_subscription_stored_in_the_clear_still_delivers_and_is_encrypted_on_read(
+    world: World,
+) -> None:
+    sub = world.service.subscribe(EventType.SMS_RECEIVED, "https://flow.example/old")
+    c = subscriptions_table.c
+    with world.store.engine.begin() as conn:  # as the store wrote it before encryption
+        conn.execute(
+            update(subscriptions_table)
+            .where(c.id == sub.id)
+            .values(callback_url="https://flow.example/old", secret=sub.secret)
+        )
+    world.service.received([inbound("SM1")])
+    world.deliver()
+    ((posted_to, body, headers),) = world.poster.posts
+    assert posted_to == "https://flow.example/old"
+    assert verify(
+        sub.secret, headers["X-Connector-Timestamp"], body, headers["X-Connector-Signature"]
+    )
+    stored_url, stored_secret = world.stored(sub.id)
+    assert stored_secret != sub.secret and SecretBox(KEYS).decrypt(stored_secret) == sub.secret
+    assert stored_url != "https://flow.example/old"
+
+
+def test_without_secret_keys_no_subscription_is_stored() -> None:
+    store = StateStore.from_url("sqlite://")
+    service = EventService(Subscriptions(store, SecretBox([])), FakeEventPoster())
+    with pytest.raises(ConfigurationError, match="CONNECTOR_SECRET_KEYS"):
+        service.subscribe(EventType.SMS_RECEIVED, "https://flow.example/")
+    service.received([inbound("SM1")])  # nobody subscribed: nothing to decrypt, no error
+    store.close()
+
+
 def test_a_callback_url_must_be_http() -> None:
-    service = EventService(Subscriptions(StateStore.from_url("sqlite://")), FakeEventPoster())
+    subscriptions = Subscriptions(StateStore.from_url("sqlite://"), SecretBox(KEYS))
+    service = EventService(subscriptions, FakeEventPoster())
     with pytest.raises(InvalidInputError):
         service.subscribe(EventType.SMS_RECEIVED, "file:///etc/passwd")
 

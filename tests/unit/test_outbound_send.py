@@ -13,6 +13,7 @@ import pytest
 
 from connector.domain.conversation import SessionState, derived_id
 from connector.domain.model import Configuration, MessageCategory, Provider, Template
+from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.phone_records import RecordTypeSpec
 from connector.domain.provider_messages import SendRequest, SendResult
 from connector.domain.routing import RecordRef
@@ -239,6 +240,45 @@ def test_the_sender_hands_each_message_once_and_records_failures(world: World) -
     opted = world.outbox.get(stop["id"])
     assert opted is not None and opted.failure is not None
     assert opted.failure.category is FailureCategory.OPTED_OUT  # 21610, for the consent ledger
+
+
+def test_a_message_refused_before_reaching_the_provider_tells_its_status(world: World) -> None:
+    """The recheck path ended messages failed without a status event, so a subscriber to
+    "When a message's status changes" never heard of a send that STOP stopped in the queue."""
+    answer = world.service.send(SendOrder(body="hi", to=ALICE, from_number=US.sender_number))
+    stopped = Failure(FailureCategory.OPTED_OUT, "the recipient opted out", "consent_opted_out")
+    told: list[OutboundMessage] = []
+    sender = replace(world.sender(), recheck=lambda _m: stopped, on_status=told.extend)
+    assert sender.run_once().failed == 1
+    assert world.provider.sent == []
+    stored = world.outbox.get(answer["id"])
+    assert stored is not None and stored.status is MessageStatus.FAILED
+    assert told == [stored]
+    assert sender.run_once().failed == 0 and told == [stored]  # ended: told once
+
+
+def test_a_provider_refusal_tells_its_status_once(world: World) -> None:
+    answer = world.service.send(
+        SendOrder(body="x", to="+15005550001", from_number=US.sender_number)
+    )
+    told: list[OutboundMessage] = []
+    sender = replace(world.sender(), on_status=told.extend)
+    assert sender.run_once().failed == 1
+    stored = world.outbox.get(answer["id"])
+    assert stored is not None and stored.failure is not None
+    assert told == [stored]
+
+
+def test_a_failing_status_hook_never_holds_the_send_back(world: World) -> None:
+    answer = world.service.send(
+        SendOrder(body="x", to="+15005550001", from_number=US.sender_number)
+    )
+
+    def broken(_messages: object) -> None:
+        raise RuntimeError("subscriptions store down")
+
+    assert replace(world.sender(), on_status=broken).run_once().failed == 1
+    assert world.outbox.get(answer["id"]).status is MessageStatus.FAILED  # type: ignore[union-attr]
 
 
 def test_transient_refusals_wait_and_are_sent_later(world: World) -> None:

@@ -70,6 +70,35 @@ def test_every_operation_carries_the_power_platform_extensions(
                 assert prop.get("x-ms-summary") or "$ref" in prop, (code, name)
 
 
+@pytest.mark.parametrize(("path", "method", "op"), OPERATIONS, ids=lambda v: str(v)[:40])
+def test_every_answer_is_described_field_by_field(
+    path: str, method: str, op: dict[str, Any]
+) -> None:
+    """A free-form object gives a flow no dynamic content to pick from."""
+    for code, answer in op["responses"].items():
+        if code.startswith("2") and code != "204":
+            schema = _resolve(answer["schema"])
+            assert schema.get("properties"), (op["operationId"], code)
+            assert schema.get("additionalProperties") is not True, (op["operationId"], code)
+
+
+def test_consent_answers_show_state_evidence_and_history() -> None:
+    ops = {op["operationId"]: op for _, _, op in OPERATIONS}
+    status = _resolve(ops["getConsent"]["responses"]["200"]["schema"])
+    assert set(status["properties"]) == {"phone", "consents", "history"}
+    current = _resolve(status["properties"]["consents"]["items"])
+    assert {"configuration_id", "purpose", "status", "expired", "since", "expires_at"} <= set(
+        current["properties"]
+    )
+    evidence = _resolve(current["properties"]["evidence"])
+    assert set(evidence["properties"]) == {"at", "source", "message_id", "text"}
+    opt_in = _resolve(ops["requestOptIn"]["responses"]["202"]["schema"])
+    assert {"phone", "confirmation_sent", "status"} <= set(opt_in["properties"])
+    assert ops["recordOptOut"]["responses"]["200"]["schema"] == {
+        "$ref": "#/definitions/ConsentStatusView"
+    }
+
+
 def test_triggers_are_webhooks_with_a_notification_url_and_content() -> None:
     triggers = {op["operationId"]: (path, op) for path, _, op in OPERATIONS if "x-ms-trigger" in op}
     assert sorted(triggers) == ["whenSmsReceived", "whenStatusChanges"]
