@@ -205,10 +205,13 @@ class LocalMode:
         public_base_url: str | None = None,
     ) -> str:
         """Start the Twilio-compatible simulator, posting inbound messages to ``inbound_url``
-        signed with ``auth_token`` (also the token its REST API and media host accept); add
-        its URL (and where the connector listens) to the descriptor for this folder's other
-        commands (``connector send``, a separate ``connector worker``)."""
-        options = SimulatorOptions(inbound_url=inbound_url, auth_token=auth_token)
+        (the demo sender's ``SmsUrl``) signed with ``auth_token`` (also the token its REST API
+        and media host accept); add its URL (and where the connector listens) to the
+        descriptor for this folder's other commands (``connector send``, a separate
+        ``connector worker``)."""
+        options = SimulatorOptions(
+            inbound_url=inbound_url, auth_token=auth_token, numbers={DEMO_SENDER: None}
+        )
         self.engine = SimulatorEngine(options)
         self.simulator = ServerThread(create_simulator_app(self.engine)).start()
         described = json.loads(self.descriptor.read_text(encoding="utf-8"))

@@ -106,6 +106,11 @@ def simulator(  # noqa: PLR0917 - typer maps each option to a parameter
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8099, help="Port to listen on (0 picks a free one)."),
     inbound_url: str | None = typer.Option(None, help="Connector inbound webhook URL."),
+    number: list[str] = typer.Option(  # noqa: B008 - typer's way to declare an option
+        [],
+        "--number",
+        help="A number of the simulated account, its SmsUrl the --inbound-url (repeatable).",
+    ),
     out_of_order: bool = typer.Option(False, help="Deliver status callbacks in reverse order."),
     duplicate: bool = typer.Option(False, help="Deliver every status callback twice."),
     rate_limit: float | None = typer.Option(
@@ -130,6 +135,7 @@ def simulator(  # noqa: PLR0917 - typer maps each option to a parameter
         duplicate=duplicate,
         sender_rate_limit_mps=rate_limit,
         sender_rate_limits=per_sender,
+        numbers=dict.fromkeys(number),
     )
     engine = SimulatorEngine(options)
     sock = bind_socket(host, port)

@@ -121,3 +121,13 @@ class CredentialReport:
     friendly_name: str | None = None
     problem: str | None = None
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingNumber:
+    """A phone number of the provider account, as the provider has it configured
+    (``connector config check`` compares ``sms_url`` with our inbound webhook URL)."""
+
+    phone_number: str
+    id: str | None = None
+    sms_url: str | None = None

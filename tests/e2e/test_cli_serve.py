@@ -92,14 +92,15 @@ def test_config_check_redacts_every_secret(tmp_path: Path) -> None:
             "CONNECTOR_TWILIO__AUTH_TOKEN": "tw-auth-token-e2e",
             "CONNECTOR_SECRET_KEYS": fernet,
             "CONNECTOR_STATE__URL": "postgresql://connector:pg-password-e2e@db.invalid/sms",
+            "CONNECTOR_PUBLIC_BASE_URL": "https://sms.example.com",
         },
     )
-    for args in (("config", "check"), ("config", "check", "--json")):
+    for args in (("config", "check", "--offline"), ("config", "check", "--offline", "--json")):
         result = run_cli(*args, env=env)
         assert result.returncode == 0, result.stderr
         for secret in ("dv-client-secret-e2e", "tw-auth-token-e2e", fernet, "pg-password-e2e"):
             assert secret not in result.stdout + result.stderr
-    shown = json.loads(run_cli("config", "check", "--json", env=env).stdout)
+    shown = json.loads(run_cli("config", "check", "--offline", "--json", env=env).stdout)
     assert shown["dataverse"]["client_id"] == "client-1"
     assert shown["dataverse"]["client_secret"] == "**********"
 

@@ -7,6 +7,8 @@ it unchanged (local mode, tests, benchmarks). Twilio's API:
 * ``GET  /2010-04-01/Accounts/{sid}/Messages/{MessageSid}.json``: fetch
 * ``GET  /2010-04-01/Accounts/{sid}/Messages.json``: list (``To``/``From``, paging shape)
 * ``GET  /2010-04-01/Accounts/{sid}.json``: fetch the account (credential check)
+* ``GET  /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json``: the account's numbers and
+  their inbound webhook URL (``PhoneNumber`` filter; ``SimulatorOptions.numbers``)
 * ``GET  /2010-04-01/Accounts/{sid}/Messages/{MM}/Media/{ME}``: inbound media it hosts
 
 and the simulator's own controls, for tests:
@@ -152,6 +154,27 @@ def _page(
     }
 
 
+def _numbers_page(
+    engine: SimulatorEngine, account_sid: str, phone_number: str | None, page: int, size: int
+) -> dict[str, Any]:
+    found = engine.incoming_numbers(phone_number)
+    start = page * size
+    chunk = found[start : start + size]
+    base = f"{PREFIX}/{account_sid}/IncomingPhoneNumbers.json?PageSize={size}"
+    last = max(0, (len(found) - 1) // size)
+    return {
+        "incoming_phone_numbers": chunk,
+        "end": start + max(len(chunk) - 1, 0),
+        "first_page_uri": f"{base}&Page=0",
+        "next_page_uri": f"{base}&Page={page + 1}" if page < last else None,
+        "previous_page_uri": f"{base}&Page={page - 1}" if page > 0 else None,
+        "page": page,
+        "page_size": size,
+        "start": start,
+        "uri": f"{base}&Page={page}",
+    }
+
+
 def create_simulator_app(engine: SimulatorEngine | None = None) -> FastAPI:
     """The simulator as an ASGI app; ``app.state.engine`` is its state."""
     engine = engine or SimulatorEngine()
@@ -193,6 +216,17 @@ def create_simulator_app(engine: SimulatorEngine | None = None) -> FastAPI:
     def account(account_sid: str, creds: Credentials) -> dict[str, Any]:
         auth(creds, account_sid)
         return engine.account()
+
+    @app.get(PREFIX + "/{account_sid}/IncomingPhoneNumbers.json")
+    def incoming_numbers(
+        account_sid: str,
+        creds: Credentials,
+        phone_number: Annotated[str | None, Query(alias="PhoneNumber", max_length=64)] = None,
+        page: Annotated[int, Query(alias="Page", ge=0)] = 0,
+        size: Annotated[int, Query(alias="PageSize", ge=1, le=1000)] = 50,
+    ) -> dict[str, Any]:
+        auth(creds, account_sid)
+        return _numbers_page(engine, account_sid, phone_number, page, size)
 
     @app.get(PREFIX + "/{account_sid}/Messages/{message_sid}/Media/{media_sid}")
     def media(account_sid: str, message_sid: str, media_sid: str, request: Request,

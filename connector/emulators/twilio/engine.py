@@ -16,6 +16,7 @@ sender in :meth:`SimulatorEngine.snapshot` (``throttled``; the token bucket is i
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -61,6 +62,9 @@ class SimulatorOptions:
     sender_rate_limit_mps: float | None = None
     sender_rate_limits: dict[str, float] = field(default_factory=dict)
     """Per ``From`` number, in place of ``sender_rate_limit_mps`` for that number."""
+    numbers: dict[str, str | None] = field(default_factory=dict)
+    """The account's phone numbers (E.164) and each one's inbound webhook URL (``SmsUrl``);
+    None means ``inbound_url`` (listed by ``GET IncomingPhoneNumbers.json``)."""
 
 
 def _now() -> str:
@@ -223,6 +227,33 @@ class SimulatorEngine:
             "date_updated": _now(),
             "uri": f"/{API_VERSION}/Accounts/{sid}.json",
         }
+
+    def incoming_numbers(self, phone_number: str | None = None) -> list[dict[str, Any]]:
+        """``GET IncomingPhoneNumbers.json``: the configured numbers, filtered as Twilio's
+        ``PhoneNumber`` parameter does (a number or a part of one)."""
+        sid = self.options.account_sid
+        wanted = (phone_number or "").strip()
+        found = []
+        for number, sms_url in sorted(self.options.numbers.items()):
+            if wanted and wanted not in number:
+                continue
+            number_sid = "PN" + hashlib.sha256(number.encode()).hexdigest()[:32]
+            found.append(
+                {
+                    "sid": number_sid,
+                    "account_sid": sid,
+                    "phone_number": number,
+                    "friendly_name": number,
+                    "sms_url": sms_url if sms_url is not None else self.options.inbound_url,
+                    "sms_method": "POST",
+                    "capabilities": {"sms": True, "mms": True, "voice": False, "fax": False},
+                    "status": "in-use",
+                    "date_created": _now(),
+                    "date_updated": _now(),
+                    "uri": f"/{API_VERSION}/Accounts/{sid}/IncomingPhoneNumbers/{number_sid}.json",
+                }
+            )
+        return found
 
     # -- callbacks ------------------------------------------------------------------------
     def _plan(self, sid: str) -> list[tuple[str, int | None]]:

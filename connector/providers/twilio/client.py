@@ -17,6 +17,7 @@ processed (429/20429, 5xx, network failures), honouring ``Retry-After``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -26,7 +27,11 @@ from typing import Any, TypeVar
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import (
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -34,6 +39,7 @@ from twilio.rest import Client
 from connector.domain.provider_messages import (
     CredentialReport,
     InboundMessage,
+    IncomingNumber,
     SendRequest,
     SendResult,
     StatusUpdate,
@@ -237,6 +243,23 @@ class TwilioProvider:
             warnings=warnings,
         )
 
+    def incoming_number(self, phone_number: str) -> IncomingNumber | None:
+        """The account's number ``phone_number`` with its inbound webhook URL (``SmsUrl``), or
+        None when the account has no such number (IncomingPhoneNumbers filtered by number)."""
+        found = self._call(
+            lambda: self._client.api.v2010.accounts(self.account_sid).incoming_phone_numbers.list(
+                phone_number=phone_number, limit=20
+            )
+        )
+        for number in found:
+            if str(number.phone_number or "") == phone_number:
+                return IncomingNumber(
+                    phone_number=phone_number,
+                    id=str(number.sid) if number.sid else None,
+                    sms_url=str(number.sms_url) if number.sms_url else None,
+                )
+        return None
+
     def _call(self, operation: Callable[[], T]) -> T:
         """Run one SDK call, translating errors, retrying only what is safe (the one loop)."""
         retrying = Retrying(
@@ -264,6 +287,9 @@ class TwilioProvider:
             ) from exc
         except requests.RequestException as exc:
             raise unreachable_error(exc) from exc
+        except TwilioException as exc:  # a list page refused: the SDK wraps the raw response
+            status, code, text = _page_refusal(exc)
+            raise error_for(code, text, status, retry_after=self._retry_after()) from exc
 
     def _retry_after(self) -> float | None:
         return self._http.last_retry_after()
@@ -283,6 +309,22 @@ def _int(value: Any) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _page_refusal(exc: TwilioException) -> tuple[int | None, int | None, str | None]:
+    """HTTP status, Twilio error code and message of a refused list page (``Unable to fetch
+    page``: the SDK puts the raw response in the exception's arguments)."""
+    response = next((arg for arg in exc.args if isinstance(arg, Response)), None)
+    if response is None:
+        return None, None, str(exc) or None
+    try:
+        body = json.loads(response.text or "{}")
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = body.get("message")
+    return _int(response.status_code), _int(body.get("code")), str(message) if message else None
 
 
 def _message(msg: str | None) -> str | None:
