@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -182,6 +186,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="Seconds per load phase.")
     parser.add_argument("--rate-seconds", type=float, default=60.0, help="Rate phase length.")
     parser.add_argument("--skip-rate", action="store_true", help="Leave out the rate phase.")
+    parser.add_argument(
+        "--split-worker",
+        action="store_true",
+        help="Comparison only: `serve --no-worker` beside a `connector worker` process "
+        "(the headline figure is the default `connector serve`).",
+    )
     args = parser.parse_args()
     configure_logging(level="WARNING", fmt="console")
     console = Console()
@@ -214,7 +224,11 @@ def main() -> None:
         sim_args = ["simulator", "--port", "0", "--rate-limits", _limits()]
         with cli(sim_args, env, work, "http") as sim:
             env["CONNECTOR_TWILIO__API_BASE_URL"] = sim.url
-            with cli(["serve", "--port", str(port)], env, work, "listening on") as web:
+            serve = ["serve", "--port", str(port)] + (["--no-worker"] if args.split_worker else [])
+            with (
+                cli(serve, env, work, "listening on") as web,
+                _worker(env, work, enabled=args.split_worker),
+            ):
                 base = web.url
                 open_loop(base, 20, 2, main_sender, offset=900)  # warm-up
                 time.sleep(3)
@@ -269,6 +283,27 @@ def main() -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+@contextlib.contextmanager
+def _worker(env: dict[str, str], work: Path, *, enabled: bool) -> Iterator[None]:
+    """A `connector worker` process beside a web-only serve (``--split-worker``)."""
+    if not enabled:
+        yield
+        return
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector", "worker"],
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(3)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def _limits() -> str:
