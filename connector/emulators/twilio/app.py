@@ -133,16 +133,15 @@ def inject_inbound(
     return result
 
 
-def _page(
-    engine: SimulatorEngine, account_sid: str, params: dict[str, str], page: int, size: int
+def _paged(
+    found: list[dict[str, Any]], key: str, base: str, page: int, size: int
 ) -> dict[str, Any]:
-    found = engine.list_messages(params.get("To"), params.get("From"))
+    """One page of a Twilio list resource, with Twilio's paging fields."""
     start = page * size
     chunk = found[start : start + size]
-    base = f"{PREFIX}/{account_sid}/Messages.json?PageSize={size}"
     last = max(0, (len(found) - 1) // size)
     return {
-        "messages": chunk,
+        key: chunk,
         "end": start + max(len(chunk) - 1, 0),
         "first_page_uri": f"{base}&Page=0",
         "next_page_uri": f"{base}&Page={page + 1}" if page < last else None,
@@ -152,27 +151,22 @@ def _page(
         "start": start,
         "uri": f"{base}&Page={page}",
     }
+
+
+def _page(
+    engine: SimulatorEngine, account_sid: str, params: dict[str, str], page: int, size: int
+) -> dict[str, Any]:
+    found = engine.list_messages(params.get("To"), params.get("From"))
+    base = f"{PREFIX}/{account_sid}/Messages.json?PageSize={size}"
+    return _paged(found, "messages", base, page, size)
 
 
 def _numbers_page(
     engine: SimulatorEngine, account_sid: str, phone_number: str | None, page: int, size: int
 ) -> dict[str, Any]:
     found = engine.incoming_numbers(phone_number)
-    start = page * size
-    chunk = found[start : start + size]
     base = f"{PREFIX}/{account_sid}/IncomingPhoneNumbers.json?PageSize={size}"
-    last = max(0, (len(found) - 1) // size)
-    return {
-        "incoming_phone_numbers": chunk,
-        "end": start + max(len(chunk) - 1, 0),
-        "first_page_uri": f"{base}&Page=0",
-        "next_page_uri": f"{base}&Page={page + 1}" if page < last else None,
-        "previous_page_uri": f"{base}&Page={page - 1}" if page > 0 else None,
-        "page": page,
-        "page_size": size,
-        "start": start,
-        "uri": f"{base}&Page={page}",
-    }
+    return _paged(found, "incoming_phone_numbers", base, page, size)
 
 
 def create_simulator_app(engine: SimulatorEngine | None = None) -> FastAPI:
