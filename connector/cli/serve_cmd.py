@@ -1,5 +1,5 @@
-"""``connector serve``: run the web service and the worker in one process (local mode with no
-Dataverse URL), and ``connector openapi``: print the HTTP API's OpenAPI document."""
+"""``connector serve``: run the web service and its worker (a child process by default; local
+mode with no Dataverse URL), and ``connector openapi``: print the HTTP API's OpenAPI document."""
 
 from __future__ import annotations
 
@@ -33,7 +33,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def serve(
     host: str | None = typer.Option(None, help="Interface to listen on (default 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to listen on (0 picks a free one)."),
-    no_worker: bool = typer.Option(False, "--no-worker", help="Web only: no worker threads."),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Web only: no worker."),
+    worker_in_process: bool = typer.Option(
+        False,
+        "--worker-in-process",
+        help="Run the worker's threads in this process instead of a child process.",
+    ),
 ) -> None:
     """Run the connector: web service and worker (local mode with no Dataverse URL)."""
     settings = settings_or_exit()
@@ -52,8 +57,11 @@ def serve(
         settings, public_base_url=base_url, start_local=True, local_signing_token=generated
     )
     try:
-        lines = start_serve(
-            connector, port_is_default=bound_port == settings.server.port, worker=not no_worker
+        lines, child = start_serve(
+            connector,
+            port_is_default=bound_port == settings.server.port,
+            worker=not no_worker,
+            in_process=worker_in_process,
         )
     except ConnectorError as exc:
         connector.close()
@@ -75,6 +83,8 @@ def serve(
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        if child is not None:
+            child.stop()
         connector.close()
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.bootstrap import build, warm
+from connector.bootstrap.process import follow_parent
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
 from connector.state.journal import Journal
@@ -30,6 +31,7 @@ def worker(
     threads: int | None = typer.Option(None, min=1, max=32, help="Worker threads."),
 ) -> None:
     """Process inbound messages from the journal (no web server)."""
+    follow_parent()
     settings = settings_or_exit()
     connector = build(settings)
     try:
@@ -43,6 +45,7 @@ def worker(
     threads = threads or settings.worker.threads
     Console().print(f"Worker running with {threads} thread(s)", highlight=False)
     connector.tasks.enqueue()  # take over whatever is due, leases of a dead worker included
+    connector.outbound_tasks.enqueue_send()
     connector.bulk_tasks.enqueue()
     connector.event_tasks.enqueue()
     try:
