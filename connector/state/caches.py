@@ -124,6 +124,28 @@ class SessionCache:
         self.store = store
         store.create_all()
         self._books = bookkeeping_engine(store)  # the mirror converges by derived ids
+        self._backfill_close_due()
+
+    def _backfill_close_due(self, batch: int = 500) -> int:
+        """Sessions saved before the timeout sweep existed have no ``close_due_at`` (and no
+        ``closed_at`` in their data): give them their timeout, so the sweep closes them too.
+        Idempotent and cheap once done (an empty indexed scan of open rows)."""
+        c = sessions_table.c
+        old = c.close_due_at.is_(None) & c.data.not_like('%"closed_at"%')
+        done = 0
+        while True:
+            with self.store.engine.begin() as conn:
+                rows = conn.execute(select(c.session_id, c.data).where(old).limit(batch)).all()
+                for session_id, data in rows:
+                    due = json.loads(data).get("expires_at")
+                    conn.execute(
+                        update(sessions_table)
+                        .where(c.session_id == session_id)
+                        .values(close_due_at=float(due) if due is not None else 0.0)
+                    )
+            done += len(rows)
+            if len(rows) < batch:
+                return done
 
     def get(self, session_id: str) -> SessionState | None:
         """A session by id."""

@@ -3,12 +3,15 @@ timeout sweep over the real session mirror (SQLite) and a fake writer, and the a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
 
 from connector.domain.conversation import SessionState
 from connector.services.session_closing import SessionClosing
 from connector.services.sessions import SessionActions
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache, SessionCache, sessions_table
 from connector.state.db import StateStore
 from connector.testing.conversations import FakeConfigurationDirectory, FakeConversationWriter
 
@@ -97,3 +100,23 @@ def test_the_agent_closes_and_accepting_resets_the_unread_count() -> None:
     assert closed.closed_at == START + 60
     assert world.writer.sessions[closed.id].closed_at == START + 60
     assert world.sweep().sweep().closed == 0  # closed by the agent: not due
+
+
+def test_sessions_saved_before_the_sweep_existed_get_their_timeout() -> None:
+    store = StateStore.from_url("sqlite://")
+    cache = SessionCache(store)
+    old, current = _session(1), _session(2, expires_in=2 * HOUR)
+    assert cache.save(old, None) and cache.save(current, None)
+    with store.engine.begin() as conn:  # as an older release stored the first one
+        data = json.loads(conn.execute(select(sessions_table.c.data).limit(1)).scalar_one())
+        data.pop("closed_at")
+        conn.execute(
+            update(sessions_table)
+            .where(sessions_table.c.session_id == old.id)
+            .values(data=json.dumps(data), close_due_at=None)
+        )
+    assert [s.id for s in cache.due_for_closing(START + 3 * HOUR, 10)] == [current.id]
+    again = SessionCache(store)  # the next start fills it in, once
+    due = again.due_for_closing(START + 3 * HOUR, 10)
+    assert [s.id for s in due] == [old.id, current.id]
+    assert due[0].closed_at is None and due[0].expires_at == old.expires_at
