@@ -103,6 +103,7 @@ class DataverseConfigurationStore:
 
 
 def _key(columns: tuple[str, ...], configuration_id: str, value: str) -> dict[str, Any]:
-    """An alternate key of (configuration lookup, one text column)."""
+    """An alternate key of (configuration lookup, one text column), as a URL names it: the
+    lookup part by its lookup property, ``_<column>_value`` (Dataverse's documented form)."""
     lookup, column = columns
-    return {lookup: uuid.UUID(configuration_id), column: value}
+    return {f"_{lookup}_value": uuid.UUID(configuration_id), column: value}
