@@ -692,9 +692,8 @@ class ConsentStore(Protocol):
         ...
 
 
-class OutboxStore(Protocol):
-    """The outbox (``connector.state.outbox.Outbox``): outbound messages until Dataverse
-    has their latest state. See that module for the guarantees."""
+class OutboxAdds(Protocol):
+    """What the send path needs of the outbox: storing a message durably with its answer."""
 
     def add(
         self,
@@ -715,6 +714,11 @@ class OutboxStore(Protocol):
         request_hash: str | None = None,
         session: SessionChange | None = None,
     ) -> Future[Added]: ...
+
+
+class OutboxStore(OutboxAdds, Protocol):
+    """The outbox (``connector.state.outbox.Outbox``): outbound messages until Dataverse
+    has their latest state. See that module for the guarantees."""
 
     def get(self, message_id: str) -> OutboundMessage | None: ...
 

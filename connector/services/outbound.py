@@ -39,10 +39,9 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from connector.domain import phone, quiet_hours, templates
 from connector.domain.conversation import Acceptance, SessionState, derived_id
@@ -64,6 +63,7 @@ from connector.log_config import get_logger
 from connector.ports import (
     Added,
     ConfigurationLookup,
+    OutboxAdds,
     RecordReader,
     RecordResolver,
     RegardingRecord,
@@ -162,30 +162,6 @@ class _Draft:
     request_hash: str | None
 
 
-class Outbox(Protocol):
-    """What the send path needs of the outbox (``connector.state.outbox.Outbox``)."""
-
-    def add(
-        self,
-        message: OutboundMessage,
-        answer: Mapping[str, Any],
-        *,
-        idempotency_key: str | None = None,
-        request_hash: str | None = None,
-        session: SessionChange | None = None,
-    ) -> Added: ...
-
-    def add_future(
-        self,
-        message: OutboundMessage,
-        answer: Mapping[str, Any],
-        *,
-        idempotency_key: str | None = None,
-        request_hash: str | None = None,
-        session: SessionChange | None = None,
-    ) -> Future[Added]: ...
-
-
 @dataclass
 class SendService:
     """The send path up to the outbox (see the module docstring)."""
@@ -195,7 +171,7 @@ class SendService:
     resolver: RecordResolver
     records: RecordReader
     templates: TemplateCatalog
-    outbox: Outbox
+    outbox: OutboxAdds
     record_types: Callable[[SenderContext], Sequence[RecordTypeSpec]]
     consent: Callable[[str, str, MessageCategory], str | None] | None = None
     team_members: Callable[[str], frozenset[str]] | None = None
