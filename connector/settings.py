@@ -131,6 +131,12 @@ class ApiSettings(BaseModel):
     def _split_keys(cls, value: object) -> object:
         return _split_csv(value)
 
+    @model_validator(mode="after")
+    def _entra_needs_an_audience(self) -> ApiSettings:
+        if self.entra_issuer and not self.entra_audience:
+            raise ValueError("entra_issuer needs entra_audience (the API's client id)")
+        return self
+
 
 class StateSettings(BaseModel):
     """Where the local state store lives (SQLite file by default, or PostgreSQL)."""

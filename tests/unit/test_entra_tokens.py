@@ -118,3 +118,18 @@ def test_the_body_names_the_agent_only_for_api_keys() -> None:
     assert CONNECTOR.agent("00000000-0000-0000-0000-00000000aa01") == (
         "00000000-0000-0000-0000-00000000aa01"
     )
+
+
+def test_an_issuer_without_an_audience_is_a_configuration_error() -> None:
+    from connector.errors import ConfigurationError
+    from connector.settings import load_settings
+
+    with pytest.raises(ConfigurationError):
+        load_settings(env={"CONNECTOR_API__ENTRA_ISSUER": ISSUER})
+    settings = load_settings(
+        env={
+            "CONNECTOR_API__ENTRA_ISSUER": ISSUER,
+            "CONNECTOR_API__ENTRA_AUDIENCE": f"{AUDIENCE},x",
+        }
+    )
+    assert settings.api.entra_audience == [AUDIENCE, "x"]
