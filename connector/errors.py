@@ -22,7 +22,8 @@ it as attributes of the same names. A subclass only sets class attributes: its `
     │   ├── UnknownReferenceError       an action names a user, team or row Dataverse lacks
     │   └── StaleLinkError              a stored Web API link that fits no Web API base
     ├── SignatureError                  a webhook whose signature does not verify (HTTP 403)
-    ├── UnauthorizedError               an API call without a valid API key (HTTP 401)
+    ├── UnauthorizedError               an API call without a valid API key or token (HTTP 401)
+    ├── ForbiddenError                  the acting user may not do this (HTTP 403)
     ├── NotFoundError                   a connector object (message, session...) does not exist
     ├── AuthenticationError             a token could not be acquired (tenant, client id named)
     ├── DataverseError                  the Web API failed (status, service_code, request_id,
@@ -195,9 +196,16 @@ class SignatureError(ConnectorError):
 
 
 class UnauthorizedError(ConnectorError):
-    """An API call without a valid ``X-API-Key``."""
+    """An API call without a valid ``X-API-Key`` or Entra ID bearer token."""
 
     code = "unauthorized"
+
+
+class ForbiddenError(ConnectorError):
+    """An authenticated caller whose own rights do not allow the action (Dataverse refused it
+    for the user the request acts as): answered 403, nothing changed."""
+
+    code = "forbidden"
 
 
 class NotFoundError(ConnectorError):

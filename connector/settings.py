@@ -114,11 +114,28 @@ class ApiSettings(BaseModel):
     max_request_bytes: int = Field(
         default=1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="API request bodies"
     )
+    entra_issuer: str | None = Field(
+        default=None,
+        description="Issuer of accepted Entra ID user tokens "
+        "(https://login.microsoftonline.com/<tenant id>/v2.0); unset: bearer tokens refused",
+    )
+    entra_audience: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Accepted aud values: the API's client id (and api://)"
+    )
+    entra_jwks_url: str | None = Field(
+        default=None, description="The tenant's key set; default: jwks_uri of the issuer's metadata"
+    )
 
-    @field_validator("keys", mode="before")
+    @field_validator("keys", "entra_audience", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _entra_needs_an_audience(self) -> ApiSettings:
+        if self.entra_issuer and not self.entra_audience:
+            raise ValueError("entra_issuer needs entra_audience (the API's client id)")
+        return self
 
 
 class StateSettings(BaseModel):

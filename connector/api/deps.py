@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from connector.api.identity import CONNECTOR, Caller, EntraTokens
 from connector.api.problems import NotEnabledError
 from connector.errors import UnauthorizedError
 from connector.ports import (
@@ -97,6 +99,7 @@ class WebServices:
     max_request_bytes: int = 1024 * 1024  # API request bodies (webhooks have their own bound)
     bulk: BulkService | None = None  # bulk sends (POST /api/v1/messages/bulk)
     events: EventService | None = None  # subscriptions (webhook triggers)
+    entra: EntraTokens | None = None  # user bearer tokens (None: API keys only)
 
 
 async def services(request: Request) -> WebServices:
@@ -158,13 +161,31 @@ async def inbox_service(request: Request) -> InboxService:
 
 
 async def require_api_key(request: Request, wired: Services) -> None:
-    """Reject API calls without a configured ``X-API-Key`` (constant-time comparison)."""
+    """Reject API calls without a configured ``X-API-Key`` (constant-time comparison) or a
+    valid Entra ID user token (``Authorization: Bearer``, when tokens are configured).
+
+    The caller is kept as ``request.state.caller`` (:data:`CallerDep`): a key acts as the
+    connector, a token as its user.
+    """
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if wired.entra is not None and scheme.lower() == "bearer" and token.strip():
+        request.state.caller = await run_in_threadpool(wired.entra.caller, token.strip())
+        return
     presented = request.headers.get("x-api-key", "")
     if not presented or not any(
         hmac.compare_digest(presented.encode(), key.get_secret_value().encode())
         for key in wired.api_keys
     ):
-        raise UnauthorizedError("a valid X-API-Key header is required")
+        wanted = "X-API-Key header or bearer token" if wired.entra else "X-API-Key header"
+        raise UnauthorizedError(f"a valid {wanted} is required")
+    request.state.caller = CONNECTOR
+
+
+async def caller(request: Request) -> Caller:
+    """Who the request acts as (set by :func:`require_api_key`)."""
+    found = getattr(request.state, "caller", None)
+    return found if isinstance(found, Caller) else CONNECTOR
 
 
 SessionsDep = Annotated[SessionActions, Depends(session_actions)]
@@ -173,3 +194,4 @@ SenderDep = Annotated[SendService, Depends(send_service)]
 OutboxDep = Annotated[OutboxStore, Depends(outbox)]
 ConsentDep = Annotated[ConsentService, Depends(consent_service)]
 InboxDep = Annotated[InboxService, Depends(inbox_service)]
+CallerDep = Annotated[Caller, Depends(caller)]

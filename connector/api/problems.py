@@ -32,6 +32,7 @@ _STATUS_BY_ERROR: list[tuple[type[errors.ConnectorError], int]] = [
     (NotEnabledError, 503),
     (errors.SignatureError, 403),
     (errors.UnauthorizedError, 401),
+    (errors.ForbiddenError, 403),
     (errors.UnprocessableError, 422),
     (errors.RefusedError, 409),
     (errors.UnknownReferenceError, 422),

@@ -1,8 +1,9 @@
 """``POST /api/v1/sessions/{id}/move``: move a conversation to another CRM record.
 
 The body names the target record (``{"table": "lead", "id": "<guid>"}``); the session and its
-messages are re-linked and later replies from the number follow the move. API key required;
-errors are problem+json like every other API answer. The route uses the
+messages are re-linked and later replies from the number follow the move. API key or user
+token required (a token's writes carry its user's ``CallerObjectId``: refused by Dataverse,
+403 and nothing moved); errors are problem+json like every other API answer. The route uses the
 :class:`~connector.services.conversation_move.ConversationMover` the composition root built.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from connector.api.deps import MoverDep, require_api_key
+from connector.api.deps import CallerDep, MoverDep, require_api_key
 from connector.domain.routing import RecordRef
 
 
@@ -44,9 +45,12 @@ router = APIRouter(
 
 
 @router.post("/{session_id}/move", response_model=MoveResponse, operation_id="moveSession")
-def move_session(session_id: uuid.UUID, body: MoveRequest, mover: MoverDep) -> MoveResponse:
+def move_session(
+    session_id: uuid.UUID, body: MoveRequest, mover: MoverDep, caller: CallerDep
+) -> MoveResponse:
     """Re-link the session and its messages to another record; later replies follow."""
-    result = mover.move(str(session_id), RecordRef(body.table, str(body.id)))
+    with caller.acting():  # a user token: Dataverse decides whether this user may
+        result = mover.move(str(session_id), RecordRef(body.table, str(body.id)))
     return MoveResponse(
         session_id=result.session_id,
         previous=str(result.previous) if result.previous else None,

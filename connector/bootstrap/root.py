@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from connector.api.app import create_app
 from connector.api.deps import DataverseWebhook, InboundWebhooks, WebServices
+from connector.api.identity import EntraTokens
 from connector.bootstrap import local_mode
 from connector.bootstrap.metrics import JournalCollector, event_delivery_counter, webhook_counter
 from connector.bootstrap.readiness import dataverse_check
@@ -34,6 +35,7 @@ from connector.crm.message_export import DataverseMessageArchive
 from connector.crm.outbound_rows import DataverseOutbound
 from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.crm.send_rows import DataverseSendRows, waits_for_us, webhook_event
+from connector.crm.system_users import SystemUsers
 from connector.crm.templates import DataverseRecordReader, DataverseTemplates
 from connector.crm.webhook_registration import DataverseWebhookRegistration
 from connector.dataverse.client import DataverseClient
@@ -762,8 +764,20 @@ class Connector:
                 max_request_bytes=self.settings.api.max_request_bytes,
                 bulk=self.bulk,
                 events=self.events,
+                entra=self.entra_tokens,
             ),
             extra_routers=[page_router(self.page)],
+        )
+
+    @cached_property
+    def entra_tokens(self) -> EntraTokens | None:
+        """Entra ID user tokens for the API (None unless an issuer is configured)."""
+        api = self.settings.api
+        if not api.entra_issuer:
+            return None
+        users = SystemUsers(self.dataverse)
+        return EntraTokens(
+            api.entra_issuer, api.entra_audience, users.by_object_id, jwks_url=api.entra_jwks_url
         )
 
     @cached_property

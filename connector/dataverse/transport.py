@@ -7,7 +7,8 @@ provider (a 401 refreshes the token once, then fails), the one mapping of unexpe
 to errors (:mod:`connector.dataverse.failures`) and the one retry policy
 (:mod:`connector.dataverse.retry`). Absolute URLs (``@odata.nextLink``, ``@odata.deltaLink``)
 are followed only when they point under the same base, so the bearer token never leaves for
-another host. Logs carry method, path, status, duration and ``x-ms-service-request-id``;
+another host. Inside :func:`connector.dataverse.caller.acting_as` requests carry
+``CallerObjectId``. Logs carry method, path, status, duration and ``x-ms-service-request-id``;
 never the token or query values.
 """
 
@@ -23,6 +24,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from connector.dataverse.auth import TokenProvider
+from connector.dataverse.caller import caller_headers
 from connector.dataverse.failures import error_for, header, unreachable
 from connector.dataverse.retry import RetryPolicy, ThrottleGate
 from connector.errors import DataverseError, DataverseThrottledError, InvalidInputError
@@ -134,6 +136,7 @@ class WebApi:
         if json is not None:
             all_headers["Content-Type"] = "application/json; charset=utf-8"
         all_headers.update(headers or {})
+        all_headers.update(caller_headers())  # CallerObjectId inside caller.acting_as
 
         call = _Call(
             method, url, safe_path, all_headers, json, data, timeout or self._timeout, accept

@@ -2,13 +2,15 @@
 
 Serves the Web API under ``/api/data/v9.2/`` (401 without a bearer token), an Entra-style
 token service for MSAL (``/<tenant>/oauth2/v2.0/token``), ``GET /_emulator/stats`` and
-``POST /_emulator/reset``. Each request runs in the thread pool
-(the store serialises writes with its lock) so concurrent requests really overlap, which the
-concurrency limit of the service-protection simulation needs.
+``POST /_emulator/reset`` and ``GET /_emulator/callers`` (writes made with
+``CallerObjectId``). Each request runs in the thread pool (the store serialises writes with
+its lock) so concurrent requests really overlap, which the concurrency limit of the
+service-protection simulation needs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from typing import Any
@@ -52,6 +54,7 @@ def create_emulator_app(
     routes = [
         Route("/_emulator/stats", endpoints.stats, methods=["GET"]),
         Route("/_emulator/reset", endpoints.reset, methods=["POST"]),
+        Route("/_emulator/callers", endpoints.callers, methods=["GET"]),
         Route(
             API_PREFIX + "/{path:path}",
             endpoints.api,
@@ -119,6 +122,10 @@ class _Endpoints:
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(_stats(self.core))
+
+    async def callers(self, request: Request) -> Response:
+        """Writes made with ``CallerObjectId``: the audit trail's "on behalf of" names."""
+        return JSONResponse([dataclasses.asdict(c) for c in self.core.callers])
 
     async def reset(self, request: Request) -> Response:
         await run_in_threadpool(self.core.reset)

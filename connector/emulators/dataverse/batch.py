@@ -31,6 +31,7 @@ from connector.emulators.dataverse.protocol import (
 from connector.emulators.dataverse.store import Store
 
 MAX_OPERATIONS = 1000
+_INHERITED = ("authorization", "callerobjectid")  # outer headers every part carries
 CRLF = "\r\n"
 
 
@@ -96,7 +97,7 @@ def parse_inner(part: Message, outer: EmuRequest, content_ids: dict[str, str]) -
     path = split.path
     if API_PREFIX in path:
         path = path.split(API_PREFIX, 1)[1]
-    merged = {**{k: v for k, v in outer.headers.items() if k == "authorization"}, **headers}
+    merged = {**{k: v for k, v in outer.headers.items() if k in _INHERITED}, **headers}
     req = EmuRequest.build(
         method,
         path.lstrip("/"),

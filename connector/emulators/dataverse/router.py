@@ -17,6 +17,7 @@ from connector.emulators.dataverse import (
     batch,
     components,
     entity_api,
+    impersonation,
     metadata_api,
     metadata_changes,
     reads,
@@ -114,17 +115,7 @@ class Emulator(EmulatorState):
         if key is None:
             return self._collection(req, entity, rest)
         if not rest:
-            handlers: dict[str, Any] = {
-                "GET": entity_api.retrieve,
-                "PATCH": entity_api.patch,
-                "DELETE": entity_api.delete,
-            }
-            if req.method not in handlers:
-                raise _method(req)
-            if req.method != "GET":
-                self._refuse_read_only(entity)
-            result: EmuResponse = handlers[req.method](records, req, entity, key)
-            return result
+            return self._row(req, entity, key)
         if rest[-1] == "$ref" and split_segment(rest[0])[0] in self.schema.many.get(
             entity.logical_name, {}
         ):
@@ -139,13 +130,33 @@ class Emulator(EmulatorState):
             return self._related(req, entity, key, rest[0])
         return entity_api.property_op(records, req, entity, key, rest[0])
 
+    def _row(self, req: EmuRequest, entity: EntityDef, key: str) -> EmuResponse:
+        handlers: dict[str, Any] = {
+            "GET": entity_api.retrieve,
+            "PATCH": entity_api.patch,
+            "DELETE": entity_api.delete,
+        }
+        if req.method not in handlers:
+            raise _method(req)
+        if req.method == "GET":
+            result: EmuResponse = handlers[req.method](self.records, req, entity, key)
+            return result
+        self._refuse_read_only(entity)
+        caller = impersonation.check_write(self.records, req, entity, key)
+        result = handlers[req.method](self.records, req, entity, key)
+        self._note_caller(caller, result)
+        return result
+
     def _collection(self, req: EmuRequest, entity: EntityDef, rest: list[str]) -> EmuResponse:
         records = self.records
         if not rest and req.method == "GET":
             return reads.list_rows(records, req, entity)
         if not rest and req.method == "POST":
             self._refuse_read_only(entity)
-            return entity_api.create(records, req, entity)
+            caller = impersonation.check_write(records, req, entity, None)
+            created = entity_api.create(records, req, entity)
+            self._note_caller(caller, created)
+            return created
         if not rest:
             raise _method(req)
         if rest == ["$count"] and req.method == "GET":
@@ -173,6 +184,10 @@ class Emulator(EmulatorState):
             child = self.schema.entity(nav.entity)
             scope = (f"{q(nav.attribute)} = ?", [record_id])
         return reads.list_rows(self.records, req, child, scope)
+
+    def _note_caller(self, caller: impersonation.WriteCaller | None, result: EmuResponse) -> None:
+        if caller is not None and result.status < 300:
+            self.callers.append(caller)
 
     def _refuse_read_only(self, entity: EntityDef) -> None:
         if entity.logical_name in ("activityparty", "activitypointer"):

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 
 from connector.emulators.dataverse import plugins
+from connector.emulators.dataverse.impersonation import WriteCaller
 from connector.emulators.dataverse.metadata import EntityDef
 from connector.emulators.dataverse.records import Records
 from connector.emulators.dataverse.schema import Schema
@@ -29,6 +30,7 @@ class EmulatorState:
         self.store = Store(db_path)
         self.key_delay = key_delay
         self.stats: Counter[str] = Counter()
+        self.callers: list[WriteCaller] = []  # writes made with CallerObjectId, in order
         self.webhooks = WebhookDispatcher(lambda: self.records)
         self.schema = self._load_schema()
         self.records = self._records()

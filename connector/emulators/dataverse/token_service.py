@@ -5,19 +5,29 @@ Serves ``GET /<tenant>/v2.0/.well-known/openid-configuration`` and
 shapes MSAL reads. MSAL insists on https authorities, so run the emulator with TLS and give
 MSAL ``instance_discovery=False`` and ``verify=<certificate>``. Issued tokens are opaque
 random strings; with ``validate`` on, the Web API accepts only tokens issued here.
+
+It also issues *user* access tokens for the connector's own API, as Entra would for a signed-in
+agent (:meth:`TokenService.user_token`: RS256 JWTs with ``iss``, ``aud``, ``tid``, ``oid``,
+``scp``, ``exp``/``nbf``/``iat``), and publishes their key set at
+``GET /<tenant>/discovery/v2.0/keys`` (named by ``jwks_uri`` in the discovery document).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
+from typing import Any
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 TOKEN_LIFETIME = 3599
+USER_SCOPE = "access_as_user"
 
 
 class TokenService:
@@ -28,6 +38,50 @@ class TokenService:
         self.validate = validate
         self._issued: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._key: rsa.RSAPrivateKey | None = None  # made on first use: most runs need none
+        self.key_id = secrets.token_hex(8)
+
+    @property
+    def _signing_key(self) -> rsa.RSAPrivateKey:
+        with self._lock:
+            if self._key is None:
+                self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._key
+
+    def jwks(self) -> dict[str, Any]:
+        """The published key set (public keys only)."""
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._signing_key.public_key()))
+        public.update({"kid": self.key_id, "use": "sig", "alg": "RS256"})
+        return {"keys": [public]}
+
+    def user_token(
+        self,
+        issuer: str,
+        audience: str,
+        object_id: str,
+        *,
+        tenant_id: str = "",
+        lifetime: int = TOKEN_LIFETIME,
+        name: str = "",
+        now: float | None = None,
+    ) -> str:
+        """A v2.0 user access token for ``object_id``, signed with the published key."""
+        issued = int(time.time() if now is None else now)
+        claims = {
+            "iss": issuer,
+            "aud": audience,
+            "tid": tenant_id or issuer.rstrip("/").split("/")[-2],
+            "oid": object_id,
+            "sub": secrets.token_hex(16),
+            "scp": USER_SCOPE,
+            "name": name,
+            "ver": "2.0",
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + lifetime,
+        }
+        key = self._signing_key
+        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": self.key_id})
 
     def accepts(self, token: str) -> bool:
         """Whether the Web API should accept ``token``."""
@@ -44,7 +98,11 @@ class TokenService:
                 "/{tenant}/v2.0/.well-known/openid-configuration", self._discovery, methods=["GET"]
             ),
             Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
+            Route("/{tenant}/discovery/v2.0/keys", self._keys, methods=["GET"]),
         ]
+
+    async def _keys(self, request: Request) -> Response:
+        return JSONResponse(self.jwks())
 
     async def _discovery(self, request: Request) -> Response:
         tenant = request.path_params["tenant"]
@@ -54,6 +112,7 @@ class TokenService:
                 "issuer": f"{base}/v2.0",
                 "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
                 "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
             }
         )
