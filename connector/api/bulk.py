@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from connector.api.deps import require_api_key, services
+from connector.api.deps import require_connector_key, services
 from connector.api.messages import Regarding
 from connector.api.problems import NotEnabledError
 from connector.domain.bulk import MAX_RECIPIENTS, Recipient
@@ -151,7 +151,7 @@ async def bulk_service(request: Request) -> BulkService:
 
 
 BulkDep = Annotated[BulkService, Depends(bulk_service)]
-router = APIRouter(tags=["messages"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["messages"], dependencies=[Depends(require_connector_key)])
 
 
 @router.post(

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from connector.api.deps import SenderDep, require_api_key, services
+from connector.api.deps import SenderDep, require_connector_key, services
 from connector.api.messages import QueuedMessage, Regarding
 from connector.api.problems import NotEnabledError
 from connector.domain.model import MessageCategory
@@ -81,7 +81,7 @@ async def catalog(request: Request) -> BulkService:
 
 
 CatalogDep = Annotated[BulkService, Depends(catalog)]
-router = APIRouter(tags=["catalog"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["catalog"], dependencies=[Depends(require_connector_key)])
 
 
 @router.get(

@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from connector.api.deps import ConsentDep, require_api_key
+from connector.api.deps import ConsentDep, require_connector_key
 from connector.domain.consent import ConsentMethod
 from connector.domain.model import MessageCategory
 
@@ -127,7 +127,7 @@ class OptInView(ConsentView):
     )
 
 
-router = APIRouter(tags=["consent"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["consent"], dependencies=[Depends(require_connector_key)])
 
 
 @router.post(

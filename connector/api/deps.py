@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from connector.api.identity import CONNECTOR, Caller, EntraTokens
 from connector.api.problems import NotEnabledError
-from connector.errors import UnauthorizedError
+from connector.errors import ForbiddenError, UnauthorizedError
 from connector.ports import (
     IngressJournal,
     OutboxStore,
@@ -180,6 +180,18 @@ async def require_api_key(request: Request, wired: Services) -> None:
         wanted = "X-API-Key header or bearer token" if wired.entra else "X-API-Key header"
         raise UnauthorizedError(f"a valid {wanted} is required")
     request.state.caller = CONNECTOR
+
+
+async def require_connector_key(request: Request, wired: Services) -> None:
+    """Like :func:`require_api_key`, for the operations that act with the connector's own
+    rights (sending, bulk, consent, reads, subscriptions, catalogs): a user token is refused
+    (403) rather than letting any Dataverse user act as the connector."""
+    await require_api_key(request, wired)
+    if getattr(request.state, "caller", CONNECTOR) is not CONNECTOR:
+        raise ForbiddenError(
+            "this operation acts as the connector itself: call it with an X-API-Key",
+            code="api_key_required",
+        )
 
 
 async def caller(request: Request) -> Caller:

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from connector.api.deps import InboxDep, require_api_key
+from connector.api.deps import InboxDep, require_connector_key
 from connector.domain.conversation import SessionState
 from connector.domain.inbox import ConversationSummary, Folder, ThreadMessage
 from connector.services.inbox import InboxService
@@ -172,7 +172,7 @@ class CreatedRecordView(BaseModel):
 
 
 router = APIRouter(
-    prefix="/api/v1/sessions", tags=["sessions"], dependencies=[Depends(require_api_key)]
+    prefix="/api/v1/sessions", tags=["sessions"], dependencies=[Depends(require_connector_key)]
 )
 
 

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from connector.api.deps import OutboxDep, SenderDep, require_api_key
+from connector.api.deps import OutboxDep, SenderDep, require_connector_key
 from connector.domain.model import MessageCategory
 from connector.domain.outbound import MAX_MEDIA_URLS, OutboundMessage
 from connector.domain.routing import RecordRef
@@ -204,7 +204,7 @@ def _iso(seconds: float | None) -> Any:
     return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-router = APIRouter(tags=["messages"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["messages"], dependencies=[Depends(require_connector_key)])
 
 
 @router.post(

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from connector.api.deps import require_api_key, services
+from connector.api.deps import require_connector_key, services
 from connector.api.problems import NotEnabledError
 from connector.domain.events import EventType as Kind
 from connector.domain.events import Subscription
@@ -164,7 +164,7 @@ async def event_service(request: Request) -> EventService:
 
 
 EventsDep = Annotated[EventService, Depends(event_service)]
-router = APIRouter(tags=["subscriptions"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["subscriptions"], dependencies=[Depends(require_connector_key)])
 CREATED = {
     "description": "Subscribed",
     "headers": {"Location": {"description": "The subscription (DELETE it to unsubscribe)"}},

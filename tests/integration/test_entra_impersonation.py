@@ -176,3 +176,22 @@ def test_bad_tokens_are_401_problems_and_api_keys_still_act_as_the_connector(
     )
     assert by_key.status_code == 200, by_key.text
     assert stack.callers() == []  # the connector's own writes impersonate nobody
+
+
+def test_a_user_token_cannot_use_what_acts_as_the_connector(stack: EntraStack) -> None:
+    """Sending, consent, bulk, reads and subscriptions run with the connector's own rights:
+    a user's token is refused there (403) instead of lending them those rights."""
+    _conversation(stack)  # the owner is a user of this environment
+    sent_before = len(stack.engine.snapshot()["messages"])
+    token = {"Authorization": f"Bearer {stack.token(OWNER_OID)}"}
+    attempts = [
+        ("POST", "/api/v1/messages", {"to": "+14155550123", "body": "hi"}),
+        ("GET", "/api/v1/consent?phone=%2B14155550123", None),
+        ("GET", "/api/v1/sessions", None),
+        ("POST", "/api/v1/subscriptions", {"event": "sms.received", "url": "https://x.example"}),
+    ]
+    for method, path, body in attempts:
+        answer = requests.request(method, stack.url + path, json=body, headers=token, timeout=10)
+        assert answer.status_code == 403, (path, answer.text)
+        assert answer.json()["code"] == "api_key_required"
+    assert len(stack.engine.snapshot()["messages"]) == sent_before
