@@ -65,6 +65,11 @@ class RecordResolver(Protocol):
         """The record for ``phone_e164`` texting the sender described by ``sender``."""
         ...
 
+    def prefetch(self, phones: Sequence[str], sender: SenderContext) -> None:
+        """Before several :meth:`resolve` calls for one sender: look the numbers the index
+        does not know up live in ONE request (doing nothing is always correct)."""
+        ...
+
     def note_conversation(
         self, phone_e164: str, record: RecordRef, at: datetime | None = None
     ) -> None:

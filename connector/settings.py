@@ -169,6 +169,13 @@ class WorkerSettings(BaseModel):
     lease_seconds: float = Field(
         default=60.0, ge=1, le=3600, description="How long a claimed row is held before retaken"
     )
+    inbound_linger_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        le=5,
+        description="How long a shallow journal waits (or until a full batch) so several "
+        "inbound messages share one Dataverse $batch",
+    )
     outbound_linger_seconds: float = Field(
         default=1.0,
         ge=0,

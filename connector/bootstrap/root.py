@@ -402,6 +402,8 @@ class Connector:
             status_journals=frozenset(p.journal_name for p in self.status_providers.values()),
             sinks={DATAVERSE_JOURNAL: self._crm_rows},
             on_written=self._received_events,
+            linger_seconds=self.settings.worker.inbound_linger_seconds,
+            depth=self.journal.due_depth,
         )
 
     def _crm_rows(

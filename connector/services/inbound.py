@@ -24,7 +24,7 @@ saying it could not be fetched and why, and the error log records the reason.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from connector.domain import phone
@@ -152,6 +152,7 @@ class InboundService:
             results.append(_NOT_YET)
             received[index] = (message, config, blocked)
             conversations.setdefault((str(config.id), message.from_number), []).append(index)
+        self._prefetch(conversations, received)
         for indexes in conversations.values():
             _, config, _ = received[indexes[0]]
             try:
@@ -314,18 +315,29 @@ class InboundService:
         ).with_inbound(message.received_at, message.provider_id)
         return self._with_record(session, message.from_number, config)
 
+    def _prefetch(
+        self,
+        conversations: Mapping[tuple[str, str], Sequence[int]],
+        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
+    ) -> None:
+        """Let the resolver look a batch's unknown numbers up together, per configuration
+        (a failure only means each number is looked up on its own later)."""
+        phones: dict[str, tuple[Configuration, list[str]]] = {}
+        for (config_id, number), indexes in conversations.items():
+            phones.setdefault(config_id, (received[indexes[0]][1], []))[1].append(number)
+        for config, numbers in phones.values():
+            if len(numbers) < 2:
+                continue
+            try:
+                self._resolver.prefetch(numbers, _sender(config))
+            except Exception as exc:  # resolve looks each number up itself
+                log.warning("inbound.prefetch_failed", error=type(exc).__name__)
+
     def _with_record(
         self, session: SessionState, phone_e164: str, config: Configuration
     ) -> SessionState:
         """``session`` linked to the record the number resolves to, with the match trace."""
-        assert config.id is not None
-        sender = SenderContext(
-            configuration_id=config.id,
-            owner_id=config.owner_id,
-            team_id=config.owning_team_id,
-            default_country=config.default_country,
-        )
-        resolution = self._resolver.resolve(phone_e164, sender)
+        resolution = self._resolver.resolve(phone_e164, _sender(config))
         record = resolution.record
         return replace(
             session,
@@ -412,3 +424,14 @@ class InboundService:
             f"provider after {attempts} attempts: {reason}\n"
         )
         return MediaFile(f"{stem}-not-fetched.txt", "text/plain", text.encode("utf-8"))
+
+
+def _sender(config: Configuration) -> SenderContext:
+    """What the resolver needs to know of the configuration a number texts."""
+    assert config.id is not None
+    return SenderContext(
+        configuration_id=config.id,
+        owner_id=config.owner_id,
+        team_id=config.owning_team_id,
+        default_country=config.default_country,
+    )

@@ -4,8 +4,12 @@
 parses each raw event with the provider that journaled it (the row names it), prepares them
 with :class:`~connector.services.inbound.InboundService`, writes the batch in ONE ``$batch``
 request (a change set per message, continuing past a failed one), and marks each row done
-only after its change set was confirmed. A transient failure backs the row off (honouring
-Retry-After); a permanent one parks it (replayable) and records it in the error log.
+only after its change set was confirmed. When the journal is shallow (fewer due rows than a
+batch), the drain first lingers a short window (``linger_seconds`` from the oldest due row's
+arrival) or until a full batch is due, so messages arriving in a trickle share one ``$batch``;
+it claims nothing while it waits, so a worker killed then leaves every row pending. A
+transient failure backs the row off (honouring Retry-After); a permanent one parks it
+(replayable) and records it in the error log.
 Scheduling (when to drain, periodic sweeps) belongs to ``connector.worker``.
 """
 
@@ -24,6 +28,9 @@ from connector.ports import JOURNAL_PARKED, ErrorLog, JournalQueue, JournalRow, 
 from connector.services.inbound import InboundService, PreparedInbound
 
 log = get_logger(__name__)
+DepthProbe = Callable[[int], tuple[int, float | None]]
+"""``probe(limit)``: how many journal rows are due (up to ``limit``) and the oldest one's
+arrival (epoch seconds), without claiming them."""
 StatusSink = Callable[[Sequence[tuple[Mapping[str, Any], float]]], list[Exception | None]]
 """Applies journaled status callbacks ``(payload, received_at)``; an error per event."""
 
@@ -62,6 +69,10 @@ class JournalDrain:
         status_journals: frozenset[str] = frozenset(),
         sinks: Mapping[str, StatusSink] | None = None,
         on_written: Callable[[Sequence[InboundWrite]], None] | None = None,
+        linger_seconds: float = 0.0,
+        depth: DepthProbe | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.journal = journal
         self.service = service
@@ -78,12 +89,20 @@ class JournalDrain:
         self.on_written = on_written
         """Told of messages written to Dataverse before their rows are marked done (events
         for subscribers: a failure leaves the rows to be retried, the writes are idempotent)."""
+        self.linger_seconds = linger_seconds
+        """How long after the oldest due row's arrival a shallow journal is left to fill (0:
+        claim at once); only with a ``depth`` probe."""
+        self.depth = depth
+        self.sleep = sleep
+        self.clock = clock
+        self.poll_seconds = 0.025
 
     def drain(self) -> DrainResult:
         """Claim and process batches until nothing is due or the time budget is spent."""
         done = failed = 0
         started = time.monotonic()
         while time.monotonic() - started < self.time_budget:
+            self.linger()
             batch = self.journal.claim(self.batch_size, lease_seconds=self.lease_seconds)
             if not batch:
                 break
@@ -92,6 +111,21 @@ class JournalDrain:
             if bad:
                 break  # something is failing: let the backoff decide when to try again
         return DrainResult(done, failed, self.journal.next_due())
+
+    def linger(self) -> None:
+        """While fewer rows than a batch are due, wait until ``linger_seconds`` after the
+        oldest one's arrival (polling the depth); return at once when none or a full batch is
+        due. Nothing is claimed meanwhile."""
+        if self.depth is None or self.linger_seconds <= 0:
+            return
+        while True:
+            count, oldest = self.depth(self.batch_size)
+            if count == 0 or count >= self.batch_size or oldest is None:
+                return
+            left = oldest + self.linger_seconds - self.clock()
+            if left <= 0:
+                return
+            self.sleep(min(left, self.poll_seconds))
 
     def process(self, batch: Sequence[JournalRow]) -> tuple[int, int]:
         """Parse and prepare every row, write them in ONE request, settle each; (done, failed).

@@ -3,7 +3,9 @@
 1. Look the number's key up in the local phone index (no Dataverse request).
 2. On a miss, ONE live Dataverse query (a ``$batch`` across the configuration's record
    types, over the formats people type numbers in) so a contact created a minute ago is
-   still found; what it finds is added to the index at once.
+   still found; what it finds is added to the index at once. :meth:`prefetch` does this for
+   the index misses of a whole claimed batch in one query, and the numbers it found nothing
+   for skip their own live query for a few seconds.
 3. Pick among the candidates with the routing rules (``connector.domain.routing``).
 4. Nothing anywhere: create a lead with the number, exactly once however many messages from
    the number arrive together (a lead claim in the state store; the losers of the race get a
@@ -14,9 +16,12 @@ Implements :class:`connector.ports.RecordResolver`.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from connector.domain.phone_records import (
     IndexEntry,
@@ -41,6 +46,11 @@ from connector.log_config import get_logger
 from connector.ports import PhoneDirectory, PhoneIndexStore, ResolutionMemory
 
 log = get_logger(__name__)
+
+PREFETCH_SECONDS = 10.0
+"""How long a prefetch's "nothing live for this number" stands in for resolve's own query."""
+PREFETCH_CHUNK = 10
+"""Numbers looked up together in one live query (each brings several written forms)."""
 
 SpecsFor = Callable[[SenderContext], Sequence[RecordTypeSpec]]
 
@@ -121,6 +131,64 @@ class RecordResolutionService:
         self._now = now
         self._team_ttl = team_ttl
         self._teams: dict[str, tuple[datetime, frozenset[str]]] = {}
+        self._absent: dict[tuple[str, frozenset[str]], float] = {}
+        self._absent_lock = threading.Lock()
+
+    def prefetch(self, phones: Sequence[str], sender: SenderContext) -> None:
+        """Look the index misses among ``phones`` up live, up to ``PREFETCH_CHUNK`` numbers per
+        request; index what is found and remember, for ``PREFETCH_SECONDS``, the numbers
+        nothing was found for (their :meth:`resolve` goes straight to the lead)."""
+        specs = self._specs_for(sender)
+        tables = frozenset(s.table for s in specs)
+        direct = [s for s in specs if s.phone_columns]
+        misses: dict[str, str] = {}
+        for phone in phones:
+            key = self._key(phone)
+            if key in misses or self._known_absent(key, tables):
+                continue
+            if not any(c.record.table in tables for c in self._index.lookup(key)):
+                misses[key] = phone
+        if len(misses) < 2 or not direct:
+            return  # one number: resolve's own live query is the same single request
+        keys = list(misses)
+        for first in range(0, len(keys), PREFETCH_CHUNK):
+            chunk = keys[first : first + PREFETCH_CHUNK]
+            variants = [v for key in chunk for v in self._variants(misses[key])]
+            found = self._directory.find_by_phone(direct, variants)
+            hit = self._index_rows(found, direct, sender)
+            at = time.monotonic()
+            with self._absent_lock:
+                for key in chunk:
+                    if key not in hit:
+                        self._absent[(key, tables)] = at
+
+    def _known_absent(self, key: str, tables: frozenset[str]) -> bool:
+        """Whether a prefetch found nothing live for ``key`` a moment ago."""
+        with self._absent_lock:
+            now = time.monotonic()
+            for stale in [k for k, at in self._absent.items() if now - at > PREFETCH_SECONDS]:
+                del self._absent[stale]
+            return (key, tables) in self._absent
+
+    def _index_rows(
+        self,
+        found: dict[str, list[dict[str, Any]]],
+        direct: Sequence[RecordTypeSpec],
+        sender: SenderContext,
+    ) -> set[str]:
+        """Put live rows into the index; the lookup keys they carry."""
+        by_table = {s.table: s for s in direct}
+        keys: set[str] = set()
+        for table, rows in found.items():
+            spec = by_table.get(table)
+            if spec is None:
+                continue
+            for row in rows:
+                entries, _ = entries_for_row(spec, row, sender.default_country, self._normalize)
+                if entries:
+                    self._index.replace({entries[0].candidate.record: entries})
+                keys.update(e.key for e in entries)
+        return keys
 
     def resolve(self, phone_e164: str, sender: SenderContext) -> Resolution:
         """The record for ``phone_e164`` texting ``sender`` (creates a lead when unknown)."""
@@ -131,7 +199,7 @@ class RecordResolutionService:
             sender = replace(sender, table_priority=tuple(s.table for s in specs))
         candidates = [c for c in self._index.lookup(key) if c.record.table in tables]
         source: str = "index"
-        if not candidates:
+        if not candidates and not self._known_absent(key, frozenset(tables)):
             candidates, source = self._live(phone_e164, key, specs, sender), "live"
         if not candidates:
             return self._create_lead(phone_e164, key, sender)

@@ -227,6 +227,25 @@ class Journal:
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot claim journal rows: {type(exc).__name__}") from exc
 
+    def due_depth(self, limit: int, *, now: float | None = None) -> tuple[int, float | None]:
+        """How many rows are due (counted up to ``limit``) and when the oldest of them was
+        received (epoch seconds; None when none is due). Reads only: nothing is claimed."""
+        at = time.time() if now is None else now
+        c = journal_table.c
+        due = and_(
+            c.status == PENDING,
+            c.next_attempt_at <= at,
+            or_(c.lease_until.is_(None), c.lease_until < at),
+        )
+        head = select(c.received_at).where(due).order_by(c.id).limit(limit).subquery()
+        query = select(func.count(), func.min(head.c.received_at))
+        try:
+            with self.store.engine.connect() as conn:
+                count, oldest = conn.execute(query).one()
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot count journal rows: {type(exc).__name__}") from exc
+        return int(count), None if oldest is None else float(oldest)
+
     def mark_done(self, entry: JournalEntry, *, now: float | None = None) -> bool:
         """Record that Dataverse confirmed ``entry``; False if the lease was lost meanwhile."""
         values = {"status": DONE, "done_at": time.time() if now is None else now}

@@ -139,6 +139,11 @@ class TableResolver:
 
     records: dict[str, RecordRef] = field(default_factory=dict)
     calls: int = 0
+    prefetched: list[tuple[str, ...]] = field(default_factory=list)
+
+    def prefetch(self, phones: Sequence[str], sender: SenderContext) -> None:
+        """Nothing to look up ahead (every answer is in ``records``): only noted."""
+        self.prefetched.append(tuple(phones))
 
     def resolve(self, phone_e164: str, sender: SenderContext) -> Resolution:
         self.calls += 1

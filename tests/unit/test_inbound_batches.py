@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from connector.domain.conversation import SessionState
 from connector.domain.model import Configuration, Provider
 from connector.domain.provider_messages import InboundMessage
-from connector.domain.routing import RecordRef
+from connector.domain.routing import RecordRef, SenderContext
 from connector.errors import ConfigurationError
 from connector.services.inbound import InboundService, PreparedInbound
 from connector.state.caches import ConfigurationCache, SessionCache
@@ -141,3 +141,22 @@ def test_a_retried_batch_counts_the_opening_message_once() -> None:
     assert again.outcome.session_id == first.outcome.session_id and again.outcome.new_session
     stored = sessions.get(first.outcome.session_id)
     assert stored is not None and stored.unread == 1
+
+
+def test_a_batchs_numbers_are_offered_to_the_resolver_together_once() -> None:
+    service, _, resolver = make_service()
+    batch = [(message("SM1"), START), (message("SM2", BOB), START + 1), (message("SM3"), START + 2)]
+    prepared(service.prepare_many(batch))
+    assert resolver.prefetched == [(ALICE, BOB)]
+
+
+def test_a_failing_prefetch_leaves_each_number_to_its_own_resolution() -> None:
+    service, _, resolver = make_service()
+
+    def broken(phones: Sequence[str], sender: SenderContext) -> None:
+        raise ConfigurationError("the lookup failed")
+
+    resolver.prefetch = broken  # type: ignore[method-assign]
+    batch = [(message("SM1"), START), (message("SM2", BOB), START + 1)]
+    assert len(prepared(service.prepare_many(batch))) == 2
+    assert resolver.calls == 2

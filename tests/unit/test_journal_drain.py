@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+
 import pytest
 
-from connector.domain.conversation import MediaFile
+from connector.domain.conversation import InboundWrite, MediaFile
 from connector.domain.model import Configuration, Provider
 from connector.domain.provider_messages import InboundMedia
 from connector.domain.routing import RecordRef
@@ -172,3 +175,97 @@ def test_text_is_written_with_a_note_once_an_attachment_failed_three_times() -> 
     (row,) = errors.rows.values()
     assert row["code"] == "media_not_fetched" and "answered 500" in str(row["message"])
     assert host.calls == 3
+
+
+class Clock:
+    """A clock that moves only when the drain sleeps (no real waiting in these tests)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def lingering(parts: Parts, clock: Clock, batch_size: int = 50) -> JournalDrain:
+    journal, _, _, plain = parts
+    return JournalDrain(
+        journal,
+        plain.service,
+        plain.providers,
+        batch_size=batch_size,
+        error_log=plain.error_log,
+        linger_seconds=0.25,
+        depth=lambda limit: journal.due_depth(limit, now=clock.now),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+
+
+def test_a_shallow_journal_lingers_then_writes_everything_in_one_batch(parts: Parts) -> None:
+    journal, writer, _, _ = parts
+    sids = [journal_message(journal, f"m{n}") for n in range(3)]
+    _, oldest = journal.due_depth(50)
+    assert oldest is not None
+    clock = Clock(oldest)
+    calls: list[int] = []
+    write_many = writer.write_inbound_many
+
+    def counted(writes: Sequence[InboundWrite]) -> list[Exception | None]:
+        calls.append(len(writes))
+        return write_many(writes)
+
+    writer.write_inbound_many = counted  # type: ignore[method-assign]
+    drain = lingering(parts, clock)
+    journal_message(journal, "arrives while the drain lingers")
+    result = drain.drain()
+    assert (result.done, result.failed) == (4, 0)
+    assert set(sids) < set(writer.messages)
+    assert calls == [4]  # one write for all of them
+    assert clock.now >= oldest + 0.25 and sum(clock.sleeps) <= 0.25 + 1e-9
+
+
+def test_a_full_batch_or_an_empty_journal_does_not_linger(parts: Parts) -> None:
+    journal, _, _, _ = parts
+    clock = Clock(0.0)
+    assert lingering(parts, clock, batch_size=2).drain().done == 0
+    for n in range(2):
+        journal_message(journal, f"m{n}")
+    clock.now = time.time()  # both due, the window not over
+    assert lingering(parts, clock, batch_size=2).drain().done == 2
+    assert clock.sleeps == []
+
+
+def test_a_row_older_than_the_window_is_claimed_at_once(parts: Parts) -> None:
+    journal, _, _, _ = parts
+    journal_message(journal, "late")
+    _, oldest = journal.due_depth(50)
+    assert oldest is not None
+    clock = Clock(oldest + 1.0)
+    assert lingering(parts, clock).drain().done == 1
+    assert clock.sleeps == []
+
+
+def test_lingering_claims_nothing_so_a_killed_worker_leaves_rows_pending(parts: Parts) -> None:
+    journal, _, _, _ = parts
+    journal_message(journal, "m")
+    _, oldest = journal.due_depth(50)
+    assert oldest is not None
+
+    class Killed(BaseException):
+        """Stands for the process dying in the middle of the linger."""
+
+    def die(_seconds: float) -> None:
+        raise Killed
+
+    drain = lingering(parts, Clock(oldest))
+    drain.sleep = die
+    with pytest.raises(Killed):
+        drain.drain()
+    assert journal.counts().pending == 1
+    assert len(journal.claim(50, lease_seconds=60)) == 1  # not leased: claimable at once

@@ -225,3 +225,27 @@ def test_record_types_refresh_failure_keeps_the_last_answer() -> None:
     fresh = ConfiguredRecordTypes(world.directory, now=world.clock)
     with pytest.raises(DataverseUnavailableError):
         fresh.for_sender(sender)
+
+
+def test_prefetch_looks_several_unknown_numbers_up_in_one_query(world: World) -> None:
+    world.sync()
+    world.contact("fresh", "415-555-0101")  # created after the last sync
+    others = ["+14155550102", "+14155550103"]  # on no record
+    before = world.directory.requests
+    world.resolver.prefetch([PHONE, *others], SENDER)
+    assert world.directory.requests - before == 1
+    assert world.resolver.resolve(PHONE, SENDER).record == RecordRef("contact", "fresh")
+    assert world.directory.requests - before == 1  # found by the prefetch: in the index
+    for number in others:
+        result = world.resolver.resolve(number, SENDER)
+        assert result.created and result.record is not None
+    assert world.directory.requests - before == 1 + len(others)  # a lead each, no lookup
+
+
+def test_prefetch_of_a_single_miss_leaves_the_lookup_to_resolve(world: World) -> None:
+    world.sync()
+    before = world.directory.requests
+    world.resolver.prefetch([PHONE], SENDER)
+    assert world.directory.requests == before
+    world.resolver.resolve(PHONE, SENDER)
+    assert world.directory.requests - before == 2  # its live query, then the lead
