@@ -85,6 +85,7 @@ class PacingLaw:
             learned=False,
             bucket_start=now,
             counts=(0,) * (self.slices + 1),
+            recent=self.initial_rate or 0.0,  # a first burst is not taken for idleness
             last_at=now,
         )
 

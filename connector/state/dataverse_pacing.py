@@ -105,9 +105,9 @@ class StateStorePacing:
                 .where(and_(table.c.key == key, table.c.version == expected.version))
                 .values(**values)
             )
-        try:
+        try:  # RETURNING tells whether a row was written (psycopg's rowcount does not, here)
             with self._engine.begin() as conn:
-                return bool(conn.execute(statement).rowcount == 1)
+                return conn.execute(statement.returning(table.c.version)).first() is not None
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot write the Dataverse pacing: {exc}") from exc
 
