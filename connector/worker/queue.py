@@ -1,9 +1,9 @@
 """The task queue (huey) and how a process runs it.
 
-By default the queue is a :class:`huey.SqliteHuey` file next to the SQLite state store
+By default the queue is huey's SQLite storage in a file next to the SQLite state store
 (``connector-state.db`` -> ``connector-state.queue.db``), shared by every process on the
-machine. A fleet (several machines) sets a Redis URL instead: a :class:`huey.RedisHuey`
-whose consumers wait on a blocking pop, so a task queued by any process reaches an idle
+machine. A fleet (several machines) sets a Redis URL instead: huey's Redis storage, whose
+consumers wait on a blocking pop, so a task queued by any process reaches an idle
 worker anywhere in the fleet at once (no polling interval). :class:`Nudger` lets the
 webhook ask for a drain without waiting for the queue's own write (a background thread
 enqueues, coalescing bursts).
