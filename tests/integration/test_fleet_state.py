@@ -1,7 +1,7 @@
 """A fleet's shared state on real servers: several *processes* on one PostgreSQL database.
 
 Three worker processes claiming journal rows and outbox rows at once never hold the same row;
-five processes opening an empty database at once all start (the tables are made once); and
+eight processes opening an empty database at once all start (the tables are made once); and
 racing schedulers on separate connections queue each periodic job once per period (SQLite
 file and PostgreSQL alike).
 """
@@ -56,9 +56,12 @@ print(json.dumps(claimed), flush=True)
 """
 
 OPENER = """
-import sys
-import connector.bootstrap.root  # declares every table of the state store
-from connector.state.db import StateStore
+import importlib, pkgutil, sys
+import connector.state
+for module in pkgutil.iter_modules(connector.state.__path__):  # each declares its tables
+    importlib.import_module("connector.state." + module.name)
+from connector.state.db import StateStore, metadata
+assert len(metadata.tables) > 15
 sys.stdin.readline()
 StateStore.from_url(sys.argv[1]).close()
 print("opened", flush=True)
@@ -88,8 +91,8 @@ def _processes(script: str, *args: str, count: int) -> list[str]:
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
+    finished = [(proc, *proc.communicate(timeout=120)) for proc in procs]
+    for proc, out, err in finished:
         assert proc.returncode == 0, err[-3000:]
         outputs.append(out.strip().splitlines()[-1])
     return outputs
@@ -141,8 +144,8 @@ def test_three_worker_processes_never_claim_the_same_outbox_row(state_url: str) 
 
 
 @pytest.mark.parametrize("state_url", ["postgresql"], indirect=True)
-def test_five_processes_opening_an_empty_database_together_all_start(state_url: str) -> None:
-    assert _processes(OPENER, state_url, count=5) == ["opened"] * 5
+def test_eight_processes_opening_an_empty_database_together_all_start(state_url: str) -> None:
+    assert _processes(OPENER, state_url, count=8) == ["opened"] * 8
 
 
 def test_racing_schedulers_queue_each_periodic_job_once_per_period(state_url: str) -> None:
