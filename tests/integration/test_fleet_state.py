@@ -1,9 +1,9 @@
 """A fleet's shared state on real servers: several *processes* on one PostgreSQL database.
 
 Three worker processes claiming journal rows and outbox rows at once never hold the same row;
-eight processes opening an empty database at once all start (the tables are made once); and
-racing schedulers on separate connections queue each periodic job once per period (SQLite
-file and PostgreSQL alike).
+eight processes opening an empty database at once all start (the tables are made once);
+racing schedulers on separate connections queue each periodic job once per period; and event
+deliveries count what was recorded (SQLite file and PostgreSQL alike).
 """
 
 from __future__ import annotations
@@ -16,14 +16,21 @@ import threading
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from huey import crontab
 
+from connector.domain.events import EventType, received_event
 from connector.domain.outbound import OutboundMessage
+from connector.secret_box import SecretBox
+from connector.services.events import EventService
 from connector.state.db import StateStore
 from connector.state.journal import Journal
 from connector.state.outbox import Outbox
 from connector.state.periodic_runs import PeriodicRuns
+from connector.state.subscriptions import Subscriptions
+from connector.testing.event_poster import FakeEventPoster
 from connector.worker.queue import make_huey
+from tests.unit.test_events import inbound as inbound_write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -206,3 +213,19 @@ def test_a_scheduler_that_cannot_claim_skips_the_period_instead_of_failing(
         conn.exec_driver_sql("DROP TABLE periodic_runs")
     assert huey.read_periodic(datetime.datetime(2026, 1, 1, 10, 1)) == []
     store.close()
+
+
+def test_event_deliveries_count_what_was_recorded_on_both_backends(state_url: str) -> None:
+    store = StateStore.from_url(state_url)
+    subscriptions = Subscriptions(store, SecretBox([Fernet.generate_key().decode()]))
+    nudges: list[int] = []
+    service = EventService(subscriptions, FakeEventPoster(), nudge=lambda: nudges.append(1))
+    try:
+        sub = service.subscribe(EventType.SMS_RECEIVED, "https://flow.example/hook")
+        event = received_event(inbound_write("SM1"))
+        assert subscriptions.enqueue([(event, sub)], 1.0) == 1
+        assert subscriptions.enqueue([(event, sub)], 2.0) == 0  # the same event: nothing new
+        service.received([inbound_write("SM1")])  # told again: nothing recorded, no nudge
+        assert nudges == []
+    finally:
+        store.close()
