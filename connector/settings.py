@@ -151,6 +151,25 @@ class StateSettings(BaseModel):
         return value
 
 
+class QueueSettings(BaseModel):
+    """Where the task queue lives: a Redis server shared by a fleet, or (unset) a SQLite file
+    beside the state store, for one machine."""
+
+    url: str | None = Field(
+        default=None,
+        description="redis://[:password@]host:port/db (rediss:// for TLS); unset: SQLite queue",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+
 class ServerSettings(BaseModel):
     """Where `connector serve` listens."""
 
@@ -221,6 +240,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

@@ -92,6 +92,7 @@ from connector.state.crm_sends import StateCrmSendLedger, WebhookKeys
 from connector.state.db import StateStore
 from connector.state.journal import Journal
 from connector.state.outbox import Outbox
+from connector.state.periodic_runs import PeriodicRuns
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.state.send_rate import StateStoreSendRate
@@ -182,8 +183,18 @@ class Connector:
 
     @cached_property
     def huey(self) -> Huey:
-        """The task queue (a file beside a SQLite state store)."""
-        return make_huey(self.settings.state.url)
+        """The task queue: Redis when a queue URL is set (a fleet), else a file beside a
+        SQLite state store."""
+        return make_huey(
+            self.settings.state.url,
+            queue_url=self.settings.queue.url,
+            claim_period=self.periodic_runs.claim,
+        )
+
+    @cached_property
+    def periodic_runs(self) -> PeriodicRuns:
+        """Which process runs each periodic job in each period (once per fleet)."""
+        return PeriodicRuns(self.state)
 
     # -- adapters ---------------------------------------------------------------------------
 

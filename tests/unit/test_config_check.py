@@ -11,6 +11,7 @@ from connector.bootstrap.config_check import (
     NO_API_KEYS,
     NO_PUBLIC_BASE_URL,
     NO_SECRET_KEYS,
+    QUEUE_NOT_SHARED,
     TWILIO_NOT_ASKED,
     TWILIO_NUMBER_NOT_IN_ACCOUNT,
     TWILIO_SMS_URL_MISMATCH,
@@ -176,3 +177,13 @@ def test_credentials_come_from_the_configuration_then_the_settings() -> None:
     reason = twilio_credentials(no_keys, own)
     assert isinstance(reason, str)
     assert "CONNECTOR_SECRET_KEYS" in reason
+
+
+def test_a_postgresql_state_store_without_a_shared_queue_is_a_warning() -> None:
+    fleet = {**COMPLETE, "CONNECTOR_STATE__URL": "postgresql://db:5432/sms"}
+    findings = settings_findings(_settings(fleet))
+    assert _codes(findings) == {QUEUE_NOT_SHARED: Severity.WARNING}
+    assert "CONNECTOR_QUEUE__URL" in findings[0].message
+    assert not failed(findings)
+    shared = {**fleet, "CONNECTOR_QUEUE__URL": "redis://cache:6379/0"}
+    assert settings_findings(_settings(shared)) == []
