@@ -125,6 +125,12 @@ class ApiSettings(BaseModel):
     entra_jwks_url: str | None = Field(
         default=None, description="The tenant's key set; default: jwks_uri of the issuer's metadata"
     )
+    entra_scope: str = Field(
+        default="access_as_user",
+        min_length=1,
+        pattern=r"^\S+$",
+        description="The delegated scope a user token must carry in scp (the API's exposed scope)",
+    )
 
     @field_validator("keys", "entra_audience", mode="before")
     @classmethod

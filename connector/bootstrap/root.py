@@ -779,7 +779,11 @@ class Connector:
             return None
         users = SystemUsers(self.dataverse)
         return EntraTokens(
-            api.entra_issuer, api.entra_audience, users.by_object_id, jwks_url=api.entra_jwks_url
+            api.entra_issuer,
+            api.entra_audience,
+            users.by_object_id,
+            jwks_url=api.entra_jwks_url,
+            scope=api.entra_scope,
         )
 
     @cached_property

@@ -63,9 +63,11 @@ class TokenService:
         tenant_id: str = "",
         lifetime: int = TOKEN_LIFETIME,
         name: str = "",
+        scope: str | None = USER_SCOPE,
         now: float | None = None,
     ) -> str:
-        """A v2.0 user access token for ``object_id``, signed with the published key."""
+        """A v2.0 user access token for ``object_id``, signed with the published key
+        (``scope`` None: no ``scp`` claim, like an app-only token)."""
         issued = int(time.time() if now is None else now)
         claims = {
             "iss": issuer,
@@ -73,13 +75,14 @@ class TokenService:
             "tid": tenant_id or issuer.rstrip("/").split("/")[-2],
             "oid": object_id,
             "sub": secrets.token_hex(16),
-            "scp": USER_SCOPE,
             "name": name,
             "ver": "2.0",
             "iat": issued,
             "nbf": issued,
             "exp": issued + lifetime,
         }
+        if scope is not None:
+            claims["scp"] = scope
         key = self._signing_key
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": self.key_id})
 
