@@ -11,7 +11,8 @@ against Dataverse (``description``, ``donotphone``, ``address1_city``,
 A column the emulator already defines keeps what the emulator relies on (its kind when it
 is a key or lookup, its lookup targets, which the relationships wire); its length, choices,
 schema name and flags come from the reference. Image and party-list columns are not stored
-by the emulator and are left out; lookup targets name only tables the emulator has.
+by the emulator and are left out; lookup targets name only tables the emulator has, and the
+lookups added here get no index (the emulator indexes the lookups it wires and queries).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def add_reference_columns(entity: EntityDef, tables: set[str]) -> None:
                 max_length=fact.get("max_length"),
                 targets=[t for t in fact.get("targets", []) if t in tables],
                 options=options,
-                extra=_flags(fact),
+                extra={**_flags(fact), "unindexed": kind in LOOKUP_TYPES},
             )
         )
 
