@@ -268,9 +268,14 @@ class Store:
         )
 
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Rows of a SELECT as dicts."""
+        """Rows of a SELECT as dicts (built from plain tuples: ``dict(sqlite3.Row)`` costs
+        about half a millisecond for a standard table's hundreds of columns)."""
         with self.lock:
-            return [dict(row) for row in self.conn.execute(sql, list(params))]
+            cursor = self.conn.cursor()
+            cursor.row_factory = None
+            cursor.execute(sql, list(params))
+            names = [column[0] for column in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row."""
