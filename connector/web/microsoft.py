@@ -9,8 +9,9 @@ over https), so any web process can finish it. :meth:`MicrosoftSignIn.finish` re
 with ``acquire_token_by_auth_code_flow`` (which checks the state and the ID token's nonce) and
 validates the user's access token exactly as the API does (the same ``EntraTokens``: signature,
 issuer, audience, scope, and the user's systemuser), so the page signs in the same users the
-API accepts. The session cookie is then signed with a key derived from the client secret
-(rotating the secret ends these sessions).
+API accepts; MSAL's cache keeps none of the users' tokens afterwards (the page needs each only
+once). The session cookie is then signed with a key derived from the client secret (rotating
+the secret ends these sessions).
 """
 
 from __future__ import annotations
@@ -98,12 +99,14 @@ class MicrosoftSignIn:
         if response.get("error"):
             reason = response.get("error_description") or response["error"]
             raise UnauthorizedError(f"Microsoft did not sign you in: {reason[:200]}")
+        client = self._client()
         try:
-            result = self._client().acquire_token_by_auth_code_flow(
-                flow, response, scopes=[self.scope]
-            )
+            result = client.acquire_token_by_auth_code_flow(flow, response, scopes=[self.scope])
         except (ValueError, RuntimeError) as exc:  # state or nonce mismatch: not our flow
             raise UnauthorizedError("this sign-in did not start in this browser") from exc
+        finally:
+            for account in client.get_accounts():  # the page keeps no user's tokens in memory
+                client.remove_account(account)
         token = result.get("access_token") if isinstance(result, dict) else None
         if not token:
             reason = str(result.get("error_description") or result.get("error") or "no token")
