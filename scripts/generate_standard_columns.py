@@ -17,7 +17,7 @@ are left out.
 
 Usage::
 
-    python scripts/generate_standard_columns.py PAGES_DIR [--out FILE]
+    python scripts/generate_standard_columns.py PAGES_DIR [--out FILE] [--revision TEXT]
 
 PAGES_DIR holds the pages named ``<table>.md`` for every table in TABLES.
 """
@@ -167,17 +167,20 @@ def _flag(value: str | None, default: bool) -> bool:
     return value.strip().lower() == "true"
 
 
-def render(tables: dict[str, dict[str, Any]], dates: dict[str, str]) -> str:
+def render(tables: dict[str, dict[str, Any]], dates: dict[str, str], revision: str = "") -> str:
     """The data file: a header, then one table's facts and one column a line."""
-    header = {
+    header: dict[str, Any] = {
         "source": (
             "Microsoft Dataverse / Dynamics 365 table (entity) reference pages, "
             "powerapps-docs and Dynamics 365 Customer Engagement developer documentation "
             "(MicrosoftDocs); facts only, no descriptions"
         ),
         "license": "CC BY 4.0 (Creative Commons Attribution 4.0 International), Microsoft",
+        "source_revision": revision,
         "pages_dated": dates,
-        "regenerate": "python scripts/generate_standard_columns.py PAGES_DIR",
+        "regenerate": (
+            "python scripts/generate_standard_columns.py PAGES_DIR --revision 'REPOSITORY, COMMIT'"
+        ),
     }
     lines = ["{"]
     for key, value in header.items():
@@ -205,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pages", type=Path, help="folder holding <table>.md reference pages")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="data file to write")
+    parser.add_argument(
+        "--revision", default="", help="which repository and commit the pages came from"
+    )
     args = parser.parse_args(argv)
     tables: dict[str, dict[str, Any]] = {}
     dates: dict[str, str] = {}
@@ -223,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         dates[table] = date.group(1) if date else ""
     out: Path = args.out
     temporary = out.with_suffix(out.suffix + ".tmp")
-    temporary.write_text(render(tables, dates), encoding="utf-8")
+    temporary.write_text(render(tables, dates, args.revision), encoding="utf-8")
     temporary.replace(out)  # never a half-written data file
     count = sum(len(t["columns"]) for t in tables.values())
     print(f"wrote {count} columns of {len(tables)} tables to {out}")
