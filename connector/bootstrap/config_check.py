@@ -49,6 +49,7 @@ TWILIO_SMS_URL_MISMATCH = "twilio_sms_url_mismatch"
 TWILIO_NUMBER_NOT_IN_ACCOUNT = "twilio_number_not_in_account"
 TWILIO_NOT_ASKED = "twilio_not_asked"
 QUEUE_NOT_SHARED = "queue_not_shared"
+MICROSOFT_SIGNIN_WITHOUT_HTTPS = "microsoft_signin_without_https"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,8 @@ def failed(findings: Sequence[Finding]) -> bool:
 
 def settings_findings(settings: Settings) -> list[Finding]:
     """What the settings alone say will break: no public base URL outside local mode, no
-    secret keys, no API keys while the server listens beyond loopback."""
+    secret keys, no API keys while the server listens beyond loopback, Sign in with Microsoft
+    on a public URL that is not https."""
     findings: list[Finding] = []
     production = not settings.local_mode
     if production and settings.public_base_url is None:
@@ -109,6 +111,18 @@ def settings_findings(settings: Settings) -> list[Finding]:
                 "(CONNECTOR_SERVER__HOST), beyond this machine: every API call will be "
                 "refused, so Power Automate and other callers cannot use the API. Set one or "
                 "more keys (comma-separated), or listen on 127.0.0.1 behind a proxy.",
+            )
+        )
+    public = str(settings.public_base_url or "")
+    if settings.api.signin_authority() and public and not public.startswith("https://"):
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                MICROSOFT_SIGNIN_WITHOUT_HTTPS,
+                f"Sign in with Microsoft is configured but the public URL {public} is not "
+                "https: Entra ID accepts only https redirect URIs (beyond localhost) and the "
+                "sign-in's cookie is Secure, so no browser can finish signing in. Serve the "
+                "page over https.",
             )
         )
     return findings + fleet_findings(settings)
