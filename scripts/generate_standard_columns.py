@@ -9,11 +9,14 @@ writes ``connector/emulators/dataverse/standard_columns.json``: FACTS only, one 
 lookup targets, required level, valid for create / update / read). No descriptions or other
 prose are copied.
 
-Both page layouts are read: "Writable attributes" / "Writable columns/attributes" and
-"Read-only attributes" / "Read-only columns/attributes" sections, "#### X Options" and
-"#### X Choices/Options" tables. A column's companions that the Web API does not expose as
-properties (``<lookup>name``, ``<lookup>yominame``, ``<lookup>type``: AttributeOf columns)
-are left out.
+The page layouts Microsoft has published are read: "Writable attributes" / "Writable
+columns/attributes" and "Read-only attributes" / "Read-only columns/attributes" sections,
+"#### X Options" and "#### X Choices/Options" tables, and the generated-reference layout of
+2024 on (bold and code-quoted cells, a Boolean's choices as "True Label" / "False Label"
+rows, a state or status choice as "Label: **X**<br />..."; that layout no longer lists
+IsValidForCreate / IsValidForUpdate, so a writable column's flags are then taken as true).
+A column's companions that the Web API does not expose as properties (``<lookup>name``,
+``<lookup>yominame``, ``<lookup>type``: AttributeOf columns) are left out.
 
 Usage::
 
@@ -55,6 +58,7 @@ _COLUMN = re.compile(r'^### <a name="BKMK_[^"]*"></a>\s*(\S+)\s*$')
 _OPTIONS = re.compile(r"^#### (\S+) (?:Choices/)?Options\s*$")
 _ROW = re.compile(r"^\|(.*)\|\s*$")
 _DATE = re.compile(r"^ms\.date:\s*(\S+)", re.MULTILINE)
+_DETAILS_LABEL = re.compile(r"^Label:\s*\**(.+?)\**\s*(?:<br\s*/?>|$)")
 _TABLE_FACTS = {
     "EntitySetName": "entity_set",
     "LogicalName": "logical_name",
@@ -74,7 +78,21 @@ def _cells(line: str) -> list[str] | None:
     match = _ROW.match(line)
     if match is None:
         return None
-    return [cell.strip() for cell in match.group(1).split("|")]
+    return [_plain(cell) for cell in match.group(1).split("|")]
+
+
+def _plain(cell: str) -> str:
+    """A table cell without the bold and code marks the generated-reference layout adds."""
+    text = cell.strip()
+    if len(text) > 4 and text.startswith("**") and text.endswith("**"):
+        text = text[2:-2].strip()
+    return text.replace("`", "").strip()
+
+
+def _label(cell: str) -> str:
+    """An option's label: the cell itself, or the ``Label: **X**<br />...`` part of it."""
+    match = _DETAILS_LABEL.match(cell)
+    return match.group(1).strip() if match else cell
 
 
 def _section_kind(title: str) -> str | None:
@@ -128,7 +146,7 @@ def _column_line(line: str, columns: list[dict[str, Any]], *, writable: bool) ->
     if not cells or set(cells[0]) <= {"-"} or cells[0] in ("Property", "Value"):
         return
     if "options" in current:
-        current["options"].append([int(cells[0]), cells[1]])
+        current["options"].append([int(cells[0]), _label(cells[1])])
     elif len(cells) >= 2:
         current.setdefault("properties", {})[cells[0]] = cells[1]
 
@@ -147,6 +165,8 @@ def _facts(columns: list[dict[str, Any]], table: str) -> list[dict[str, Any]]:
             fact["targets"] = [t.strip() for t in props["Targets"].split(",") if t.strip()]
         if raw.get("options"):
             fact["options"] = raw["options"]
+        elif kind == "Boolean" and "True Label" in props and "False Label" in props:
+            fact["options"] = [[1, props["True Label"]], [0, props["False Label"]]]
         fact["required"] = props.get("RequiredLevel", "None")
         fact["create"] = _flag(props.get("IsValidForCreate"), raw["create"])
         fact["update"] = _flag(props.get("IsValidForUpdate"), raw["update"])

@@ -297,6 +297,123 @@ def test_generator_reads_the_current_page_layout(tmp_path: Path) -> None:
     ]
 
 
+_GENERATED_PAGE = """---
+title: "{title} table/entity reference"
+ms.topic: generated-reference
+---
+# {title}
+
+## Properties
+
+|Property|Value|
+| --- | --- |
+| **DisplayName** | **{title}** |
+| **EntitySetName** | `{plural}`|
+| **LogicalName** | `{name}` |
+| **PrimaryIdAttribute** | `{name}id` |
+
+## Writable columns/attributes
+
+### <a name="BKMK_DoNotText"></a> DoNotText
+
+|Property|Value|
+|---|---|
+|Description|**Whether the person takes texts.**|
+|LogicalName|`donottext`|
+|RequiredLevel|None|
+|Type|Boolean|
+|GlobalChoiceName|`x_donottext`|
+|DefaultValue|False|
+|True Label|Do Not Allow|
+|False Label|Allow|
+
+### <a name="BKMK_Grade"></a> Grade
+
+|Property|Value|
+|---|---|
+|LogicalName|`grade`|
+|RequiredLevel|None|
+|Type|Picklist|
+
+#### Grade Choices/Options
+
+|Value|Label|
+|---|---|
+|0|**Grade A**|
+|1|**Grade B**|
+
+### <a name="BKMK_OwnerId"></a> OwnerId
+
+|Property|Value|
+|---|---|
+|LogicalName|`ownerid`|
+|RequiredLevel|SystemRequired|
+|Type|Owner|
+|Targets|systemuser, team|
+
+### <a name="BKMK_StateCode"></a> StateCode
+
+|Property|Value|
+|---|---|
+|LogicalName|`statecode`|
+|RequiredLevel|SystemRequired|
+|Type|State|
+
+#### StateCode Choices/Options
+
+|Value|Details|
+|---|---|
+|0|Label: **Open**<br />DefaultStatus: 1<br />InvariantName: `Open`|
+|1|Label: **Won**<br />DefaultStatus: 3<br />InvariantName: `Won`|
+
+## Read-only columns/attributes
+
+### <a name="BKMK_OwnerIdName"></a> OwnerIdName
+
+|Property|Value|
+|---|---|
+|LogicalName|`owneridname`|
+|Type|String|
+|MaxLength|100|
+
+## Many-to-One relationships
+
+### <a name="BKMK_y"></a> y
+
+|Property|Value|
+|---|---|
+|ReferencedEntity|`systemuser`|
+"""
+
+
+def test_generator_reads_the_generated_reference_layout(tmp_path: Path) -> None:
+    """Pages in the 2024-on layout: bold and code-quoted cells, Boolean labels as rows."""
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for table in STANDARD:
+        page = _GENERATED_PAGE.format(title=table.title(), plural=table + "s", name=table)
+        (pages / f"{table}.md").write_text(page, encoding="utf-8")
+    out = tmp_path / "columns.json"
+    done = _generate(pages, out)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["pages_dated"]["lead"] == ""  # this layout carries no ms.date
+    lead = data["tables"]["lead"]
+    assert (lead["entity_set"], lead["logical_name"], lead["primary_id"]) == (
+        "leads",
+        "lead",
+        "leadid",
+    )
+    by_name = {column["name"]: column for column in lead["columns"]}
+    assert set(by_name) == {"donottext", "grade", "ownerid", "statecode"}  # no companion
+    assert by_name["donottext"]["options"] == [[1, "Do Not Allow"], [0, "Allow"]]
+    assert by_name["grade"]["options"] == [[0, "Grade A"], [1, "Grade B"]]
+    assert by_name["ownerid"]["targets"] == ["systemuser", "team"]
+    assert by_name["statecode"]["options"] == [[0, "Open"], [1, "Won"]]
+    assert by_name["statecode"]["required"] == "SystemRequired"
+    assert "Whether the person" not in out.read_text(encoding="utf-8")  # no prose
+
+
 def test_generator_refuses_a_missing_page_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "columns.json"
     done = _generate(tmp_path, out)
