@@ -873,3 +873,48 @@ class RecordDirectory(Protocol):
         """Create a lead or contact carrying ``phone`` with ``fields`` (first name, last
         name, email); the new record."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PaceState:
+    """One Dataverse user's request pacing, shared by every process of the fleet.
+
+    Times are epoch seconds. ``rate`` is the fleet's paced requests per second (None: not
+    paced); ``next_at`` the next free request slot; ``paused_until`` the end of the latest
+    ``Retry-After``; ``learned`` whether a 429 has taught the rate; ``bucket`` and
+    ``previous`` count the requests admitted in the current and the previous counting window
+    (which began at ``bucket_start``); ``recent`` is the admission rate lately (a moving
+    average, as of ``last_at``); ``version`` changes with every write (compare-and-set).
+    """
+
+    rate: float | None
+    next_at: float
+    paused_until: float
+    learned: bool
+    bucket_start: float
+    counts: tuple[int, ...]
+    recent: float = 0.0
+    last_at: float = 0.0
+    version: int = 0
+
+
+class PacingStore(Protocol):
+    """Where the fleet keeps each Dataverse user's :class:`PaceState` and who is using it."""
+
+    def read(self, key: str) -> PaceState | None:
+        """The stored state of ``key``; None before its first request."""
+        ...
+
+    def write(self, key: str, expected: PaceState | None, new: PaceState) -> bool:
+        """Store ``new`` if ``key`` still holds ``expected`` (None: nothing yet); False when
+        another writer came first (the caller reads again and recomputes)."""
+        ...
+
+    def join(self, key: str, member: str, now: float, ttl: float) -> int:
+        """Count ``member`` (one process) among the users of ``key`` until ``now + ttl``; how
+        many members are alive now (a killed process drops out when its time runs out)."""
+        ...
+
+    def part(self, key: str, member: str) -> None:
+        """``member`` stops using ``key`` (its share goes to the others)."""
+        ...

@@ -64,7 +64,28 @@ class DataverseSettings(BaseModel):
     )
     api_version: str = "v9.2"
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
-    max_concurrency: int = Field(default=16, ge=1, le=52)
+    max_concurrency: int = Field(
+        default=16, ge=1, le=52, description="Requests in flight from one process"
+    )
+    fleet_max_concurrency: int = Field(
+        default=32,
+        ge=1,
+        le=52,
+        description="Requests in flight from every process sharing the state store "
+        "(Dataverse refuses more than 52 per user)",
+    )
+    pace_start_per_second: float | None = Field(
+        default=25.0,
+        gt=0,
+        description="The fleet's request rate before a 429 has taught it the limit (it "
+        "doubles every 2 s while requests wait for it); none: unpaced until then",
+    )
+    pace_window_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="Dataverse's sliding window for the request limit (documented: 300 s)",
+    )
     max_retries: int = Field(default=5, ge=0, le=20)
 
     @model_validator(mode="after")

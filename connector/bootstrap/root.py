@@ -89,6 +89,7 @@ from connector.state.bulk import BulkJobs
 from connector.state.caches import ConfigurationCache, SessionCache, TeamCache
 from connector.state.consent import ConsentLedger
 from connector.state.crm_sends import StateCrmSendLedger, WebhookKeys
+from connector.state.dataverse_pacing import StateStorePacing
 from connector.state.db import StateStore
 from connector.state.journal import Journal
 from connector.state.outbox import Outbox
@@ -135,8 +136,10 @@ class Connector:
         public_base_url: str | None = None,
         start_local: bool = False,
         local_signing_token: str | None = None,
+        shared_pacing: bool = False,
     ) -> None:
         self.settings = settings
+        self.shared_pacing = shared_pacing
         self.local_signing_token = local_signing_token
         configured = settings.public_base_url
         self.public_base_url = str(configured) if configured else public_base_url
@@ -163,7 +166,11 @@ class Connector:
     @cached_property
     def dataverse(self) -> DataverseClient:
         """The Web API client: the configured environment, else local mode's emulator (the
-        one this process started, or the one ``connector serve`` runs in this directory)."""
+        one this process started, or the one ``connector serve`` runs in this directory).
+
+        With ``shared_pacing`` (``serve`` and ``worker``) its service protection (a 429's
+        pause, the learned pace, the concurrency cap) is shared through the state store with
+        every process of the fleet; tools keep their own."""
         url = None
         if self.settings.local_mode:
             url = (
@@ -171,7 +178,8 @@ class Connector:
                 if self.local is not None
                 else local_mode.local_dataverse_url(self.settings)
             )
-        client = build_client(self.settings.dataverse, url=url)
+        pacing = StateStorePacing(self.state) if self.shared_pacing else None
+        client = build_client(self.settings.dataverse, url=url, pacing=pacing)
         self._closers.append(client.api.close)
         return client
 
@@ -845,6 +853,7 @@ def build(
     public_base_url: str | None = None,
     start_local: bool = False,
     local_signing_token: str | None = None,
+    shared_pacing: bool = False,
     **overrides: Any,
 ) -> Connector:
     """The connector for ``settings``; nothing is opened until a part is first used.
@@ -853,7 +862,8 @@ def build(
     (local mode learns its port late); ``start_local`` lets local mode start its embedded
     emulator and simulator (``connector serve``) instead of reaching the running one;
     ``local_signing_token`` is the token local mode generated for a run beyond loopback (kept
-    in its descriptor for ``connector simulate``).
+    in its descriptor for ``connector simulate``); ``shared_pacing`` shares Dataverse's
+    service protection with the other processes of the state store (``serve``, ``worker``).
     ``overrides`` replace parts by name (``writer=``, ``resolver=``, ``huey=``, ...).
     """
     unknown = set(overrides) - _PARTS
@@ -864,6 +874,7 @@ def build(
         public_base_url=public_base_url,
         start_local=start_local,
         local_signing_token=local_signing_token,
+        shared_pacing=shared_pacing,
     )
     vars(connector).update(overrides)
     return connector

@@ -54,7 +54,11 @@ def serve(
     base_url = f"http://{shown_host}:{bound_port}"
     settings, generated = private_token(settings, host)
     connector = build(
-        settings, public_base_url=base_url, start_local=True, local_signing_token=generated
+        settings,
+        public_base_url=base_url,
+        start_local=True,
+        local_signing_token=generated,
+        shared_pacing=True,
     )
     try:
         lines, child = start_serve(

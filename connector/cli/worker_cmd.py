@@ -33,7 +33,7 @@ def worker(
     """Process inbound messages from the journal (no web server)."""
     follow_parent()
     settings = settings_or_exit()
-    connector = build(settings)
+    connector = build(settings, shared_pacing=True)
     try:
         _ = connector.dataverse  # fails early when no Dataverse (or local mode) is reachable
         warm(connector, sync_phones=False)

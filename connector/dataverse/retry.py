@@ -6,13 +6,12 @@ full-jitter exponential backoff when no ``Retry-After`` came), for a bounded num
 attempts, then re-raises the last error. A request that Dataverse may already have carried
 out (``maybe_applied``: a gateway timeout, a connection dropped after sending) is repeated
 only when it is idempotent, so a retry never duplicates a create. ``sleep`` is injected so
-unit tests run without sleeping and can read the waits. A :class:`ThrottleGate` makes every
-request of a client honour a ``Retry-After`` that one of them received.
+unit tests run without sleeping and can read the waits. That every request of the fleet
+honours a ``Retry-After`` one of them received is :mod:`connector.dataverse.protection`'s job.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,34 +70,6 @@ class RetryPolicy:
             reraise=True,
         )
         return retrying(attempt)
-
-
-class ThrottleGate:
-    """A pause shared by every request of one client.
-
-    Service protection limits count per user, so when Dataverse tells one request to retry
-    after N seconds, the others would only be refused too: each request first waits out the
-    pause (``wait``), then goes.
-    """
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self._policy = policy
-        self._until = 0.0
-        self._lock = threading.Lock()
-
-    def hold(self, seconds: float) -> None:
-        """Pause every request for ``seconds`` from now (a longer pause already set wins)."""
-        with self._lock:
-            self._until = max(self._until, self._policy.clock() + seconds)
-
-    def wait(self) -> float:
-        """Sleep out the current pause, if any; the seconds slept."""
-        with self._lock:
-            remaining = self._until - self._policy.clock()
-        if remaining <= 0:
-            return 0.0
-        self._policy.sleep(remaining)
-        return remaining
 
 
 def _log_retry(state: RetryCallState, what: str) -> None:

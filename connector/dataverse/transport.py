@@ -2,7 +2,9 @@
 
 :class:`WebApi` owns what every request shares: the injected ``requests.Session`` (connection
 pooling), the base URL ``<org>/api/data/v9.2/``, the documented OData headers, a per-call
-timeout, a semaphore capping requests in flight (well below Dataverse's 52), the token
+timeout, a semaphore capping this process's requests in flight, the service protection
+shared with the fleet (:mod:`connector.dataverse.protection`: a 429's pause, the learned
+pace, the fleet-wide concurrency cap, well below Dataverse's 52), the token
 provider (a 401 refreshes the token once, then fails), the one mapping of unexpected statuses
 to errors (:mod:`connector.dataverse.failures`) and the one retry policy
 (:mod:`connector.dataverse.retry`). Absolute URLs (``@odata.nextLink``, ``@odata.deltaLink``)
@@ -26,7 +28,8 @@ from urllib3.exceptions import NewConnectionError
 from connector.dataverse.auth import TokenProvider
 from connector.dataverse.caller import caller_headers
 from connector.dataverse.failures import error_for, header, unreachable
-from connector.dataverse.retry import RetryPolicy, ThrottleGate
+from connector.dataverse.protection import ServiceProtection
+from connector.dataverse.retry import RetryPolicy
 from connector.errors import DataverseError, DataverseThrottledError, InvalidInputError
 from connector.log_config import get_logger
 
@@ -83,6 +86,7 @@ class WebApi:
         timeout: float = 30.0,
         max_concurrency: int = 16,
         retry: RetryPolicy | None = None,
+        protection: ServiceProtection | None = None,
     ) -> None:
         self.org_url = org_url.rstrip("/")
         self.base_url = f"{self.org_url}/api/data/{api_version}/"
@@ -92,11 +96,17 @@ class WebApi:
         self._timeout = timeout
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._retry = retry or RetryPolicy()
-        self._gate = ThrottleGate(self._retry)
+        self.protection = protection or ServiceProtection(
+            self.org_url,
+            fleet_cap=max_concurrency,
+            clock=self._retry.clock,
+            sleep=self._retry.sleep,
+        )
 
     def close(self) -> None:
-        """Close the session's pooled connections."""
+        """Close the session's pooled connections and leave the fleet's service protection."""
         self._session.close()
+        self.protection.close()
 
     def url_for(self, path: str, query: str | None = None) -> str:
         """The absolute URL of ``path`` (relative to the API root, or absolute under it)."""
@@ -160,17 +170,17 @@ class WebApi:
             )
             self._log(call, response, error)
             if isinstance(error, DataverseThrottledError) and error.retry_after:
-                self._gate.hold(error.retry_after)
+                self.protection.throttled(error.retry_after)
             raise error
         self._log(call, response, None)
         return Answer(response.status_code, dict(response.headers), response.content)
 
     def _once(self, call: _Call, *, refresh: bool) -> requests.Response:
-        self._gate.wait()
-        token = self._tokens.token(refresh=refresh)
-        sent = {**call.headers, "Authorization": f"Bearer {token}"}
         with self._slots:
+            self.protection.enter()
             try:
+                token = self._tokens.token(refresh=refresh)
+                sent = {**call.headers, "Authorization": f"Bearer {token}"}
                 response = self._session.request(
                     call.method,
                     call.url,
@@ -188,6 +198,8 @@ class WebApi:
                     "dataverse.unreachable", method=call.method, path=call.path, error=repr(exc)
                 )
                 raise error from exc
+            finally:
+                self.protection.leave()
         return response
 
     @staticmethod
