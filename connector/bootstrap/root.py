@@ -90,7 +90,9 @@ from connector.state.caches import ConfigurationCache, SessionCache, TeamCache
 from connector.state.consent import ConsentLedger
 from connector.state.crm_sends import StateCrmSendLedger, WebhookKeys
 from connector.state.db import StateStore
+from connector.state.group_commit import Checkpointer
 from connector.state.journal import Journal
+from connector.state.journal_file import open_journal_store, take_over
 from connector.state.outbox import Outbox
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
@@ -178,6 +180,8 @@ class Connector:
         """The state store (tables created on first open)."""
         store = StateStore.from_url(self.settings.state.url)
         self._closers.append(store.close)
+        checkpointer = Checkpointer(store)  # bookkeeping connections never checkpoint
+        self._closers.append(checkpointer.close)
         return store
 
     @cached_property
@@ -189,8 +193,13 @@ class Connector:
 
     @cached_property
     def journal(self) -> Journal:
-        """The ingress journal."""
-        journal = Journal(self.state)
+        """The ingress journal (in a file of its own beside a SQLite state file, so a webhook's
+        append never waits for the worker's other writes; rows an earlier version kept in the
+        state file are moved there first)."""
+        store = open_journal_store(self.settings.state.url)
+        self._closers.append(store.close)
+        take_over(store, self.state)
+        journal = Journal(store)
         self._closers.append(journal.close)
         return journal
 
