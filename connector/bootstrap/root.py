@@ -92,7 +92,7 @@ from connector.state.crm_sends import StateCrmSendLedger, WebhookKeys
 from connector.state.db import StateStore
 from connector.state.group_commit import Checkpointer
 from connector.state.journal import Journal
-from connector.state.journal_file import open_journal_store, take_over
+from connector.state.journal_file import journal_url, open_journal_store, take_over
 from connector.state.outbox import Outbox
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
@@ -196,9 +196,11 @@ class Connector:
         """The ingress journal (in a file of its own beside a SQLite state file, so a webhook's
         append never waits for the worker's other writes; rows an earlier version kept in the
         state file are moved there first)."""
-        store = open_journal_store(self.settings.state.url)
-        self._closers.append(store.close)
-        take_over(store, self.state)
+        store = self.state
+        if journal_url(self.settings.state.url) != self.settings.state.url:
+            store = open_journal_store(self.settings.state.url)
+            self._closers.append(store.close)
+            take_over(store, self.state)
         journal = Journal(store)
         self._closers.append(journal.close)
         return journal

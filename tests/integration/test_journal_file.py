@@ -7,8 +7,11 @@ import sqlite3
 import time
 from pathlib import Path
 
+from huey import MemoryHuey
 from sqlalchemy import inspect, select
 
+from connector.bootstrap import build
+from connector.settings import load_settings
 from connector.state.db import StateStore
 from connector.state.journal import Journal, journal_table
 from connector.state.journal_file import journal_url, open_journal_store, take_over
@@ -126,3 +129,27 @@ def test_an_id_taken_by_a_new_append_gives_the_moved_row_a_new_id(tmp_path: Path
         journal.close()
         store.close()
         state.close()
+
+
+def test_the_connector_keeps_its_journal_beside_a_state_file_and_adopts_old_rows(
+    tmp_path: Path,
+) -> None:
+    legacy_journal(tmp_path)
+    settings = load_settings(
+        env={
+            "CONNECTOR_STATE__URL": state_url(tmp_path),
+            "CONNECTOR_DATAVERSE__URL": "https://org.example.com",
+            "CONNECTOR_DATAVERSE__TOKEN": "x",
+        }
+    )
+    connector = build(settings, huey=MemoryHuey("test", results=False))
+    try:
+        journal = connector.journal
+        assert str(journal.store.engine.url).endswith("state.journal.db")
+        counts = journal.counts()
+        assert (counts.pending, counts.done) == (2, 1)
+        assert journal.append("twilio", "SM1", {"Body": "m1"}).duplicate
+        with connector.state.engine.connect() as conn:
+            assert conn.execute(select(journal_table.c.id)).all() == []
+    finally:
+        connector.close()
