@@ -230,7 +230,11 @@ class Journal:
         )
         if journals is not None:
             due = and_(due, c.provider.in_(sorted(journals)))
-        oldest_due = select(c.id).where(due).order_by(c.id).limit(limit)
+        # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): racing workers take the
+        # next free rows instead of waiting for each other's and then finding them taken.
+        oldest_due = (
+            select(c.id).where(due).order_by(c.id).limit(limit).with_for_update(skip_locked=True)
+        )
         try:
             with self._books.begin() as conn:  # one UPDATE: the only statement holding the lock
                 conn.execute(
