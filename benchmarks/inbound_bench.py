@@ -61,8 +61,8 @@ from connector.dataverse.batch import BatchItem, BatchOperation
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.transport import WebApi
 from connector.log_config import configure_logging
-from connector.state.db import StateStore
 from connector.state.journal import Journal, journal_table
+from connector.state.journal_file import open_journal_store
 from connector.testing.signing import SignedRequest, inbound_fields, signed_form
 
 PUBLIC = "https://sms.example.com"
@@ -362,7 +362,7 @@ def realistic(args: argparse.Namespace) -> None:
             senders = [number(n) for n in range(REALISTIC_NUMBERS)]
             with cli(["serve", "--port", "0"], env, work, "listening on") as web:
                 worker = worker_child(web)
-                journal = Journal(StateStore.from_url(env["CONNECTOR_STATE__URL"]))
+                journal = Journal(open_journal_store(env["CONNECTOR_STATE__URL"]))
                 warm = signed(0, "warm-up")
                 requests.post(web.url + PATH, data=warm.body, headers=warm.headers, timeout=30)
                 wait_settled(journal, 1)
@@ -457,7 +457,7 @@ def friendly(args: argparse.Namespace, rate: float) -> None:
             }
             client.api.close()
             with cli(["serve", "--port", "0", "--no-worker"], env, work, "listening on") as web:
-                journal = Journal(StateStore.from_url(env["CONNECTOR_STATE__URL"]))
+                journal = Journal(open_journal_store(env["CONNECTOR_STATE__URL"]))
                 warm = signed(0, "warm-up")
                 requests.post(web.url + PATH, data=warm.body, headers=warm.headers, timeout=30)
                 web_only = steady(web.url, rate, args.seconds)

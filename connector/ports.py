@@ -304,8 +304,11 @@ JOURNAL_PARKED = "error"
 class JournalQueue(Protocol):
     """The worker's side of the journal: claim due rows (leased), settle each one."""
 
-    def claim(self, limit: int, *, lease_seconds: float) -> Sequence[JournalRow]:
-        """Lease up to ``limit`` due rows to this worker."""
+    def claim(
+        self, limit: int, *, lease_seconds: float, journals: Collection[str] | None = None
+    ) -> Sequence[JournalRow]:
+        """Lease up to ``limit`` due rows to this worker (only rows of ``journals``, when
+        named: the rows of those providers or journal names)."""
         ...
 
     def mark_done_many(self, entries: Sequence[Any]) -> int:

@@ -91,7 +91,9 @@ from connector.state.consent import ConsentLedger
 from connector.state.crm_sends import StateCrmSendLedger, WebhookKeys
 from connector.state.dataverse_pacing import StateStorePacing
 from connector.state.db import StateStore
+from connector.state.group_commit import Checkpointer
 from connector.state.journal import Journal
+from connector.state.journal_file import journal_url, open_journal_store, take_over
 from connector.state.outbox import Outbox
 from connector.state.periodic_runs import PeriodicRuns
 from connector.state.phone_index import PhoneIndex
@@ -188,6 +190,8 @@ class Connector:
         """The state store (tables created on first open)."""
         store = StateStore.from_url(self.settings.state.url)
         self._closers.append(store.close)
+        checkpointer = Checkpointer(store)  # bookkeeping connections never checkpoint
+        self._closers.append(checkpointer.close)
         return store
 
     @cached_property
@@ -209,8 +213,15 @@ class Connector:
 
     @cached_property
     def journal(self) -> Journal:
-        """The ingress journal."""
-        journal = Journal(self.state)
+        """The ingress journal (in a file of its own beside a SQLite state file, so a webhook's
+        append never waits for the worker's other writes; rows an earlier version kept in the
+        state file are moved there first)."""
+        store = self.state
+        if journal_url(self.settings.state.url) != self.settings.state.url:
+            store = open_journal_store(self.settings.state.url)
+            self._closers.append(store.close)
+            take_over(store, self.state)
+        journal = Journal(store)
         self._closers.append(journal.close)
         return journal
 

@@ -11,6 +11,7 @@ import uvicorn
 from rich.console import Console
 
 from connector.bootstrap import build, openapi_document, start_serve
+from connector.bootstrap.heap import settle
 from connector.bootstrap.http_protocol import header_timeout_protocol
 from connector.bootstrap.local_mode import local_file, private_token
 from connector.cli.common import settings_or_exit
@@ -84,6 +85,7 @@ def serve(
         lifespan="on",
         http=header_timeout_protocol(settings.server.header_timeout),
     )
+    settle()  # start-up's heap frozen: full collections no longer walk it
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.bootstrap import build, warm
+from connector.bootstrap.heap import settle
 from connector.bootstrap.process import follow_parent
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
@@ -48,6 +49,7 @@ def worker(
     connector.outbound_tasks.enqueue_send()
     connector.bulk_tasks.enqueue()
     connector.event_tasks.enqueue()
+    settle()
     try:
         Consumer(huey, workers=threads, worker_type="thread", max_delay=POLL_MAX_DELAY).run()
     finally:

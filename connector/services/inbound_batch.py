@@ -7,7 +7,10 @@ request (a change set per message, continuing past a failed one), and marks each
 only after its change set was confirmed. When the journal is shallow (fewer due rows than a
 batch), the drain first lingers a short window (``linger_seconds`` from the oldest due row's
 arrival) or until a full batch is due, so messages arriving in a trickle share one ``$batch``;
-it claims nothing while it waits, so a worker killed then leaves every row pending. A
+it claims nothing while it waits, so a worker killed then leaves every row pending. Only
+inbound messages linger: status callbacks and other journals' events (nothing to batch with
+the messages' change sets) are claimed and applied at once, alone, while the messages go on
+waiting for their batch. A
 transient failure backs the row off (honouring Retry-After); a permanent one parks it
 (replayable) and records it in the error log.
 Scheduling (when to drain, periodic sweeps) belongs to ``connector.worker``.
@@ -28,9 +31,10 @@ from connector.ports import JOURNAL_PARKED, ErrorLog, JournalQueue, JournalRow, 
 from connector.services.inbound import InboundService, PreparedInbound
 
 log = get_logger(__name__)
-DepthProbe = Callable[[int], tuple[int, float | None]]
-"""``probe(limit)``: how many journal rows are due (up to ``limit``) and the oldest one's
-arrival (epoch seconds), without claiming them."""
+DepthProbe = Callable[[int, frozenset[str]], tuple[int, float | None, int]]
+"""``probe(limit, urgent)``: how many journal rows are due (up to ``limit``), the oldest one's
+arrival (epoch seconds) and how many of them belong to the ``urgent`` journals, without
+claiming them."""
 StatusSink = Callable[[Sequence[tuple[Mapping[str, Any], float]]], list[Exception | None]]
 """Applies journaled status callbacks ``(payload, received_at)``; an error per event."""
 
@@ -102,8 +106,10 @@ class JournalDrain:
         done = failed = 0
         started = time.monotonic()
         while time.monotonic() - started < self.time_budget:
-            self.linger()
-            batch = self.journal.claim(self.batch_size, lease_seconds=self.lease_seconds)
+            only = self._urgent if self.linger() else None
+            batch = self.journal.claim(
+                self.batch_size, lease_seconds=self.lease_seconds, journals=only
+            )
             if not batch:
                 break
             ok, bad = self.process(batch)
@@ -112,20 +118,28 @@ class JournalDrain:
                 break  # something is failing: let the backoff decide when to try again
         return DrainResult(done, failed, self.journal.next_due())
 
-    def linger(self) -> None:
+    @property
+    def _urgent(self) -> frozenset[str]:
+        """The journals whose rows never linger (status callbacks, other journals' events)."""
+        return self.status_journals | frozenset(self.sinks)
+
+    def linger(self) -> bool:
         """While fewer rows than a batch are due, wait until ``linger_seconds`` after the
         oldest one's arrival (polling the depth); return at once when none or a full batch is
-        due. Nothing is claimed meanwhile."""
+        due. Nothing is claimed meanwhile. True when it stopped early because urgent rows
+        are due beside inbound messages still in their window: claim only the urgent ones."""
         if self.depth is None or self.linger_seconds <= 0:
-            return
+            return False
+        urgent = self._urgent
         while True:
-            count, oldest = self.depth(self.batch_size)
+            count, oldest, pressing = self.depth(self.batch_size, urgent)
             if count == 0 or count >= self.batch_size or oldest is None:
-                return
-            left = oldest + self.linger_seconds - self.clock()
-            if left <= 0:
-                return
-            self.sleep(min(left, self.poll_seconds))
+                return False
+            if oldest + self.linger_seconds - self.clock() <= 0:
+                return False
+            if pressing:
+                return pressing < count  # all urgent: a plain claim takes the same rows
+            self.sleep(min(oldest + self.linger_seconds - self.clock(), self.poll_seconds))
 
     def process(self, batch: Sequence[JournalRow]) -> tuple[int, int]:
         """Parse and prepare every row, write them in ONE request, settle each; (done, failed).

@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     func,
     select,
     update,
@@ -102,6 +103,14 @@ def _load(text: str) -> ConsentChange:
 
 def _error(what: str, exc: Exception) -> StateStoreError:
     return StateStoreError(f"cannot {what}: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+_CURRENT = select(current_table.c.data).where(
+    current_table.c.phone == bindparam("phone"),
+    current_table.c.configuration_id == bindparam("configuration_id"),
+)
+"""Every send reads it: built once (building a Core statement per call cost a fifth of the
+send API's CPU in a profile of ``connector serve`` at 200 sends/s)."""
 
 
 class ConsentLedger:
@@ -188,11 +197,10 @@ class ConsentLedger:
     # -- reading ------------------------------------------------------------------------
     def current(self, phone: str, configuration_id: str) -> dict[MessageCategory, ConsentChange]:
         """The current state per purpose of ``phone`` with one sender (one indexed read)."""
-        k = current_table.c
-        query = select(k.data).where(k.phone == phone, k.configuration_id == configuration_id)
+        params = {"phone": phone, "configuration_id": configuration_id}
         try:
             with self._reads.connect() as conn:
-                rows = [_load(str(text)) for text in conn.execute(query).scalars()]
+                rows = [_load(str(text)) for text in conn.execute(_CURRENT, params).scalars()]
         except SQLAlchemyError as exc:
             raise _error("read the consent ledger", exc) from exc
         return {change.purpose: change for change in rows}

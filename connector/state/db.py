@@ -9,7 +9,7 @@ crash of the process or the machine; PostgreSQL is used as is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,14 +63,16 @@ def make_engine(url: str) -> Engine:
 class StateStore:
     """One database holding the connector's local state."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, tables: Sequence[Table] | None = None) -> None:
         self.engine = engine
+        self.tables = tuple(tables) if tables is not None else None
+        """The tables this store holds (None: every table declared on :data:`metadata`)."""
         self._checked: set[str] = set()  # tables already brought up to their declaration
 
     @classmethod
-    def from_url(cls, url: str) -> StateStore:
-        """Open (and create if needed) the store at ``url``."""
-        store = cls(make_engine(url))
+    def from_url(cls, url: str, tables: Sequence[Table] | None = None) -> StateStore:
+        """Open (and create if needed) the store at ``url`` (only ``tables``, when given)."""
+        store = cls(make_engine(url), tables)
         store.create_all()
         return store
 
@@ -80,17 +82,18 @@ class StateStore:
         return self.engine.dialect.name
 
     def create_all(self) -> None:
-        """Create every table declared on :data:`metadata` that does not exist yet.
+        """Create every table of the store (see :attr:`tables`) that does not exist yet.
 
         Processes of a fleet starting together on an empty PostgreSQL database would race to
         create the same tables (one fails with ``already exists``): there, the work is done
         under an advisory lock, one process at a time.
         """
+        tables = self.tables if self.tables is not None else metadata.sorted_tables
         try:
             with self._schema_lock():
                 existing = set(inspect(self.engine).get_table_names())
-                metadata.create_all(self.engine)
-                for table in metadata.sorted_tables:
+                metadata.create_all(self.engine, tables=list(tables))
+                for table in tables:
                     if table.name not in self._checked and table.name in existing:
                         self._add_missing(table)
                     self._checked.add(table.name)

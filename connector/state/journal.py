@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Column,
@@ -40,6 +40,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    case,
     func,
     or_,
     select,
@@ -106,6 +107,15 @@ class JournalEntry:
     attempts: int
     claim_token: str
     request_id: str | None = None
+
+
+class JournalDepth(NamedTuple):
+    """What :meth:`Journal.due_depth` found: due rows (up to the limit), the oldest one's
+    arrival (epoch seconds) and how many of them are urgent."""
+
+    due: int
+    oldest: float | None
+    urgent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,9 +211,15 @@ class Journal:
         return self._appender.submit_nowait(row)
 
     def claim(
-        self, limit: int = 50, *, lease_seconds: float = 60.0, now: float | None = None
+        self,
+        limit: int = 50,
+        *,
+        lease_seconds: float = 60.0,
+        journals: Collection[str] | None = None,
+        now: float | None = None,
     ) -> list[JournalEntry]:
-        """Lease up to ``limit`` due rows (oldest first) to the caller, atomically per row."""
+        """Lease up to ``limit`` due rows (oldest first) to the caller, atomically per row;
+        only rows whose provider (journal name) is in ``journals``, when given."""
         at = time.time() if now is None else now
         token = uuid.uuid4().hex
         c = journal_table.c
@@ -212,6 +228,8 @@ class Journal:
             c.next_attempt_at <= at,
             or_(c.lease_until.is_(None), c.lease_until < at),
         )
+        if journals is not None:
+            due = and_(due, c.provider.in_(sorted(journals)))
         # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): racing workers take the
         # next free rows instead of waiting for each other's and then finding them taken.
         oldest_due = (
@@ -231,9 +249,12 @@ class Journal:
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot claim journal rows: {type(exc).__name__}") from exc
 
-    def due_depth(self, limit: int, *, now: float | None = None) -> tuple[int, float | None]:
-        """How many rows are due (counted up to ``limit``) and when the oldest of them was
-        received (epoch seconds; None when none is due). Reads only: nothing is claimed."""
+    def due_depth(
+        self, limit: int, urgent: Collection[str] = (), *, now: float | None = None
+    ) -> JournalDepth:
+        """How many rows are due (counted up to ``limit``), when the oldest of them was
+        received (epoch seconds; None when none is due) and how many of them belong to the
+        ``urgent`` journals (rows that must not wait). Reads only: nothing is claimed."""
         at = time.time() if now is None else now
         c = journal_table.c
         due = and_(
@@ -241,14 +262,17 @@ class Journal:
             c.next_attempt_at <= at,
             or_(c.lease_until.is_(None), c.lease_until < at),
         )
-        head = select(c.received_at).where(due).order_by(c.id).limit(limit).subquery()
-        query = select(func.count(), func.min(head.c.received_at))
+        head = select(c.received_at, c.provider).where(due).order_by(c.id).limit(limit).subquery()
+        pressing = case((head.c.provider.in_(sorted(urgent)), 1), else_=0) if urgent else 0
+        query = select(func.count(), func.min(head.c.received_at), func.sum(pressing))
         try:
             with self.store.engine.connect() as conn:
-                count, oldest = conn.execute(query).one()
+                count, oldest, hurried = conn.execute(query).one()
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot count journal rows: {type(exc).__name__}") from exc
-        return int(count), None if oldest is None else float(oldest)
+        return JournalDepth(
+            int(count), None if oldest is None else float(oldest), int(hurried or 0)
+        )
 
     def mark_done(self, entry: JournalEntry, *, now: float | None = None) -> bool:
         """Record that Dataverse confirmed ``entry``; False if the lease was lost meanwhile."""

@@ -30,8 +30,8 @@ from sqlalchemy import func, select
 from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER
 from connector.dataverse.client import DataverseClient
 from connector.providers.twilio.endpoints import LOCAL_AUTH_TOKEN
-from connector.state.db import StateStore
 from connector.state.journal import PENDING, Journal, journal_table
+from connector.state.journal_file import open_journal_store
 from connector.testing.signing import inbound_fields, signed_form
 from tests.e2e.conftest import PUBLIC, Emulator, connector_env, run_cli
 
@@ -118,7 +118,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 90.0) -> None:
 
 def journal_rows(env: dict[str, str]) -> dict[str, int]:
     """The serving process's journal rows by status (read from its state file)."""
-    store = StateStore.from_url(env["CONNECTOR_STATE__URL"])
+    store = open_journal_store(env["CONNECTOR_STATE__URL"])
     try:
         with store.engine.connect() as conn:
             query = select(journal_table.c.status, func.count()).group_by(journal_table.c.status)
@@ -129,7 +129,7 @@ def journal_rows(env: dict[str, str]) -> dict[str, int]:
 
 def failed_attempts(env: dict[str, str]) -> int:
     """Pending journal rows the worker has already tried and failed at least once."""
-    store = StateStore.from_url(env["CONNECTOR_STATE__URL"])
+    store = open_journal_store(env["CONNECTOR_STATE__URL"])
     try:
         with store.engine.connect() as conn:
             query = select(func.count()).where(
@@ -217,7 +217,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     emulator.start()
     env = service_env(tmp_path, emulator) | {"CONNECTOR_WORKER__BATCH_SIZE": "10"}
     web, base = serve(tmp_path, env, "--no-worker")
-    journal = Journal(StateStore.from_url(env["CONNECTOR_STATE__URL"]))
+    journal = Journal(open_journal_store(env["CONNECTOR_STATE__URL"]))
     try:
         sids = [post(base, f"message {n}")[1] for n in range(40)]
         worker, _ = start_cli(["worker", "--threads", "2"], env, tmp_path, "Worker running")
@@ -298,7 +298,7 @@ def test_local_mode_beyond_loopback_refuses_the_published_token_and_simulate_use
 
 def test_journal_status_and_replay_commands(tmp_path: Path) -> None:
     env = connector_env(tmp_path)
-    journal = Journal(StateStore.from_url(env["CONNECTOR_STATE__URL"]))
+    journal = Journal(open_journal_store(env["CONNECTOR_STATE__URL"]))
     journal.append("twilio", "SMpoison", {"From": "+1"})
     (entry,) = journal.claim()
     journal.mark_failed(entry, {"code": "configuration_error"}, transient=False)

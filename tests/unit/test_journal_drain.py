@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -201,7 +202,7 @@ def lingering(parts: Parts, clock: Clock, batch_size: int = 50) -> JournalDrain:
         batch_size=batch_size,
         error_log=plain.error_log,
         linger_seconds=0.25,
-        depth=lambda limit: journal.due_depth(limit, now=clock.now),
+        depth=lambda limit, urgent: journal.due_depth(limit, urgent, now=clock.now),
         sleep=clock.sleep,
         clock=clock,
     )
@@ -210,7 +211,7 @@ def lingering(parts: Parts, clock: Clock, batch_size: int = 50) -> JournalDrain:
 def test_a_shallow_journal_lingers_then_writes_everything_in_one_batch(parts: Parts) -> None:
     journal, writer, _, _ = parts
     sids = [journal_message(journal, f"m{n}") for n in range(3)]
-    _, oldest = journal.due_depth(50)
+    _, oldest, _ = journal.due_depth(50)
     assert oldest is not None
     clock = Clock(oldest)
     calls: list[int] = []
@@ -244,7 +245,7 @@ def test_a_full_batch_or_an_empty_journal_does_not_linger(parts: Parts) -> None:
 def test_a_row_older_than_the_window_is_claimed_at_once(parts: Parts) -> None:
     journal, _, _, _ = parts
     journal_message(journal, "late")
-    _, oldest = journal.due_depth(50)
+    _, oldest, _ = journal.due_depth(50)
     assert oldest is not None
     clock = Clock(oldest + 1.0)
     assert lingering(parts, clock).drain().done == 1
@@ -254,7 +255,7 @@ def test_a_row_older_than_the_window_is_claimed_at_once(parts: Parts) -> None:
 def test_lingering_claims_nothing_so_a_killed_worker_leaves_rows_pending(parts: Parts) -> None:
     journal, _, _, _ = parts
     journal_message(journal, "m")
-    _, oldest = journal.due_depth(50)
+    _, oldest, _ = journal.due_depth(50)
     assert oldest is not None
 
     class Killed(BaseException):
@@ -269,3 +270,42 @@ def test_lingering_claims_nothing_so_a_killed_worker_leaves_rows_pending(parts: 
         drain.drain()
     assert journal.counts().pending == 1
     assert len(journal.claim(50, lease_seconds=60)) == 1  # not leased: claimable at once
+
+
+def test_a_status_callback_is_applied_at_once_while_messages_linger(parts: Parts) -> None:
+    journal, writer, _, _ = parts
+    sid = journal_message(journal, "lingers")
+    _, oldest, _ = journal.due_depth(50)
+    assert oldest is not None
+    status = {"MessageStatus": "delivered"}
+    journal.append("twilio-status", "SM-out:delivered", status, now=oldest)
+    clock = Clock(oldest)
+    applied: list[tuple[float, int, list[str]]] = []
+
+    def status_news(events: Sequence[tuple[Mapping[str, Any], float]]) -> list[Exception | None]:
+        applied.append(
+            (clock.now, len(writer.messages), [str(p["MessageStatus"]) for p, _ in events])
+        )
+        return [None] * len(events)
+
+    drain = lingering(parts, clock)
+    drain.status_news = status_news
+    drain.status_journals = frozenset({"twilio-status"})
+    result = drain.drain()
+    assert (result.done, result.failed) == (2, 0)
+    assert applied == [(oldest, 0, ["delivered"])]  # before any wait, before the message
+    assert set(writer.messages) == {sid}
+    assert clock.now >= oldest + 0.25  # the message still waited for its batch
+
+
+def test_only_urgent_rows_due_are_claimed_without_waiting(parts: Parts) -> None:
+    journal, _, _, _ = parts
+    journal.append("twilio-status", "SM-out:sent", {"MessageStatus": "sent"})
+    _, oldest, urgent = journal.due_depth(50, frozenset({"twilio-status"}))
+    assert urgent == 1 and oldest is not None
+    clock = Clock(oldest)
+    drain = lingering(parts, clock)
+    drain.status_news = lambda events: [None] * len(events)
+    drain.status_journals = frozenset({"twilio-status"})
+    assert drain.drain().done == 1
+    assert clock.sleeps == []
