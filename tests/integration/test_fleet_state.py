@@ -42,21 +42,27 @@ from connector.state.outbox import Outbox
 
 kind, url = sys.argv[1], sys.argv[2]
 store = StateStore.from_url(url)
+journal = Journal(store) if kind == "journal" else None
+outbox = Outbox(store) if kind != "journal" else None
 print("ready", flush=True)
 sys.stdin.readline()  # every process starts claiming at the same moment
 claimed = []
-if kind == "journal":
-    journal = Journal(store)
+# Each batch is "worked on" for a moment, as a worker would, so that on a loaded machine a
+# process scheduled late still finds rows left and the claims really overlap.
+if journal is not None:
     while batch := journal.claim(5, lease_seconds=600):
         claimed += [entry.event_id for entry in batch]
+        time.sleep(0.005)
         journal.mark_done_many(batch)
     journal.close()
 else:
-    outbox = Outbox(store)
+    assert outbox is not None
     while batch := outbox.claim_sends("c1", 5, lease_seconds=600):
         claimed += [item.message.id for item in batch]
+        time.sleep(0.005)
     while synced := outbox.claim_unsynced(5, lease_seconds=600):
         claimed += ["sync:" + item.message.id for item in synced]
+        time.sleep(0.005)
     outbox.close()
 store.close()
 print(json.dumps(claimed), flush=True)
