@@ -26,8 +26,10 @@ reads every message row back from Dataverse. The faults:
 Per scenario the table shows the messages sent, those answered 200, the webhooks sent again
 (not answered 200 in time), lost (answered 200 but no row in Dataverse), duplicated
 (MessageSids with more than one row), the maximum delay from a webhook's first sending to
-its row confirmed in Dataverse (the journal's ``done`` mark: the row is there by then), and
-the tracebacks in the connector's output. Not a test;
+its row confirmed in Dataverse (the journal's ``done`` mark: the row is there by then), the
+tracebacks and the error-level lines in the connector's output; then why webhooks were
+resent (the answers that were not 200). A keep-alive connection the server closed while
+idle is reopened at once and not counted. Not a test;
 ``tests/e2e/test_reliability_e2e.py`` keeps three quick scenarios at zero lost and zero
 duplicated.
 """
@@ -243,6 +245,8 @@ class Result:
     duplicated: int = 0
     max_delay: float = 0.0
     tracebacks: int = 0
+    errors: int = 0
+    why_resent: Counter[str] = field(default_factory=Counter)
     note: str = ""
     lost_sids: list[str] = field(default_factory=list)
 
@@ -255,6 +259,7 @@ class Sent:
     first: float = 0.0
     answered: bool = False
     attempts: int = 0
+    failures: list[str] = field(default_factory=list)  # why each earlier attempt failed
 
 
 def seed_template(folder: Path, env: dict[str, str], numbers: int = NUMBERS) -> Path:
@@ -276,15 +281,25 @@ async def _send_all(base: str, timing: Timing, sent: list[Sent], bodies: list[by
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.1
 
-    async def attempt(raw: bytes) -> bool:
+    async def attempt(raw: bytes) -> str:
+        """One sending: "200", another status, "timeout" or "connection error"."""
+        reused = bool(idle)
         conn = idle.pop() if idle else await asyncio.open_connection(host, int(port))
         try:
             status = await asyncio.wait_for(_exchange(*conn, raw), ANSWER_TIMEOUT)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except _Stale:
             conn[1].close()
-            return False
+            if not reused:
+                return "connection error"
+            return await attempt(raw)  # the server closed an idle keep-alive connection
+        except TimeoutError:
+            conn[1].close()
+            return "timeout"
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            conn[1].close()
+            return "connection error"
         idle.append(conn)
-        return status == 200
+        return str(status)
 
     async def one(index: int) -> None:
         await asyncio.sleep(max(0.0, start + index / timing.rate - loop.time()))
@@ -292,11 +307,13 @@ async def _send_all(base: str, timing: Timing, sent: list[Sent], bodies: list[by
         for pause in (*RETRIES, None):
             sent[index].attempts += 1
             try:
-                if await attempt(bodies[index]):
-                    sent[index].answered = True
-                    return
+                outcome = await attempt(bodies[index])
             except OSError:
-                pass  # could not connect: the web process is restarting or overloaded
+                outcome = "connection refused"  # the web process is restarting or overloaded
+            if outcome == "200":
+                sent[index].answered = True
+                return
+            sent[index].failures.append(outcome)
             if pause is not None:
                 await asyncio.sleep(pause)
 
@@ -305,12 +322,19 @@ async def _send_all(base: str, timing: Timing, sent: list[Sent], bodies: list[by
         writer.close()
 
 
+class _Stale(Exception):  # noqa: N818 - a condition, handled where it is raised
+    """The connection was closed before any answer (an idle keep-alive the server ended)."""
+
+
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
-    writer.write(raw)
-    await writer.drain()
-    status_line = await reader.readline()
+    try:
+        writer.write(raw)
+        await writer.drain()
+        status_line = await reader.readline()
+    except ConnectionResetError as exc:
+        raise _Stale from exc
     if not status_line:
-        raise asyncio.IncompleteReadError(b"", None)
+        raise _Stale
     length = 0
     while (line := await reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.decode("latin-1").partition(":")
@@ -418,12 +442,14 @@ def run_scenario(scenario: Scenario, timing: Timing, template: Path, env: dict[s
             log = (work / "serve.log").read_text(errors="replace")
         result.messages, result.answered = len(sent), len(answered)
         result.resent = sum(s.attempts - 1 for s in sent)
+        result.why_resent = Counter(reason for s in sent for reason in s.failures)
         result.lost_sids = [s.sid for s in answered if s.sid not in stored]
         result.lost = len(result.lost_sids)
         result.duplicated = sum(1 for n in stored.values() if n > 1)
         delays = [done[s.sid] - s.first for s in answered if s.sid in done]
         result.max_delay = max(delays, default=0.0)
         result.tracebacks = log.count("Traceback (most recent call last)")
+        result.errors = sum(1 for line in log.splitlines() if '"level": "error"' in line)
     return result
 
 
@@ -449,11 +475,11 @@ def report(results: list[Result], timing: Timing) -> None:
     table = Table(title=title)
     columns = ("messages", "answered 200", "webhooks resent", "lost", "duplicated", "max delay")
     table.add_column("scenario")
-    for column in (*columns, "tracebacks"):
+    for column in (*columns, "tracebacks", "errors logged"):
         table.add_column(column, justify="right")
     for r in results:
         if r.note:
-            table.add_row(f"{r.scenario}: {r.note}", *["-"] * (len(columns) + 1))
+            table.add_row(f"{r.scenario}: {r.note}", *["-"] * (len(columns) + 2))
             continue
         table.add_row(
             r.scenario,
@@ -464,8 +490,14 @@ def report(results: list[Result], timing: Timing) -> None:
             str(r.duplicated),
             f"{r.max_delay:.1f} s",
             str(r.tracebacks),
+            str(r.errors),
         )
-    Console(width=max(120, Console().width)).print(table)
+    console = Console(width=max(150, Console().width))
+    console.print(table)
+    for r in results:
+        if r.why_resent:
+            reasons = ", ".join(f"{why} x{n}" for why, n in r.why_resent.most_common())
+            console.print(f"{r.scenario}: webhooks resent after {reasons}")
 
 
 def main() -> None:
