@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import random
 import re
@@ -87,6 +88,7 @@ class Timing:
     settle: float = 900.0  # the longest wait for the journal to have nothing pending
     restart_pause: float = 5.0  # PostgreSQL's time down
     numbers: int = NUMBERS  # distinct senders seeded (the report: the inbound benchmark's)
+    logs: Path | None = None  # where to keep each scenario's connector output
 
     @classmethod
     def quick(cls, rate: float | None = None) -> Timing:
@@ -440,6 +442,10 @@ def run_scenario(scenario: Scenario, timing: Timing, template: Path, env: dict[s
             done = _settle(state_url, len(answered), timing.settle)
             stored = _stored(stack.emulator)
             log = (work / "serve.log").read_text(errors="replace")
+        if timing.logs is not None:
+            timing.logs.mkdir(parents=True, exist_ok=True)
+            slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")
+            (timing.logs / f"{slug}.log").write_text(log)
         result.messages, result.answered = len(sent), len(answered)
         result.resent = sum(s.attempts - 1 for s in sent)
         result.why_resent = Counter(reason for s in sent for reason in s.failures)
@@ -508,9 +514,11 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="+", metavar="NAME", help=f"scenarios whose name starts so: {names}"
     )
+    parser.add_argument("--logs", type=Path, help="keep each scenario's connector output here")
     args = parser.parse_args()
     configure_logging("WARNING")
     timing = Timing.quick(args.rate) if args.quick else Timing(rate=args.rate or 25.0)
+    timing = dataclasses.replace(timing, logs=args.logs)
     chosen = [s for s in SCENARIOS if not args.only or any(s.name.startswith(o) for o in args.only)]
     if not chosen:
         parser.error("no scenario matches --only")

@@ -4,7 +4,7 @@ Each runs ``benchmarks.reliability`` as the report does (a standalone emulator s
 with its fault modes, the default ``connector serve`` with its worker child, signed webhooks
 at a steady rate), only shorter, slower and from 100 numbers: Dataverse hanging, connection
 resets mid-response and 5xx bursts. Every message answered 200 is in Dataverse exactly once,
-and the connector's output has no traceback.
+and the connector's output has no traceback and no error-level line.
 """
 
 from __future__ import annotations
@@ -43,3 +43,4 @@ def test_a_dataverse_fault_loses_and_duplicates_no_answered_message(
     assert result.lost_sids == []
     assert result.duplicated == 0
     assert result.tracebacks == 0
+    assert result.errors == 0  # no error-level line in the connector's output

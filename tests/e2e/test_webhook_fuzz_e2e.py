@@ -7,7 +7,8 @@ forms signed exactly as Twilio signs them (``connector.testing.signing``, twilio
 algorithm): any field names and values in any unicode, any count of fields (past the
 service's bounds too), repeated names. For every form:
 
-- the answer is never a 5xx, and the service's output never gains a traceback;
+- the answer is never a 5xx, and the service's output never gains a traceback (printed, or
+  in a JSON log line) nor an error-level line;
 - a form the service answers 200 is journaled with exactly the fields it was sent (the
   first value of each name, as the parser reads them);
 - a well-formed inbound message (Twilio's fields with any unicode body and any extra or
@@ -148,8 +149,13 @@ def sid() -> str:
 
 def check(service: Service, answer: requests.Response) -> None:
     assert answer.status_code < 500, (answer.status_code, answer.text)
-    output = service.new_output()
-    assert "Traceback" not in output, output
+    assert_no_trace(service.new_output())
+
+
+def assert_no_trace(output: str) -> None:
+    """No traceback, whether printed or carried by a JSON log line, and no error logged."""
+    for marker in ("Traceback", '"exc_info"', '"exception"', '"level": "error"'):
+        assert marker not in output, output
 
 
 @st.composite
@@ -213,7 +219,7 @@ def test_well_formed_messages_of_any_unicode_are_stored_byte_exact(service: Serv
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-    assert "Traceback" not in worker_log.read_text(errors="replace")
+    assert_no_trace(worker_log.read_text(errors="replace"))
     assert journal.counts().error == 0, worker_log.read_text(errors="replace")[-3000:]
     rows = service.dataverse.query("smsc_messages", select=["smsc_providermessageid", "smsc_body"])
     written = {row["smsc_providermessageid"]: row["smsc_body"] or "" for row in rows}
