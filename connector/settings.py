@@ -125,6 +125,36 @@ class ApiSettings(BaseModel):
     entra_jwks_url: str | None = Field(
         default=None, description="The tenant's key set; default: jwks_uri of the issuer's metadata"
     )
+    entra_scope: str = Field(
+        default="access_as_user",
+        min_length=1,
+        pattern=r"^\S+$",
+        description="The delegated scope a user token must carry in scp (the API's exposed scope)",
+    )
+
+    entra_client_id: str | None = Field(
+        default=None,
+        description="Sign in with Microsoft (messages page): the web app registration's client id",
+    )
+    entra_client_secret: SecretStr | None = Field(
+        default=None, description="Sign in with Microsoft: that registration's client secret"
+    )
+    entra_authority: str | None = Field(
+        default=None,
+        description="Sign in with Microsoft: the authority; default: the issuer without /v2.0",
+    )
+
+    def signin_authority(self) -> str | None:
+        """The authority the messages page signs users in at (None: no Microsoft sign-in)."""
+        if not (self.entra_issuer and self.entra_client_id and self.entra_client_secret):
+            return None
+        return self.entra_authority or self.entra_issuer.rstrip("/").removesuffix("/v2.0")
+
+    def signin_scope(self) -> str:
+        """The delegated scope the page asks for: ``api://<API client id>/<entra_scope>``."""
+        audience = self.entra_audience[0]
+        app_id_uri = audience if audience.startswith("api://") else f"api://{audience}"
+        return f"{app_id_uri.rstrip('/')}/{self.entra_scope}"
 
     @field_validator("keys", "entra_audience", mode="before")
     @classmethod
@@ -135,6 +165,10 @@ class ApiSettings(BaseModel):
     def _entra_needs_an_audience(self) -> ApiSettings:
         if self.entra_issuer and not self.entra_audience:
             raise ValueError("entra_issuer needs entra_audience (the API's client id)")
+        if (self.entra_client_id is None) != (self.entra_client_secret is None):
+            raise ValueError("entra_client_id and entra_client_secret go together")
+        if self.entra_client_id and not self.entra_issuer:
+            raise ValueError("entra_client_id (Sign in with Microsoft) needs entra_issuer")
         return self
 
 
@@ -148,6 +182,25 @@ class StateSettings(BaseModel):
     def _supported_database(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+
+class QueueSettings(BaseModel):
+    """Where the task queue lives: a Redis server shared by a fleet, or (unset) a SQLite file
+    beside the state store, for one machine."""
+
+    url: str | None = Field(
+        default=None,
+        description="redis://[:password@]host:port/db (rediss:// for TLS); unset: SQLite queue",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
 
@@ -221,6 +274,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

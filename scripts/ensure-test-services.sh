@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the servers the test suite starts for itself are installed (PostgreSQL), and
+# Make sure the servers the test suite starts for itself are installed (PostgreSQL and
+# Redis, the fleet's state store and queue), and
 # Debian's Chromium for the messages page's browser tests (Playwright launches it by path).
 # The tests start and stop their own throwaway instances on 127.0.0.1; this only installs.
 set -euo pipefail
@@ -26,6 +27,12 @@ fi
 have_postgres() {
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1
 }
+
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+    echo "Redis server not found: installing it (the fleet's queue is tested on a real server)"
+    apt_install redis-server
+    command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]
+fi
 
 if have_postgres; then
     exit 0

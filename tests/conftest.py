@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from connector.settings import ENV_PREFIX
+from connector.testing.redis import RedisServer
 from connector.testing.shared_emulator import SharedEmulator
 
 # The port contracts assert in a helper module both tiers import: have pytest explain failures.
@@ -34,6 +35,31 @@ def postgres_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis server for this test session (started here, stopped at the end)."""
+    from connector.testing.redis import start_redis
+
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis server, emptied for this test (``redis://127.0.0.1:PORT/0``)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

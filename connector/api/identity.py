@@ -6,8 +6,11 @@ names in the tenant's published key set (PyJWT's JWKS client, the set cached for
 refetched early for an unknown ``kid`` at most every few minutes, the last good set kept when
 a fetch fails), then ``exp``/``nbf`` (60 s leeway), ``aud`` and ``iss`` exactly as configured,
 and an ``oid`` that is a GUID. Any failure is a 401 that names the reason class, never the
-token. A valid token's user is looked up as a systemuser (by ``oid``, cached by the lookup);
-a user Dataverse does not know is refused (401) rather than served as the connector.
+token. A valid token must also carry the connector's delegated scope (``access_as_user`` by
+default) in its space-separated ``scp`` claim: a token without it (an app-only token, or one
+the user consented to for something else) is a 403 ``insufficient_scope``. A valid token's
+user is looked up as a systemuser (by ``oid``, cached by the lookup); a user Dataverse does
+not know is refused (401) rather than served as the connector.
 
 :class:`Caller` is the outcome, kept on the request: :meth:`Caller.acting` wraps an action
 whose Dataverse writes must carry the user's identity (``CallerObjectId``), and turns
@@ -34,6 +37,7 @@ from connector.log_config import get_logger
 LEEWAY = 60
 KEY_SET_LIFESPAN = 6 * 3600
 MIN_REFRESH_INTERVAL = 300.0
+DEFAULT_SCOPE = "access_as_user"
 log = get_logger(__name__)
 
 
@@ -83,13 +87,17 @@ class EntraTokens:
         users: Callable[[str], str | None],
         *,
         jwks_url: str | None = None,
+        scope: str = DEFAULT_SCOPE,
         clock: Callable[[], float] = time.monotonic,
         fetch_timeout: float = 10.0,
     ) -> None:
         if not audiences:
             raise ValueError("an Entra issuer needs at least one audience")
+        if not scope.strip() or " " in scope.strip():
+            raise ValueError("the delegated scope is one non-empty name, such as access_as_user")
         self.issuer = issuer
         self.audiences = list(audiences)
+        self.scope = scope.strip()
         self._users = users
         self._jwks_url = jwks_url
         self._clock = clock
@@ -101,6 +109,7 @@ class EntraTokens:
     def caller(self, token: str) -> Caller:
         """The user ``token`` names (blocking: may fetch keys and query Dataverse)."""
         claims = self.claims(token)
+        self.check_scope(claims)
         object_id = str(claims["oid"])
         systemuser = self._users(object_id)
         if systemuser is None:
@@ -131,6 +140,17 @@ class EntraTokens:
             log.info("api.token_refused", reason=type(exc).__name__)
             raise UnauthorizedError("the bearer token is not valid") from exc
         return claims
+
+    def check_scope(self, claims: dict[str, Any]) -> None:
+        """Refuse (403) a verified token that does not carry the connector's delegated scope."""
+        granted = claims.get("scp")
+        scopes = granted.split() if isinstance(granted, str) else []
+        if self.scope not in scopes:
+            raise ForbiddenError(
+                f"the bearer token does not carry this API's delegated scope '{self.scope}' "
+                "(scp); sign in to the connector's app registration with that scope",
+                code="insufficient_scope",
+            )
 
     def _signing_key(self, token: str) -> Any:
         kid = jwt.get_unverified_header(token).get("kid")

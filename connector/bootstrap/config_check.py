@@ -48,6 +48,8 @@ CONFIGURATIONS_UNREAD = "configurations_unread"
 TWILIO_SMS_URL_MISMATCH = "twilio_sms_url_mismatch"
 TWILIO_NUMBER_NOT_IN_ACCOUNT = "twilio_number_not_in_account"
 TWILIO_NOT_ASKED = "twilio_not_asked"
+QUEUE_NOT_SHARED = "queue_not_shared"
+MICROSOFT_SIGNIN_WITHOUT_HTTPS = "microsoft_signin_without_https"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,8 @@ def failed(findings: Sequence[Finding]) -> bool:
 
 def settings_findings(settings: Settings) -> list[Finding]:
     """What the settings alone say will break: no public base URL outside local mode, no
-    secret keys, no API keys while the server listens beyond loopback."""
+    secret keys, no API keys while the server listens beyond loopback, Sign in with Microsoft
+    on a public URL that is not https."""
     findings: list[Finding] = []
     production = not settings.local_mode
     if production and settings.public_base_url is None:
@@ -110,7 +113,36 @@ def settings_findings(settings: Settings) -> list[Finding]:
                 "more keys (comma-separated), or listen on 127.0.0.1 behind a proxy.",
             )
         )
-    return findings
+    public = str(settings.public_base_url or "")
+    if settings.api.signin_authority() and public and not public.startswith("https://"):
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                MICROSOFT_SIGNIN_WITHOUT_HTTPS,
+                f"Sign in with Microsoft is configured but the public URL {public} is not "
+                "https: Entra ID accepts only https redirect URIs (beyond localhost) and the "
+                "sign-in's cookie is Secure, so no browser can finish signing in. Serve the "
+                "page over https.",
+            )
+        )
+    return findings + fleet_findings(settings)
+
+
+def fleet_findings(settings: Settings) -> list[Finding]:
+    """A shared PostgreSQL state store with the queue still a SQLite file on each machine:
+    work accepted on one machine reaches workers elsewhere only through the minute sweeps."""
+    if not settings.state.url.startswith("postgresql") or settings.queue.url:
+        return []
+    return [
+        Finding(
+            Severity.WARNING,
+            QUEUE_NOT_SHARED,
+            "The state store is PostgreSQL (shared by a fleet) but CONNECTOR_QUEUE__URL is "
+            "not set: each machine has its own SQLite queue, so a message accepted by a web "
+            "process reaches a worker on another machine only with the once-a-minute sweep. "
+            "Set CONNECTOR_QUEUE__URL=redis://host:6379/0 on every process of the fleet.",
+        )
+    ]
 
 
 # -- one provider number (pure, the look-up injected) -------------------------------------

@@ -92,10 +92,12 @@ from connector.state.crm_sends import StateCrmSendLedger, WebhookKeys
 from connector.state.db import StateStore
 from connector.state.journal import Journal
 from connector.state.outbox import Outbox
+from connector.state.periodic_runs import PeriodicRuns
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.state.send_rate import StateStoreSendRate
 from connector.state.subscriptions import Subscriptions
+from connector.web.microsoft import MicrosoftSignIn
 from connector.web.page import page_router
 from connector.web.wiring import PageServices
 from connector.worker.bulk_tasks import BulkTasks, register_bulk
@@ -182,8 +184,18 @@ class Connector:
 
     @cached_property
     def huey(self) -> Huey:
-        """The task queue (a file beside a SQLite state store)."""
-        return make_huey(self.settings.state.url)
+        """The task queue: Redis when a queue URL is set (a fleet), else a file beside a
+        SQLite state store."""
+        return make_huey(
+            self.settings.state.url,
+            queue_url=self.settings.queue.url,
+            claim_period=self.periodic_runs.claim,
+        )
+
+    @cached_property
+    def periodic_runs(self) -> PeriodicRuns:
+        """Which process runs each periodic job in each period (once per fleet)."""
+        return PeriodicRuns(self.state)
 
     # -- adapters ---------------------------------------------------------------------------
 
@@ -629,6 +641,31 @@ class Connector:
             api_keys=self.settings.api.keys,
             local_open=self.settings.local_mode,
             secure_cookie=(self.public_base_url or "").startswith("https://"),
+            microsoft=self.microsoft_signin,
+        )
+
+    @cached_property
+    def microsoft_signin(self) -> MicrosoftSignIn | None:
+        """Sign in with Microsoft on the messages page (needs the Entra settings and the web
+        app registration's client id and secret); its users' tokens pass the API's checks."""
+        api = self.settings.api
+        authority = api.signin_authority()
+        tokens = self.entra_tokens
+        if authority is None or tokens is None or api.entra_client_secret is None:
+            return None
+
+        def user_of_token(token: str) -> tuple[str, str]:
+            caller = tokens.caller(token)
+            assert caller.object_id is not None and caller.systemuser_id is not None
+            return caller.object_id, caller.systemuser_id
+
+        return MicrosoftSignIn(
+            str(api.entra_client_id),
+            api.entra_client_secret.get_secret_value(),
+            authority,
+            api.signin_scope(),
+            user_of_token,
+            redirect_base=self.public_base_url,
         )
 
     # -- the worker -------------------------------------------------------------------------
@@ -779,7 +816,11 @@ class Connector:
             return None
         users = SystemUsers(self.dataverse)
         return EntraTokens(
-            api.entra_issuer, api.entra_audience, users.by_object_id, jwks_url=api.entra_jwks_url
+            api.entra_issuer,
+            api.entra_audience,
+            users.by_object_id,
+            jwks_url=api.entra_jwks_url,
+            scope=api.entra_scope,
         )
 
     @cached_property

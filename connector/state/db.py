@@ -9,6 +9,8 @@ crash of the process or the machine; PostgreSQL is used as is.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, create_engine, event, inspect, text
@@ -19,6 +21,8 @@ from sqlalchemy.pool import StaticPool
 from connector.errors import StateStoreError
 
 metadata = MetaData()
+
+SCHEMA_LOCK_KEY = 0x736D73635F646C  # PostgreSQL advisory lock taken while tables are made
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -76,16 +80,37 @@ class StateStore:
         return self.engine.dialect.name
 
     def create_all(self) -> None:
-        """Create every table declared on :data:`metadata` that does not exist yet."""
+        """Create every table declared on :data:`metadata` that does not exist yet.
+
+        Processes of a fleet starting together on an empty PostgreSQL database would race to
+        create the same tables (one fails with ``already exists``): there, the work is done
+        under an advisory lock, one process at a time.
+        """
         try:
-            existing = set(inspect(self.engine).get_table_names())
-            metadata.create_all(self.engine)
-            for table in metadata.sorted_tables:
-                if table.name not in self._checked and table.name in existing:
-                    self._add_missing(table)
-                self._checked.add(table.name)
+            with self._schema_lock():
+                existing = set(inspect(self.engine).get_table_names())
+                metadata.create_all(self.engine)
+                for table in metadata.sorted_tables:
+                    if table.name not in self._checked and table.name in existing:
+                        self._add_missing(table)
+                    self._checked.add(table.name)
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot create the state store tables: {exc}") from exc
+
+    @contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        """Hold PostgreSQL's schema advisory lock (a no-op on SQLite)."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                conn.commit()
 
     def _add_missing(self, table: Table) -> None:
         """Nullable columns and indexes declared since ``table`` was made (another process

@@ -212,7 +212,11 @@ class Journal:
             c.next_attempt_at <= at,
             or_(c.lease_until.is_(None), c.lease_until < at),
         )
-        oldest_due = select(c.id).where(due).order_by(c.id).limit(limit)
+        # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): racing workers take the
+        # next free rows instead of waiting for each other's and then finding them taken.
+        oldest_due = (
+            select(c.id).where(due).order_by(c.id).limit(limit).with_for_update(skip_locked=True)
+        )
         try:
             with self._books.begin() as conn:  # one UPDATE: the only statement holding the lock
                 conn.execute(

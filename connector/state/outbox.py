@@ -154,7 +154,8 @@ class Outbox:
         self.max_sync_delay = max_sync_delay
         store.create_all()
         make = sqlite_insert if store.dialect == "sqlite" else pg_insert
-        self._insert = make(outbox_table).on_conflict_do_nothing()
+        # RETURNING tells whether the row went in (an INSERT's rowcount is -1 on psycopg)
+        self._insert = make(outbox_table).on_conflict_do_nothing().returning(outbox_table.c.id)
         self._books = bookkeeping_engine(store)
         self._durable = durable_engine(store)  # single statements, flushed on return
         self._appends = append_engine(store)
@@ -237,7 +238,7 @@ class Outbox:
 
     def _insert_one(self, conn: Connection, pending: _Pending) -> Added | Exception:
         row = pending.row
-        if conn.execute(self._insert, row).rowcount == 1:
+        if conn.execute(self._insert, row).first() is not None:
             if pending.session is not None and not write_session(conn, *pending.session):
                 conn.execute(delete(outbox_table).where(outbox_table.c.id == row["id"]))
                 return Added({}, False, session_moved=True)
@@ -328,7 +329,13 @@ class Outbox:
         token = uuid.uuid4().hex
         c = outbox_table.c
         due = and_(self._due(at), c.configuration_id == configuration_id)
-        oldest = select(c.id).where(due).order_by(c.due_at, c.created_at).limit(limit)
+        oldest = (  # SKIP LOCKED: racing workers take other rows (see Journal.claim)
+            select(c.id)
+            .where(due)
+            .order_by(c.due_at, c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
         try:
             with self._books.begin() as conn:
                 conn.execute(
@@ -488,7 +495,9 @@ class Outbox:
             c.sync_due_at <= at,
             or_(c.sync_lease_until.is_(None), c.sync_lease_until < at),
         )
-        oldest = select(c.id).where(due).order_by(c.updated_at).limit(limit)
+        oldest = (  # SKIP LOCKED: racing workers take other rows (see Journal.claim)
+            select(c.id).where(due).order_by(c.updated_at).limit(limit)
+        ).with_for_update(skip_locked=True)
         try:
             with self._books.begin() as conn:
                 conn.execute(

@@ -78,7 +78,11 @@ class Subscriptions:
         self._cipher = cipher
         self._engine = store.engine
         dialect = postgresql if store.dialect == "postgresql" else sqlite
-        self._insert = dialect.insert(deliveries_table).on_conflict_do_nothing()
+        self._insert = (  # RETURNING: an INSERT's rowcount is -1 on psycopg
+            dialect.insert(deliveries_table)
+            .on_conflict_do_nothing()
+            .returning(deliveries_table.c.seq)
+        )
 
     # -- subscriptions --------------------------------------------------------------------
     def add(self, subscription: Subscription) -> None:
@@ -199,7 +203,7 @@ class Subscriptions:
         try:
             with self._engine.begin() as conn:
                 for row in rows:  # one statement each: in order, so seq follows the events
-                    added += conn.execute(self._insert, row).rowcount
+                    added += len(conn.execute(self._insert, row).all())
         except SQLAlchemyError as exc:
             raise _store_error("record event deliveries", exc) from exc
         return added

@@ -1,9 +1,12 @@
-"""Signing in to the messages page: an API key exchanged for a signed session cookie.
+"""Signing in to the messages page: a signed session cookie, for an API key or a Microsoft user.
 
 Stateless, so every web process that shares the API keys accepts the cookie: the cookie is
-``<payload>.<signature>``, the payload (base64url JSON) holding a random nonce, an expiry
-and the acting Dataverse user id (optional), the signature an HMAC-SHA256 under a key derived
-from the API key that signed in (removing that key from the settings ends its sessions).
+``<payload>.<signature>``, the payload (base64url JSON) holding a random nonce, an expiry,
+the acting Dataverse user id (optional) and, for "Sign in with Microsoft", the user's Entra
+object id (the page's session actions then act as that user), the signature an HMAC-SHA256
+under a key derived from the API key that signed in (removing that key from the settings
+ends its sessions) or from the sign-in app's client secret. The sign-in flow's own state
+(:func:`seal` / :func:`unseal`) travels the same way in a short-lived cookie.
 Local mode without API keys signs with a random key made for the process. The CSRF token of
 a session is an HMAC of its nonce under the same key (the synchronizer-token pattern without
 server state): forms carry it in a hidden field, htmx requests in ``X-CSRF-Token``.
@@ -20,6 +23,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 COOKIE = "connector_page"
 LIFETIME_SECONDS = 12 * 3600
@@ -34,6 +38,7 @@ class PageSession:
     expires_at: float
     user_id: str | None
     key: bytes  # the signing key that verified it (its CSRF tokens use it too)
+    object_id: str | None = None  # Entra object id: a Microsoft sign-in acts as this user
 
     def csrf(self) -> str:
         """This session's CSRF token."""
@@ -65,36 +70,57 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def issue(key: bytes, user_id: str | None, *, now: float | None = None) -> str:
-    """A new session cookie value signed with ``key``."""
-    payload = {
-        "n": secrets.token_urlsafe(18),
-        "e": (time.time() if now is None else now) + LIFETIME_SECONDS,
-        "u": user_id or None,
-    }
-    body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+def seal(key: bytes, payload: dict[str, Any], lifetime: float, *, now: float | None = None) -> str:
+    """``payload`` with an expiry, signed with ``key`` (``<body>.<signature>``)."""
+    stamped = {**payload, "e": (time.time() if now is None else now) + lifetime}
+    body = _b64(json.dumps(stamped, separators=(",", ":")).encode())
     signature = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
     return f"{body}.{signature}"
 
 
-def verify(
-    cookie: str | None, keys: Sequence[bytes], *, now: float | None = None
-) -> PageSession | None:
-    """The session ``cookie`` carries, if one of ``keys`` signed it and it has not expired."""
-    if not cookie or cookie.count(".") != 1 or len(cookie) > 2000:
+def unseal(
+    value: str | None, keys: Sequence[bytes], *, now: float | None = None, limit: int = 2000
+) -> tuple[dict[str, Any], bytes] | None:
+    """The payload :func:`seal` signed with one of ``keys`` (and that key), unless expired."""
+    if not value or value.count(".") != 1 or len(value) > limit:
         return None
-    body, signature = cookie.split(".")
+    body, signature = value.split(".")
     for key in keys:
         expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
         if not hmac.compare_digest(expected, signature):
             continue
         try:
             payload = json.loads(_unb64(body))
-            nonce, expires = str(payload["n"]), float(payload["e"])
-            user = payload.get("u")
+            expires = float(payload["e"])
         except (ValueError, KeyError, TypeError):
             return None
-        if expires <= (time.time() if now is None else now):
+        if not isinstance(payload, dict) or expires <= (time.time() if now is None else now):
             return None
-        return PageSession(nonce, expires, str(user) if user else None, key)
+        return payload, key
     return None
+
+
+def issue(
+    key: bytes, user_id: str | None, *, object_id: str | None = None, now: float | None = None
+) -> str:
+    """A new session cookie value signed with ``key``."""
+    payload = {"n": secrets.token_urlsafe(18), "u": user_id or None, "o": object_id or None}
+    return seal(key, payload, LIFETIME_SECONDS, now=now)
+
+
+def verify(
+    cookie: str | None, keys: Sequence[bytes], *, now: float | None = None
+) -> PageSession | None:
+    """The session ``cookie`` carries, if one of ``keys`` signed it and it has not expired."""
+    opened = unseal(cookie, keys, now=now)
+    if opened is None:
+        return None
+    payload, key = opened
+    try:
+        nonce, expires = str(payload["n"]), float(payload["e"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    user, object_id = payload.get("u"), payload.get("o")
+    return PageSession(
+        nonce, expires, str(user) if user else None, key, str(object_id) if object_id else None
+    )

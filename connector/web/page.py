@@ -8,6 +8,12 @@ token (form field ``csrf`` or header ``X-CSRF-Token``; without it: 403, nothing 
 page reads and writes through the same services as the API (:class:`InboxService`, the send
 path, session actions, moves, consent), so nothing lives only in the page. In local mode a
 browser on the loopback interface is signed in on its first visit.
+
+Signing in takes an API key (the page then acts as the connector) or, when configured,
+"Sign in with Microsoft" (:mod:`connector.web.microsoft`): the session then carries the
+user's Entra object id, and the session actions (accept, dismiss, block, assign) and moves
+send their Dataverse writes with ``CallerObjectId`` exactly as the API does, so Dataverse
+decides; a refusal is shown as such and nothing changes.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from __future__ import annotations
 import functools
 import io
 import ipaddress
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +31,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from connector.dataverse.caller import acting_as
 from connector.domain.consent import ConsentMethod
 from connector.domain.inbox import Folder
 from connector.domain.model import MessageCategory
 from connector.domain.routing import RecordRef
 from connector.domain.segments import count_segments
-from connector.errors import ConnectorError, NotFoundError
+from connector.errors import ConnectorError, DataverseError, ForbiddenError, NotFoundError
 from connector.services.export import write_csv
 from connector.services.inbox import InboxService
 from connector.services.outbound import SendOrder, SendOrigin
-from connector.web import auth
+from connector.web import auth, microsoft
 from connector.web.views import thread_context, when
 from connector.web.wiring import PageServices
 
@@ -184,7 +192,7 @@ class MessagesPage:
             answer = RedirectResponse("/messages", status_code=303)
             self.set_cookie(answer, auth.issue(self.services.local_key, None))
             return answer
-        return render("signin.html", error=None)
+        return render("signin.html", error=None, microsoft=self.services.microsoft is not None)
 
     def set_cookie(self, answer: Response, value: str) -> None:
         answer.set_cookie(
@@ -206,16 +214,85 @@ class MessagesPage:
         presented = str(form.get("api_key") or "")
         key = auth.key_for(presented, [k.get_secret_value() for k in self.services.api_keys])
         if key is None:
-            return render("signin.html", 401, error="That API key is not valid.")
+            return render(
+                "signin.html",
+                401,
+                error="That API key is not valid.",
+                microsoft=self.services.microsoft is not None,
+            )
         user = str(form.get("user_id") or "").strip()[:64] or None
         answer = RedirectResponse("/messages", status_code=303)
         self.set_cookie(answer, auth.issue(key, user))
         return answer
 
+    def microsoft_start(self, request: Request) -> Response:
+        """Off to Microsoft's sign-in, the flow (state, nonce, PKCE verifier) in a cookie."""
+        signin = self.services.microsoft
+        if signin is None:
+            return render("error.html", 404, message="Sign in with Microsoft is not set up.")
+        try:
+            auth_uri, flow = signin.start(signin.redirect_uri(str(request.base_url)))
+        except ConnectorError as exc:
+            return self._signin_refused(503, exc.message)
+        answer = RedirectResponse(auth_uri, status_code=303)
+        answer.set_cookie(
+            microsoft.FLOW_COOKIE,
+            auth.seal(signin.key(), {"flow": flow}, microsoft.FLOW_LIFETIME_SECONDS),
+            max_age=microsoft.FLOW_LIFETIME_SECONDS,
+            httponly=True,
+            samesite="none",  # it must come back with Microsoft's cross-site form post
+            secure=True,
+            path=microsoft.CALLBACK_PATH,
+        )
+        return answer
+
+    def microsoft_callback(self, request: Request) -> Response:
+        """Back from Microsoft: redeem the code, check the user's token as the API does."""
+        signin = self.services.microsoft
+        if signin is None:
+            return render("error.html", 404, message="Sign in with Microsoft is not set up.")
+        opened = auth.unseal(request.cookies.get(microsoft.FLOW_COOKIE), [signin.key()], limit=4000)
+        if opened is None or not isinstance(opened[0].get("flow"), dict):
+            return self._signin_refused(400, "This sign-in expired or did not start here.")
+        params: dict[str, str] = (
+            request.state.form
+            if request.method == "POST"
+            else {k: str(v) for k, v in request.query_params.items()}
+        )
+        try:
+            object_id, systemuser_id = signin.finish(opened[0]["flow"], params)
+        except ConnectorError as exc:
+            return self._signin_refused(status_for_signin(exc), exc.message)
+        # A page of our own, not a redirect: the SameSite=Strict cookie is then sent with the
+        # next (same-site) navigation, which a redirect chain begun at Microsoft would not be.
+        answer = render("signed_in.html")
+        self.set_cookie(answer, auth.issue(signin.key(), systemuser_id, object_id=object_id))
+        self._forget_flow(answer)
+        return answer
+
+    def _forget_flow(self, answer: Response) -> None:
+        answer.delete_cookie(
+            microsoft.FLOW_COOKIE,
+            path=microsoft.CALLBACK_PATH,
+            secure=True,
+            httponly=True,
+            samesite="none",
+        )
+
+    def _signin_refused(self, status: int, message: str) -> Response:
+        answer = render("signin.html", status, error=message, microsoft=True)
+        self._forget_flow(answer)
+        return answer
+
     def signout(self, request: Request) -> Response:
         """Forget the session cookie."""
         self.checked_form(request)
-        answer = render("signin.html", error=None, signed_out=True)
+        answer = render(
+            "signin.html",
+            error=None,
+            signed_out=True,
+            microsoft=self.services.microsoft is not None,
+        )
         answer.delete_cookie(auth.COOKIE, path="/", httponly=True, samesite="strict")
         return answer
 
@@ -378,6 +455,9 @@ def page_router(services: PageServices) -> APIRouter:
     routes = (
         ("GET", "/", page.home),
         ("POST", "/signin", page.signin),
+        ("GET", "/signin/microsoft", page.microsoft_start),
+        ("GET", microsoft.CALLBACK_PATH, page.microsoft_callback),
+        ("POST", microsoft.CALLBACK_PATH, page.microsoft_callback),
         ("POST", "/signout", page.signout),
         ("GET", "/messages", page.messages),
         ("GET", "/messages/list", page.folder_list),
@@ -397,7 +477,17 @@ def page_router(services: PageServices) -> APIRouter:
     return router
 
 
-_OPEN = frozenset({"/", "/signin", "/static/page/{name}"})
+_OPEN = frozenset(
+    {"/", "/signin", "/signin/microsoft", microsoft.CALLBACK_PATH, "/static/page/{name}"}
+)
+
+
+def status_for_signin(exc: ConnectorError) -> int:
+    """401 for a sign-in Microsoft or our token check refused, 403 for a missing scope,
+    503 when the identity provider could not be used."""
+    if isinstance(exc, microsoft.SignInError):
+        return 503
+    return 403 if exc.code in ("forbidden", "insufficient_scope") else 401
 
 
 def run_action(
@@ -410,7 +500,10 @@ def run_action(
     signed_in: auth.PageSession,
 ) -> str:
     """Carry out one thread action; the notice shown for it."""
-    user = (form.get("user_id") or signed_in.user_id or "").strip() or None
+    if signed_in.object_id is not None:  # a Microsoft user: the body names nobody else
+        user = signed_in.user_id
+    else:
+        user = (form.get("user_id") or signed_in.user_id or "").strip() or None
     if action in ("read", "unread", "archive", "unarchive"):
         inbox.mark(session_id, action)
         return {
@@ -422,12 +515,14 @@ def run_action(
     if action == "reply":
         return _reply(services, inbox, session_id, form)
     if action in ("accept", "dismiss", "block", "assign"):
-        return _session_action(services, session_id, action, form, user)
+        with as_user(signed_in):
+            return _session_action(services, session_id, action, form, user)
     if action == "move":
         if services.mover is None:
             raise NotFoundError("moves are not enabled")
         table, _, record_id = (form.get("record") or "").partition(":")
-        result = services.mover.move(session_id, RecordRef(table, record_id))
+        with as_user(signed_in):
+            result = services.mover.move(session_id, RecordRef(table, record_id))
         return f"Moved to the {result.target.table} ({result.messages_moved} messages)."
     if action == "create-record":
         fields = {k: form.get(k, "") for k in ("firstname", "lastname", "email")}
@@ -436,6 +531,23 @@ def run_action(
     if action in ("opt-out", "opt-in"):
         return _consent(services, inbox, session_id, action)
     raise NotFoundError(f"no such action: {action}")
+
+
+@contextmanager
+def as_user(signed_in: auth.PageSession) -> Iterator[None]:
+    """Dataverse writes inside act as the signed-in Microsoft user (``CallerObjectId``), as
+    the API's do for a user token; Dataverse refusing that user becomes a clear refusal.
+    An API-key session acts as the connector."""
+    with acting_as(signed_in.object_id):
+        try:
+            yield
+        except DataverseError as exc:
+            if signed_in.object_id is not None and exc.status == 403:
+                raise ForbiddenError(
+                    "Dataverse does not allow you to change this conversation "
+                    "(it is not yours); nothing was changed"
+                ) from exc
+            raise
 
 
 def _reply(

@@ -3,8 +3,9 @@
 ``push_consent`` writes local consent changes to Dataverse; it is asked for ``LINGER``
 seconds after a change (so a burst of STOPs shares one ``$batch``) and runs again while
 changes wait. ``sync_consent`` (every minute) pulls what administrators changed in Dataverse
-into the local ledger and pushes anything left behind; every consumer of a fleet schedules
-it, so a run takes a queue-wide lock and the others skip their turn.
+into the local ledger and pushes anything left behind; one process of the fleet queues each
+minute's run (:class:`~connector.worker.queue.OncePerPeriodHuey`), and a run takes a
+queue-wide lock so one still going makes the next skip.
 """
 
 from __future__ import annotations

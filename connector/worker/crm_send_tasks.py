@@ -3,7 +3,7 @@
 ``poll_crm_sends`` runs :meth:`CrmSends.poll <connector.services.crm_sends.CrmSends.poll>`
 every ``interval`` seconds: each run schedules the next (coalesced per process), and a
 periodic task every minute polls too (and restarts the chain) should a wake-up be lost.
-Every consumer of a fleet schedules it, so a run takes a queue-wide lock
+Each process keeps its own chain, so a run takes a queue-wide lock
 (``huey.lock_task``) and the poll itself skips its turn when another process polled less than
 an interval ago (the time is in the state store): one request per interval for the fleet.
 """

@@ -1,9 +1,10 @@
 """The idle-timeout escalation sweep on a schedule: every minute, inside the worker.
 
-Registered on the process's huey queue by the inbound assembly. Every consumer in a fleet
-schedules it, so each run takes a queue-wide lock (``huey.lock_task``): while one process
-sweeps, the others skip their turn. The lock only saves work: the sweep's optimistic claims
-already keep two sweeps from alerting a team twice.
+Registered on the process's huey queue by the inbound assembly. Each minute's run is queued
+by one process of the fleet (:class:`~connector.worker.queue.OncePerPeriodHuey`), and a run
+takes a queue-wide lock (``huey.lock_task``), so a sweep still going makes the next skip.
+The lock only saves work: the sweep's optimistic claims already keep two sweeps from
+alerting a team twice.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The phone index kept fresh on a schedule: incremental every few minutes, full nightly.
 
-Registered on the process's huey queue by the inbound assembly. Every consumer in a fleet
-schedules the periodic tasks, so each run takes a queue-wide lock (``huey.lock_task``, held
-in the queue's own storage): while one process syncs, the others skip their turn instead of
-running the same sync twice. The nightly full sync also drops records deleted from tables
-without change tracking, which an incremental ``modifiedon`` sync cannot see.
+Registered on the process's huey queue by the inbound assembly. Each period's run is queued
+by one process of the fleet (:class:`~connector.worker.queue.OncePerPeriodHuey`); a run also
+takes a queue-wide lock (``huey.lock_task``), so a sync still going when the next period's
+starts makes that one skip its turn instead of running the same sync twice.
+The nightly full sync also drops records deleted from tables without change tracking, which
+an incremental ``modifiedon`` sync cannot see.
 """
 
 from __future__ import annotations

@@ -1,24 +1,38 @@
 """The task queue (huey) and how a process runs it.
 
-By default the queue is a :class:`huey.SqliteHuey` file next to the SQLite state store
+By default the queue is huey's SQLite storage in a file next to the SQLite state store
 (``connector-state.db`` -> ``connector-state.queue.db``), shared by every process on the
-machine. :class:`Nudger` lets the webhook ask for a drain without waiting for the queue's
-own write (a background thread enqueues, coalescing bursts). :class:`InProcessWorker` runs
+machine. A fleet (several machines) sets a Redis URL instead: huey's Redis storage, whose
+consumers wait on a blocking pop, so a task queued by any process reaches an idle
+worker anywhere in the fleet at once (no polling interval). :class:`Nudger` lets the
+webhook ask for a drain without waiting for the queue's own write (a background thread
+enqueues, coalescing bursts).
+
+Every consumer runs huey's scheduler, so every process of a fleet would queue each periodic
+job every period. :class:`OncePerPeriodHuey` queues a periodic job only when the process wins
+the claim of ``(job name, period start)`` (a row in the shared state store, see
+:mod:`connector.state.periodic_runs`): each job runs once per period across the fleet,
+whatever the queue backend and however many workers there are. :class:`InProcessWorker` runs
 huey's consumer threads inside ``connector serve``; ``connector worker`` runs the consumer
 in the foreground.
 """
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from huey import Huey, MemoryHuey, SqliteHuey
+from huey import Huey
 from huey.consumer import Consumer
+from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 from sqlalchemy.engine import make_url
 
+from connector.errors import ConnectorError
 from connector.log_config import get_logger
 
 log = get_logger(__name__)
@@ -33,16 +47,86 @@ def queue_file(state_url: str) -> Path:
     return Path("connector-queue.db")
 
 
-def make_huey(state_url: str, *, memory: bool = False) -> Huey:
-    """The queue for a state store (``memory``: an in-process queue, for tests)."""
+ClaimPeriod = Callable[[str, int], bool]
+"""``claim(job name, period start in epoch seconds)``: True for one caller per pair."""
+
+
+def period_start(timestamp: datetime.datetime) -> int:
+    """The minute ``timestamp`` falls in, as epoch seconds (a naive time is UTC, as huey's
+    scheduler gives it with ``utc=True``): the period a periodic job is queued for."""
+    minute = timestamp.replace(second=0, microsecond=0)
+    if minute.tzinfo is not None:
+        return int(minute.timestamp())
+    return calendar.timegm(minute.timetuple())
+
+
+class OncePerPeriodHuey(Huey):  # type: ignore[misc]  # huey ships no type hints
+    """A huey whose scheduler queues a due periodic job only when ``claim_period`` grants
+    this process the job's current period (None: every due job, as plain huey does).
+
+    A claim that cannot be made (the state store is away) skips the period: the next period
+    runs the job, and the sweeps it would have done are nets under wake-ups anyway.
+    """
+
+    def __init__(self, name: str, *, claim_period: ClaimPeriod | None, **kwargs: Any) -> None:
+        self.claim_period = claim_period
+        super().__init__(name, **kwargs)
+
+    def read_periodic(self, timestamp: datetime.datetime | None = None) -> list[Any]:
+        """The periodic tasks to queue now: those due whose period this process claimed."""
+        if timestamp is None:
+            timestamp = self._get_timestamp()
+        due: list[Any] = super().read_periodic(timestamp)
+        if self.claim_period is None or not due:
+            return due
+        start = period_start(timestamp)
+        return [task for task in due if self._claimed(str(task.name), start)]
+
+    def _claimed(self, name: str, start: int) -> bool:
+        assert self.claim_period is not None
+        try:
+            return self.claim_period(name, start)
+        except ConnectorError as exc:
+            log.warning("worker.periodic_claim_failed", task=name, error=exc.message[:200])
+            return False
+
+
+REDIS_READ_TIMEOUT = 1
+"""Seconds a blocking pop waits before the consumer looks at its schedule again (a task
+arriving meanwhile ends the wait at once)."""
+
+
+def make_huey(
+    state_url: str,
+    *,
+    queue_url: str | None = None,
+    claim_period: ClaimPeriod | None = None,
+    memory: bool = False,
+) -> Huey:
+    """The queue: Redis at ``queue_url`` when given, else a SQLite file for the state store
+    (``memory``: an in-process queue, for tests). Periodic jobs are queued only for periods
+    ``claim_period`` grants (None: every consumer queues them). Nothing connects until the
+    first use."""
+    common: dict[str, Any] = {"claim_period": claim_period, "results": False, "utc": True}
     if memory:
-        return MemoryHuey("connector", results=False, utc=True)
+        return OncePerPeriodHuey("connector", storage_class=MemoryStorage, **common)
+    if queue_url:
+        return OncePerPeriodHuey(
+            "connector",
+            storage_class=RedisStorage,
+            url=queue_url,
+            blocking=True,
+            read_timeout=REDIS_READ_TIMEOUT,
+            **common,
+        )
     path = queue_file(state_url)
     path.parent.mkdir(parents=True, exist_ok=True)
     # fsync off: a queued task is only a wake-up call (the journal is the durable record and
     # the periodic sweep finds whatever a lost task would have), so the queue never competes
     # with journal appends for the disk.
-    return SqliteHuey("connector", filename=str(path), results=False, utc=True, fsync=False)
+    return OncePerPeriodHuey(
+        "connector", storage_class=SqliteStorage, filename=str(path), fsync=False, **common
+    )
 
 
 class Nudger:

@@ -1,9 +1,9 @@
 """The session timeout sweep on a schedule: every minute, inside the worker.
 
-Like the escalation sweep (:mod:`connector.worker.escalation_tasks`): every consumer in a
-fleet schedules it and each run takes a queue-wide lock (``huey.lock_task``), so one process
-sweeps at a time and the others skip their turn. Closing twice would be harmless (the writes
-are idempotent); the lock only saves the work.
+Like the escalation sweep (:mod:`connector.worker.escalation_tasks`): one process of the
+fleet queues each minute's run (:class:`~connector.worker.queue.OncePerPeriodHuey`) and a run
+takes a queue-wide lock (``huey.lock_task``), so one process sweeps at a time.
+Closing twice would be harmless (the writes are idempotent); the lock only saves the work.
 """
 
 from __future__ import annotations

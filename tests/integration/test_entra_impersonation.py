@@ -37,8 +37,12 @@ OTHER_OID = "0f0f0f0f-1111-2222-3333-000000000002"
 class EntraStack(Stack):
     tokens: TokenService
 
-    def token(self, object_id: str, audience: str = AUDIENCE) -> str:
-        return self.tokens.user_token(f"{self.emulator}/{TENANT}/v2.0", audience, object_id)
+    def token(
+        self, object_id: str, audience: str = AUDIENCE, scope: str | None = "access_as_user"
+    ) -> str:
+        return self.tokens.user_token(
+            f"{self.emulator}/{TENANT}/v2.0", audience, object_id, scope=scope
+        )
 
     def post(self, path: str, token: str, body: dict[str, Any]) -> requests.Response:
         return requests.post(
@@ -167,6 +171,14 @@ def test_bad_tokens_are_401_problems_and_api_keys_still_act_as_the_connector(
     assert wrong_audience.headers["content-type"].startswith("application/problem+json")
     assert wrong_audience.json()["code"] == "unauthorized"
     assert stack.post(f"{session_id}/accept", "garbage", {}).status_code == 401
+    before = _session_row(stack, session_id)
+    for scope in (None, "User.Read"):  # the owner's token, but not for acting through this API
+        unscoped = stack.post(f"{session_id}/accept", stack.token(OWNER_OID, scope=scope), {})
+        assert unscoped.status_code == 403, unscoped.text
+        assert unscoped.headers["content-type"].startswith("application/problem+json")
+        assert unscoped.json()["code"] == "insufficient_scope"
+        assert "access_as_user" in unscoped.json()["detail"]
+    assert _session_row(stack, session_id) == before
 
     by_key = requests.post(
         f"{stack.url}/api/v1/sessions/{session_id}/accept",

@@ -8,9 +8,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from connector.bootstrap.config_check import (
+    MICROSOFT_SIGNIN_WITHOUT_HTTPS,
     NO_API_KEYS,
     NO_PUBLIC_BASE_URL,
     NO_SECRET_KEYS,
+    QUEUE_NOT_SHARED,
     TWILIO_NOT_ASKED,
     TWILIO_NUMBER_NOT_IN_ACCOUNT,
     TWILIO_SMS_URL_MISMATCH,
@@ -176,3 +178,29 @@ def test_credentials_come_from_the_configuration_then_the_settings() -> None:
     reason = twilio_credentials(no_keys, own)
     assert isinstance(reason, str)
     assert "CONNECTOR_SECRET_KEYS" in reason
+
+
+def test_a_postgresql_state_store_without_a_shared_queue_is_a_warning() -> None:
+    fleet = {**COMPLETE, "CONNECTOR_STATE__URL": "postgresql://db:5432/sms"}
+    findings = settings_findings(_settings(fleet))
+    assert _codes(findings) == {QUEUE_NOT_SHARED: Severity.WARNING}
+    assert "CONNECTOR_QUEUE__URL" in findings[0].message
+    assert not failed(findings)
+    shared = {**fleet, "CONNECTOR_QUEUE__URL": "redis://cache:6379/0"}
+    assert settings_findings(_settings(shared)) == []
+
+
+def test_microsoft_signin_needs_an_https_public_url() -> None:
+    signin = {
+        "CONNECTOR_API__ENTRA_ISSUER": "https://login.microsoftonline.com/t/v2.0",
+        "CONNECTOR_API__ENTRA_AUDIENCE": "aud",
+        "CONNECTOR_API__ENTRA_CLIENT_ID": "client",
+        "CONNECTOR_API__ENTRA_CLIENT_SECRET": "page-secret-value",
+    }
+    assert MICROSOFT_SIGNIN_WITHOUT_HTTPS not in _codes(
+        settings_findings(_settings({**COMPLETE, **signin}))
+    )
+    plain = _settings({**COMPLETE, **signin, "CONNECTOR_PUBLIC_BASE_URL": "http://sms.example.com"})
+    findings = settings_findings(plain)
+    assert _codes(findings)[MICROSOFT_SIGNIN_WITHOUT_HTTPS] is Severity.ERROR
+    assert all("page-secret-value" not in f.message for f in findings)

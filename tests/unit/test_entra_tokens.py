@@ -133,3 +133,43 @@ def test_an_issuer_without_an_audience_is_a_configuration_error() -> None:
         }
     )
     assert settings.api.entra_audience == [AUDIENCE, "x"]
+
+
+def test_a_token_without_the_delegated_scope_is_a_403(service: TokenService) -> None:
+    for scope in (None, "User.Read", "access_as_user_x openid"):
+        token = service.user_token(ISSUER, AUDIENCE, AGENT_OID, scope=scope)
+        with pytest.raises(ForbiddenError) as caught:
+            _tokens().caller(token)
+        assert status_for(caught.value) == 403
+        assert caught.value.code == "insufficient_scope"
+        assert "access_as_user" in caught.value.message
+        assert token not in caught.value.message
+
+
+def test_the_scope_is_one_of_the_space_separated_scp_values(service: TokenService) -> None:
+    token = service.user_token(ISSUER, AUDIENCE, AGENT_OID, scope="openid access_as_user")
+    assert _tokens().caller(token).systemuser_id == AGENT_USER
+    custom = EntraTokens(
+        ISSUER,
+        [AUDIENCE],
+        {AGENT_OID: AGENT_USER}.get,
+        jwks_url="https://keys.example.test/keys",
+        scope="Sms.Act",
+    )
+    assert custom.caller(service.user_token(ISSUER, AUDIENCE, AGENT_OID, scope="Sms.Act"))
+    with pytest.raises(ForbiddenError):
+        custom.caller(service.user_token(ISSUER, AUDIENCE, AGENT_OID))
+
+
+def test_the_scope_setting_defaults_and_refuses_a_blank_or_listed_value() -> None:
+    from connector.errors import ConfigurationError
+    from connector.settings import load_settings
+
+    assert load_settings(env={}).api.entra_scope == "access_as_user"
+    env = {"CONNECTOR_API__ENTRA_SCOPE": "Sms.Act"}
+    assert load_settings(env=env).api.entra_scope == "Sms.Act"
+    for bad in ("", "a b"):
+        with pytest.raises(ConfigurationError):
+            load_settings(env={"CONNECTOR_API__ENTRA_SCOPE": bad})
+    with pytest.raises(ValueError, match="scope"):
+        EntraTokens(ISSUER, [AUDIENCE], {AGENT_OID: AGENT_USER}.get, scope=" ")

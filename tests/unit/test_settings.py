@@ -107,3 +107,19 @@ def test_redacted_view_hides_credentials_inside_every_url() -> None:
         "postgresql+psycopg://connector:**********@db:5432/sms?sslmode=require&password=**********"
     )
     assert settings.state.url.endswith("password=pg-query-secret")  # the real value is intact
+
+
+def test_queue_url_is_redis_and_its_password_never_shows() -> None:
+    settings = load_settings({"CONNECTOR_QUEUE__URL": "redis://:q-secret@cache:6379/2"})
+    assert settings.queue.url == "redis://:q-secret@cache:6379/2"
+    shown = redacted(settings)
+    assert shown["queue"]["url"] == "redis://:**********@cache:6379/2"
+    assert "q-secret" not in json.dumps(shown)
+    assert load_settings({}).queue.url is None  # unset: the one-machine SQLite queue
+
+
+def test_a_queue_url_that_is_not_redis_names_the_variable() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"CONNECTOR_QUEUE__URL": "amqp://broker:5672/"})
+    assert "CONNECTOR_QUEUE__URL" in caught.value.message
+    assert "redis://" in caught.value.message

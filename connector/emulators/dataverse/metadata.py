@@ -146,8 +146,13 @@ class EntityDef:
 
 
 def to_json(entity: EntityDef) -> dict[str, Any]:
-    """Serialise a definition for the emulator's own storage."""
-    return dataclasses.asdict(entity)
+    """Serialise a definition for the emulator's own storage (what ``dataclasses.asdict``
+    gives, built shallowly: the standard tables have hundreds of columns, and the whole schema
+    is saved after every metadata change)."""
+    data = {f.name: getattr(entity, f.name) for f in dataclasses.fields(entity)}
+    data["attributes"] = {name: dict(vars(a)) for name, a in entity.attributes.items()}
+    data["keys"] = [dict(vars(k)) for k in entity.keys]
+    return data
 
 
 def from_json(data: dict[str, Any]) -> EntityDef:

@@ -121,6 +121,7 @@ def attribute_from_payload(payload: dict[str, Any]) -> AttributeDef:
 def attribute_json(entity: EntityDef, attr: AttributeDef) -> dict[str, Any]:
     """An attribute as ``GET .../Attributes`` returns it."""
     kind = attr.extra.get("declared_type", attr.attribute_type)
+    writable = attr.logical_name not in ("createdon", "modifiedon", "versionnumber")
     body: dict[str, Any] = {
         "@odata.type": f"#Microsoft.Dynamics.CRM.{kind}AttributeMetadata",
         "MetadataId": attr.metadata_id,
@@ -131,10 +132,12 @@ def attribute_json(entity: EntityDef, attr: AttributeDef) -> dict[str, Any]:
         "AttributeTypeName": {"Value": TYPE_NAMES.get(kind, f"{kind}Type")},
         "IsPrimaryId": attr.is_primary_id,
         "IsPrimaryName": attr.is_primary_name,
-        "IsCustomAttribute": "_" in attr.logical_name,
-        "IsValidForCreate": attr.logical_name not in ("createdon", "modifiedon", "versionnumber"),
+        "IsCustomAttribute": "_" in attr.logical_name and not attr.extra.get("standard"),
+        "IsValidForCreate": attr.extra.get("valid_for_create", writable),
+        "IsValidForUpdate": attr.extra.get("valid_for_update", writable),
+        "IsValidForRead": attr.extra.get("valid_for_read", True),
         "DisplayName": label(attr.display_name or attr.logical_name),
-        "RequiredLevel": {"Value": "None", "CanBeChanged": True},
+        "RequiredLevel": {"Value": attr.extra.get("required_level", "None"), "CanBeChanged": True},
     }
     if attr.max_length is not None:
         body["MaxLength"] = attr.max_length

@@ -1,6 +1,8 @@
 """The seeded standard tables: contact, account, lead, opportunity, users, teams and the rest.
 
-Real column names (the phone columns of section 7 of the Web API notes, names, e-mail),
+contact, account, lead, opportunity, systemuser, team, businessunit and activitypointer carry
+the columns of Microsoft's table reference (``reference_columns.py``); besides those, real
+column names (the phone columns of section 7 of the Web API notes, names, e-mail),
 state codes (lead: Open/Qualified/Disqualified, opportunity: Open/Won/Lost), lookups with
 their navigation-property names (``parentcustomerid_account``, ``customerid_contact``...),
 team membership, publisher and solution.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from connector.emulators.dataverse.components import component_tables
 from connector.emulators.dataverse.metadata import AttributeDef, EntityDef
+from connector.emulators.dataverse.reference_columns import add_reference_columns
 from connector.emulators.dataverse.schema import ManyNav, Schema, one_to_many
 from connector.emulators.dataverse.seed import (
     PARTY_TARGETS,
@@ -58,8 +61,10 @@ def standard_schema() -> Schema:
         new_table("task", "tasks", "subject", is_activity=True, otc=4212),
         *component_tables(),
     ]
+    names = {entity.logical_name for entity in tables}
     for entity in tables:
         _add_standard_columns(entity)
+        add_reference_columns(entity, names)
         wire(schema, entity)
     _standard_lookups(schema)
     return schema

@@ -16,6 +16,7 @@ from connector.emulators.dataverse import plugins
 from connector.emulators.dataverse.impersonation import WriteCaller
 from connector.emulators.dataverse.metadata import EntityDef
 from connector.emulators.dataverse.records import Records
+from connector.emulators.dataverse.reference_columns import add_reference_columns
 from connector.emulators.dataverse.schema import Schema
 from connector.emulators.dataverse.seed import SEED_BUSINESS_UNIT_ID, SEED_USER_ID
 from connector.emulators.dataverse.standard import add_many_to_many, standard_schema
@@ -59,11 +60,16 @@ class EmulatorState:
         entities, rels = self.store.load_definitions()
         if entities:
             schema = Schema()
+            names = {entity.logical_name for entity in entities}
             for entity in entities:
+                add_reference_columns(entity, names)  # a file from an older emulator catches up
                 schema.add_entity(entity)
             for rel in rels:
                 schema.add_relationship(rel)
             add_many_to_many(schema)
+            with self.store.transaction():
+                for entity in entities:
+                    self.store.save_entity(entity)  # only the tables that changed are written
             return schema
         schema = standard_schema()
         with self.store.transaction():

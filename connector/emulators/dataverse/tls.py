@@ -57,7 +57,9 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def running_tls(app: Any, certfile: Path | None, keyfile: Path | None) -> Iterator[str]:
+def running_tls(
+    app: Any, certfile: Path | None, keyfile: Path | None, port: int = 0
+) -> Iterator[str]:
     """Serve ``app`` on a free loopback port over HTTPS (plain HTTP when no certificate).
 
     The socket gets ``TCP_NODELAY``: without it a response written as headers then body waits
@@ -65,7 +67,7 @@ def running_tls(app: Any, certfile: Path | None, keyfile: Path | None) -> Iterat
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,

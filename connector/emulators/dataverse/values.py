@@ -3,7 +3,8 @@
 Incoming values are type-checked per attribute type (strings against ``MaxLength`` with the
 ``0x80044331`` validation error, numbers, booleans, ISO dates); stored rows become the Web API
 JSON shape (``@odata.etag`` first, lookups as ``_x_value``, booleans as JSON booleans) with
-the lookup and formatted-value annotations when the caller asks for them.
+the lookup and formatted-value annotations when the caller asks for them. A choice value
+outside the column's options is Dataverse's ``0x8004431a`` validation error.
 """
 
 from __future__ import annotations
@@ -75,9 +76,25 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _picklist(entity: EntityDef, attr: AttributeDef, value: Any) -> Any:
+    """A choice value must be one of the column's options (when it declares any)."""
+    if not _is_int(value):
+        raise _type_error(entity, attr, value, "Edm.Int32")
+    if attr.options and value not in attr.options:
+        accepted = ",".join(str(option) for option in attr.options)
+        raise bad_request(
+            f"A validation error occurred. The value {value} of '{attr.logical_name}' on "
+            f"record of type '{entity.logical_name}' is outside the valid range. "
+            f"Accepted Values: {accepted}",
+            "0x8004431a",
+        )
+    return int(value)
+
+
 _CONVERTERS: dict[str, Any] = {
     **{kind: _string for kind in STRING_TYPES},
     **{kind: _checked("Edm.Int32", _is_int, int) for kind in INTEGER_TYPES},
+    "Picklist": _picklist,
     **{kind: _checked("Edm.Decimal", _is_number, float) for kind in DECIMAL_TYPES},
     "Boolean": _checked("Edm.Boolean", lambda v: isinstance(v, bool), int),
     "DateTime": _checked("Edm.DateTimeOffset", lambda v: isinstance(v, str), normalise_datetime),
