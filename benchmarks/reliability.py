@@ -229,10 +229,9 @@ def redis_restart(stack: Stack, timing: Timing) -> None:
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    fault: Fault | None  # None: cannot run yet (``missing`` says why)
+    fault: Fault
     postgres: bool = False
     redis: bool = False  # the task queue on Redis (state on PostgreSQL, as a fleet runs)
-    missing: str = ""
 
 
 SCENARIOS = (
@@ -260,7 +259,6 @@ class Result:
     tracebacks: int = 0
     errors: int = 0
     why_resent: Counter[str] = field(default_factory=Counter)
-    note: str = ""
     lost_sids: list[str] = field(default_factory=list)
 
 
@@ -434,9 +432,6 @@ def _stack(scenario: Scenario, template: Path, work: Path, env: dict[str, str]) 
 def run_scenario(scenario: Scenario, timing: Timing, template: Path, env: dict[str, str]) -> Result:
     """Run one scenario from a fresh stack; its figures."""
     result = Result(scenario.name)
-    if scenario.fault is None:
-        result.note = scenario.missing
-        return result
     fault = scenario.fault
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
         work = Path(tmp)
@@ -499,9 +494,6 @@ def report(results: list[Result], timing: Timing) -> None:
     for column in (*columns, "tracebacks", "errors logged"):
         table.add_column(column, justify="right")
     for r in results:
-        if r.note:
-            table.add_row(f"{r.scenario}: {r.note}", *["-"] * (len(columns) + 2))
-            continue
         table.add_row(
             r.scenario,
             str(r.messages),
