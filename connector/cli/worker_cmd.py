@@ -16,15 +16,17 @@ from huey.consumer import Consumer
 from rich.console import Console
 from rich.table import Table
 
-from connector.bootstrap import build, warm
+from connector.bootstrap import Connector, build, warm
 from connector.bootstrap.heap import settle
 from connector.bootstrap.process import follow_parent
 from connector.cli.common import settings_or_exit
 from connector.errors import ConnectorError
+from connector.log_config import get_logger
 from connector.state.journal import Journal
 from connector.worker.queue import POLL_MAX_DELAY
 
 err = Console(stderr=True)
+log = get_logger(__name__)
 journal_app = typer.Typer(help="Inspect and replay the ingress journal.", no_args_is_help=True)
 
 
@@ -45,15 +47,32 @@ def worker(
         raise typer.Exit(1) from None
     threads = threads or settings.worker.threads
     Console().print(f"Worker running with {threads} thread(s)", highlight=False)
-    connector.tasks.enqueue()  # take over whatever is due, leases of a dead worker included
-    connector.outbound_tasks.enqueue_send()
-    connector.bulk_tasks.enqueue()
-    connector.event_tasks.enqueue()
+    _take_over(connector)
     settle()
     try:
         Consumer(huey, workers=threads, worker_type="thread", max_delay=POLL_MAX_DELAY).run()
     finally:
         connector.close()
+
+
+def _take_over(connector: Connector) -> None:
+    """Queue a first run of each drain: whatever is due, leases of a dead worker included.
+
+    A queue that cannot be reached now (Redis restarting: its parent restarts a dead worker
+    at once) is no reason to die: the consumer waits for it, and the once-a-minute sweeps
+    and the web's nudges queue the same runs once it is back.
+    """
+    starts = (
+        connector.tasks.enqueue,
+        connector.outbound_tasks.enqueue_send,
+        connector.bulk_tasks.enqueue,
+        connector.event_tasks.enqueue,
+    )
+    for start in starts:
+        try:
+            start()
+        except Exception as exc:  # the queue backend's own errors (redis, sqlite)
+            log.warning("worker.start_enqueue_failed", error=type(exc).__name__)
 
 
 @contextmanager

@@ -34,9 +34,13 @@ _CODES_BY_STATUS = {
     403: "dataverse_forbidden",
     413: "dataverse_request_too_large",
 }
-_UNAVAILABLE = {502, 503, 504}
-# A gateway error may come after Dataverse did the work; 503 and 429 are refusals up front.
-_MAYBE_APPLIED = {502, 504}
+# Server errors are transient (errors.py's tree): a 500 is Dataverse's "unexpected error"
+# (a SQL timeout, a deadlock, a node restarting), and parking a message on it would withhold
+# it until someone replays it. 501 (not implemented) and other 5xx stay permanent.
+_UNAVAILABLE = {500, 502, 503, 504}
+# A 500 or a gateway error may come after Dataverse did the work; 503 and 429 are refusals
+# up front.
+_MAYBE_APPLIED = {500, 502, 504}
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

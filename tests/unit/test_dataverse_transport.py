@@ -275,5 +275,19 @@ def test_status_mapping_keeps_envelope_and_request_id() -> None:
     )
     assert type(error) is DataverseError and error.code == "dataverse_forbidden"
     assert error.request_id == "r-9" and "missing privilege" in error.message
-    assert error_for(500, {}, b"<html>", method="GET", path="/x").transient is False
+    assert error_for(501, {}, b"<html>", method="GET", path="/x").transient is False
     assert isinstance(error_for(503, {}, None, method="GET", path="/x"), DataverseUnavailableError)
+
+
+def test_a_500_is_transient_and_may_have_been_applied() -> None:
+    # A 500 burst parked inbound messages after one attempt: answered 200 to the provider,
+    # then withheld from Dataverse until someone replayed them (the reliability report).
+    error = error_for(
+        500,
+        {},
+        b'{"error":{"code":"0x80040216","message":"An unexpected error occurred."}}',
+        method="POST",
+        path="/api/data/v9.2/$batch",
+    )
+    assert isinstance(error, DataverseUnavailableError) and error.transient
+    assert error.details["maybe_applied"] is True  # a non-idempotent call is not repeated

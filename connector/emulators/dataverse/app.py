@@ -3,9 +3,10 @@
 Serves the Web API under ``/api/data/v9.2/`` (401 without a bearer token), an Entra-style
 token service for MSAL (``/<tenant>/oauth2/v2.0/token``), ``GET /_emulator/stats`` and
 ``POST /_emulator/reset`` and ``GET /_emulator/callers`` (writes made with
-``CallerObjectId``). Each request runs in the thread pool (the store serialises writes with
-its lock) so concurrent requests really overlap, which the concurrency limit of the
-service-protection simulation needs.
+``CallerObjectId``), and ``GET|POST|DELETE /_emulator/faults`` (the Web API misbehaving on
+purpose for a window: see ``faults``). Each request runs in the thread pool (the store
+serialises writes with its lock) so concurrent requests really overlap, which the
+concurrency limit of the service-protection simulation needs.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from connector.emulators.dataverse.errors import EmulatorRequestError
+from connector.emulators.dataverse.faults import FaultInjector
 from connector.emulators.dataverse.limits import Limits, Throttle
 from connector.emulators.dataverse.protocol import (
     API_PREFIX,
@@ -51,7 +54,9 @@ def create_emulator_app(
     core = emulator or Emulator(db_path)
     token_service = tokens or TokenService()
     endpoints = _Endpoints(core, Throttle(limits or Limits()), token_service, token_required)
+    faults = FaultInjector(core.stats)
     routes = [
+        Route("/_emulator/faults", faults.control, methods=["GET", "POST", "DELETE"]),
         Route("/_emulator/stats", endpoints.stats, methods=["GET"]),
         Route("/_emulator/reset", endpoints.reset, methods=["POST"]),
         Route("/_emulator/callers", endpoints.callers, methods=["GET"]),
@@ -62,9 +67,19 @@ def create_emulator_app(
         ),
         *token_service.routes(),
     ]
-    app = Starlette(routes=routes)
+    app = _FaultyStarlette(routes=routes)
     app.state.emulator = core
+    app.state.faults = faults
     return app
+
+
+class _FaultyStarlette(Starlette):
+    """Starlette with the fault injector outermost, where it can reach the connection."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        injector: FaultInjector = self.state.faults
+        injector.app = super().build_middleware_stack()
+        return injector
 
 
 class _Endpoints:
@@ -148,6 +163,7 @@ def _stats(core: Emulator) -> dict[str, Any]:
         "batch_requests": stats["batch_requests"],
         "batch_parts": stats["batch_parts"],
         "throttled": stats["throttled"],
+        "faults": stats["faults"],
     }
 
 
