@@ -25,7 +25,7 @@ from typing import Any
 
 from connector.domain.conversation import InboundWrite
 from connector.domain.provider_messages import InboundMessage
-from connector.errors import ConnectorError, is_transient
+from connector.errors import ConnectorError, StateStoreError, is_transient
 from connector.log_config import correlation, get_logger
 from connector.ports import JOURNAL_PARKED, ErrorLog, JournalQueue, JournalRow, WebhookProvider
 from connector.services.inbound import InboundService, PreparedInbound
@@ -100,9 +100,21 @@ class JournalDrain:
         self.sleep = sleep
         self.clock = clock
         self.poll_seconds = 0.025
+        self._held: list[JournalRow] = []
+        """Rows of a batch cut short by the state store failing: still leased to this worker,
+        settled as a failed attempt once the store answers again (see :meth:`drain`)."""
 
     def drain(self) -> DrainResult:
-        """Claim and process batches until nothing is due or the time budget is spent."""
+        """Claim and process batches until nothing is due or the time budget is spent.
+
+        When the state store fails mid-batch (a PostgreSQL restart), the batch's rows stay
+        leased with nothing recorded. Rather than leave them until their lease ends (a minute
+        by default), the next drain first gives them back as a failed attempt, due after the
+        usual backoff; rows already settled are untouched (a settle needs the claim's token),
+        and rows written meanwhile are written again idempotently. Raises
+        :class:`StateStoreError` while the store is still unreachable.
+        """
+        self._give_back_held()
         done = failed = 0
         started = time.monotonic()
         while time.monotonic() - started < self.time_budget:
@@ -112,11 +124,23 @@ class JournalDrain:
             )
             if not batch:
                 break
-            ok, bad = self.process(batch)
+            try:
+                ok, bad = self.process(batch)
+            except StateStoreError:
+                self._held = list(batch)
+                raise
             done, failed = done + ok, failed + bad
             if bad:
                 break  # something is failing: let the backoff decide when to try again
         return DrainResult(done, failed, self.journal.next_due())
+
+    def _give_back_held(self) -> None:
+        """Settle the rows a state-store failure left leased to this worker (see drain)."""
+        while self._held:
+            entry = self._held[0]
+            problem = {"code": StateStoreError.code, "message": "the state store was unreachable"}
+            self.journal.mark_failed(entry, problem, transient=True)
+            self._held.pop(0)
 
     @property
     def _urgent(self) -> frozenset[str]:

@@ -12,7 +12,7 @@ from connector.domain.conversation import InboundWrite, MediaFile
 from connector.domain.model import Configuration, Provider
 from connector.domain.provider_messages import InboundMedia
 from connector.domain.routing import RecordRef
-from connector.errors import ProviderError
+from connector.errors import ProviderError, StateStoreError
 from connector.providers.twilio.webhook import SignatureTokens, TwilioWebhooks
 from connector.providers.webhooks import ProviderRegistry
 from connector.services.inbound import InboundService
@@ -309,3 +309,41 @@ def test_only_urgent_rows_due_are_claimed_without_waiting(parts: Parts) -> None:
     drain.status_journals = frozenset({"twilio-status"})
     assert drain.drain().done == 1
     assert clock.sleeps == []
+
+
+class FlakyJournal(Journal):
+    """A journal whose store fails to record the next ``outages`` settlements."""
+
+    outages = 0
+
+    def mark_done_many(self, entries: Sequence[Any], *, now: float | None = None) -> int:
+        if self.outages:
+            self.outages -= 1
+            raise StateStoreError("cannot update the journal: OperationalError")
+        return super().mark_done_many(entries, now=now)
+
+
+def test_a_batch_cut_short_by_the_state_store_is_given_back_when_it_answers_again() -> None:
+    store = StateStore.from_url("sqlite://")
+    journal = FlakyJournal(store, base_delay=0.0)
+    config = Configuration("Main", Provider.SIMULATOR, SENDER, id="cfg-1", owner_id="u-1")
+    writer = FakeConversationWriter()
+    service = InboundService(
+        ConfigurationCache(FakeConfigurationDirectory(configurations=[config])),
+        SessionCache(store),
+        TableResolver(records={ALICE: RecordRef("contact", "c-1")}),
+        writer,
+    )
+    providers = ProviderRegistry([TwilioWebhooks(SignatureTokens([]))])
+    drain = JournalDrain(journal, service, providers, lease_seconds=600)
+    sids = [journal_message(journal, f"m{n}") for n in range(3)]
+    journal.outages = 1
+    with pytest.raises(StateStoreError):
+        drain.drain()  # written to Dataverse, but "done" could not be recorded
+    assert journal.counts().done == 0
+    # Without the give-back the rows would wait for their 600 s lease; the next drain settles
+    # them as a failed attempt (due at once here) and writes them again, idempotently.
+    result = drain.drain()
+    assert (result.done, result.failed) == (3, 0)
+    assert journal.counts().done == 3
+    assert set(writer.messages) == set(sids)
