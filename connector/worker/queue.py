@@ -12,7 +12,9 @@ Every consumer runs huey's scheduler, so every process of a fleet would queue ea
 job every period. :class:`OncePerPeriodHuey` queues a periodic job only when the process wins
 the claim of ``(job name, period start)`` (a row in the shared state store, see
 :mod:`connector.state.periodic_runs`): each job runs once per period across the fleet,
-whatever the queue backend and however many workers there are. :class:`InProcessWorker` runs
+whatever the queue backend and however many workers there are. Its tasks also ride out an
+unreachable state store (a PostgreSQL restart): the run ends with a warning and is retried a
+second later, rather than huey's "unhandled exception" error. :class:`InProcessWorker` runs
 huey's consumer threads inside ``connector serve``; ``connector worker`` runs the consumer
 in the foreground.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -29,10 +32,12 @@ from typing import Any
 
 from huey import Huey
 from huey.consumer import Consumer
+from huey.exceptions import RetryTask
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, StateStoreError
 from connector.log_config import get_logger
 
 log = get_logger(__name__)
@@ -60,6 +65,26 @@ def period_start(timestamp: datetime.datetime) -> int:
     return calendar.timegm(minute.timetuple())
 
 
+STORE_RETRY_SECONDS = 1.0
+"""How soon a task cut short by an unreachable state store runs again."""
+
+
+def outage_tolerant(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` as a task that, when the state store cannot be reached, logs a warning and
+    asks huey to run it again shortly (the work it would have done stays due in the store)."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (StateStoreError, SQLAlchemyError) as exc:
+            error = exc.message if isinstance(exc, StateStoreError) else type(exc).__name__
+            log.warning("worker.state_store_unavailable", task=function.__name__, error=error)
+            raise RetryTask(delay=STORE_RETRY_SECONDS) from exc
+
+    return run
+
+
 class OncePerPeriodHuey(Huey):  # type: ignore[misc]  # huey ships no type hints
     """A huey whose scheduler queues a due periodic job only when ``claim_period`` grants
     this process the job's current period (None: every due job, as plain huey does).
@@ -71,6 +96,16 @@ class OncePerPeriodHuey(Huey):  # type: ignore[misc]  # huey ships no type hints
     def __init__(self, name: str, *, claim_period: ClaimPeriod | None, **kwargs: Any) -> None:
         self.claim_period = claim_period
         super().__init__(name, **kwargs)
+
+    def task(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        """huey's ``task`` decorator, the function made :func:`outage_tolerant`."""
+        decorate = super().task(*args, **kwargs)
+        return lambda function: decorate(outage_tolerant(function))
+
+    def periodic_task(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        """huey's ``periodic_task`` decorator, the function made :func:`outage_tolerant`."""
+        decorate = super().periodic_task(*args, **kwargs)
+        return lambda function: decorate(outage_tolerant(function))
 
     def read_periodic(self, timestamp: datetime.datetime | None = None) -> list[Any]:
         """The periodic tasks to queue now: those due whose period this process claimed."""

@@ -3,9 +3,8 @@
 :func:`register` puts ``drain_journal`` (one :meth:`JournalDrain.drain
 <connector.services.inbound_batch.JournalDrain.drain>`) and the periodic ``sweep_journal``
 (a drain, then pruning rows done a week ago) on a huey instance; the drain reschedules
-itself for when the next backed-off row is due, so nothing is stranded (and a second later
-when the state store could not be reached). Worker threads run at a lower CPU priority than
-the web server's.
+itself for when the next backed-off row is due, so nothing is stranded. Worker threads run
+at a lower CPU priority than the web server's.
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ from typing import Any
 
 from huey import Huey, crontab
 
-from connector.errors import StateStoreError
-from connector.log_config import get_logger
 from connector.services.inbound_batch import JournalDrain
 
 DRAIN_TASK = "drain_journal"
@@ -63,10 +60,6 @@ class FollowUp:
                 self._at = None
 
 
-STORE_RETRY_SECONDS = 1.0
-"""How soon a drain cut short by an unreachable state store tries again."""
-log = get_logger(__name__)
-
 WORKER_NICENESS = 10
 JOURNAL_RETENTION_SECONDS = 7 * 24 * 3600  # done rows (and their dedupe keys) kept a week
 
@@ -93,15 +86,10 @@ def register(huey: Huey, drain: JournalDrain, prune: Callable[[float], int]) -> 
 
     def run_drain() -> None:
         follow_up.started()
-        try:
-            result = drain.drain()
-        except StateStoreError as exc:  # a restart of PostgreSQL: try again shortly
-            log.warning("worker.state_store_unavailable", error=exc.message)
-            at = time.time() + STORE_RETRY_SECONDS
-        else:
-            if result.next_due is None:
-                return
-            at = max(result.next_due, time.time() + (0.5 if result.failed else 0.0))
+        result = drain.drain()
+        if result.next_due is None:
+            return
+        at = max(result.next_due, time.time() + (0.5 if result.failed else 0.0))
         if follow_up.want(at):
             task.schedule(delay=max(0.0, at - time.time()))
 
