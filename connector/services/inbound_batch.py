@@ -18,6 +18,7 @@ Scheduling (when to drain, periodic sweeps) belongs to ``connector.worker``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class JournalDrain:
         self.clock = clock
         self.poll_seconds = 0.025
         self._held: list[JournalRow] = []
+        self._held_lock = threading.Lock()
         """Rows of a batch cut short by the state store failing: still leased to this worker,
         settled as a failed attempt once the store answers again (see :meth:`drain`)."""
 
@@ -127,7 +129,8 @@ class JournalDrain:
             try:
                 ok, bad = self.process(batch)
             except StateStoreError:
-                self._held = list(batch)
+                with self._held_lock:
+                    self._held.extend(batch)
                 raise
             done, failed = done + ok, failed + bad
             if bad:
@@ -135,12 +138,13 @@ class JournalDrain:
         return DrainResult(done, failed, self.journal.next_due())
 
     def _give_back_held(self) -> None:
-        """Settle the rows a state-store failure left leased to this worker (see drain)."""
-        while self._held:
-            entry = self._held[0]
-            problem = {"code": StateStoreError.code, "message": "the state store was unreachable"}
-            self.journal.mark_failed(entry, problem, transient=True)
-            self._held.pop(0)
+        """Settle the rows a state-store failure left leased to this worker (see drain);
+        worker threads share the drain, so one of them does it under the lock."""
+        problem = {"code": StateStoreError.code, "message": "the state store was unreachable"}
+        with self._held_lock:
+            while self._held:
+                self.journal.mark_failed(self._held[0], problem, transient=True)
+                self._held.pop(0)
 
     @property
     def _urgent(self) -> frozenset[str]:
