@@ -14,7 +14,13 @@ from datetime import datetime
 from typing import Any, Protocol, TypeAlias
 
 from connector.domain.consent import ConsentChange
-from connector.domain.conversation import EscalationWrite, InboundWrite, MediaFile, SessionState
+from connector.domain.conversation import (
+    EscalationWrite,
+    InboundWrite,
+    MediaFile,
+    NewLead,
+    SessionState,
+)
 from connector.domain.crm_sends import CrmSendRow
 from connector.domain.inbox import (
     ConversationSummary,
@@ -55,9 +61,11 @@ class Clock(Protocol):
 class RecordResolver(Protocol):
     """Finds the CRM record an inbound number belongs to (phone index, then one live query).
 
-    ``resolve`` never returns "unknown": for a number no record carries it creates one lead
-    (exactly once, however many messages from the number arrive together) and returns it
-    with ``created=True``. The returned :class:`~connector.domain.routing.MatchTrace` is
+    ``resolve`` never returns "unknown": for a number no record carries it returns the
+    number's lead with ``created=True``, its id derived from (configuration, number) so every
+    message from the number names the same one; :meth:`new_lead` says when a message must
+    create it (create-only, in its own change set) and :meth:`lead_written` is told once
+    that was confirmed. The returned :class:`~connector.domain.routing.MatchTrace` is
     what the session stores as its match trace.
     """
 
@@ -74,6 +82,15 @@ class RecordResolver(Protocol):
         self, phone_e164: str, record: RecordRef, at: datetime | None = None
     ) -> None:
         """Remember that ``record`` had a conversation with the number (the first rule)."""
+        ...
+
+    def new_lead(self, phone_e164: str, sender: SenderContext, record: RecordRef) -> NewLead | None:
+        """The lead a message regarding ``record`` must create first (None: none, or it is
+        known to exist)."""
+        ...
+
+    def lead_written(self, lead: NewLead) -> None:
+        """A confirmed change set created (or found) ``lead``."""
         ...
 
 

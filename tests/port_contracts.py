@@ -313,7 +313,8 @@ def media_fetcher_contract(
 
 
 def record_resolver_contract(resolver: RecordResolver, known: str, record: RecordRef) -> None:
-    """A known number resolves to its record; an unknown one gets exactly one new lead."""
+    """A known number resolves to its record; an unknown one gets exactly one new lead, the
+    same for every message until the write that creates it was confirmed."""
     sender = SenderContext("cfg", default_country="US")
     found = resolver.resolve(known, sender)
     assert (found.record, found.created, found.create_lead) == (record, False, False)
@@ -321,6 +322,13 @@ def record_resolver_contract(resolver: RecordResolver, known: str, record: Recor
     unknown = "+14155550177"
     created = resolver.resolve(unknown, sender)
     assert created.created and created.record is not None and created.record.table == "lead"
+    assert resolver.new_lead(known, sender, record) is None
+    new = resolver.new_lead(unknown, sender, created.record)
+    if new is not None:  # created by the message's own write
+        assert (new.lead_id, new.phone) == (created.record.id, unknown)
+        assert resolver.resolve(unknown, sender).record == created.record
+        resolver.lead_written(new)
+        assert resolver.new_lead(unknown, sender, created.record) is None
     again = resolver.resolve(unknown, sender)
     assert (again.record, again.created) == (created.record, False)
 

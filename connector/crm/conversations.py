@@ -16,19 +16,23 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from connector.crm import tables
 from connector.crm.activity_rows import ActivityState, Party, parties, with_state
+from connector.crm.phone_queries import lead_body
 from connector.dataverse import odata
 from connector.dataverse.batch import BatchOperation, ChangeSet
 from connector.dataverse.client import DataverseClient
+from connector.dataverse.failures import is_duplicate
 from connector.dataverse.lookups import RowRef, regarding
 from connector.domain.conversation import (
     Acceptance,
     EscalationWrite,
     InboundWrite,
+    NewLead,
     SessionState,
     derived_id,
     utc,
@@ -158,7 +162,7 @@ def message_row(write: InboundWrite, regarding_ref: RowRef | None) -> dict[str, 
 def inbound_change_set(write: InboundWrite) -> ChangeSet:
     """Every operation of one inbound message, applied together or not at all: the session,
     the message (received: completed by the change set's last operation), notifications,
-    notes."""
+    notes. A lead not known to exist yet (``new_lead``) is created first, create-only."""
     ref = _regarding_ref(write.regarding_table, write.regarding_id)
     message_key = {tables.MESSAGE_PROVIDER_ID: write.message.provider_id}
     message_path = odata.entity_path(tables.MESSAGE.entity_set, message_key)
@@ -166,7 +170,7 @@ def inbound_change_set(write: InboundWrite) -> ChangeSet:
     body, complete = with_state(
         message_path, message_row(write, ref), ActivityState.COMPLETED, received
     )
-    ops = [*session_ops(write.session, ref), body]
+    ops = [*lead_ops(write.new_lead), *session_ops(write.session, ref), body]
     for user in write.notify:
         ops.append(_notification(write, user))
     for index, media in enumerate(write.attachments):
@@ -181,6 +185,17 @@ def inbound_change_set(write: InboundWrite) -> ChangeSet:
         ops.append(BatchOperation("PATCH", odata.entity_path("annotations", note_id), note))
     ops.append(complete)
     return ChangeSet(ops)
+
+
+def lead_ops(lead: NewLead | None) -> list[BatchOperation]:
+    """The create-only write of a new lead (``If-None-Match: *``: a lead that exists, made by
+    a racing or earlier writer or edited by a seller since, is never overwritten; its 412
+    fails the change set, which is then written again without this operation)."""
+    if lead is None:
+        return []
+    path = odata.entity_path("leads", lead.lead_id)
+    body = lead_body(lead.phone, lead.owner_id)
+    return [BatchOperation("PATCH", path, body, headers={"If-None-Match": "*"})]
 
 
 def notification(note_id: str, user: str, title: str, text: str, session_id: str) -> BatchOperation:
@@ -257,8 +272,25 @@ class DataverseConversations:
         """ONE ``$batch`` request, a change set per message, continuing past a failed one.
 
         A failure of the whole request (Dataverse unreachable, throttled) is every write's.
+        A change set that failed only because its new lead exists already (another worker,
+        or an earlier attempt whose answer was lost, created it) is written again without the
+        lead, all such in one more ``$batch``.
         """
-        return self._run([inbound_change_set(write) for write in writes])
+        errors = self._run([inbound_change_set(write) for write in writes])
+        again = [
+            i
+            for i, (write, error) in enumerate(zip(writes, errors, strict=True))
+            if write.new_lead is not None
+            and isinstance(error, DataverseError)
+            and is_duplicate(error)
+        ]
+        if again:
+            retried = self._run(
+                [inbound_change_set(replace(writes[i], new_lead=None)) for i in again]
+            )
+            for i, error in zip(again, retried, strict=True):
+                errors[i] = error
+        return errors
 
     def write_escalations(self, writes: Sequence[EscalationWrite]) -> list[Exception | None]:
         """The team alerts of waiting sessions in ONE ``$batch``, a change set each."""

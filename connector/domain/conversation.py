@@ -210,6 +210,23 @@ def open_session(
     )
 
 
+def lead_id(configuration_id: str, phone_e164: str) -> str:
+    """The id of the lead made for an unknown number texting a configuration: derived, so the
+    lead can be written in the same change set as the message that binds to it, and racing
+    or retried writers of the first message all name the same row."""
+    return derived_id("lead", configuration_id, phone_e164)
+
+
+@dataclass(frozen=True, slots=True)
+class NewLead:
+    """A lead still to be created with the message that needs it (create-only: a lead that
+    exists already is never written over)."""
+
+    lead_id: str
+    phone: str
+    owner_id: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class InboundWrite:
     """Everything one inbound message writes to Dataverse, as ONE change set.
@@ -232,6 +249,9 @@ class InboundWrite:
     review_reason: str | None = None
     recipient_user: str | None = None
     """The configuration's owner: the message's To party (the sender number otherwise)."""
+    new_lead: NewLead | None = None
+    """The regarding lead when it is not known to exist yet: created first, in the same
+    change set (``If-None-Match: *``)."""
 
     @property
     def message_id(self) -> str:

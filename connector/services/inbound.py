@@ -31,6 +31,7 @@ from connector.domain import phone
 from connector.domain.conversation import (
     InboundWrite,
     MediaFile,
+    NewLead,
     ReceivedMessage,
     SessionState,
     derived_id,
@@ -38,7 +39,7 @@ from connector.domain.conversation import (
 )
 from connector.domain.model import Configuration
 from connector.domain.provider_messages import InboundMedia, InboundMessage
-from connector.domain.routing import SenderContext
+from connector.domain.routing import RecordRef, SenderContext
 from connector.errors import (
     ConfigurationError,
     ConnectorError,
@@ -227,6 +228,7 @@ class InboundService:
             keyword=reading.keyword,
             review_reason=reading.review_reason,
             recipient_user=config.owner_id,
+            new_lead=self._new_lead(session, message.from_number, config),
         )
         outcome = InboundOutcome(write.message_id, session.id, new, blocked, notify)
         return PreparedInbound(write, outcome)
@@ -239,6 +241,8 @@ class InboundService:
         """
         errors = self._writer.write_inbound_many(writes)
         for index, (write, error) in enumerate(zip(writes, errors, strict=True)):
+            if error is None and write.new_lead is not None:
+                self._lead_written(write.new_lead)
             if error is None:
                 log.info(
                     "inbound.written",
@@ -345,6 +349,24 @@ class InboundService:
             regarding_id=record.id if record else None,
             match_trace=resolution.trace.to_json(),
         )
+
+    def _lead_written(self, lead: NewLead) -> None:
+        """Tell the resolver; a failure only means the next message from the number creates
+        the lead again (a 412, then written without it)."""
+        try:
+            self._resolver.lead_written(lead)
+        except Exception as exc:
+            log.warning("inbound.lead_not_indexed", lead=lead.lead_id, error=type(exc).__name__)
+
+    def _new_lead(
+        self, session: SessionState, phone_e164: str, config: Configuration
+    ) -> NewLead | None:
+        """The lead this message creates first: the session's derived lead, until the phone
+        index learns it (a retry after a failed or unconfirmed write creates it again)."""
+        if session.regarding_table is None or session.regarding_id is None:
+            return None
+        record = RecordRef(session.regarding_table, session.regarding_id)
+        return self._resolver.new_lead(phone_e164, _sender(config), record)
 
     def _escalated(
         self, session: SessionState, message: ReceivedMessage, config: Configuration

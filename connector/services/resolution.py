@@ -7,9 +7,12 @@
    the index misses of a whole claimed batch in one query, and the numbers it found nothing
    for skip their own live query for a few seconds.
 3. Pick among the candidates with the routing rules (``connector.domain.routing``).
-4. Nothing anywhere: create a lead with the number, exactly once however many messages from
-   the number arrive together (a lead claim in the state store; the losers of the race get a
-   transient :class:`~connector.errors.ResolutionPendingError` and find the lead on retry).
+4. Nothing anywhere: the number's lead, whose id is derived from (configuration, number).
+   It is not written here: the message's own change set creates it (create-only, ahead of
+   the rows that bind to it, see :meth:`RecordResolutionService.new_lead`), so racing or
+   retried first messages all name one row and a lead costs no request of its own; the
+   phone index learns it once a change set is confirmed
+   (:meth:`~RecordResolutionService.lead_written`).
 
 Implements :class:`connector.ports.RecordResolver`.
 """
@@ -23,6 +26,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connector.domain.conversation import NewLead, lead_id
 from connector.domain.phone_records import (
     IndexEntry,
     Normalizer,
@@ -41,7 +45,7 @@ from connector.domain.routing import (
     decide,
     moved,
 )
-from connector.errors import ConnectorError, ResolutionPendingError
+from connector.errors import ConnectorError
 from connector.log_config import get_logger
 from connector.ports import PhoneDirectory, PhoneIndexStore, ResolutionMemory
 
@@ -104,7 +108,7 @@ class ConfiguredRecordTypes:
 
 
 class RecordResolutionService:
-    """Index lookup, one live fallback, routing rules, and exactly-once lead creation."""
+    """Index lookup, one live fallback, routing rules, and the derived lead of an unknown number."""
 
     def __init__(
         self,
@@ -254,33 +258,38 @@ class RecordResolutionService:
         return matched
 
     def _create_lead(self, phone: str, key: str, sender: SenderContext) -> Resolution:
+        """The number's lead, named by its derived id: created by the message's own change
+        set (:meth:`new_lead`), so nothing is written here and racing resolutions agree."""
+        lead = RecordRef("lead", lead_id(sender.configuration_id, phone))
+        log.info("resolution.lead_planned", record=str(lead))
+        return created_lead(phone, lead)
+
+    def new_lead(self, phone_e164: str, sender: SenderContext, record: RecordRef) -> NewLead | None:
+        """The lead to create with a message regarding ``record``: when ``record`` is the
+        number's derived lead and the phone index does not know it yet (not written, or its
+        write not confirmed); None otherwise."""
+        if record.table != "lead" or record.id != lead_id(sender.configuration_id, phone_e164):
+            return None
+        if any(c.record == record for c in self._index.lookup(self._key(phone_e164))):
+            return None
+        return NewLead(record.id, phone_e164, sender.owner_id)
+
+    def lead_written(self, lead: NewLead) -> None:
+        """A message's change set confirmed ``lead``: the phone index and the number's
+        conversation memory learn it."""
+        key = self._key(lead.phone)
         now = self._now()
-        claim = self._memory.claim_lead(key, now)
-        if claim.state == "done" and claim.lead_id:
-            return created_lead(phone, RecordRef("lead", claim.lead_id))
-        if claim.state == "pending":
-            raise ResolutionPendingError(
-                "a lead for this number is being created by another worker",
-                details={"configuration": sender.configuration_id},
-            )
-        try:
-            lead_id = self._directory.create_lead(phone, sender.owner_id)
-        except Exception:
-            self._memory.release_lead(key, claim.token)
-            raise
-        self._memory.complete_lead(key, claim.token, lead_id)
-        lead = RecordRef("lead", lead_id)
+        ref = RecordRef("lead", lead.lead_id)
         cand = Candidate(
-            record=lead,
-            name=phone,
-            owner_id=sender.owner_id,
+            record=ref,
+            name=lead.phone,
+            owner_id=lead.owner_id,
             modified_on=now,
             matched_column="mobilephone",
         )
-        self._index.replace({lead: [IndexEntry(key, cand)]})
-        self._memory.note_conversation(key, lead, now)
-        log.info("resolution.lead_created", record=str(lead))
-        return created_lead(phone, lead)
+        self._index.replace({ref: [IndexEntry(key, cand)]})
+        self._memory.note_conversation(key, ref, now)
+        log.info("resolution.lead_created", record=str(ref))
 
     def _with_team(self, sender: SenderContext) -> SenderContext:
         if sender.team_member_ids or sender.team_id is None:

@@ -17,6 +17,7 @@ from connector.domain.conversation import (
     EscalationWrite,
     InboundWrite,
     MediaFile,
+    NewLead,
     SessionState,
     derived_id,
 )
@@ -140,6 +141,7 @@ class TableResolver:
     records: dict[str, RecordRef] = field(default_factory=dict)
     calls: int = 0
     prefetched: list[tuple[str, ...]] = field(default_factory=list)
+    written_leads: list[NewLead] = field(default_factory=list)
 
     def prefetch(self, phones: Sequence[str], sender: SenderContext) -> None:
         """Nothing to look up ahead (every answer is in ``records``): only noted."""
@@ -158,6 +160,14 @@ class TableResolver:
 
     def note_conversation(self, phone_e164: str, record: RecordRef, at: object = None) -> None:
         self.records.setdefault(phone_e164, record)
+
+    def new_lead(self, phone_e164: str, sender: SenderContext, record: RecordRef) -> NewLead | None:
+        """Nothing to create: the made-up leads exist as far as the fakes are concerned."""
+        return None
+
+    def lead_written(self, lead: NewLead) -> None:
+        """Only noted."""
+        self.written_leads.append(lead)
 
 
 @dataclass

@@ -1,75 +1,98 @@
-"""Three messages from an unknown number resolved at once, in threads, create exactly one lead.
+"""Three first messages from an unknown number, resolved and written at once, make one lead.
 
-Runs on a SQLite file and on a real PostgreSQL server: the lead claim is a primary-key insert
-that only one of the racing workers wins; the others get a transient error and, retried like
-the worker retries them, resolve to the same lead.
+Runs the resolver on a SQLite file and on a real PostgreSQL server, and writes each message's
+change set to the Dataverse emulator from its own thread at the same moment. Nothing in the
+state store arbitrates: the lead's id is derived from (configuration, number), every message
+creates it create-only (``If-None-Match: *``) in its own change set, one wins, and the others'
+412 makes them write again without the lead, bound to the same row.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-from connector.domain.phone import lookup_key
+from connector.bootstrap.local_mode import DEMO_SENDER, seed_demo
+from connector.crm.conversations import DataverseConversations
+from connector.crm.phone_directory import DataversePhoneDirectory
+from connector.dataverse.client import DataverseClient
+from connector.domain.conversation import InboundWrite, ReceivedMessage, lead_id, open_session
+from connector.domain.phone import lookup_key, search_variants
 from connector.domain.record_types import default_specs
 from connector.domain.routing import RecordRef, SenderContext
-from connector.errors import ResolutionPendingError
 from connector.services.phone_sync import PhoneSync
 from connector.services.resolution import RecordResolutionService
 from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
-from connector.testing.phone_directory import FakePhoneDirectory
+from connector.testing.emulator_client import emulator_client
 
-PHONE = "+447946095877"
-SENDER = SenderContext(configuration_id="cfg", owner_id="u1", default_country="GB")
-
-
-class SlowCreateDirectory(FakePhoneDirectory):
-    """Holds the lead creation until both other workers have seen the claim."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pending_seen = threading.Semaphore(0)
-
-    def create_lead(self, phone_e164: str, owner_id: str | None) -> str:
-        for _ in range(2):
-            assert self.pending_seen.acquire(timeout=30), "the other workers never raced"
-        return super().create_lead(phone_e164, owner_id)
+PHONE = "+14155550177"
 
 
-def test_three_simultaneous_messages_create_exactly_one_lead(state_url: str) -> None:
+def test_three_simultaneous_messages_create_exactly_one_lead(
+    state_url: str, installed_emulator_url: str
+) -> None:
+    setup = emulator_client(installed_emulator_url)
+    config_id = seed_demo(setup, None)
+    owner = str(setup.retrieve("smsc_configurations", config_id)["_ownerid_value"])
+    sender = SenderContext(configuration_id=config_id, owner_id=owner, default_country="US")
     store = StateStore.from_url(state_url)
-    directory = SlowCreateDirectory()
     index = PhoneIndex(store)
-    PhoneSync(directory, index, lookup_key).run(default_specs("GB"), "GB", full=True)
+    directory = DataversePhoneDirectory(setup)
+    PhoneSync(directory, index, lookup_key).run(default_specs("US"), "US", full=True)
     resolver = RecordResolutionService(
         index,
         ResolutionLedger(store),
         directory,
         lookup_key=lookup_key,
-        variants=lambda e164: [e164, e164[1:]],
+        variants=search_variants,
         normalize=lookup_key,
     )
-    start = threading.Barrier(3)
+    start, write_now = threading.Barrier(3), threading.Barrier(3)
 
-    def worker() -> tuple[RecordRef | None, int]:
-        start.wait(timeout=30)
-        retries = 0
-        while True:
-            try:
-                return resolver.resolve(PHONE, SENDER).record, retries
-            except ResolutionPendingError:
-                if retries == 0:
-                    directory.pending_seen.release()
-                retries += 1
-                threading.Event().wait(0.01)  # the worker's retry backoff
+    def worker(n: int) -> tuple[RecordRef | None, Exception | None]:
+        client: DataverseClient = emulator_client(installed_emulator_url)
+        try:
+            start.wait(timeout=30)
+            record = resolver.resolve(PHONE, sender).record
+            assert record is not None
+            message = ReceivedMessage(f"SMlead{n}", "AC", PHONE, DEMO_SENDER, "hi", time.time())
+            session = open_session(message, config_id, 30, None, (owner, False))
+            write = InboundWrite(
+                session,
+                message,
+                record.table,
+                record.id,
+                recipient_user=owner,
+                new_lead=resolver.new_lead(PHONE, sender, record),
+            )
+            assert write.new_lead is not None  # nobody has written it yet
+            write_now.wait(timeout=30)
+            (error,) = DataverseConversations(client).write_inbound_many([write])
+            if error is None:
+                resolver.lead_written(write.new_lead)
+            return record, error
+        finally:
+            client.api.close()
 
     with ThreadPoolExecutor(3) as pool:
-        results = [f.result(timeout=60) for f in [pool.submit(worker) for _ in range(3)]]
-    records = {record for record, _ in results}
-    assert len(directory.created_leads) == 1
-    assert records == {RecordRef("lead", directory.created_leads[0]["leadid"])}
-    assert sorted(retries > 0 for _, retries in results) == [False, True, True]
+        results = [f.result(timeout=60) for f in [pool.submit(worker, n) for n in range(3)]]
+    derived = lead_id(config_id, PHONE)
+    assert [error for _, error in results] == [None, None, None]
+    assert {record for record, _ in results} == {RecordRef("lead", derived)}
+    leads = [
+        r
+        for r in setup.query("leads", select=["leadid", "mobilephone"])
+        if r["mobilephone"] == PHONE
+    ]
+    assert [r["leadid"] for r in leads] == [derived]
+    messages = [
+        m for m in setup.query("smsc_messages") if m["smsc_providermessageid"].startswith("SMlead")
+    ]
+    assert len(messages) == 3 and {m["_regardingobjectid_value"] for m in messages} == {derived}
+    assert resolver.resolve(PHONE, sender).trace.source == "index"  # the index learnt it
     index.close()
     store.close()
+    setup.api.close()

@@ -1,4 +1,4 @@
-"""The record resolver: index first, one live query on a miss, rules, one lead per number."""
+"""The record resolver: index first, one live query on a miss, rules, a derived lead per number."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connector.domain.conversation import NewLead, lead_id
 from connector.domain.phone import lookup_key, search_variants
 from connector.domain.record_types import default_specs
 from connector.domain.routing import (
@@ -15,7 +16,6 @@ from connector.domain.routing import (
     RecordRef,
     SenderContext,
 )
-from connector.errors import ResolutionPendingError, is_transient
 from connector.services.phone_sync import PhoneSync
 from connector.services.resolution import RecordResolutionService
 from connector.state.db import StateStore
@@ -128,41 +128,37 @@ def test_only_the_configurations_record_types_are_candidates(world: World) -> No
     assert world.resolver.resolve(PHONE, sender).record == RecordRef("lead", "l")
 
 
-def test_unknown_number_creates_one_lead_while_messages_race(world: World) -> None:
+def test_unknown_number_resolves_to_its_derived_lead_without_writing(world: World) -> None:
     world.sync()
-    raced: list[BaseException] = []
-    create = world.directory.create_lead
-
-    def create_while_two_more_arrive(phone_e164: str, owner_id: str | None) -> str:
-        for _ in range(2):  # two more messages from the number arrive mid-creation
-            try:
-                world.resolver.resolve(phone_e164, SENDER)
-            except ResolutionPendingError as exc:
-                raced.append(exc)
-        return create(phone_e164, owner_id)
-
-    world.directory.create_lead = create_while_two_more_arrive  # type: ignore[method-assign]
-    result = world.resolver.resolve(PHONE, SENDER)
-    assert result.create_lead and result.trace.decided_by == "no_match"
-    assert len(raced) == 2 and all(is_transient(e) for e in raced)
-    retried = [world.resolver.resolve(PHONE, SENDER) for _ in range(2)]
-    assert {r.record for r in retried} == {result.record}
-    assert [lead["mobilephone"] for lead in world.directory.created_leads] == [PHONE]
+    derived = RecordRef("lead", lead_id("cfg", PHONE))
+    results = [world.resolver.resolve(PHONE, SENDER) for _ in range(3)]  # racing messages
+    assert {r.record for r in results} == {derived}
+    assert all(r.create_lead and r.trace.decided_by == "no_match" for r in results)
+    assert world.directory.created_leads == []  # the message's change set creates it
+    assert world.resolver.new_lead(PHONE, SENDER, derived) == NewLead(derived.id, PHONE, "u-owner")
 
 
-def test_failed_lead_creation_releases_the_claim(world: World) -> None:
+def test_a_written_lead_is_learnt_and_no_longer_created(world: World) -> None:
     world.sync()
+    derived = world.resolver.resolve(PHONE, SENDER).record
+    assert derived is not None
+    new = world.resolver.new_lead(PHONE, SENDER, derived)
+    assert new is not None
+    world.resolver.lead_written(new)
+    assert world.resolver.new_lead(PHONE, SENDER, derived) is None
+    before = world.directory.requests
+    again = world.resolver.resolve(PHONE, SENDER)
+    assert (again.record, again.trace.source, again.created) == (derived, "index", False)
+    assert world.directory.requests == before
 
-    def broken(phone_e164: str, owner_id: str | None) -> str:
-        raise ConnectionError("dataverse down")
 
-    create = world.directory.create_lead
-    world.directory.create_lead = broken  # type: ignore[method-assign]
-    with pytest.raises(ConnectionError):
-        world.resolver.resolve(PHONE, SENDER)
-    world.directory.create_lead = create  # type: ignore[method-assign]
-    assert world.resolver.resolve(PHONE, SENDER).create_lead
-    assert len(world.directory.created_leads) == 1
+def test_only_the_numbers_own_derived_lead_is_created(world: World) -> None:
+    derived = RecordRef("lead", lead_id("cfg", PHONE))
+    other_config = SenderContext(configuration_id="cfg-2", owner_id="u-owner")
+    assert world.resolver.new_lead(PHONE, other_config, derived) is None
+    assert world.resolver.new_lead("+14155550102", SENDER, derived) is None
+    assert world.resolver.new_lead(PHONE, SENDER, RecordRef("lead", "seller-made")) is None
+    assert world.resolver.new_lead(PHONE, SENDER, RecordRef("contact", derived.id)) is None
 
 
 def test_configured_record_types_decide_tables_columns_and_order() -> None:
@@ -239,7 +235,7 @@ def test_prefetch_looks_several_unknown_numbers_up_in_one_query(world: World) ->
     for number in others:
         result = world.resolver.resolve(number, SENDER)
         assert result.created and result.record is not None
-    assert world.directory.requests - before == 1 + len(others)  # a lead each, no lookup
+    assert world.directory.requests - before == 1  # their leads come with their messages
 
 
 def test_prefetch_of_a_single_miss_leaves_the_lookup_to_resolve(world: World) -> None:
@@ -248,4 +244,4 @@ def test_prefetch_of_a_single_miss_leaves_the_lookup_to_resolve(world: World) ->
     world.resolver.prefetch([PHONE], SENDER)
     assert world.directory.requests == before
     world.resolver.resolve(PHONE, SENDER)
-    assert world.directory.requests - before == 2  # its live query, then the lead
+    assert world.directory.requests - before == 1  # its live query; the lead comes later
