@@ -36,8 +36,7 @@ it as attributes of the same names. A subclass only sets class attributes: its `
     │   │                               provider_code, provider_message, http_status)
     │   ├── ProviderThrottledError      provider rate limit (transient, retry_after)
     │   └── RecipientOptedOutError      the recipient has opted out at the provider (21610)
-    ├── StateStoreError                 the local state store (journal, outbox, index) failed
-    └── ResolutionPendingError          another worker is creating this number's lead (transient)
+    └── StateStoreError                 the local state store (journal, outbox, index) failed
 
 The Dataverse emulator and the SMS simulator are stand-ins, not the product: their refusals
 live with them (``connector.emulators.*.errors``) and are not connector errors.
@@ -289,15 +288,6 @@ class StateStoreError(ConnectorError):
 
     code = "state_store_error"
     default_transient = True
-
-
-class ResolutionPendingError(ConnectorError):
-    """Another worker is creating the lead for this unknown number right now: retry shortly."""
-
-    code = "resolution_pending"
-    default_transient = True
-    detail_fields = ("retry_after",)
-    retry_after: float | None = 1.0
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -31,7 +31,7 @@ from connector.domain.inbox import (
 )
 from connector.domain.model import Configuration, Keyword, MessageCategory, RecordType, Template
 from connector.domain.outbound import Failure, OutboundMessage
-from connector.domain.phone_records import IndexEntry, LeadClaim, RecordTypeSpec, SyncCursor
+from connector.domain.phone_records import IndexEntry, RecordTypeSpec, SyncCursor
 from connector.domain.provider_messages import (
     CredentialReport,
     InboundMedia,
@@ -156,17 +156,11 @@ class PhoneIndexStore(Protocol):
 
 
 class ResolutionMemory(Protocol):
-    """Conversation recency per number and lead claims (``connector.state.resolution_ledger``)."""
+    """Conversation recency per number (``connector.state.resolution_ledger``)."""
 
     def last_conversations(self, key: str) -> dict[RecordRef, datetime]: ...
 
     def note_conversation(self, key: str, record: RecordRef, at: datetime) -> None: ...
-
-    def claim_lead(self, key: str, now: datetime) -> LeadClaim: ...
-
-    def complete_lead(self, key: str, token: str, lead_id: str) -> None: ...
-
-    def release_lead(self, key: str, token: str) -> None: ...
 
 
 class ConversationRelinker(Protocol):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from connector.domain.routing import Candidate, RecordRef
 from connector.errors import InvalidPhoneNumberError
@@ -39,19 +39,6 @@ class SyncCursor:
     delta_link: str | None = None
     watermark: datetime | None = None
     full_sync_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LeadClaim:
-    """Who creates the lead for an unknown number (exactly one worker does).
-
-    ``mine``: the caller creates it, then completes the claim; ``done``: it exists
-    (``lead_id``); ``pending``: another worker is creating it right now.
-    """
-
-    state: Literal["mine", "done", "pending"]
-    token: str
-    lead_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,8 +85,6 @@ def test_each_error_reports_its_data_in_details_before_the_callers() -> None:
     assert provider.category == "unknown" and provider.details["provider_code"] == 21211
     dataverse = errors.DataverseError("odd", details={"status": "the caller's"})
     assert dataverse.status == 0 and dataverse.details["status"] == "the caller's"
-    pending = errors.ResolutionPendingError("busy")
-    assert pending.retry_after == 1.0 and pending.details == {"retry_after": 1.0}
     assert errors.ConfigurationError("missing").details == {}
 
 
