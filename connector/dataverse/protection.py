@@ -117,19 +117,27 @@ class ServiceProtection:
         self._freed = threading.Condition(self._lock)
 
     def enter(self) -> None:
-        """Wait until a request may go (pause over, its slot reached, room under this
-        process's share of the cap) and count it in; :meth:`leave` counts it out."""
-        while True:
-            self._wait_pause()
-            try:
-                slot = self._change(self.law.admit)[1]
-            except StateStoreError as exc:  # unpaced beats stopped; Dataverse's 429s still tell
-                log.warning("dataverse.pace_unavailable", error=str(exc))
-                slot = Slot(self._clock(), taken=True)
-            self._sleep_until(slot.at)
-            if slot.taken and self.paused_until() <= self._clock():
-                break  # else a 429 came while we waited our turn: take a new one
+        """Wait until a request may go (room under this process's share of the cap, pause
+        over, its slot reached) and count it in; :meth:`leave` counts it out.
+
+        Room comes first: a request that waited for room may not go without looking at the
+        pause and taking a slot afterwards (else a 429 that came meanwhile is ignored).
+        """
         self._take_room()
+        try:
+            while True:
+                self._wait_pause()
+                try:
+                    slot = self._change(self.law.admit)[1]
+                except StateStoreError as exc:  # unpaced beats stopped; 429s still tell
+                    log.warning("dataverse.pace_unavailable", error=str(exc))
+                    slot = Slot(self._clock(), taken=True)
+                self._sleep_until(slot.at)
+                if slot.taken and self.paused_until() <= self._clock():
+                    return  # else a 429 came while we waited our turn: take a new one
+        except BaseException:
+            self.leave()
+            raise
 
     def leave(self) -> None:
         """The request is over."""
