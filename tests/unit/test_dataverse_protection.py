@@ -164,6 +164,31 @@ def test_a_slow_start_process_waits_for_room_under_the_probe_cap() -> None:
     process.leave()
 
 
+def test_a_request_that_waited_for_room_honours_a_429_that_came_meanwhile() -> None:
+    clock = FakeClock()
+    law = PacingLaw(initial_rate=1000.0, window_seconds=10.0, probe_in_flight=1)
+    process = _process(MemoryPacingStore(), clock, law=law)
+    process.enter()
+    second_in = threading.Event()
+    went_at: list[float] = []
+
+    def second() -> None:
+        process.enter()
+        went_at.append(clock.now)
+        second_in.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not second_in.wait(0.05)  # no room: the first is in flight
+    process.throttled(retry_after=5.0)  # the first is refused
+    paused_until = process.paused_until()
+    process.leave()
+    assert second_in.wait(5.0)
+    thread.join(5.0)
+    assert went_at[0] >= paused_until  # it did not go during the pause
+    process.leave()
+
+
 def test_one_process_without_a_store_keeps_its_own_pause() -> None:
     clock = FakeClock()
     alone = _process(None, clock)
