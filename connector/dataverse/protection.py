@@ -14,14 +14,16 @@ in front of each request (:class:`~connector.dataverse.transport.WebApi` calls i
    process wrote since), so a request costs one statement and no lock is held while Python
    runs. The threads of one process talk to the store one at a time (a SQLite writer that
    finds the file locked sleeps in steps of milliseconds; they would only collide).
-3. **Cap.** At most ``fleet_cap`` requests are in flight across the fleet: every process is
-   a member of the user's fleet (a row it renews every ``member_seconds``, expiring after
-   ``member_ttl``, so a killed process drops out) and runs at most its share,
-   ``fleet_cap // members`` (at least one). A process joining is counted by the others at
-   their next renewal, so for those seconds the fleet may run one share over the cap: the
-   default cap (32) leaves Dataverse's 52 room for that. This costs a statement per process
-   every few seconds instead of two per request (a leased slot per request halved the
-   client's throughput on a busy 2-core machine).
+3. **Cap.** At most ``fleet_cap`` requests are in flight across the fleet: every process is a member
+   of the user's fleet (a row it renews every ``member_seconds``, expiring after ``member_ttl``,
+   so a killed process drops out) and runs at most its share, ``fleet_cap // members`` (at least
+   one); until the first 429 teaches the rate, the cap is the law's ``probe_in_flight`` instead
+   (few requests in flight when the limit is first crossed, so few refusals lengthen Dataverse's
+   ``Retry-After``). A process joining is counted by the others at their next renewal, so for
+   those seconds the fleet may run one share over the cap: the default cap (32) leaves
+   Dataverse's 52 room for that. This costs a statement per process every few seconds instead of
+   two per request (a leased slot per request halved the client's throughput on a busy 2-core
+   machine).
 
 The store is the fleet's (:class:`~connector.ports.PacingStore`: the state store's tables)
 or, for one process without a state store (tools, tests), :class:`MemoryPacingStore`.
@@ -109,25 +111,33 @@ class ServiceProtection:
         self._paused_until = 0.0
         self._read_at = float("-inf")
         self._seen: PaceState | None = None
-        self._share = fleet_cap
+        self._members = 1
         self._joined_at = float("-inf")
         self._in_flight = 0
         self._freed = threading.Condition(self._lock)
 
     def enter(self) -> None:
-        """Wait until a request may go (pause over, its slot reached, room under this
-        process's share of the cap) and count it in; :meth:`leave` counts it out."""
-        while True:
-            self._wait_pause()
-            try:
-                slot = self._change(self.law.admit)[1]
-            except StateStoreError as exc:  # unpaced beats stopped; Dataverse's 429s still tell
-                log.warning("dataverse.pace_unavailable", error=str(exc))
-                slot = Slot(self._clock(), taken=True)
-            self._sleep_until(slot.at)
-            if slot.taken and self.paused_until() <= self._clock():
-                break  # else a 429 came while we waited our turn: take a new one
+        """Wait until a request may go (room under this process's share of the cap, pause
+        over, its slot reached) and count it in; :meth:`leave` counts it out.
+
+        Room comes first: a request that waited for room may not go without looking at the
+        pause and taking a slot afterwards (else a 429 that came meanwhile is ignored).
+        """
         self._take_room()
+        try:
+            while True:
+                self._wait_pause()
+                try:
+                    slot = self._change(self.law.admit)[1]
+                except StateStoreError as exc:  # unpaced beats stopped; 429s still tell
+                    log.warning("dataverse.pace_unavailable", error=str(exc))
+                    slot = Slot(self._clock(), taken=True)
+                self._sleep_until(slot.at)
+                if slot.taken and self.paused_until() <= self._clock():
+                    return  # else a 429 came while we waited our turn: take a new one
+        except BaseException:
+            self.leave()
+            raise
 
     def leave(self) -> None:
         """The request is over."""
@@ -144,6 +154,8 @@ class ServiceProtection:
             with self._lock:
                 self._paused_until = max(self._paused_until, self._clock() + retry_after)
             return
+        with self._freed:  # a learned rate may lift the cap: let waiting requests look
+            self._freed.notify_all()
         rate = None if state is None or state.rate is None else round(state.rate, 2)
         log.info("dataverse.throttled", retry_after=retry_after, rate=rate)
 
@@ -164,11 +176,12 @@ class ServiceProtection:
         return self._paused_until
 
     def share(self) -> int:
-        """How many requests this process may have in flight (its share of the fleet cap)."""
+        """How many requests this process may have in flight: its share of the fleet cap
+        (of ``probe_in_flight`` while the rate is not learned, :meth:`PacingLaw.in_flight_cap`)."""
         now = self._clock()
         with self._lock:
             if now - self._joined_at < self._member_every:
-                return self._share
+                return self._share_now()
         try:
             with self._store_turn:
                 members = self.store.join(self.key, self.member, now, self._member_ttl)
@@ -176,12 +189,17 @@ class ServiceProtection:
             log.warning("dataverse.fleet_unavailable", error=str(exc))
             with self._lock:
                 self._joined_at = now
-                return self._share
+                return self._share_now()
         with self._freed:
-            self._share = max(1, self.fleet_cap // max(1, members))
+            self._members = max(1, members)
             self._joined_at = now
             self._freed.notify_all()
-            return self._share
+            return self._share_now()
+
+    def _share_now(self) -> int:
+        """This process's share from the members last counted (call holding ``_lock``)."""
+        cap = self.law.in_flight_cap(self._seen, self.fleet_cap)
+        return max(1, cap // self._members)
 
     def state(self) -> PaceState | None:
         """The stored pacing state (for reports and tests)."""
@@ -200,7 +218,7 @@ class ServiceProtection:
         with self._freed:
             while self._in_flight >= share:
                 self._freed.wait(timeout=self._member_every)
-                share = self._share
+                share = self._share_now()
             self._in_flight += 1
 
     def _wait_pause(self) -> None:

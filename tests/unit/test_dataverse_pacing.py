@@ -104,6 +104,22 @@ def test_the_window_count_forgets_what_left_the_window() -> None:
     assert law.admitted_in_window(state, T0 + 30.0) == 0
 
 
+def test_slow_start_holds_few_requests_in_flight_until_a_429_teaches_the_rate() -> None:
+    law = PacingLaw(initial_rate=25.0, window_seconds=10.0, probe_in_flight=2)
+    state = _admit_many(law, None, [T0 + i * 0.005 for i in range(100)])
+    assert law.in_flight_cap(None, 32) == 2
+    assert law.in_flight_cap(state, 32) == 2  # requests admitted, nothing learned yet
+    assert law.in_flight_cap(state, 1) == 1  # never above the fleet cap
+    learned = law.throttled(state, T0 + 1.0, retry_after=9.0)
+    assert learned.learned
+    assert law.in_flight_cap(learned, 32) == 32
+
+
+def test_an_unpaced_law_does_not_hold_requests_back_before_a_429() -> None:
+    law = PacingLaw(initial_rate=None, window_seconds=10.0)
+    assert law.in_flight_cap(None, 32) == 32
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -112,6 +128,7 @@ def test_the_window_count_forgets_what_left_the_window() -> None:
         {"decrease": 1.0},
         {"margin": -0.1},
         {"slices": 0},
+        {"probe_in_flight": 0},
     ],
 )
 def test_a_law_with_impossible_constants_is_refused(kwargs: dict[str, float]) -> None:

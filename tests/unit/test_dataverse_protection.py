@@ -125,6 +125,70 @@ def test_a_process_never_has_more_than_its_share_in_flight() -> None:
     process.leave()
 
 
+def test_slow_start_shares_the_probe_cap_until_a_429_then_the_fleet_cap() -> None:
+    clock, store = FakeClock(), MemoryPacingStore()
+    law = PacingLaw(initial_rate=1000.0, window_seconds=10.0, min_sample=1, probe_in_flight=2)
+    first, second = _process(store, clock, law=law), _process(store, clock, law=law)
+    assert first.share() == 2  # alone: the whole probe
+    assert second.share() == 1  # two members: one each
+    for _ in range(50):  # a window's sample of requests, nothing learned yet
+        first.enter()
+        first.leave()
+    clock.now += 2.0  # the first counts the members again
+    assert first.share() == 1
+    first.throttled(retry_after=1.0)
+    assert first.share() == 4  # learned: half the fleet cap of 8
+    clock.now += 0.2
+    second.enter()  # sees the learned state with its slot
+    second.leave()
+    assert second.share() == 4
+
+
+def test_a_slow_start_process_waits_for_room_under_the_probe_cap() -> None:
+    clock = FakeClock()
+    law = PacingLaw(initial_rate=1000.0, window_seconds=10.0, probe_in_flight=1)
+    process = _process(MemoryPacingStore(), clock, law=law)
+    process.enter()
+    second_in = threading.Event()
+
+    def second() -> None:
+        process.enter()
+        second_in.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not second_in.wait(0.05)  # the fleet cap (8) would have let it in
+    process.leave()
+    assert second_in.wait(5.0)
+    thread.join(5.0)
+    process.leave()
+
+
+def test_a_request_that_waited_for_room_honours_a_429_that_came_meanwhile() -> None:
+    clock = FakeClock()
+    law = PacingLaw(initial_rate=1000.0, window_seconds=10.0, probe_in_flight=1)
+    process = _process(MemoryPacingStore(), clock, law=law)
+    process.enter()
+    second_in = threading.Event()
+    went_at: list[float] = []
+
+    def second() -> None:
+        process.enter()
+        went_at.append(clock.now)
+        second_in.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not second_in.wait(0.05)  # no room: the first is in flight
+    process.throttled(retry_after=5.0)  # the first is refused
+    paused_until = process.paused_until()
+    process.leave()
+    assert second_in.wait(5.0)
+    thread.join(5.0)
+    assert went_at[0] >= paused_until  # it did not go during the pause
+    process.leave()
+
+
 def test_one_process_without_a_store_keeps_its_own_pause() -> None:
     clock = FakeClock()
     alone = _process(None, clock)
