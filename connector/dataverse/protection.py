@@ -14,16 +14,18 @@ in front of each request (:class:`~connector.dataverse.transport.WebApi` calls i
    process wrote since), so a request costs one statement and no lock is held while Python
    runs. The threads of one process talk to the store one at a time (a SQLite writer that
    finds the file locked sleeps in steps of milliseconds; they would only collide).
-3. **Cap.** At most ``fleet_cap`` requests are in flight across the fleet: every process is a member
-   of the user's fleet (a row it renews every ``member_seconds``, expiring after ``member_ttl``,
-   so a killed process drops out) and runs at most its share, ``fleet_cap // members`` (at least
-   one); until the first 429 teaches the rate, the cap is the law's ``probe_in_flight`` instead
-   (few requests in flight when the limit is first crossed, so few refusals lengthen Dataverse's
-   ``Retry-After``). A process joining is counted by the others at their next renewal, so for
-   those seconds the fleet may run one share over the cap: the default cap (32) leaves
-   Dataverse's 52 room for that. This costs a statement per process every few seconds instead of
-   two per request (a leased slot per request halved the client's throughput on a busy 2-core
-   machine).
+3. **Cap.** At most ``fleet_cap`` requests are in flight across the fleet: every process is a
+   member of the user's fleet (a row it renews every ``member_seconds``, expiring after
+   ``member_ttl``, so a killed process drops out) and runs at most its share,
+   ``fleet_cap // members`` (at least one). Until the first 429 teaches the rate, the cap is
+   what the slow start's rate needs at the requests' measured latency, at least the law's
+   ``probe_in_flight``: few requests in flight when the limit is first crossed (so few
+   refusals lengthen Dataverse's ``Retry-After``), yet never fewer than the pace needs
+   against a slow server. A process joining is counted by the others at their next renewal,
+   so for those seconds the fleet may run one share over the cap: the default cap (32)
+   leaves Dataverse's 52 room for that. This costs a statement per process every few seconds
+   instead of two per request (a leased slot per request halved the client's throughput on a
+   busy 2-core machine).
 
 The store is the fleet's (:class:`~connector.ports.PacingStore`: the state store's tables)
 or, for one process without a state store (tools, tests), :class:`MemoryPacingStore`.
@@ -115,6 +117,8 @@ class ServiceProtection:
         self._joined_at = float("-inf")
         self._in_flight = 0
         self._freed = threading.Condition(self._lock)
+        self._latency = 0.0  # a moving average of request durations, seconds
+        self._started = threading.local()  # when this thread's request went
 
     def enter(self) -> None:
         """Wait until a request may go (room under this process's share of the cap, pause
@@ -134,15 +138,21 @@ class ServiceProtection:
                     slot = Slot(self._clock(), taken=True)
                 self._sleep_until(slot.at)
                 if slot.taken and self.paused_until() <= self._clock():
+                    self._started.at = self._clock()
                     return  # else a 429 came while we waited our turn: take a new one
         except BaseException:
             self.leave()
             raise
 
     def leave(self) -> None:
-        """The request is over."""
+        """The request is over (its duration feeds the latency the slow start's cap uses)."""
+        started = getattr(self._started, "at", None)
+        self._started.at = None
+        took = None if started is None else max(0.0, self._clock() - started)
         with self._freed:
             self._in_flight -= 1
+            if took is not None:
+                self._latency = took if not self._latency else 0.8 * self._latency + 0.2 * took
             self._freed.notify()
 
     def throttled(self, retry_after: float) -> None:
@@ -198,7 +208,7 @@ class ServiceProtection:
 
     def _share_now(self) -> int:
         """This process's share from the members last counted (call holding ``_lock``)."""
-        cap = self.law.in_flight_cap(self._seen, self.fleet_cap)
+        cap = self.law.in_flight_cap(self._seen, self.fleet_cap, self._latency)
         return max(1, cap // self._members)
 
     def state(self) -> PaceState | None:

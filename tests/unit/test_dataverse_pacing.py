@@ -115,6 +115,16 @@ def test_slow_start_holds_few_requests_in_flight_until_a_429_teaches_the_rate() 
     assert law.in_flight_cap(learned, 32) == 32
 
 
+def test_the_slow_start_cap_grows_with_what_the_pace_needs_at_the_latency() -> None:
+    law = PacingLaw(initial_rate=25.0, window_seconds=10.0, probe_in_flight=2)
+    assert law.in_flight_cap(None, 32, latency=0.005) == 2  # a fast server: the probe
+    assert law.in_flight_cap(None, 32, latency=0.3) == 10  # 25/s at 300 ms, a quarter spare
+    assert law.in_flight_cap(None, 8, latency=0.3) == 8  # never above the fleet cap
+    state = _admit_many(law, None, [T0 + i * 0.005 for i in range(100)])
+    assert state is not None and state.rate is not None and state.rate > 25.0
+    assert law.in_flight_cap(state, 64, latency=0.3) > 10  # the cap follows the rate
+
+
 def test_an_unpaced_law_does_not_hold_requests_back_before_a_429() -> None:
     law = PacingLaw(initial_rate=None, window_seconds=10.0)
     assert law.in_flight_cap(None, 32) == 32

@@ -144,6 +144,19 @@ def test_slow_start_shares_the_probe_cap_until_a_429_then_the_fleet_cap() -> Non
     assert second.share() == 4
 
 
+def test_slow_requests_lift_the_slow_start_cap_to_what_the_pace_needs() -> None:
+    clock, store = FakeClock(), MemoryPacingStore()
+    law = PacingLaw(initial_rate=25.0, window_seconds=10.0, probe_in_flight=2)
+    process = _process(store, clock, law=law, cap=32)
+    assert process.share() == 2  # nothing measured yet: the probe
+    for _ in range(20):  # requests that take 400 ms each, as a distant Dataverse answers
+        process.enter()
+        clock.now += 0.4
+        process.leave()
+    clock.now += 2.0  # the next look at the fleet
+    assert process.share() == 13  # 25/s x 0.4 s x 1.25: the pace is not held back
+
+
 def test_a_slow_start_process_waits_for_room_under_the_probe_cap() -> None:
     clock = FakeClock()
     law = PacingLaw(initial_rate=1000.0, window_seconds=10.0, probe_in_flight=1)
