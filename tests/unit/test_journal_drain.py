@@ -37,8 +37,12 @@ Parts = tuple[Journal, FakeConversationWriter, FakeErrorLog, JournalDrain]
 
 @pytest.fixture
 def parts() -> Parts:
-    store = StateStore.from_url("sqlite://")
-    journal = Journal(store, base_delay=0.0)
+    return build_parts(Journal(StateStore.from_url("sqlite://"), base_delay=0.0))
+
+
+def build_parts(journal: Journal, **drain_options: Any) -> Parts:
+    """A drain over ``journal`` with one configuration and Alice known as a contact."""
+    store = journal.store
     config = Configuration("Main", Provider.SIMULATOR, SENDER, id="cfg-1", owner_id="u-1")
     writer = FakeConversationWriter()
     service = InboundService(
@@ -49,7 +53,8 @@ def parts() -> Parts:
     )
     errors = FakeErrorLog()
     providers = ProviderRegistry([TwilioWebhooks(SignatureTokens([]))])
-    return journal, writer, errors, JournalDrain(journal, service, providers, error_log=errors)
+    drain = JournalDrain(journal, service, providers, error_log=errors, **drain_options)
+    return journal, writer, errors, drain
 
 
 def journal_message(journal: Journal, body: str, to: str = SENDER) -> str:
@@ -324,20 +329,10 @@ class FlakyJournal(Journal):
 
 
 def test_a_batch_cut_short_by_the_state_store_is_given_back_when_it_answers_again() -> None:
-    store = StateStore.from_url("sqlite://")
-    journal = FlakyJournal(store, base_delay=0.0)
-    config = Configuration("Main", Provider.SIMULATOR, SENDER, id="cfg-1", owner_id="u-1")
-    writer = FakeConversationWriter()
-    service = InboundService(
-        ConfigurationCache(FakeConfigurationDirectory(configurations=[config])),
-        SessionCache(store),
-        TableResolver(records={ALICE: RecordRef("contact", "c-1")}),
-        writer,
-    )
-    providers = ProviderRegistry([TwilioWebhooks(SignatureTokens([]))])
-    drain = JournalDrain(journal, service, providers, lease_seconds=600)
+    flaky = FlakyJournal(StateStore.from_url("sqlite://"), base_delay=0.0)
+    journal, writer, _, drain = build_parts(flaky, lease_seconds=600)
     sids = [journal_message(journal, f"m{n}") for n in range(3)]
-    journal.outages = 1
+    flaky.outages = 1
     with pytest.raises(StateStoreError):
         drain.drain()  # written to Dataverse, but "done" could not be recorded
     assert journal.counts().done == 0
