@@ -67,8 +67,8 @@ from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.transport import WebApi
 from connector.log_config import configure_logging
-from connector.state.db import StateStore
 from connector.state.journal import Journal, journal_table
+from connector.state.journal_file import open_journal_store
 from connector.testing.postgres import PostgresServer, start_postgres
 from connector.testing.redis import RedisServer, start_redis
 from connector.testing.signing import inbound_fields, signed_form
@@ -373,7 +373,7 @@ def _webhooks(count: int, numbers: int, host: str, seed: str) -> tuple[list[Sent
 def _settle(state_url: str, answered: int, timeout: float) -> dict[str, float]:
     """Wait until the journal has nothing pending and every answered message is in it;
     each event's done time."""
-    store = StateStore.from_url(state_url)
+    store = open_journal_store(state_url)  # its own file beside a SQLite state file
     journal = Journal(store)
     try:
         deadline = time.monotonic() + timeout

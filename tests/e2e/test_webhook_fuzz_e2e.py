@@ -41,6 +41,7 @@ from connector.dataverse.client import DataverseClient
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, TWILIO_INBOUND_PATH
 from connector.state.db import StateStore
 from connector.state.journal import Journal, journal_table
+from connector.state.journal_file import open_journal_store
 from connector.testing.signing import inbound_fields, signed_form
 from tests.e2e.conftest import PUBLIC, Emulator, connector_env
 from tests.integration.test_installer_emulator import make_client
@@ -132,7 +133,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         while not (found := URL_LINE.search(log.read_text(errors="replace"))):
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
-        store = StateStore.from_url(env["CONNECTOR_STATE__URL"])
+        store = open_journal_store(env["CONNECTOR_STATE__URL"])
         client = make_client(emulator.url)
         yield Service(found.group(1), log, store, env, client)
         client.api.close()
