@@ -159,7 +159,7 @@ class RecordResolutionService:
             chunk = keys[first : first + PREFETCH_CHUNK]
             variants = [v for key in chunk for v in self._variants(misses[key])]
             found = self._directory.find_by_phone(direct, variants)
-            hit = self._index_rows(found, direct, sender)
+            hit = {entry.key for entry in self._index_rows(found, direct, sender)}
             at = time.monotonic()
             with self._absent_lock:
                 for key in chunk:
@@ -179,10 +179,10 @@ class RecordResolutionService:
         found: dict[str, list[dict[str, Any]]],
         direct: Sequence[RecordTypeSpec],
         sender: SenderContext,
-    ) -> set[str]:
-        """Put live rows into the index; the lookup keys they carry."""
+    ) -> list[IndexEntry]:
+        """Put live rows into the index; the entries they make."""
         by_table = {s.table: s for s in direct}
-        keys: set[str] = set()
+        made: list[IndexEntry] = []
         for table, rows in found.items():
             spec = by_table.get(table)
             if spec is None:
@@ -191,8 +191,8 @@ class RecordResolutionService:
                 entries, _ = entries_for_row(spec, row, sender.default_country, self._normalize)
                 if entries:
                     self._index.replace({entries[0].candidate.record: entries})
-                keys.update(e.key for e in entries)
-        return keys
+                made.extend(entries)
+        return made
 
     def resolve(self, phone_e164: str, sender: SenderContext) -> Resolution:
         """The record for ``phone_e164`` texting ``sender`` (creates a lead when unknown)."""
@@ -244,18 +244,7 @@ class RecordResolutionService:
         if not direct:
             return []
         found = self._directory.find_by_phone(direct, list(self._variants(phone)))
-        by_table = {s.table: s for s in direct}
-        matched: list[Candidate] = []
-        for table, rows in found.items():
-            spec = by_table.get(table)
-            if spec is None:
-                continue
-            for row in rows:
-                entries, _ = entries_for_row(spec, row, sender.default_country, self._normalize)
-                if entries:
-                    self._index.replace({entries[0].candidate.record: entries})
-                matched.extend(e.candidate for e in entries if e.key == key)
-        return matched
+        return [e.candidate for e in self._index_rows(found, direct, sender) if e.key == key]
 
     def _create_lead(self, phone: str, key: str, sender: SenderContext) -> Resolution:
         """The number's lead, named by its derived id: created by the message's own change

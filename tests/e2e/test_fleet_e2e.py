@@ -110,7 +110,7 @@ class Balancer:
         try:
             while data := source.recv(65536):
                 target.sendall(data)
-        except OSError:
+        except OSError:  # either side closed: the other is shut down below
             pass
         finally:
             for sock in (source, target):
@@ -196,7 +196,7 @@ def _post_webhook(bases: list[str], first: int, public: str, fields: list[tuple[
             if answer.status_code == 200:
                 return attempt
             assert answer.status_code >= 500, (answer.status_code, answer.text)
-        except requests.RequestException:
+        except requests.RequestException:  # that web process is down: try again, as Twilio does
             pass
         time.sleep(0.2)
     raise AssertionError(f"webhook {dict(fields)['MessageSid']} never answered 200")
@@ -214,7 +214,7 @@ def _send(bases: list[str], first: int, n: int) -> str:
             if answer.status_code == 202:
                 return str(answer.json()["id"])
             assert answer.status_code >= 500, (answer.status_code, answer.text)
-        except requests.RequestException:
+        except requests.RequestException:  # that web process is down: try again, as Twilio does
             pass
         time.sleep(0.2)
     raise AssertionError(f"send {n} never accepted")

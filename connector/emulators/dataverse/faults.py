@@ -156,7 +156,7 @@ async def _hang(receive: Receive, send: Send, until: float) -> None:
 
     async def disconnected() -> None:
         while (await receive())["type"] != "http.disconnect":
-            pass
+            continue  # the rest of the body: read and dropped
 
     try:
         await asyncio.wait_for(disconnected(), timeout=max(0.0, until - time.monotonic()))
