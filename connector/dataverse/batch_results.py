@@ -11,30 +11,25 @@ ran (``executed=False``, safe to send again). A failure carries the same
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 from collections.abc import Sequence
-from email.message import Message
 from typing import Any
 
 from connector.dataverse.batch import BatchItem, BatchOperation, BatchPartResult, ChangeSet
 from connector.dataverse.failures import error_for
 from connector.dataverse.odata import entity_id_from_url
 from connector.errors import DataverseError, InvalidInputError
+from connector.multipart import MultipartError, Part, http_message, parse
 
 
 def parse_batch_response(
     content_type: str, body: bytes, items: Sequence[BatchItem]
 ) -> list[BatchPartResult]:
     """One result per operation of ``items`` (as sent) from a multipart ``$batch`` answer."""
-    message = email.message_from_bytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body,
-        policy=email.policy.compat32,
-    )
-    if not message.is_multipart():
-        raise InvalidInputError("a $batch answer that is not multipart")
-    parts: list[Message] = list(message.get_payload())  # type: ignore[arg-type]
+    try:
+        parts = parse(content_type, body)
+    except MultipartError as exc:
+        raise InvalidInputError(f"a $batch answer that is not multipart content: {exc}") from None
     failed_at = _stopped_at(items, parts)
     results: list[BatchPartResult] = []
     for index, item in enumerate(items):
@@ -55,7 +50,7 @@ def _ops(item: BatchItem) -> list[BatchOperation]:
     return list(item.operations) if isinstance(item, ChangeSet) else [item]
 
 
-def _stopped_at(items: Sequence[BatchItem], parts: list[Message]) -> int | None:
+def _stopped_at(items: Sequence[BatchItem], parts: list[Part]) -> int | None:
     """The index of the item a stopped batch failed at (None: every item has its part)."""
     if not parts or len(parts) >= len(items):
         return None
@@ -72,16 +67,19 @@ def _ran(op: BatchOperation) -> BatchPartResult:
     return BatchPartResult(op, 0)
 
 
-def _item_results(item: BatchItem, part: Message | None) -> list[BatchPartResult]:
+def _item_results(item: BatchItem, part: Part | None) -> list[BatchPartResult]:
     ops = _ops(item)
     if part is None:
         return [_not_executed(op) for op in ops]
-    if not part.is_multipart():
+    if part.boundary is None:
         status, headers, payload = _inner_response(part)
         if len(ops) > 1:  # a failed change set answers once for all of its operations
             return [_result(op, status, headers, payload) for op in ops]
         return [_result(ops[0], status, headers, payload)]
-    answers: list[Message] = list(part.get_payload())  # type: ignore[arg-type]
+    try:
+        answers = part.parts()
+    except MultipartError as exc:
+        raise InvalidInputError(f"a change set answer that is not multipart: {exc}") from None
     by_id = {a.get("Content-ID"): a for a in answers if a.get("Content-ID")}
     results = []
     for position, op in enumerate(ops):
@@ -107,17 +105,16 @@ def _rolled_back(result: BatchPartResult) -> BatchPartResult:
     return BatchPartResult(op, result.status, result.headers, None, None, error, executed=False)
 
 
-def _inner_response(part: Message) -> tuple[int, dict[str, str], bytes]:
-    raw = part.get_payload(decode=True)
-    data = raw if isinstance(raw, bytes) else str(raw or "").encode()
-    status_line, _, rest = data.partition(b"\n")
-    pieces = status_line.decode("latin-1").split()
+def _inner_response(part: Part) -> tuple[int, dict[str, str], bytes]:
+    try:
+        data = part.payload()
+    except MultipartError as exc:
+        raise InvalidInputError(f"a $batch answer part that cannot be read: {exc}") from None
+    status_line, headers, payload = http_message(data)
+    pieces = status_line.split()
     if len(pieces) < 2 or not pieces[1].isdigit():
         raise InvalidInputError(f"bad status line in a $batch answer: {status_line[:80]!r}")
-    inner = email.message_from_bytes(rest, policy=email.policy.compat32)
-    headers = {k: str(v) for k, v in inner.items()}
-    payload = inner.get_payload(decode=True)
-    return int(pieces[1]), headers, payload if isinstance(payload, bytes) else b""
+    return int(pieces[1]), dict(headers), payload
 
 
 def _result(

@@ -194,3 +194,16 @@ def test_batch_counts_once_in_stats(api: tuple[requests.Session, str, str]) -> N
     assert stats["requests"] == 1
     assert stats["batch_requests"] == 1 and stats["batch_parts"] == 2
     assert stats["by_method"] == {"POST": 1}
+
+
+def test_truncated_batch_is_refused_and_writes_nothing(
+    api: tuple[requests.Session, str, str],
+) -> None:
+    session, root, _ = api
+    create = _op("POST", root + "contacts", {"lastname": "Truncated"}, content_id="1")
+    body, headers = _batch([_changeset("changeset_t", [create])])
+    cut = body[: body.rindex(b"--batch_x--")]  # the closing delimiter never arrived
+    response = session.post(root + "$batch", data=cut, headers=headers)
+    assert response.status_code == 400
+    assert "closing delimiter" in response.json()["error"]["message"]
+    assert _count(session, root, "Truncated") == 0
