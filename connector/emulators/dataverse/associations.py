@@ -22,7 +22,7 @@ def reference(
     """Associate or disassociate two rows through a many-to-many navigation."""
     nav_name, other_key = split_segment(segment)
     nav = records.schema.many[entity.logical_name][nav_name]
-    row = records.find(entity, parse_key(entity, key))
+    row = records.find(entity, parse_key(entity, key), (entity.primary_id,))
     if row is None:
         raise not_found(entity.logical_name, key)
     target = records.schema.entity(nav.target)
@@ -30,7 +30,7 @@ def reference(
     self_id = str(row[entity.primary_id])
     if req.method == "POST":
         other_entity, other = records.resolve_reference(
-            str(req.json().get("@odata.id", "")), req.content_ids
+            str(req.json().get("@odata.id", "")), req.content_ids, id_only=True
         )
         if other_entity.logical_name != target.logical_name:
             raise bad_request(f"'{nav_name}' links {entity.logical_name} to {target.logical_name}.")

@@ -9,7 +9,7 @@ alternate-key uniqueness reported as ``0x80060892``. Every write takes a new row
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector.emulators.dataverse import activities, components
@@ -47,21 +47,27 @@ class Records:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def get(self, entity: EntityDef, record_id: str) -> dict[str, Any] | None:
-        """A row by primary key."""
+    def get(
+        self, entity: EntityDef, record_id: str, columns: Sequence[str] = ()
+    ) -> dict[str, Any] | None:
+        """A row by primary key (only ``columns``, when given: standard tables have hundreds)."""
         rows = self.store.select(
-            f"SELECT * FROM {table_name(entity)} WHERE {q(entity.primary_id)} = ?", (record_id,)
+            f"SELECT {_listed(columns)} FROM {table_name(entity)} WHERE {q(entity.primary_id)} = ?",
+            (record_id,),
         )
         return rows[0] if rows else None
 
-    def find(self, entity: EntityDef, address: Address) -> dict[str, Any] | None:
-        """A row by primary key or alternate-key values."""
+    def find(
+        self, entity: EntityDef, address: Address, columns: Sequence[str] = ()
+    ) -> dict[str, Any] | None:
+        """A row by primary key or alternate-key values (only ``columns``, when given)."""
         if address.record_id is not None:
-            return self.get(entity, address.record_id)
+            return self.get(entity, address.record_id, columns)
         values = address.alternate or {}
         where = " AND ".join(f"{q(name)} = ?" for name in values)
         rows = self.store.select(
-            f"SELECT * FROM {table_name(entity)} WHERE {where} LIMIT 1", list(values.values())
+            f"SELECT {_listed(columns)} FROM {table_name(entity)} WHERE {where} LIMIT 1",
+            list(values.values()),
         )
         return rows[0] if rows else None
 
@@ -78,9 +84,10 @@ class Records:
         return None if value is None else str(value)
 
     def resolve_reference(
-        self, value: str, content_ids: ContentIds | None
+        self, value: str, content_ids: ContentIds | None, *, id_only: bool = False
     ) -> tuple[EntityDef, dict[str, Any]]:
-        """The row a bind or ``@odata.id`` names (``/contacts(<id>)``, ``$1``); 404 if none."""
+        """The row a bind or ``@odata.id`` names (``/contacts(<id>)``, ``$1``); 404 if none.
+        ``id_only``: read only its primary id (a bind needs no more)."""
         path = reference_path(value)
         if path.startswith("$") and content_ids is not None:
             ref, _, rest = path.partition("/")
@@ -94,7 +101,7 @@ class Records:
         if key is None:
             raise bad_request(f"The reference '{value}' does not address a single row.")
         address = parse_key(entity, key)
-        row = self.find(entity, address)
+        row = self.find(entity, address, (entity.primary_id,) if id_only else ())
         if row is None:
             raise not_found(entity.logical_name, address.record_id or str(address.alternate))
         return entity, row
@@ -267,7 +274,7 @@ class Records:
             return {attribute: None, f"{attribute}__type": None}
         if not isinstance(value, str):
             raise bad_request(f"The @odata.bind value for '{attribute}' must be a URL string.")
-        target, row = self.resolve_reference(value, content_ids)
+        target, row = self.resolve_reference(value, content_ids, id_only=True)
         if target.logical_name not in targets:
             raise bad_request(
                 f"The @odata.bind for '{attribute}' points at '{target.logical_name}', "
@@ -324,3 +331,8 @@ def _note_object_type(entity: EntityDef, row: dict[str, Any]) -> None:
     whenever the lookup is (the Web API reads it as that table's logical name)."""
     if entity.logical_name == "annotation" and row.get("objectid__type"):
         row["objecttypecode"] = row["objectid__type"]
+
+
+def _listed(columns: Sequence[str]) -> str:
+    """A SELECT list: the quoted ``columns``, or every column."""
+    return ", ".join(q(name) for name in columns) if columns else "*"
