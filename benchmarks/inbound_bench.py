@@ -20,7 +20,8 @@ counts), then the benchmark waits until the journal has them all done. Per rate 
 - webhook answer p50 / p99 / max;
 - time to Dataverse p50 / p99: from each webhook's journal append to its ``done`` mark
   (written and confirmed by Dataverse);
-- CPU ms per message of each process (web, worker child, emulator) over the same span.
+- CPU ms per message of each process (web, worker child, emulator) over the same span, and
+  of this benchmark's own load generator while it sends (it shares the machine).
 
 ``--friendly`` runs the earlier set-up instead, for comparison: every message from one
 number, ``serve --no-worker`` then a separate ``connector worker`` draining the backlog in full
@@ -372,7 +373,9 @@ def realistic(args: argparse.Namespace) -> None:
                 for rate in args.rates:
                     before = {name: p.cpu_ms() for name, p in processes.items()}
                     requests_before = stats(emulator)
+                    sending = time.process_time()
                     latencies = steady(web.url, rate, args.seconds, senders)
+                    sending = time.process_time() - sending
                     settled += len(latencies)
                     wait_settled(journal, settled)
                     made = stats(emulator) - requests_before - 1  # less our own stats read
@@ -380,6 +383,7 @@ def realistic(args: argparse.Namespace) -> None:
                         name: (p.cpu_ms() - before[name]) / len(latencies)
                         for name, p in processes.items()
                     }
+                    cpu["load generator (this benchmark)"] = sending * 1000 / len(latencies)
                     delays, last_id = to_dataverse(journal, last_id)
                     phases.append(
                         Phase(rate, len(latencies), latencies, made / len(latencies), delays, cpu)
