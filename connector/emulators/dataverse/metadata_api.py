@@ -217,6 +217,7 @@ def _create_key(emulator: EmulatorState, entity: EntityDef, body: dict[str, Any]
         active_after=time.monotonic() + emulator.key_delay,
     )
     entity.keys.append(key)
+    emulator.keys_changed()
     emulator.persist_schema()
     emulator.activate_keys()
     return key

@@ -35,6 +35,8 @@ class EmulatorState:
         self.webhooks = WebhookDispatcher(lambda: self.records)
         self.schema = self._load_schema()
         self.records = self._records()
+        self._keys_settled: Schema | None = None
+        """The schema last seen with no key pending (every request asks; most find none)."""
 
     def _records(self) -> Records:
         """Rows over the current schema, with the plug-in registration tables and the
@@ -132,15 +134,25 @@ class EmulatorState:
             for rel in self.schema.relationships.values():
                 self.store.save_relationship(rel)
 
+    def keys_changed(self) -> None:
+        """A key was added: the next request looks for pending keys again."""
+        self._keys_settled = None
+
     def activate_keys(self) -> None:
         """Build the indexes of pending alternate keys that are due (Pending -> Active/Failed)."""
-        now = time.monotonic()
-        due = [
+        if self._keys_settled is self.schema:
+            return
+        pending = [
             (entity, key)
             for entity in self.schema.entities.values()
             for key in entity.keys
-            if key.status == "Pending" and key.active_after <= now
+            if key.status == "Pending"
         ]
+        if not pending:
+            self._keys_settled = self.schema
+            return
+        now = time.monotonic()
+        due = [(entity, key) for entity, key in pending if key.active_after <= now]
         if not due:
             return
         with self.store.transaction():

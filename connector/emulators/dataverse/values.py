@@ -9,6 +9,7 @@ outside the column's options is Dataverse's ``0x8004431a`` validation error.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,9 +31,18 @@ NAV_NAME = "@Microsoft.Dynamics.CRM.associatednavigationproperty"
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 
 
+_NOW: list[tuple[int, str]] = [(-1, "")]  # the last second formatted, and its text
+
+
 def now_text() -> str:
-    """The current UTC time in the Web API's format."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current UTC time in the Web API's format (whole seconds: formatted once a second,
+    it is asked for several times per row written)."""
+    second = int(time.time())
+    last, text = _NOW[0]
+    if second != last:
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _NOW[0] = (second, text)
+    return text
 
 
 def _type_error(
