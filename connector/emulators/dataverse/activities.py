@@ -23,26 +23,37 @@ from connector.emulators.dataverse.store import Store, q, table_name
 POINTER = "activitypointer"
 
 
+_MIRROR_SQL: dict[tuple[int, int, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
+"""The mirror statement per row shape (the pointer table, its column count, the row's
+columns): working it out walks every column of the pointer table, on every activity write."""
+_MIRROR_SHAPES = 256
+
+
 def mirror(store: Store, pointer: EntityDef, entity: EntityDef, row: dict[str, Any]) -> None:
     """Insert or refresh the activitypointer row of an activity row."""
     if entity.logical_name == POINTER or not entity.is_activity:
         return
-    columns = [
-        name
-        for attr in pointer.attributes.values()
-        for name in (
-            [attr.logical_name, attr.logical_name + "__type"]
-            if attr.is_lookup
-            else [attr.logical_name]
-        )
-        if name in row
-    ]
-    names = ", ".join(q(c) for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    store.conn.execute(
-        f"INSERT OR REPLACE INTO {table_name(POINTER)} ({names}) VALUES ({marks})",
-        [row[c] for c in columns],
-    )
+    shape = (id(pointer), len(pointer.attributes), tuple(row))
+    cached = _MIRROR_SQL.get(shape)
+    if cached is None:
+        columns = [
+            name
+            for attr in pointer.attributes.values()
+            for name in (
+                [attr.logical_name, attr.logical_name + "__type"]
+                if attr.is_lookup
+                else [attr.logical_name]
+            )
+            if name in row
+        ]
+        names = ", ".join(q(c) for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT OR REPLACE INTO {table_name(POINTER)} ({names}) VALUES ({marks})"
+        cached = _MIRROR_SQL[shape] = (sql, tuple(columns))
+        if len(_MIRROR_SQL) > _MIRROR_SHAPES:
+            del _MIRROR_SQL[next(iter(_MIRROR_SQL))]
+    sql, stored = cached
+    store.conn.execute(sql, [row[c] for c in stored])
 
 
 def unmirror(store: Store, entity: EntityDef, record_id: str) -> None:
