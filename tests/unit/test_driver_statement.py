@@ -28,6 +28,6 @@ def test_postgresql_gets_named_parameters_and_the_row_itself() -> None:
     find = select(c.id).where(
         c.provider == bindparam("provider"), c.event_id == bindparam("event_id")
     )
-    statement = DriverStatement(find, postgresql.psycopg.dialect())
+    statement = DriverStatement(find, postgresql.dialect())
     assert "%(provider)s" in statement.sql and "%(event_id)s" in statement.sql
     assert statement.params(ROW) is ROW
