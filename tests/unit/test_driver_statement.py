@@ -3,8 +3,8 @@ row's values in the order that SQL needs."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, create_engine, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connector.state.group_commit import DriverStatement
@@ -28,6 +28,6 @@ def test_postgresql_gets_named_parameters_and_the_row_itself() -> None:
     find = select(c.id).where(
         c.provider == bindparam("provider"), c.event_id == bindparam("event_id")
     )
-    statement = DriverStatement(find, postgresql.dialect())
+    statement = DriverStatement(find, create_engine("postgresql+psycopg://u@db.invalid/x").dialect)
     assert "%(provider)s" in statement.sql and "%(event_id)s" in statement.sql
     assert statement.params(ROW) is ROW
