@@ -11,7 +11,8 @@ stable ``operation_id`` for clients such as Power Automate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import APIRouter, FastAPI
 from starlette.requests import ClientDisconnect
@@ -61,13 +62,18 @@ class ConnectorApp(FastAPI):
 
 
 def create_app(
-    services: WebServices | None = None, *, extra_routers: Iterable[APIRouter] = ()
+    services: WebServices | None = None,
+    *,
+    extra_routers: Iterable[APIRouter] = (),
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
-    """The web application around ``services`` (none: routes answer 503 ``not_enabled``)."""
+    """The web application around ``services`` (none: routes answer 503 ``not_enabled``);
+    ``lifespan`` runs around the server's life (where the server runs the ASGI lifespan)."""
     app = ConnectorApp(
         title="Dataverse SMS connector",
         version=__version__,
         description="Two-way SMS for Microsoft Dataverse through Twilio.",
+        lifespan=lifespan,
     )
     app.state.services = services or WebServices()
     install_problem_handlers(app)
