@@ -39,7 +39,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import Executable
 
@@ -203,11 +203,17 @@ class DriverStatement:
 
     def execute(self, conn: Connection, row: Mapping[str, Any]) -> Any:
         """Run on ``conn``'s driver connection, in its current transaction; the first row
-        the statement returned (None if none)."""
+        the statement returned (None if none). The driver's errors are raised as
+        SQLAlchemy's (``OperationalError`` for a locked database...), as ``conn.execute``
+        would raise them, so callers (the group commit's lock retry) see one kind."""
+        dbapi = conn.dialect.loaded_dbapi
+        params = self.params(row)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(self.sql, self.params(row))
+            cursor.execute(self.sql, params)
             return cursor.fetchone() if cursor.description else None
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(self.sql, params, exc, dbapi.Error) from exc
         finally:
             cursor.close()
 

@@ -18,6 +18,8 @@ from sqlalchemy.exc import OperationalError
 from connector.errors import StateStoreError
 from connector.state.db import StateStore
 from connector.state.group_commit import GroupCommitter, append_engine
+from connector.state.journal import Journal
+from connector.state.journal_file import open_journal_store
 
 
 @pytest.fixture
@@ -144,3 +146,21 @@ def test_an_error_that_is_not_a_lock_is_not_retried(store: StateStore) -> None:
     finally:
         committer.close()
     assert calls == [1]
+
+
+def test_a_journal_append_waits_out_a_lock_held_on_the_journal_file(tmp_path: Path) -> None:
+    journal = Journal(open_journal_store(f"sqlite:///{tmp_path / 'state.db'}"))
+    journal.append("twilio", "SM0", {})  # the writer's connection is open
+    holder = sqlite3.connect(
+        tmp_path / "state.journal.db", isolation_level=None, check_same_thread=False
+    )
+    holder.execute("BEGIN IMMEDIATE")  # the worker's claim holds the write lock
+    threading.Timer(0.3, holder.execute, ["COMMIT"]).start()
+    try:
+        appended = asyncio.run(journal.append_async("twilio", "SM1", {"Body": "hi"}, timeout=10))
+        assert not appended.duplicate
+        assert asyncio.run(journal.append_async("twilio", "SM1", {}, timeout=10)).duplicate
+    finally:
+        journal.close()
+        journal.store.close()
+        holder.close()
