@@ -6,7 +6,7 @@ callers hand it rows and wait; it writes everything that queued up meanwhile in 
 transaction (one flush) and answers each caller. Durability is unchanged: nobody is answered
 before the flush that holds their row. What the writer does per batch is kept small: on a
 SQLite file it keeps its connection, and a write may run statements compiled once for the
-driver (:class:`DriverStatement`) on the driver's own cursor; waiters on an event loop are
+driver (:class:`~connector.state.driver_statement.DriverStatement`); waiters on an event loop are
 answered with one wake-up of their loop per batch.
 
 WAL checkpoints are taken off every write path: appends and bookkeeping connections never
@@ -32,16 +32,15 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql.expression import Executable
 
 from connector.errors import StateStoreError
 from connector.state.db import StateStore, make_engine
@@ -172,50 +171,6 @@ class Checkpointer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-
-class DriverStatement:
-    """A Core statement compiled once for the engine's driver: its SQL text, and the
-    driver's parameters for a row (a tuple in the SQL's order for positional paramstyles such
-    as SQLite's ``?``, else the mapping itself). Executed on the driver's own cursor
-    (:meth:`execute`), it skips SQLAlchemy's per-execution work (parameter processing, the
-    execution context, the result object), which cost more CPU than SQLite's insert itself
-    on the webhook path. Only for statements whose columns need no type conversion (strings,
-    numbers)."""
-
-    def __init__(
-        self, statement: Executable, dialect: Dialect, column_keys: Sequence[str] | None = None
-    ) -> None:
-        compiled = statement.compile(  # type: ignore[attr-defined]  # every Core statement
-            dialect=dialect, column_keys=list(column_keys) if column_keys else None
-        )
-        self.sql: str = compiled.string
-        positional = dialect.paramstyle in ("qmark", "numeric", "format")
-        self._order: tuple[str, ...] | None = (
-            tuple(compiled.positiontup or ()) if positional else None
-        )
-
-    def params(self, row: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
-        """The driver's parameters for ``row`` (keyed by the statement's bind names)."""
-        if self._order is None:
-            return row
-        return tuple(row[name] for name in self._order)
-
-    def execute(self, conn: Connection, row: Mapping[str, Any]) -> Any:
-        """Run on ``conn``'s driver connection, in its current transaction; the first row
-        the statement returned (None if none). The driver's errors are raised as
-        SQLAlchemy's (``OperationalError`` for a locked database...), as ``conn.execute``
-        would raise them, so callers (the group commit's lock retry) see one kind."""
-        dbapi = conn.dialect.loaded_dbapi
-        params = self.params(row)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(self.sql, params)
-            return cursor.fetchone() if cursor.description else None
-        except dbapi.Error as exc:
-            raise DBAPIError.instance(self.sql, params, exc, dbapi.Error) from exc
-        finally:
-            cursor.close()
 
 
 class _LoopWaiter(NamedTuple):

@@ -53,9 +53,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from connector.errors import StateStoreError
 from connector.ports import JOURNAL_PARKED
 from connector.state.db import StateStore, metadata
+from connector.state.driver_statement import DriverStatement
 from connector.state.group_commit import (
     Checkpointer,
-    DriverStatement,
     GroupCommitter,
     append_engine,
     bookkeeping_engine,

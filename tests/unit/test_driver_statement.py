@@ -7,7 +7,7 @@ from sqlalchemy import bindparam, create_engine, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from connector.state.group_commit import DriverStatement
+from connector.state.driver_statement import DriverStatement
 from connector.state.journal import journal_table
 
 ROW = {"provider": "twilio", "event_id": "SM1", "received_at": 1.5, "payload": "{}"}
