@@ -277,15 +277,17 @@ class JournalAppend(Protocol):
 class IngressJournal(Protocol):
     """Where verified events are made durable before the webhook is answered."""
 
-    def append_future(
+    async def append_async(
         self,
         provider: str,
         event_id: str,
         payload: Mapping[str, Any],
         *,
         request_id: str | None = None,
-    ) -> Future[Any]:
-        """Group-commit the event; the future's result is a :class:`JournalAppend`."""
+        timeout: float = 30.0,
+    ) -> JournalAppend:
+        """Group-commit the event, awaited on the event loop (``StateStoreError`` if not
+        committed within ``timeout`` seconds)."""
         ...
 
 

@@ -233,6 +233,13 @@ class ServerSettings(BaseModel):
     header_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds a client has to send a request's headers"
     )
+    stall_log_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=60,
+        description="Log the event loop's stack (and the garbage collection meanwhile) when "
+        "it is held longer than this; off by default (the lag histogram is always measured)",
+    )
 
 
 class WorkerSettings(BaseModel):

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from connector.api.deps import DataverseWebhook, dataverse_webhook
 from connector.api.problems import problem
-from connector.api.webhooks import REQUEST_ID_HEADER, _bounded_body, _committed, _TooLargeError
+from connector.api.webhooks import REQUEST_ID_HEADER, BodyTooLargeError, bounded_body, journal_event
 from connector.errors import InvalidInputError, UnauthorizedError
 from connector.log_config import accept_request_id, correlation, get_logger
 
@@ -73,8 +73,8 @@ async def receive_dataverse_webhook(request: Request) -> Response:
     headers = {REQUEST_ID_HEADER: request_id}
     await _check_key(request, hook)
     try:
-        body = await _bounded_body(request, hook.max_body_bytes)
-    except _TooLargeError:
+        body = await bounded_body(request.receive, request.headers, hook.max_body_bytes)
+    except BodyTooLargeError:
         return problem(413, "body_too_large", "Request body too large", headers=headers)
     try:
         event = hook.parse(body)
@@ -85,13 +85,11 @@ async def receive_dataverse_webhook(request: Request) -> Response:
         hook.count("dataverse_ignored")
         return Response(status_code=202, headers=headers)
     with correlation(request_id, provider_message_id=event.event_id):
-        appended = await _committed(
-            hook.journal.append_future(
-                hook.journal_name, event.event_id, event.payload, request_id=request_id
-            )
+        duplicate = await journal_event(
+            hook.journal, hook.journal_name, event.event_id, event.payload, request_id
         )
-        if not appended.duplicate:
+        if not duplicate:
             hook.nudge()
-        log.info("dataverse_webhook.accepted", row_id=event.event_id, duplicate=appended.duplicate)
-    hook.count("dataverse_duplicate" if appended.duplicate else "dataverse_accepted")
+        log.info("dataverse_webhook.accepted", row_id=event.event_id, duplicate=duplicate)
+    hook.count("dataverse_duplicate" if duplicate else "dataverse_accepted")
     return Response(status_code=202, headers=headers)

@@ -4,10 +4,11 @@ The composition root (``connector.bootstrap``) builds one :class:`WebServices` a
 :func:`~connector.api.app.create_app`; routes declare what they use with ``Annotated``
 dependencies (``SessionsDep``, ``MoverDep``, ``require_api_key``), so a route never digs
 through a container and the app's routes (and ``/openapi.json``) never depend on what was
-wired. The provider webhook, the hottest route, calls :func:`webhooks` itself instead (no
-dependency solving per webhook). A process built without a service answers its routes with
-503 ``not_enabled``. The dependencies are ``async`` only so that FastAPI runs them on the
-event loop: a plain ``def`` dependency costs every request a thread-pool hop.
+wired. The provider webhooks, the hottest routes, read :attr:`WebServices.webhooks` in front
+of the framework instead (:mod:`connector.api.webhooks`). A process built without a service
+answers its routes with 503 ``not_enabled``. The dependencies are ``async`` only so that
+FastAPI runs them on the event loop: a plain ``def`` dependency costs every request a
+thread-pool hop.
 """
 
 from __future__ import annotations
@@ -117,12 +118,6 @@ def _enabled(value: T | None, what: str) -> T:
     if value is None:
         raise NotEnabledError(f"{what} are not enabled in this process")
     return value
-
-
-async def webhooks(request: Request) -> InboundWebhooks:
-    """The inbound webhook wiring. The webhook route calls this itself rather than declaring
-    it: FastAPI's dependency solving cost measurable CPU per webhook, the hottest path."""
-    return _enabled((await services(request)).webhooks, "inbound webhooks")
 
 
 async def dataverse_webhook(request: Request) -> DataverseWebhook:

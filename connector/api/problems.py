@@ -81,22 +81,27 @@ def status_for(exc: errors.ConnectorError) -> int:
     return 500
 
 
+def problem_for(exc: errors.ConnectorError) -> JSONResponse:
+    """The answer to one of our errors (a 5xx is logged; its detail never leaks)."""
+    status = status_for(exc)
+    if status >= 500:
+        log.warning("request_failed", code=exc.code, error=exc.message)
+    detail = exc.message if status < 500 else "an upstream service failed; try again later"
+    return problem(
+        status,
+        exc.code,
+        exc.code.replace("_", " ").capitalize(),
+        detail,
+        retry_after=exc.details.get("retry_after"),
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error, ours or the framework's, answer as problem+json."""
 
     @app.exception_handler(errors.ConnectorError)
     async def _connector_error(_request: Request, exc: errors.ConnectorError) -> JSONResponse:
-        status = status_for(exc)
-        if status >= 500:
-            log.warning("request_failed", code=exc.code, error=exc.message)
-        detail = exc.message if status < 500 else "an upstream service failed; try again later"
-        return problem(
-            status,
-            exc.code,
-            exc.code.replace("_", " ").capitalize(),
-            detail,
-            retry_after=exc.details.get("retry_after"),
-        )
+        return problem_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

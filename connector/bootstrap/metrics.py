@@ -7,7 +7,7 @@ large), so an operator sees a signature problem or a backlog without reading log
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -41,6 +41,20 @@ def webhook_counter(registry: CollectorRegistry) -> Counter:
         labelnames=["outcome"],
         registry=registry,
     )
+
+
+def outcome_counter(counter: Counter) -> Callable[[str], None]:
+    """A function counting one outcome on ``counter`` (labelled by outcome); each outcome's
+    child is looked up once, not per webhook."""
+    children: dict[str, Counter] = {}
+
+    def count(outcome: str) -> None:
+        child = children.get(outcome)
+        if child is None:
+            child = children.setdefault(outcome, counter.labels(outcome))
+        child.inc()
+
+    return count
 
 
 def event_delivery_counter(registry: CollectorRegistry) -> Counter:

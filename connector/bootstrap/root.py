@@ -11,7 +11,8 @@ an override is used instead of building that part, and everything built later us
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -24,7 +25,13 @@ from connector.api.app import create_app
 from connector.api.deps import DataverseWebhook, InboundWebhooks, WebServices
 from connector.api.identity import EntraTokens
 from connector.bootstrap import local_mode
-from connector.bootstrap.metrics import JournalCollector, event_delivery_counter, webhook_counter
+from connector.bootstrap.loop_lag import LoopLagMonitor, lag_histogram
+from connector.bootstrap.metrics import (
+    JournalCollector,
+    event_delivery_counter,
+    outcome_counter,
+    webhook_counter,
+)
 from connector.bootstrap.readiness import dataverse_check
 from connector.bootstrap.twilio import media_fetcher, signature_tokens, twilio_webhooks
 from connector.crm.consent_rows import DataverseConsentLedger
@@ -778,7 +785,7 @@ class Connector:
             public_base_url=self.public_base_url,
             max_body_bytes=self.settings.api.max_body_bytes,
             nudge=self.nudger.nudge,
-            count=lambda outcome: outcomes.labels(outcome).inc(),
+            count=outcome_counter(outcomes),
             statuses=self.status_providers,
             known_message=self.outbox.exists,
         )
@@ -825,7 +832,20 @@ class Connector:
                 entra=self.entra_tokens,
             ),
             extra_routers=[page_router(self.page)],
+            lifespan=self._web_lifespan,
         )
+
+    @cached_property
+    def loop_lag(self) -> LoopLagMonitor:
+        """The web event loop's lag on ``/metrics`` (and, when asked, who held it)."""
+        return LoopLagMonitor(
+            lag_histogram(self.metrics), stall_seconds=self.settings.server.stall_log_seconds
+        )
+
+    @asynccontextmanager
+    async def _web_lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        async with self.loop_lag.running():
+            yield
 
     @cached_property
     def entra_tokens(self) -> EntraTokens | None:

@@ -11,6 +11,7 @@ stores beside each raw payload) to its :class:`~connector.ports.WebhookProvider`
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 from typing import Protocol, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -20,6 +21,7 @@ INBOUND_PATH = "/webhooks/{provider}/messages"
 STATUS_PATH = "/webhooks/{provider}/status/{message_id}"
 
 
+@lru_cache(maxsize=64)
 def inbound_path(provider: str) -> str:
     """The inbound-message webhook path of ``provider`` (``/webhooks/twilio/messages``)."""
     return INBOUND_PATH.format(provider=quote(provider, safe=""))
@@ -32,11 +34,13 @@ def status_path(provider: str, message_id: str) -> str:
     )
 
 
+@lru_cache(maxsize=256)
 def public_url(base_url: str, path: str, query: str = "") -> str:
     """The URL a provider called: the configured public base URL, the path, the raw query.
 
     ``base_url`` may carry a path prefix (``https://host/sms``); ``query`` is the raw query
-    string exactly as received (values still URL-encoded), without ``?``.
+    string exactly as received (values still URL-encoded), without ``?``. Cached: the
+    webhooks to one path mostly share one URL.
     """
     base = urlsplit(base_url)
     joined = base.path.rstrip("/") + "/" + path.lstrip("/")

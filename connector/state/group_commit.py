@@ -4,7 +4,10 @@ A SQLite commit with ``synchronous=FULL`` waits for the disk (milliseconds). Web
 not queue behind each other's flushes, so :class:`GroupCommitter` runs one writer thread:
 callers hand it rows and wait; it writes everything that queued up meanwhile in ONE
 transaction (one flush) and answers each caller. Durability is unchanged: nobody is answered
-before the flush that holds their row.
+before the flush that holds their row. What the writer does per batch is kept small: on a
+SQLite file it keeps its connection, and a write may run statements compiled once for the
+driver (:class:`~connector.state.driver_statement.DriverStatement`); waiters on an event loop are
+answered with one wake-up of their loop per batch.
 
 WAL checkpoints are taken off every write path: appends and bookkeeping connections never
 checkpoint inside a commit; :class:`Checkpointer` runs a PASSIVE checkpoint every second.
@@ -25,13 +28,14 @@ needs several goes through :func:`atomic` (``BEGIN IMMEDIATE`` ... ``COMMIT``).
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
@@ -169,11 +173,36 @@ class Checkpointer:
             self._thread.join(timeout=5)
 
 
+class _LoopWaiter(NamedTuple):
+    """A caller waiting on an event loop: the writer thread answers it on that loop."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+def _settle(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    """On the waiters' loop: give each its result or exception (unless it stopped waiting)."""
+    for future, answer in answers:
+        if future.done():
+            continue
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
+
+
 class GroupCommitter(Generic[R, T]):
     """Writes rows submitted by many threads in shared transactions (one flush per batch).
 
     ``write`` answers each row with its result, or with an exception for a row it refused
     (e.g. a conflict): that caller gets the exception, the batch's other rows are committed.
+
+    On a SQLite file the writer thread keeps one connection for its life (a file connection
+    never goes stale), so a batch pays for no pool checkout and return (a rollback) around
+    its transaction; elsewhere (PostgreSQL: the pool's pre-ping notices a restarted server)
+    each batch checks a connection out. Callers on an event loop await :meth:`submit_async`:
+    the writer answers every waiter of a batch on one loop with one
+    ``call_soon_threadsafe`` (one wake-up of the loop per batch, not one per row).
     """
 
     def __init__(
@@ -189,6 +218,8 @@ class GroupCommitter(Generic[R, T]):
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._hold = engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool)
+        self._conn: Connection | None = None  # the writer thread's own, when held
 
     def submit(self, row: R, timeout: float = 30.0) -> T:
         """Write ``row``; returns once it is committed (raises :class:`StateStoreError`)."""
@@ -198,15 +229,24 @@ class GroupCommitter(Generic[R, T]):
             raise StateStoreError(f"no commit within {timeout:g} s") from exc
 
     def submit_nowait(self, row: R) -> Future[T]:
-        """Queue ``row``; the future completes once it is committed (or with the error).
-
-        An event loop awaits it with :func:`asyncio.wrap_future` and so needs no thread of
-        its own per waiting request (each thread hop is a scheduling delay under load).
-        """
+        """Queue ``row``; the future completes once it is committed (or with the error)."""
         self._start()
         done: Future[T] = Future()
         self._queue.put((row, done))
         return done
+
+    async def submit_async(self, row: R, timeout: float = 30.0) -> T:
+        """:meth:`submit` for a caller on an event loop: waits on the loop (no thread of its
+        own per waiting request); raises :class:`StateStoreError` after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        self._start()
+        self._queue.put((row, _LoopWaiter(loop, waiter)))
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter
+        except TimeoutError as exc:
+            raise StateStoreError(f"no commit within {timeout:g} s") from exc
 
     def _start(self) -> None:
         if self._thread is not None:
@@ -219,52 +259,71 @@ class GroupCommitter(Generic[R, T]):
                 self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            while len(batch) < self._max:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                batch.append(item)
-            self._commit(batch)
-
-    def _commit(self, batch: list[tuple[R, Future[T]]]) -> None:
         try:
-            results = self._write_retrying([row for row, _ in batch])
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch = [first]
+                while len(batch) < self._max:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        self._queue.put(_STOP)
+                        break
+                    batch.append(item)
+                self._commit(batch)
+        finally:
+            self._release()
+
+    def _commit(self, batch: list[tuple[R, Any]]) -> None:
+        try:
+            results: Sequence[Any] = self._write_retrying([row for row, _ in batch])
         except SQLAlchemyError as exc:
             error = StateStoreError(f"cannot append to the journal: {type(exc).__name__}")
-            for _, done in batch:
-                done.set_exception(error)
-            return
+            results = [error] * len(batch)
         except Exception as exc:  # answer every waiter whatever happened
-            for _, done in batch:
-                done.set_exception(exc)
-            return
-        for (_, done), result in zip(batch, results, strict=True):
-            if isinstance(result, Exception):  # this row's own refusal; the rest committed
-                done.set_exception(result)
-            else:
-                done.set_result(result)
+            results = [exc] * len(batch)
+        _answer([done for _, done in batch], results)
 
     def _write_retrying(self, rows: list[R]) -> Sequence[T | Exception]:
         """One transaction; a locked database is retried every 0.2 ms for up to 10 s."""
         deadline = time.monotonic() + _LOCK_WAIT_SECONDS
         while True:
             try:
-                with self._engine.begin() as conn:
-                    return self._write(conn, rows)
+                return self._write_once(rows)
             except OperationalError as exc:
                 locked = "locked" in str(exc.orig) or "busy" in str(exc.orig)
                 if not locked or time.monotonic() > deadline:
                     raise
                 time.sleep(0.0002)
+
+    def _write_once(self, rows: list[R]) -> Sequence[T | Exception]:
+        if not self._hold:
+            with self._engine.begin() as conn:
+                return self._write(conn, rows)
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        try:
+            with self._conn.begin():
+                return self._write(self._conn, rows)
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                self._release()  # the next batch starts on a fresh connection
+            raise
+        except SQLAlchemyError:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except SQLAlchemyError:
+                return  # a broken connection: the pool drops it
 
     def close(self) -> None:
         """Finish what is queued and stop the thread."""
@@ -272,3 +331,21 @@ class GroupCommitter(Generic[R, T]):
             self._queue.put(_STOP)
             self._thread.join(timeout=10)
             self._thread = None
+
+
+def _answer(waiters: Sequence[Any], results: Sequence[Any]) -> None:
+    """Give each waiter its result (an exception is raised to that waiter alone); waiters on
+    an event loop are answered on their loop, all of one loop in one call."""
+    on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+    for done, result in zip(waiters, results, strict=True):
+        if isinstance(done, _LoopWaiter):
+            on_loops.setdefault(done.loop, []).append((done.future, result))
+        elif isinstance(result, Exception):
+            done.set_exception(result)
+        else:
+            done.set_result(result)
+    for loop, answers in on_loops.items():
+        try:
+            loop.call_soon_threadsafe(_settle, answers)
+        except RuntimeError:  # the loop is closed: nobody waits there any more
+            continue

@@ -25,7 +25,6 @@ import json
 import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -54,6 +53,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from connector.errors import StateStoreError
 from connector.ports import JOURNAL_PARKED
 from connector.state.db import StateStore, metadata
+from connector.state.driver_statement import DriverStatement
 from connector.state.group_commit import (
     Checkpointer,
     GroupCommitter,
@@ -145,16 +145,19 @@ class Journal:
         store.create_all()
         make = sqlite_insert if store.dialect == "sqlite" else pg_insert
         c = journal_table.c
-        self._insert = (
+        insert = (
             make(journal_table)
             .on_conflict_do_nothing(index_elements=["provider", "event_id"])
             .returning(c.id)
         )
-        self._find = select(c.id).where(
-            c.provider == bindparam("b_provider"), c.event_id == bindparam("b_event_id")
+        find = select(c.id).where(
+            c.provider == bindparam("provider"), c.event_id == bindparam("event_id")
         )
         self._books = bookkeeping_engine(store)
         self._appends = append_engine(store)
+        dialect = self._appends.dialect
+        self._insert = DriverStatement(insert, dialect, _ROW_KEYS)
+        self._find = DriverStatement(find, dialect)
         self._appender = GroupCommitter(self._appends, self._insert_batch)
         self._checkpointer = Checkpointer(store)
 
@@ -169,18 +172,16 @@ class Journal:
     def _insert_batch(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Appended]:
         """Insert ``rows`` in the caller's transaction; a known event id is a duplicate.
 
-        The statements are built once (:meth:`__init__`): building a Core statement per row
-        cost more CPU than SQLite's insert on the webhook path."""
+        The statements are compiled once for the driver (:class:`DriverStatement`): building,
+        or even executing, a Core statement per row cost more CPU than SQLite's insert."""
         results = []
         for row in rows:
-            new_id = conn.execute(self._insert, row).scalar()
-            if new_id is not None:
-                results.append(Appended(id=int(new_id), duplicate=False))
+            inserted = self._insert.execute(conn, row)
+            if inserted is not None:
+                results.append(Appended(id=int(inserted[0]), duplicate=False))
                 continue
-            found = conn.execute(
-                self._find, {"b_provider": row["provider"], "b_event_id": row["event_id"]}
-            ).scalar()
-            results.append(Appended(id=int(found or 0), duplicate=True))
+            found = self._find.execute(conn, row)
+            results.append(Appended(id=int(found[0]) if found else 0, duplicate=True))
         return results
 
     def append(
@@ -198,17 +199,19 @@ class Journal:
         first append's."""
         return self._appender.submit(_journal_row(provider, event_id, payload, now, request_id))
 
-    def append_future(
+    async def append_async(
         self,
         provider: str,
         event_id: str,
         payload: Mapping[str, Any],
         *,
         request_id: str | None = None,
-    ) -> Future[Appended]:
-        """:meth:`append` without waiting: the future completes once the row is committed."""
+        timeout: float = 30.0,
+    ) -> Appended:
+        """:meth:`append` awaited on the event loop (no thread per waiting webhook); raises
+        :class:`StateStoreError` when the row is not committed within ``timeout`` seconds."""
         row = _journal_row(provider, event_id, payload, None, request_id)
-        return self._appender.submit_nowait(row)
+        return await self._appender.submit_async(row, timeout)
 
     def claim(
         self,
@@ -400,6 +403,18 @@ class Journal:
                 return deleted
 
 
+_ROW_KEYS = (
+    "provider",
+    "event_id",
+    "received_at",
+    "payload",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "request_id",
+)
+
+
 def _journal_row(
     provider: str,
     event_id: str,
@@ -407,8 +422,8 @@ def _journal_row(
     now: float | None,
     request_id: str | None,
 ) -> dict[str, Any]:
-    """The insert's parameters; every row has the same keys (``request_id`` even when None),
-    so the prebuilt insert compiles to one cached statement."""
+    """The insert's parameters: the columns of :data:`_ROW_KEYS` (``request_id`` even when
+    None), which the insert was compiled for."""
     at = time.time() if now is None else now
     return {
         "provider": provider,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from connector.state.db import StateStore
@@ -116,7 +118,7 @@ def test_the_request_id_an_event_was_appended_under_comes_back_on_claim(journal:
     journal.append("twilio", "SM1", {"Body": "hi"}, now=100.0, request_id="req-1")
     journal.append("twilio", "SM1", {"Body": "hi"}, now=101.0, request_id="req-2")  # repeat
     journal.append("twilio", "SM2", {}, now=100.0)  # positional call, no request id
-    journal.append_future("twilio", "SM3", {}, request_id="req-3").result(timeout=10)
+    asyncio.run(journal.append_async("twilio", "SM3", {}, request_id="req-3", timeout=10))
     entries = journal.claim()  # SM3 was appended at the current time
     assert [(e.provider, e.event_id, e.request_id) for e in entries] == [
         ("twilio", "SM1", "req-1"),  # the first append's id: the repeat added nothing

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from urllib.parse import parse_qs, urlencode, urlparse, urlsplit, urlunsplit
 
 from twilio.request_validator import RequestValidator, add_port, remove_port
@@ -89,12 +90,15 @@ def signature_from(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _url_variants(url: str) -> list[str]:
+@lru_cache(maxsize=256)
+def _url_variants(url: str) -> tuple[str, ...]:
+    """The URL without its port and with the default port (Twilio signs either); cached:
+    every webhook to one path has the same URL."""
     parsed = urlsplit(url)
     if not parsed.scheme or not parsed.netloc:
         raise SignatureError("webhook URL is not absolute", details={"reason": "bad_url"})
     as_parsed = urlparse(url)
-    return list(dict.fromkeys([remove_port(as_parsed), add_port(as_parsed)]))
+    return tuple(dict.fromkeys([remove_port(as_parsed), add_port(as_parsed)]))
 
 
 def _matches(expected: str, computed: str) -> bool:
