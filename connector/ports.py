@@ -540,6 +540,18 @@ class SessionStore(Protocol):
         """Several :meth:`save` calls, in order, that all happen or none (False: re-read)."""
         ...
 
+    def current_many(self, configuration_id: str, phones: Sequence[str]) -> dict[str, SessionState]:
+        """:meth:`current` of many phones with one configuration, by phone (a phone without
+        a session is left out)."""
+        ...
+
+    def save_groups(
+        self, groups: Sequence[Sequence[tuple[SessionState, SessionState | None]]]
+    ) -> list[bool]:
+        """:meth:`save_many` of each group (one conversation's changes), whether each was
+        stored (False: re-read that one); a batch's worth at once."""
+        ...
+
     def awaiting_escalation(
         self, configuration_id: str, waiting_since_before: float, limit: int
     ) -> list[SessionState]:

@@ -140,11 +140,16 @@ class EventService:
         self._record(status_event(message) for message in messages)
 
     def _record(self, events: Iterable[Event]) -> None:
-        pairs = [
-            (event, sub)
-            for event in events
-            for sub in self.store.matching(event.type.value, event.configuration_id)
-        ]
+        """Store a delivery of each event for every matching subscription: the
+        subscriptions are looked up once per kind of event and configuration of the batch
+        (a claimed batch of 50 messages of one configuration is one lookup, not 50)."""
+        matching: dict[tuple[str, str], list[Subscription]] = {}
+        pairs: list[tuple[Event, Subscription]] = []
+        for event in events:
+            key = (event.type.value, event.configuration_id)
+            if key not in matching:
+                matching[key] = self.store.matching(*key)
+            pairs.extend((event, sub) for sub in matching[key])
         if pairs and self.store.enqueue(pairs, self.clock()):
             self.nudge()
 

@@ -63,6 +63,10 @@ _SAVE_ATTEMPTS = 5
 MEDIA_ATTEMPTS = 3  # attempts of a message before a failing attachment is given up
 _NOT_YET = StateStoreError("not prepared")  # a placeholder every path below replaces
 KeywordReader = Callable[[Configuration, ReceivedMessage, str | None], KeywordOutcome]
+Placed = list[tuple[SessionState, bool]]
+"""Each message's session (in arrival order) and whether the message opened it."""
+Change = tuple[SessionState, SessionState | None]
+"""A session to store and the pair's latest session as read (None: there was none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +158,11 @@ class InboundService:
             received[index] = (message, config, blocked)
             conversations.setdefault((str(config.id), message.from_number), []).append(index)
         self._prefetch(conversations, received)
-        for indexes in conversations.values():
+        for indexes, sessions in self._sessions_of_batch(conversations, received):
             _, config, _ = received[indexes[0]]
-            try:
-                sessions = self._sessions_for([received[i][0] for i in indexes], config)
-            except Exception as exc:
+            if isinstance(sessions, Exception):
                 for i in indexes:
-                    results[i] = exc
+                    results[i] = sessions
                 continue
             for i, (session, new) in zip(indexes, sessions, strict=True):
                 message, _, blocked = received[i]
@@ -259,6 +261,76 @@ class InboundService:
                 )
                 errors[index] = self.write_many([replace(write, attachments=())])[0]
         return errors
+
+    def _sessions_of_batch(
+        self,
+        conversations: Mapping[tuple[str, str], Sequence[int]],
+        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
+    ) -> list[tuple[Sequence[int], Placed | Exception]]:
+        """Each conversation's message sessions (or the error that stopped them): the
+        batch's sessions read at once (one read per configuration), placed, and stored in
+        one write; a conversation whose pair another worker moved meanwhile (or that could
+        not be read) goes through :meth:`_sessions_for` on its own."""
+        currents = self._currents(conversations, received)
+        planned: list[tuple[Sequence[int], Placed | Exception, list[Change]]] = []
+        for key, indexes in conversations.items():
+            messages = [received[i][0] for i in indexes]
+            config = received[indexes[0]][1]
+            if key not in currents:
+                planned.append((indexes, self._sessions_or_error(messages, config), []))
+                continue
+            try:
+                placed, changes = self._place(messages, config, currents[key])
+            except Exception as exc:  # this conversation fails; the others go on
+                planned.append((indexes, exc, []))
+                continue
+            planned.append((indexes, placed, changes))
+        try:
+            stored = self._sessions.save_groups([changes for _, _, changes in planned])
+        except Exception as exc:  # the store failed: every conversation with changes fails
+            stored = [not changes for _, _, changes in planned]
+            failure: Exception | None = exc
+        else:
+            failure = None
+        out: list[tuple[Sequence[int], Placed | Exception]] = []
+        for (indexes, sessions, _changes), ok in zip(planned, stored, strict=True):
+            if ok or isinstance(sessions, Exception):
+                out.append((indexes, sessions))
+            elif failure is not None:
+                out.append((indexes, failure))
+            else:
+                config = received[indexes[0]][1]
+                messages = [received[i][0] for i in indexes]
+                out.append((indexes, self._sessions_or_error(messages, config)))
+        return out
+
+    def _currents(
+        self,
+        conversations: Mapping[tuple[str, str], Sequence[int]],
+        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
+    ) -> dict[tuple[str, str], SessionState | None]:
+        """The latest session of each conversation, read per configuration; a configuration
+        whose read failed is left out (its conversations read on their own)."""
+        phones: dict[str, list[str]] = {}
+        for config_id, number in conversations:
+            phones.setdefault(config_id, []).append(number)
+        currents: dict[tuple[str, str], SessionState | None] = {}
+        for config_id, numbers in phones.items():
+            try:
+                found = self._sessions.current_many(config_id, numbers)
+            except Exception as exc:  # each conversation reads (and fails) on its own
+                log.warning("inbound.sessions_not_read", error=type(exc).__name__)
+                continue
+            currents.update({(config_id, n): found.get(n) for n in numbers})
+        return currents
+
+    def _sessions_or_error(
+        self, messages: Sequence[ReceivedMessage], config: Configuration
+    ) -> Placed | Exception:
+        try:
+            return self._sessions_for(messages, config)
+        except Exception as exc:  # this conversation fails; the others go on
+            return exc
 
     def _sessions_for(
         self, messages: Sequence[ReceivedMessage], config: Configuration

@@ -9,10 +9,11 @@ the configuration and the number, and it is created in its first message's chang
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, PrimaryKeyConstraint, String, Table, insert, select
-from sqlalchemy import update as sql_update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Column, DateTime, PrimaryKeyConstraint, String, Table, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector.domain.routing import RecordRef
 from connector.errors import StateStoreError
@@ -29,11 +30,32 @@ phone_conversations = Table(
 )
 
 
+def _upsert(dialect: Any) -> Any:
+    """``note_conversation``'s one statement: insert the (number, record) pair, or move its
+    time forward (an earlier time changes nothing), built once per dialect."""
+    t = phone_conversations
+    statement = dialect.insert(t).values(
+        lookup_key=bindparam("b_key"),
+        table_name=bindparam("b_table"),
+        record_id=bindparam("b_id"),
+        last_at=bindparam("b_at", type_=t.c.last_at.type),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[t.c.lookup_key, t.c.table_name, t.c.record_id],
+        set_={"last_at": statement.excluded.last_at},
+        where=t.c.last_at < statement.excluded.last_at,
+    )
+
+
+_UPSERT = {"sqlite": _upsert(sqlite), "postgresql": _upsert(postgresql)}
+
+
 class ResolutionLedger:
     """Conversation recency on a :class:`StateStore`."""
 
     def __init__(self, store: StateStore) -> None:
         self._engine = store.engine
+        self._upsert = _UPSERT["postgresql" if store.dialect == "postgresql" else "sqlite"]
 
     def last_conversations(self, key: str) -> dict[RecordRef, datetime]:
         """When each record last had a conversation with the number ``key``."""
@@ -47,25 +69,12 @@ class ResolutionLedger:
         return {RecordRef(r.table_name, r.record_id): _aware(r.last_at) for r in rows}
 
     def note_conversation(self, key: str, record: RecordRef, at: datetime) -> None:
-        """Record that ``record`` talked with ``key`` at ``at`` (later times win)."""
-        t = phone_conversations
-        match = (t.c.lookup_key == key, t.c.table_name == record.table, t.c.record_id == record.id)
+        """Record that ``record`` talked with ``key`` at ``at`` (later times win): one
+        statement, so racing writers need no retry."""
+        params = {"b_key": key, "b_table": record.table, "b_id": record.id, "b_at": at}
         try:
             with self._engine.begin() as conn:
-                done = conn.execute(
-                    sql_update(t).where(*match, t.c.last_at < at).values(last_at=at)
-                )
-                if done.rowcount:
-                    return
-                exists = conn.execute(select(t.c.last_at).where(*match)).first()
-                if exists is None:
-                    conn.execute(
-                        insert(t).values(
-                            lookup_key=key, table_name=record.table, record_id=record.id, last_at=at
-                        )
-                    )
-        except IntegrityError:
-            self.note_conversation(key, record, at)  # a racing insert won; now it updates
+                conn.execute(self._upsert, params)
         except SQLAlchemyError as exc:
             raise StateStoreError(f"conversation write failed: {type(exc).__name__}") from exc
 
