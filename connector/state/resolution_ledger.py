@@ -4,6 +4,7 @@
 conversation is moved. An unknown number's lead needs no claim here: its id is derived from
 the configuration and the number, and it is created in its first message's change set (see
 :func:`connector.domain.conversation.lead_id`), so racing workers converge on one row.
+Notes are written like the session mirror they go with: one statement, no flush per commit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from connector.domain.routing import RecordRef
 from connector.errors import StateStoreError
 from connector.state.db import StateStore, metadata
+from connector.state.group_commit import bookkeeping_engine
 
 phone_conversations = Table(
     "phone_conversations",
@@ -47,6 +49,11 @@ def _upsert(dialect: Any) -> Any:
     )
 
 
+_LAST = select(
+    phone_conversations.c.table_name,
+    phone_conversations.c.record_id,
+    phone_conversations.c.last_at,
+).where(phone_conversations.c.lookup_key == bindparam("b_key"))
 _UPSERT = {"sqlite": _upsert(sqlite), "postgresql": _upsert(postgresql)}
 
 
@@ -55,25 +62,29 @@ class ResolutionLedger:
 
     def __init__(self, store: StateStore) -> None:
         self._engine = store.engine
+        self._writes = bookkeeping_engine(store)  # written with the session mirror: see below
         self._upsert = _UPSERT["postgresql" if store.dialect == "postgresql" else "sqlite"]
 
     def last_conversations(self, key: str) -> dict[RecordRef, datetime]:
         """When each record last had a conversation with the number ``key``."""
-        t = phone_conversations
-        query = select(t.c.table_name, t.c.record_id, t.c.last_at).where(t.c.lookup_key == key)
         try:
             with self._engine.connect() as conn:
-                rows = conn.execute(query).all()
+                rows = conn.execute(_LAST, {"b_key": key}).all()
         except SQLAlchemyError as exc:
             raise StateStoreError(f"conversation lookup failed: {type(exc).__name__}") from exc
         return {RecordRef(r.table_name, r.record_id): _aware(r.last_at) for r in rows}
 
     def note_conversation(self, key: str, record: RecordRef, at: datetime) -> None:
         """Record that ``record`` talked with ``key`` at ``at`` (later times win): one
-        statement, so racing writers need no retry."""
+        statement, so racing writers need no retry.
+
+        Written like the session mirror (``bookkeeping_engine``: no flush per commit), as
+        it is noted when a message's session is linked to its record, beside that session:
+        a power cut may lose the last moments of both, and the next message from the
+        number resolves again (a flush per note cost four times the CPU of the write)."""
         params = {"b_key": key, "b_table": record.table, "b_id": record.id, "b_at": at}
         try:
-            with self._engine.begin() as conn:
+            with self._writes.begin() as conn:
                 conn.execute(self._upsert, params)
         except SQLAlchemyError as exc:
             raise StateStoreError(f"conversation write failed: {type(exc).__name__}") from exc
