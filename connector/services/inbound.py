@@ -140,8 +140,9 @@ class InboundService:
         that cannot be prepared. ``attempts`` says how often each message failed before
         (the journal row's count): it decides when a failing attachment is given up.
 
-        The messages of one conversation (configuration and phone) share ONE session read
-        and ONE session write, in arrival order, instead of one of each per message.
+        The batch's sessions are read in ONE query per configuration and stored in ONE
+        transaction; the messages of one conversation (configuration and phone) are counted
+        on its session in arrival order.
         """
         results: list[PreparedInbound | Exception] = []
         received: dict[int, tuple[ReceivedMessage, Configuration, bool]] = {}
@@ -271,7 +272,35 @@ class InboundService:
         batch's sessions read at once (one read per configuration), placed, and stored in
         one write; a conversation whose pair another worker moved meanwhile (or that could
         not be read) goes through :meth:`_sessions_for` on its own."""
-        currents = self._currents(conversations, received)
+        planned = self._plan(conversations, received)
+        try:
+            stored = self._sessions.save_groups([changes for _, _, changes in planned])
+        except Exception as exc:  # the store failed: each conversation with changes too
+            return [(indexes, exc if changes else placed) for indexes, placed, changes in planned]
+        return [
+            (indexes, placed if ok else self._alone(indexes, received))
+            for (indexes, placed, _), ok in zip(planned, stored, strict=True)
+        ]
+
+    def _alone(
+        self,
+        indexes: Sequence[int],
+        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
+    ) -> Placed | Exception:
+        """A conversation whose pair moved since the batch read it: read again and start
+        over, on its own."""
+        messages = [received[i][0] for i in indexes]
+        return self._sessions_or_error(messages, received[indexes[0]][1])
+
+    def _plan(
+        self,
+        conversations: Mapping[tuple[str, str], Sequence[int]],
+        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
+    ) -> list[tuple[Sequence[int], Placed | Exception, list[Change]]]:
+        """Each conversation's sessions placed on its latest session as the batch read it,
+        and the changes to store (none for a conversation that failed, or that had to be
+        read on its own and is stored already)."""
+        currents = self._currents(conversations)
         planned: list[tuple[Sequence[int], Placed | Exception, list[Change]]] = []
         for key, indexes in conversations.items():
             messages = [received[i][0] for i in indexes]
@@ -285,29 +314,10 @@ class InboundService:
                 planned.append((indexes, exc, []))
                 continue
             planned.append((indexes, placed, changes))
-        try:
-            stored = self._sessions.save_groups([changes for _, _, changes in planned])
-        except Exception as exc:  # the store failed: every conversation with changes fails
-            stored = [not changes for _, _, changes in planned]
-            failure: Exception | None = exc
-        else:
-            failure = None
-        out: list[tuple[Sequence[int], Placed | Exception]] = []
-        for (indexes, sessions, _changes), ok in zip(planned, stored, strict=True):
-            if ok or isinstance(sessions, Exception):
-                out.append((indexes, sessions))
-            elif failure is not None:
-                out.append((indexes, failure))
-            else:
-                config = received[indexes[0]][1]
-                messages = [received[i][0] for i in indexes]
-                out.append((indexes, self._sessions_or_error(messages, config)))
-        return out
+        return planned
 
     def _currents(
-        self,
-        conversations: Mapping[tuple[str, str], Sequence[int]],
-        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
+        self, conversations: Mapping[tuple[str, str], Sequence[int]]
     ) -> dict[tuple[str, str], SessionState | None]:
         """The latest session of each conversation, read per configuration; a configuration
         whose read failed is left out (its conversations read on their own)."""
