@@ -9,9 +9,12 @@ others.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event
 
 from connector.domain.conversation import SessionState
 from connector.state.caches import SessionCache
@@ -35,6 +38,21 @@ def second(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionCache]:
     store = StateStore.from_url(f"sqlite:///{tmp_path_factory.mktemp('ref') / 'state.db'}")
     yield SessionCache(store)
     store.close()
+
+
+@contextmanager
+def counted_statements() -> Iterator[list[str]]:
+    """The SQL statements any engine sends meanwhile (an ``executemany`` counts once)."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
 
 
 def phone(n: int) -> str:
@@ -87,7 +105,9 @@ def test_saving_fifty_conversations_at_once_leaves_what_fifty_saves_leave(
     phones = [phone(n) for n in range(50)]
     groups = rounds(cache.current_many(CONFIG, phones))
     assert rounds(second.current_many(CONFIG, phones)) == groups
-    assert cache.save_groups(groups) == [True] * 50
+    with counted_statements() as statements:
+        assert cache.save_groups(groups) == [True] * 50
+    assert len(statements) <= 6  # one transaction of executemany writes, not 60 statements
     for group in groups:
         assert second.save_many(group)
     for n in range(50):
