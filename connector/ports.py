@@ -140,6 +140,8 @@ class PhoneIndexStore(Protocol):
 
     def lookup(self, key: str) -> list[Candidate]: ...
 
+    def lookup_many(self, keys: Sequence[str]) -> dict[str, list[Candidate]]: ...
+
     def entries_for(self, records: Sequence[RecordRef]) -> dict[RecordRef, list[IndexEntry]]: ...
 
     def entries_via(self, parents: Sequence[RecordRef]) -> dict[RecordRef, list[IndexEntry]]: ...
@@ -540,6 +542,18 @@ class SessionStore(Protocol):
 
     def save_many(self, changes: Sequence[tuple[SessionState, SessionState | None]]) -> bool:
         """Several :meth:`save` calls, in order, that all happen or none (False: re-read)."""
+        ...
+
+    def current_many(self, configuration_id: str, phones: Sequence[str]) -> dict[str, SessionState]:
+        """:meth:`current` of many phones with one configuration, by phone (a phone without
+        a session is left out)."""
+        ...
+
+    def save_groups(
+        self, groups: Sequence[Sequence[tuple[SessionState, SessionState | None]]]
+    ) -> list[bool]:
+        """:meth:`save_many` of each group (one conversation's changes), whether each was
+        stored (False: re-read that one); a batch's worth at once."""
         ...
 
     def awaiting_escalation(

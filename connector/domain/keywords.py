@@ -18,6 +18,7 @@ not an opt-out; :func:`mentions_opt_out` says why such a message deserves a pers
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -107,6 +108,13 @@ def normalize(body: str) -> str:
     return _WHITESPACE.sub(" ", _strip_ends(text))
 
 
+@functools.lru_cache(maxsize=1024)
+def _normalized_word(keyword: str) -> str:
+    """:func:`normalize` of an admin keyword row's word (remembered: every inbound message
+    is matched against every row, and the rows rarely change)."""
+    return normalize(keyword)
+
+
 def _admin_rows(
     admin_keywords: Sequence[Keyword], configuration_id: str | None
 ) -> dict[str, Keyword]:
@@ -116,7 +124,7 @@ def _admin_rows(
     for row in admin_keywords:
         if not row.active or row.configuration_id not in (None, configuration_id):
             continue
-        word = normalize(row.keyword)
+        word = _normalized_word(row.keyword)
         held = rows.get(word)
         if held is None or (held.configuration_id is None and row.configuration_id is not None):
             rows[word] = row

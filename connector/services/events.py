@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from connector.domain.conversation import InboundWrite
 from connector.domain.events import (
@@ -47,6 +47,7 @@ from connector.errors import InvalidInputError, NotFoundError
 from connector.log_config import get_logger
 
 log = get_logger(__name__)
+_T = TypeVar("_T")
 
 MAX_URL_LENGTH = 2000
 
@@ -133,18 +134,29 @@ class EventService:
     # -- recording ----------------------------------------------------------------------
     def received(self, writes: Iterable[InboundWrite]) -> None:
         """Record ``sms.received`` for messages written to Dataverse."""
-        self._record(received_event(write) for write in writes)
+        items = ((write.session.configuration_id, write) for write in writes)
+        self._record(EventType.SMS_RECEIVED, items, received_event)
 
     def status_changed(self, messages: Iterable[OutboundMessage]) -> None:
         """Record ``message.status_changed`` for messages that moved forward."""
-        self._record(status_event(message) for message in messages)
+        items = ((message.configuration_id, message) for message in messages)
+        self._record(EventType.STATUS_CHANGED, items, status_event)
 
-    def _record(self, events: Iterable[Event]) -> None:
-        pairs = [
-            (event, sub)
-            for event in events
-            for sub in self.store.matching(event.type.value, event.configuration_id)
-        ]
+    def _record(
+        self, kind: EventType, items: Iterable[tuple[str, _T]], event_of: Callable[[_T], Event]
+    ) -> None:
+        """Store a delivery of each item's event for every subscription to ``kind`` for its
+        configuration: the subscriptions are looked up once per configuration of the batch
+        (a claimed batch of 50 messages of one configuration is one lookup, not 50), and an
+        event is only built when someone subscribed to it."""
+        matching: dict[str, list[Subscription]] = {}
+        pairs: list[tuple[Event, Subscription]] = []
+        for configuration_id, item in items:
+            if configuration_id not in matching:
+                matching[configuration_id] = self.store.matching(kind.value, configuration_id)
+            if matching[configuration_id]:
+                event = event_of(item)
+                pairs.extend((event, sub) for sub in matching[configuration_id])
         if pairs and self.store.enqueue(pairs, self.clock()):
             self.nudge()
 

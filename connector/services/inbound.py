@@ -63,6 +63,10 @@ _SAVE_ATTEMPTS = 5
 MEDIA_ATTEMPTS = 3  # attempts of a message before a failing attachment is given up
 _NOT_YET = StateStoreError("not prepared")  # a placeholder every path below replaces
 KeywordReader = Callable[[Configuration, ReceivedMessage, str | None], KeywordOutcome]
+Placed = list[tuple[SessionState, bool]]
+"""Each message's session (in arrival order) and whether the message opened it."""
+Change = tuple[SessionState, SessionState | None]
+"""A session to store and the pair's latest session as read (None: there was none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +140,9 @@ class InboundService:
         that cannot be prepared. ``attempts`` says how often each message failed before
         (the journal row's count): it decides when a failing attachment is given up.
 
-        The messages of one conversation (configuration and phone) share ONE session read
-        and ONE session write, in arrival order, instead of one of each per message.
+        The batch's sessions are read in ONE query per configuration and stored in ONE
+        transaction; the messages of one conversation (configuration and phone) are counted
+        on its session in arrival order.
         """
         results: list[PreparedInbound | Exception] = []
         received: dict[int, tuple[ReceivedMessage, Configuration, bool]] = {}
@@ -154,13 +159,11 @@ class InboundService:
             received[index] = (message, config, blocked)
             conversations.setdefault((str(config.id), message.from_number), []).append(index)
         self._prefetch(conversations, received)
-        for indexes in conversations.values():
+        for indexes, sessions in self._sessions_of_batch(conversations, received):
             _, config, _ = received[indexes[0]]
-            try:
-                sessions = self._sessions_for([received[i][0] for i in indexes], config)
-            except Exception as exc:
+            if isinstance(sessions, Exception):
                 for i in indexes:
-                    results[i] = exc
+                    results[i] = sessions
                 continue
             for i, (session, new) in zip(indexes, sessions, strict=True):
                 message, _, blocked = received[i]
@@ -259,6 +262,85 @@ class InboundService:
                 )
                 errors[index] = self.write_many([replace(write, attachments=())])[0]
         return errors
+
+    def _sessions_of_batch(
+        self,
+        conversations: Mapping[tuple[str, str], Sequence[int]],
+        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
+    ) -> list[tuple[Sequence[int], Placed | Exception]]:
+        """Each conversation's message sessions (or the error that stopped them): the
+        batch's sessions read at once (one read per configuration), placed, and stored in
+        one write; a conversation whose pair another worker moved meanwhile (or that could
+        not be read) goes through :meth:`_sessions_for` on its own."""
+        planned = self._plan(conversations, received)
+        try:
+            stored = self._sessions.save_groups([changes for _, _, changes in planned])
+        except Exception as exc:  # the store failed: each conversation with changes too
+            return [(indexes, exc if changes else placed) for indexes, placed, changes in planned]
+        return [
+            (indexes, placed if ok else self._alone(indexes, received))
+            for (indexes, placed, _), ok in zip(planned, stored, strict=True)
+        ]
+
+    def _alone(
+        self,
+        indexes: Sequence[int],
+        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
+    ) -> Placed | Exception:
+        """A conversation whose pair moved since the batch read it: read again and start
+        over, on its own."""
+        messages = [received[i][0] for i in indexes]
+        return self._sessions_or_error(messages, received[indexes[0]][1])
+
+    def _plan(
+        self,
+        conversations: Mapping[tuple[str, str], Sequence[int]],
+        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
+    ) -> list[tuple[Sequence[int], Placed | Exception, list[Change]]]:
+        """Each conversation's sessions placed on its latest session as the batch read it,
+        and the changes to store (none for a conversation that failed, or that had to be
+        read on its own and is stored already)."""
+        currents = self._currents(conversations)
+        planned: list[tuple[Sequence[int], Placed | Exception, list[Change]]] = []
+        for key, indexes in conversations.items():
+            messages = [received[i][0] for i in indexes]
+            config = received[indexes[0]][1]
+            if key not in currents:
+                planned.append((indexes, self._sessions_or_error(messages, config), []))
+                continue
+            try:
+                placed, changes = self._place(messages, config, currents[key])
+            except Exception as exc:  # this conversation fails; the others go on
+                planned.append((indexes, exc, []))
+                continue
+            planned.append((indexes, placed, changes))
+        return planned
+
+    def _currents(
+        self, conversations: Mapping[tuple[str, str], Sequence[int]]
+    ) -> dict[tuple[str, str], SessionState | None]:
+        """The latest session of each conversation, read per configuration; a configuration
+        whose read failed is left out (its conversations read on their own)."""
+        phones: dict[str, list[str]] = {}
+        for config_id, number in conversations:
+            phones.setdefault(config_id, []).append(number)
+        currents: dict[tuple[str, str], SessionState | None] = {}
+        for config_id, numbers in phones.items():
+            try:
+                found = self._sessions.current_many(config_id, numbers)
+            except Exception as exc:  # each conversation reads (and fails) on its own
+                log.warning("inbound.sessions_not_read", error=type(exc).__name__)
+                continue
+            currents.update({(config_id, n): found.get(n) for n in numbers})
+        return currents
+
+    def _sessions_or_error(
+        self, messages: Sequence[ReceivedMessage], config: Configuration
+    ) -> Placed | Exception:
+        try:
+            return self._sessions_for(messages, config)
+        except Exception as exc:  # this conversation fails; the others go on
+            return exc
 
     def _sessions_for(
         self, messages: Sequence[ReceivedMessage], config: Configuration

@@ -145,13 +145,7 @@ class RecordResolutionService:
         specs = self._specs_for(sender)
         tables = frozenset(s.table for s in specs)
         direct = [s for s in specs if s.phone_columns]
-        misses: dict[str, str] = {}
-        for phone in phones:
-            key = self._key(phone)
-            if key in misses or self._known_absent(key, tables):
-                continue
-            if not any(c.record.table in tables for c in self._index.lookup(key)):
-                misses[key] = phone
+        misses = self._index_misses(phones, tables)
         if len(misses) < 2 or not direct:
             return  # one number: resolve's own live query is the same single request
         keys = list(misses)
@@ -165,6 +159,21 @@ class RecordResolutionService:
                 for key in chunk:
                     if key not in hit:
                         self._absent[(key, tables)] = at
+
+    def _index_misses(self, phones: Sequence[str], tables: frozenset[str]) -> dict[str, str]:
+        """The numbers among ``phones`` the index has no record of ``tables`` for (and no
+        prefetch found absent a moment ago), by lookup key: one index read for them all."""
+        wanted: dict[str, str] = {}
+        for phone in phones:
+            key = self._key(phone)
+            if key not in wanted and not self._known_absent(key, tables):
+                wanted[key] = phone
+        indexed = self._index.lookup_many(list(wanted))
+        return {
+            key: phone
+            for key, phone in wanted.items()
+            if not any(c.record.table in tables for c in indexed.get(key, ()))
+        }
 
     def _known_absent(self, key: str, tables: frozenset[str]) -> bool:
         """Whether a prefetch found nothing live for ``key`` a moment ago."""

@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import (
@@ -94,14 +94,70 @@ _CURRENT = (
         latest_table.c.phone == bindparam("phone"),
     )
 )
+_CURRENT_MANY = (
+    select(latest_table.c.phone, sessions_table.c.data, sessions_table.c.version)
+    .join_from(
+        latest_table,
+        sessions_table,
+        sessions_table.c.session_id == latest_table.c.session_id,
+    )
+    .where(
+        latest_table.c.configuration_id == bindparam("configuration_id"),
+        latest_table.c.phone.in_(bindparam("phones", expanding=True)),
+    )
+)
+_READ_CHUNK = 500  # phones per read (well under any driver's limit on bound parameters)
+# The mirror's writes, built once (building a Core statement per call cost more CPU than
+# SQLite's write itself); ``write_session`` and ``SessionCache.save_groups`` bind them.
+_BUMP = (
+    update(sessions_table)
+    .where(
+        sessions_table.c.session_id == bindparam("b_id"),
+        sessions_table.c.version == bindparam("b_version"),
+    )
+    .values(
+        version=bindparam("b_next"),
+        data=bindparam("b_data"),
+        escalation_pending_since=bindparam("b_pending"),
+        close_due_at=bindparam("b_close_due"),
+    )
+)
+_MOVE = (
+    update(latest_table)
+    .where(
+        latest_table.c.configuration_id == bindparam("b_configuration"),
+        latest_table.c.phone == bindparam("b_phone"),
+        latest_table.c.session_id == bindparam("b_previous"),
+    )
+    .values(session_id=bindparam("b_id"), updated_at=bindparam("b_at"))
+)
+_POINT_IF_NONE = {  # a row when inserted (rowcount is -1 on psycopg)
+    "sqlite": sqlite_insert(latest_table)
+    .on_conflict_do_nothing()
+    .returning(latest_table.c.session_id),
+    "postgresql": pg_insert(latest_table)
+    .on_conflict_do_nothing()
+    .returning(latest_table.c.session_id),
+}
+_POINT = insert(latest_table)
+_ADD = insert(sessions_table)
+
+
+Change = tuple[SessionState, SessionState | None]
+"""A session to store and the pair's latest session as read (None: there was none)."""
 
 
 class _ConflictError(Exception):
     """Another worker moved the pair's latest session first."""
 
 
+_FIELDS = tuple(field.name for field in fields(SessionState))
+
+
 def _dump(session: SessionState) -> str:
-    data = asdict(session)
+    """The session as stored (its fields in declaration order; no nested dataclasses, so
+    no :func:`dataclasses.asdict` deep copy)."""
+    data = {name: getattr(session, name) for name in _FIELDS}
     data["acceptance"] = session.acceptance.value
     data["dismissed_by"] = sorted(session.dismissed_by)
     data["counted"] = sorted(session.counted)
@@ -176,7 +232,7 @@ class SessionCache:
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot save the session: {type(exc).__name__}") from exc
 
-    def save_many(self, changes: Sequence[tuple[SessionState, SessionState | None]]) -> bool:
+    def save_many(self, changes: Sequence[Change]) -> bool:
         """Several :meth:`save` calls (in order) that all happen or none (False: re-read).
 
         One change is a single statement; several (a batch that closed one session and
@@ -194,6 +250,47 @@ class SessionCache:
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot save the sessions: {type(exc).__name__}") from exc
         return True
+
+    def current_many(self, configuration_id: str, phones: Sequence[str]) -> dict[str, SessionState]:
+        """The latest session of each of ``phones`` with one configuration, by phone (a
+        phone without one is left out): :meth:`current` for a batch, in one read."""
+        found: dict[str, SessionState] = {}
+        wanted = sorted(set(phones))
+        try:
+            with self.store.engine.connect() as conn:
+                for first in range(0, len(wanted), _READ_CHUNK):
+                    params = {
+                        "configuration_id": configuration_id,
+                        "phones": wanted[first : first + _READ_CHUNK],
+                    }
+                    for phone, data, version in conn.execute(_CURRENT_MANY, params):
+                        found[str(phone)] = _load(data, int(version))
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot read the sessions: {type(exc).__name__}") from exc
+        return found
+
+    def save_groups(self, groups: Sequence[Sequence[Change]]) -> list[bool]:
+        """:meth:`save_many` for each group (one conversation's changes each), whether each
+        was stored (False: that group's pair moved, re-read it; the others are stored).
+
+        The usual case, nobody else moved any of the pairs, is ONE transaction of a few
+        ``executemany`` statements for the whole batch; when any write finds its pair moved
+        the transaction is rolled back and the groups are saved one by one, so only the
+        moved ones answer False.
+        """
+        pending = [index for index, group in enumerate(groups) if group]
+        if len(pending) <= 1:
+            return [self.save_many(group) if group else True for group in groups]
+        try:
+            with atomic(self._books) as conn:
+                if not write_sessions(conn, [change for i in pending for change in groups[i]]):
+                    raise _ConflictError
+            return [True] * len(groups)
+        except (IntegrityError, _ConflictError):
+            log.info("session_cache.batch_conflict", groups=len(pending))
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot save the sessions: {type(exc).__name__}") from exc
+        return [self.save_many(group) if group else True for group in groups]
 
     def _write(self, conn: Any, session: SessionState, previous: SessionState | None) -> bool:
         return write_session(conn, session, previous)
@@ -240,60 +337,91 @@ def write_session(conn: Connection, session: SessionState, previous: SessionStat
     and then inserts its row. A caller's transaction may so hold other writes too: the
     outbox commits a send's row and its session in one transaction.
     """
-    c, latest = sessions_table.c, latest_table.c
     if previous is not None and previous.id == session.id:
-        done = conn.execute(
-            update(sessions_table)
-            .where(c.session_id == session.id, c.version == previous.version)
-            .values(
-                version=previous.version + 1,
-                data=_dump(session),
-                escalation_pending_since=session.escalation_pending_since,
-                close_due_at=session.close_due_at,
-            )
-        )
-        return bool(done.rowcount == 1)
+        return bool(conn.execute(_BUMP, _bump(session, previous)).rowcount == 1)
     if previous is None:
-        make = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-        pointed = conn.execute(
-            make(latest_table)
-            .values(
-                configuration_id=session.configuration_id,
-                phone=session.phone,
-                session_id=session.id,
-                updated_at=time.time(),
-            )
-            .on_conflict_do_nothing()
-            .returning(latest.session_id)  # a row when inserted (rowcount is -1 on psycopg)
-        )
-        moved = pointed.first() is not None
+        point = _POINT_IF_NONE["sqlite" if conn.dialect.name == "sqlite" else "postgresql"]
+        moved = conn.execute(point, _pointer(session)).first() is not None
     else:
-        moved = (
-            conn.execute(
-                update(latest_table)
-                .where(
-                    latest.configuration_id == session.configuration_id,
-                    latest.phone == session.phone,
-                    latest.session_id == previous.id,
-                )
-                .values(session_id=session.id, updated_at=time.time())
-            ).rowcount
-            == 1
-        )
+        moved = conn.execute(_MOVE, _move(session, previous)).rowcount == 1
     if not moved:
         return False
-    conn.execute(
-        insert(sessions_table).values(
-            session_id=session.id,
-            configuration_id=session.configuration_id,
-            phone=session.phone,
-            version=1,
-            data=_dump(session),
-            escalation_pending_since=session.escalation_pending_since,
-            close_due_at=session.close_due_at,
-        )
-    )
+    conn.execute(_ADD, _row(session))
     return True
+
+
+def write_sessions(conn: Connection, changes: Sequence[Change]) -> bool:
+    """:func:`write_session` for every change (in order), each kind of write in one
+    ``executemany``; False when any of them found the pair moved (raises
+    :class:`IntegrityError` for a pointer or row already there). Nothing is undone here:
+    the caller's transaction is rolled back on False or an error.
+
+    The kinds are independent rows (a session's row, a pair's pointer), so writing all
+    version bumps, then every new pointer, every pointer move (in order: a batch may open
+    two sessions of a pair, the second moving the pointer from the first) and every new row
+    leaves what the changes one by one would leave.
+    """
+    bumps, points, moves, rows = [], [], [], []
+    for session, previous in changes:
+        if previous is not None and previous.id == session.id:
+            bumps.append(_bump(session, previous))
+            continue
+        if previous is None:
+            points.append(_pointer(session))
+        else:
+            moves.append(_move(session, previous))
+        rows.append(_row(session))
+    if bumps and conn.execute(_BUMP, bumps).rowcount != len(bumps):
+        return False
+    if points:
+        conn.execute(_POINT, points)
+    if moves and conn.execute(_MOVE, moves).rowcount != len(moves):
+        return False
+    if rows:
+        conn.execute(_ADD, rows)
+    return True
+
+
+def _bump(session: SessionState, previous: SessionState) -> dict[str, Any]:
+    return {
+        "b_id": session.id,
+        "b_version": previous.version,
+        "b_next": previous.version + 1,
+        "b_data": _dump(session),
+        "b_pending": session.escalation_pending_since,
+        "b_close_due": session.close_due_at,
+    }
+
+
+def _pointer(session: SessionState) -> dict[str, Any]:
+    return {
+        "configuration_id": session.configuration_id,
+        "phone": session.phone,
+        "session_id": session.id,
+        "updated_at": time.time(),
+    }
+
+
+def _move(session: SessionState, previous: SessionState) -> dict[str, Any]:
+    return {
+        "b_configuration": session.configuration_id,
+        "b_phone": session.phone,
+        "b_previous": previous.id,
+        "b_id": session.id,
+        "b_at": time.time(),
+    }
+
+
+def _row(session: SessionState) -> dict[str, Any]:
+    return {
+        "session_id": session.id,
+        "configuration_id": session.configuration_id,
+        "phone": session.phone,
+        "version": 1,
+        "data": _dump(session),
+        "escalation_pending_since": session.escalation_pending_since,
+        "close_due_at": session.close_due_at,
+    }
 
 
 class ConfigurationCache:

@@ -43,6 +43,7 @@ from connector.domain.model import MessageCategory
 from connector.errors import StateStoreError
 from connector.state.db import StateStore, metadata
 from connector.state.group_commit import bookkeeping_engine
+from connector.state.held_readers import HeldReaders
 
 changes_table = Table(
     "consent_change",
@@ -120,9 +121,11 @@ class ConsentLedger:
         self.store = store
         store.create_all()
         self._reads = bookkeeping_engine(store)
+        self._held = HeldReaders(self._reads, 4)  # every send and inbound message reads
 
     def close(self) -> None:
-        """Release the extra engine."""
+        """Release the held read connections and the extra engine."""
+        self._held.close_all()
         if self._reads is not self.store.engine:
             self._reads.dispose()
 
@@ -199,8 +202,8 @@ class ConsentLedger:
         """The current state per purpose of ``phone`` with one sender (one indexed read)."""
         params = {"phone": phone, "configuration_id": configuration_id}
         try:
-            with self._reads.connect() as conn:
-                rows = [_load(str(text)) for text in conn.execute(_CURRENT, params).scalars()]
+            found = self._held.run(lambda conn: conn.execute(_CURRENT, params).scalars().all())
+            rows = [_load(str(text)) for text in found]
         except SQLAlchemyError as exc:
             raise _error("read the consent ledger", exc) from exc
         return {change.purpose: change for change in rows}

@@ -45,6 +45,12 @@ def test_a_large_page_is_replaced_whole_across_write_transactions(state_url: str
     assert index.lookup("14155550003") == []
     assert [c.record for c in index.lookup("16285550249")] == [refs[249]]
     assert index.lookup("16285550007") == []
+    batch = index.lookup_many([f"1628555{n:04d}" for n in range(0, 250, 7)])  # a batch's read
+    assert {key: [c.record for c in found] for key, found in batch.items()} == {
+        f"1628555{n:04d}": [refs[n]]
+        for n in range(0, 250, 7)
+        if n != 7  # refs[7] lost its number
+    }
     index.delete(refs[:120])
     assert index.count() == 130  # refs[7] had no entry left
     index.close()

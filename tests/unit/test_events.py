@@ -20,6 +20,7 @@ from connector.domain.conversation import InboundWrite, ReceivedMessage, Session
 from connector.domain.events import (
     EventType,
     PostAnswer,
+    Subscription,
     Verdict,
     next_try,
     retry_after_seconds,
@@ -272,3 +273,47 @@ def test_backoff_doubles_and_stops_after_a_day() -> None:
     assert next_try(3, 0.0, 24 * 3600.0, None) is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == 10.0
     assert retry_after_seconds("soon", 0.0) is None
+
+
+class CountedSubscriptions(Subscriptions):
+    """The real store, counting its subscriber lookups."""
+
+    lookups = 0
+
+    def matching(self, event: str, configuration_id: str) -> list[Subscription]:
+        self.lookups += 1
+        return super().matching(event, configuration_id)
+
+
+def test_a_batch_looks_its_subscribers_up_once_per_configuration(world: World) -> None:
+    store = CountedSubscriptions(world.store, SecretBox(KEYS))
+    service = EventService(store, world.poster, clock=world.clock)
+    service.subscribe(EventType.SMS_RECEIVED, "https://all.example/")
+    service.subscribe(EventType.SMS_RECEIVED, "https://two.example/", configuration_id="cfg-2")
+    batch = [
+        inbound(f"SM{n}", session=f"s-{n}", configuration=f"cfg-{n % 2 + 1}") for n in range(6)
+    ]
+    service.received(batch)
+    assert store.lookups == 2
+    while service.deliver_once() is not None:
+        pass
+    sent = sorted(
+        (url, json.loads(body)["data"]["session_id"]) for url, body, _ in world.poster.posts
+    )
+    odd = [("https://two.example/", f"s-{n}") for n in (1, 3, 5)]
+    assert sent == sorted([("https://all.example/", f"s-{n}") for n in range(6)] + odd)
+
+
+def test_a_subscription_added_between_batches_gets_the_next_batchs_events(world: World) -> None:
+    world.service.subscribe(EventType.SMS_RECEIVED, "https://first.example/")
+    world.service.received([inbound("SM1")])
+    world.service.subscribe(EventType.SMS_RECEIVED, "https://second.example/")
+    world.service.received([inbound("SM2")])
+    while world.deliver() is not None:
+        pass
+    sent = sorted((url, json.loads(body)["data"]["body"]) for url, body, _ in world.poster.posts)
+    assert sent == [
+        ("https://first.example/", "text SM1"),
+        ("https://first.example/", "text SM2"),
+        ("https://second.example/", "text SM2"),
+    ]

@@ -32,6 +32,8 @@ class CountingSessions:
     inner: SessionCache
     reads: int = 0
     writes: list[int] = field(default_factory=list)
+    stores: int = 0
+    """Calls of ``save_groups``: one per batch."""
 
     def current(self, configuration_id: str, phone: str) -> SessionState | None:
         self.reads += 1
@@ -48,13 +50,26 @@ class CountingSessions:
         self.writes.append(len(changes))
         return self.inner.save_many(changes)
 
+    def current_many(self, configuration_id: str, phones: Sequence[str]) -> dict[str, SessionState]:
+        self.reads += 1
+        return self.inner.current_many(configuration_id, phones)
+
+    def save_groups(
+        self, groups: Sequence[Sequence[tuple[SessionState, SessionState | None]]]
+    ) -> list[bool]:
+        self.stores += 1
+        self.writes.extend(len(group) for group in groups if group)
+        return self.inner.save_groups(groups)
+
     def awaiting_escalation(
         self, configuration_id: str, waiting_since_before: float, limit: int
     ) -> list[SessionState]:
         return self.inner.awaiting_escalation(configuration_id, waiting_since_before, limit)
 
 
-def make_service() -> tuple[InboundService, CountingSessions, TableResolver]:
+def make_service(
+    sessions: CountingSessions | None = None,
+) -> tuple[InboundService, CountingSessions, TableResolver]:
     config = Configuration(
         name="Main",
         provider=Provider.SIMULATOR,
@@ -64,7 +79,7 @@ def make_service() -> tuple[InboundService, CountingSessions, TableResolver]:
         default_country="US",
         session_timeout_minutes=60,
     )
-    sessions = CountingSessions(SessionCache(StateStore.from_url("sqlite://")))
+    sessions = sessions or CountingSessions(SessionCache(StateStore.from_url("sqlite://")))
     resolver = TableResolver(
         records={ALICE: RecordRef("contact", "0" * 8 + "-0000-0000-0000-" + "a" * 12)}
     )
@@ -104,7 +119,8 @@ def test_each_conversation_of_a_mixed_batch_keeps_its_own_session_in_arrival_ord
     service, sessions, _ = make_service()
     batch = [(message("SM1"), START), (message("SM2", BOB), START + 1), (message("SM3"), START + 2)]
     done = prepared(service.prepare_many(batch))
-    assert sessions.reads == 2 and sessions.writes == [1, 1]
+    assert sessions.reads == 1 and sessions.stores == 1  # the batch's sessions, at once
+    assert sessions.writes == [1, 1]
     assert done[0].outcome.session_id == done[2].outcome.session_id != done[1].outcome.session_id
     assert [p.write.session.unread for p in done] == [1, 1, 2]
 
@@ -160,3 +176,35 @@ def test_a_failing_prefetch_leaves_each_number_to_its_own_resolution() -> None:
     batch = [(message("SM1"), START), (message("SM2", BOB), START + 1)]
     assert len(prepared(service.prepare_many(batch))) == 2
     assert resolver.calls == 2
+
+
+@dataclass
+class RacingSessions(CountingSessions):
+    """The real mirror, where (once ``armed``) another worker counts a message of
+    ``racer``'s conversation between a batch's read and its write."""
+
+    racer: str = ALICE
+    armed: bool = False
+
+    def save_groups(
+        self, groups: Sequence[Sequence[tuple[SessionState, SessionState | None]]]
+    ) -> list[bool]:
+        theirs = self.inner.current("cfg-1", self.racer)
+        if self.armed and theirs is not None:
+            assert self.inner.save(theirs.with_inbound(START + 5, "SM-theirs"), theirs)
+        return super().save_groups(groups)
+
+
+def test_a_conversation_another_worker_moved_mid_batch_is_read_again_alone() -> None:
+    racing = RacingSessions(SessionCache(StateStore.from_url("sqlite://")))
+    service, _, _ = make_service(racing)
+    prepared(service.prepare_many([(message("SM1"), START), (message("SM2", BOB), START + 1)]))
+    racing.armed, racing.reads = True, 0
+    batch = [(message("SM3"), START + 10), (message("SM4", BOB), START + 11)]
+    alice, bob = prepared(service.prepare_many(batch))
+    assert racing.reads == 2  # the batch's read, then Alice's conversation again
+    assert alice.write.session.unread == 3  # SM1, the other worker's message, SM3
+    assert bob.write.session.unread == 2
+    for number, unread in ((ALICE, 3), (BOB, 2)):
+        stored = racing.current("cfg-1", number)
+        assert stored is not None and stored.unread == unread

@@ -44,6 +44,28 @@ def test_lookup_returns_every_record_with_the_key_and_all_its_fields(index: Phon
     assert index.lookup("14155550199") == []
 
 
+def test_a_batchs_keys_are_looked_up_in_one_read_with_what_single_lookups_find(
+    index: PhoneIndex,
+) -> None:
+    keys = [f"1415555{n:04d}" for n in range(1200)]  # more than one chunk of the read
+    index.replace(
+        {
+            RecordRef("contact", f"c{n}"): [entry(keys[n], "contact", f"c{n}")]
+            for n in range(0, 1200, 3)
+        }
+    )
+    index.replace({RecordRef("lead", "l3"): [entry(keys[3], "lead", "l3", "telephone1")]})
+    found = index.lookup_many([*keys, keys[3], "999"])
+    assert set(found) == {keys[n] for n in range(0, 1200, 3)}  # keys nothing carries: absent
+    for key in (keys[0], keys[3], keys[1197]):
+        assert sorted(found[key], key=str) == sorted(index.lookup(key), key=str)
+    assert {c.record for c in found[keys[3]]} == {
+        RecordRef("contact", "c3"),
+        RecordRef("lead", "l3"),
+    }
+    assert index.lookup_many([]) == {}
+
+
 def test_replace_swaps_a_records_numbers_without_touching_others(index: PhoneIndex) -> None:
     ref = RecordRef("contact", "c1")
     index.replace({ref: [entry("111", "contact", "c1"), entry("222", "contact", "c1", "t1")]})
