@@ -522,7 +522,8 @@ SessionChange: TypeAlias = tuple[SessionState, SessionState | None]
 
 
 class SessionStore(Protocol):
-    """The local mirror of conversation sessions (``connector.state.caches.SessionCache``)."""
+    """The local mirror of conversation sessions
+    (``connector.state.session_mirror.SessionCache``)."""
 
     def current(self, configuration_id: str, phone: str) -> SessionState | None:
         """The latest session of (configuration, phone), open or not."""

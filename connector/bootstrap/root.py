@@ -93,7 +93,7 @@ from connector.services.session_closing import SessionClosing
 from connector.services.sessions import SessionActions
 from connector.settings import Settings
 from connector.state.bulk import BulkJobs
-from connector.state.caches import ConfigurationCache, SessionCache, TeamCache
+from connector.state.caches import ConfigurationCache, TeamCache
 from connector.state.consent import ConsentLedger
 from connector.state.crm_sends import StateCrmSendLedger, WebhookKeys
 from connector.state.dataverse_pacing import StateStorePacing
@@ -106,6 +106,7 @@ from connector.state.periodic_runs import PeriodicRuns
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
 from connector.state.send_rate import StateStoreSendRate
+from connector.state.session_mirror import SessionCache
 from connector.state.subscriptions import Subscriptions
 from connector.web.microsoft import MicrosoftSignIn
 from connector.web.page import page_router

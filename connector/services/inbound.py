@@ -5,9 +5,9 @@ the blocked list, read keywords (STOP, START, HELP, YES, admin keywords: consent
 automatic replies through :mod:`connector.services.consent`, which records the keyword on the
 message or flags one that only mentions an opt-out for review), resolve the CRM record (only
 when no session is open: an open session keeps its record), find or open the conversation
-session, pick who is notified (the owner; the configuration's team when this message is the
-first to find the wait idle: the escalation is recorded on the session in the same optimistic
-save, so the periodic sweep of
+session (:mod:`connector.services.conversation_placement`), pick who is notified (the
+owner; the configuration's team when this message is the first to find the wait idle: the
+escalation is recorded on the session in the same optimistic save, so the periodic sweep of
 :mod:`connector.services.escalation` never alerts the team again for that wait), fetch MMS
 media, and hand everything to the :class:`~connector.ports.ConversationWriter` as ONE change
 set. The local session mirror is updated first (optimistically, so racing workers converge),
@@ -24,7 +24,7 @@ saying it could not be fetched and why, and the error log records the reason.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from connector.domain import phone
@@ -34,12 +34,10 @@ from connector.domain.conversation import (
     NewLead,
     ReceivedMessage,
     SessionState,
-    derived_id,
-    open_session,
 )
 from connector.domain.model import Configuration
 from connector.domain.provider_messages import InboundMedia, InboundMessage
-from connector.domain.routing import RecordRef, SenderContext
+from connector.domain.routing import RecordRef
 from connector.errors import (
     ConfigurationError,
     ConnectorError,
@@ -57,16 +55,12 @@ from connector.ports import (
     SessionStore,
 )
 from connector.services.consent import KeywordOutcome
+from connector.services.conversation_placement import ConversationPlacer, sender_context
 
 log = get_logger(__name__)
-_SAVE_ATTEMPTS = 5
 MEDIA_ATTEMPTS = 3  # attempts of a message before a failing attachment is given up
 _NOT_YET = StateStoreError("not prepared")  # a placeholder every path below replaces
 KeywordReader = Callable[[Configuration, ReceivedMessage, str | None], KeywordOutcome]
-Placed = list[tuple[SessionState, bool]]
-"""Each message's session (in arrival order) and whether the message opened it."""
-Change = tuple[SessionState, SessionState | None]
-"""A session to store and the pair's latest session as read (None: there was none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +99,17 @@ class InboundService:
         media_attempts: int = MEDIA_ATTEMPTS,
         keywords: KeywordReader | None = None,
     ) -> None:
+        self._placer = ConversationPlacer(
+            configurations, sessions, resolver, team_members=team_members, clock=clock
+        )
         self._keywords = keywords
         self._error_log = error_log
         self._media_attempts = media_attempts
         self._configs = configurations
-        self._sessions = sessions
         self._resolver = resolver
         self._writer = writer
         self._media = media
         self._team_members = team_members
-        self._clock = clock
 
     def handle(self, inbound: InboundMessage, received_at: float) -> InboundOutcome:
         """Write one message (idempotent: calling it again for the same message is safe)."""
@@ -158,8 +153,8 @@ class InboundService:
             results.append(_NOT_YET)
             received[index] = (message, config, blocked)
             conversations.setdefault((str(config.id), message.from_number), []).append(index)
-        self._prefetch(conversations, received)
-        for indexes, sessions in self._sessions_of_batch(conversations, received):
+        self._placer.prefetch(conversations, received)
+        for indexes, sessions in self._placer.place_batch(conversations, received):
             _, config, _ = received[indexes[0]]
             if isinstance(sessions, Exception):
                 for i in indexes:
@@ -263,175 +258,6 @@ class InboundService:
                 errors[index] = self.write_many([replace(write, attachments=())])[0]
         return errors
 
-    def _sessions_of_batch(
-        self,
-        conversations: Mapping[tuple[str, str], Sequence[int]],
-        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
-    ) -> list[tuple[Sequence[int], Placed | Exception]]:
-        """Each conversation's message sessions (or the error that stopped them): the
-        batch's sessions read at once (one read per configuration), placed, and stored in
-        one write; a conversation whose pair another worker moved meanwhile (or that could
-        not be read) goes through :meth:`_sessions_for` on its own."""
-        planned = self._plan(conversations, received)
-        try:
-            stored = self._sessions.save_groups([changes for _, _, changes in planned])
-        except Exception as exc:  # the store failed: each conversation with changes too
-            return [(indexes, exc if changes else placed) for indexes, placed, changes in planned]
-        return [
-            (indexes, placed if ok else self._alone(indexes, received))
-            for (indexes, placed, _), ok in zip(planned, stored, strict=True)
-        ]
-
-    def _alone(
-        self,
-        indexes: Sequence[int],
-        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
-    ) -> Placed | Exception:
-        """A conversation whose pair moved since the batch read it: read again and start
-        over, on its own."""
-        messages = [received[i][0] for i in indexes]
-        return self._sessions_or_error(messages, received[indexes[0]][1])
-
-    def _plan(
-        self,
-        conversations: Mapping[tuple[str, str], Sequence[int]],
-        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
-    ) -> list[tuple[Sequence[int], Placed | Exception, list[Change]]]:
-        """Each conversation's sessions placed on its latest session as the batch read it,
-        and the changes to store (none for a conversation that failed, or that had to be
-        read on its own and is stored already)."""
-        currents = self._currents(conversations)
-        planned: list[tuple[Sequence[int], Placed | Exception, list[Change]]] = []
-        for key, indexes in conversations.items():
-            messages = [received[i][0] for i in indexes]
-            config = received[indexes[0]][1]
-            if key not in currents:
-                planned.append((indexes, self._sessions_or_error(messages, config), []))
-                continue
-            try:
-                placed, changes = self._place(messages, config, currents[key])
-            except Exception as exc:  # this conversation fails; the others go on
-                planned.append((indexes, exc, []))
-                continue
-            planned.append((indexes, placed, changes))
-        return planned
-
-    def _currents(
-        self, conversations: Mapping[tuple[str, str], Sequence[int]]
-    ) -> dict[tuple[str, str], SessionState | None]:
-        """The latest session of each conversation, read per configuration; a configuration
-        whose read failed is left out (its conversations read on their own)."""
-        phones: dict[str, list[str]] = {}
-        for config_id, number in conversations:
-            phones.setdefault(config_id, []).append(number)
-        currents: dict[tuple[str, str], SessionState | None] = {}
-        for config_id, numbers in phones.items():
-            try:
-                found = self._sessions.current_many(config_id, numbers)
-            except Exception as exc:  # each conversation reads (and fails) on its own
-                log.warning("inbound.sessions_not_read", error=type(exc).__name__)
-                continue
-            currents.update({(config_id, n): found.get(n) for n in numbers})
-        return currents
-
-    def _sessions_or_error(
-        self, messages: Sequence[ReceivedMessage], config: Configuration
-    ) -> Placed | Exception:
-        try:
-            return self._sessions_for(messages, config)
-        except Exception as exc:  # this conversation fails; the others go on
-            return exc
-
-    def _sessions_for(
-        self, messages: Sequence[ReceivedMessage], config: Configuration
-    ) -> list[tuple[SessionState, bool]]:
-        """The session of each message of one conversation (in arrival order), counted and
-        stored with one optimistic write (race-safe: a conflict re-reads and starts over)."""
-        assert config.id is not None
-        for _ in range(_SAVE_ATTEMPTS):
-            current = self._sessions.current(config.id, messages[0].from_number)
-            placed, changes = self._place(messages, config, current)
-            if not changes or self._sessions.save_many(changes):
-                return placed
-        raise StateStoreError(
-            "the session kept changing under these messages",
-            details={"ids": [message.provider_id for message in messages]},
-        )
-
-    def _place(
-        self,
-        messages: Sequence[ReceivedMessage],
-        config: Configuration,
-        current: SessionState | None,
-    ) -> tuple[list[tuple[SessionState, bool]], list[tuple[SessionState, SessionState | None]]]:
-        """Each message's session starting from ``current``, and the changes to store."""
-        assert config.id is not None
-        placed: list[tuple[SessionState, bool]] = []
-        changes: list[tuple[SessionState, SessionState | None]] = []
-        stored, state = current, current  # as read / as counted so far
-        for message in messages:
-            opened_here = derived_id("session", config.id, message.from_number, message.provider_id)
-            if state is not None and state.id == opened_here:
-                placed.append((state, True))  # a retry of the message that opened it
-            elif state is not None and state.is_open(message.received_at):
-                if state.regarding_table is None:  # opened by a send to a number only
-                    state = self._with_record(state, message.from_number, config)
-                state = self._escalated(
-                    state.with_inbound(message.received_at, message.provider_id), message, config
-                )
-                placed.append((state, False))
-            else:
-                if state is not stored and state is not None:
-                    changes.append((state, stored))
-                stored, state = state, self._new_session(message, config, state)
-                placed.append((state, True))
-        if state is not stored and state is not None:
-            changes.append((state, stored))
-        return placed, changes
-
-    def _new_session(
-        self, message: ReceivedMessage, config: Configuration, previous: SessionState | None
-    ) -> SessionState:
-        assert config.id is not None
-        owner = (config.owner_id, False)
-        if config.owning_team_id:
-            owner = (config.owning_team_id, True)
-        session = open_session(
-            message, config.id, config.session_timeout_minutes, previous, owner
-        ).with_inbound(message.received_at, message.provider_id)
-        return self._with_record(session, message.from_number, config)
-
-    def _prefetch(
-        self,
-        conversations: Mapping[tuple[str, str], Sequence[int]],
-        received: Mapping[int, tuple[ReceivedMessage, Configuration, bool]],
-    ) -> None:
-        """Let the resolver look a batch's unknown numbers up together, per configuration
-        (a failure only means each number is looked up on its own later)."""
-        phones: dict[str, tuple[Configuration, list[str]]] = {}
-        for (config_id, number), indexes in conversations.items():
-            phones.setdefault(config_id, (received[indexes[0]][1], []))[1].append(number)
-        for config, numbers in phones.values():
-            if len(numbers) < 2:
-                continue
-            try:
-                self._resolver.prefetch(numbers, _sender(config))
-            except Exception as exc:  # resolve looks each number up itself
-                log.warning("inbound.prefetch_failed", error=type(exc).__name__)
-
-    def _with_record(
-        self, session: SessionState, phone_e164: str, config: Configuration
-    ) -> SessionState:
-        """``session`` linked to the record the number resolves to, with the match trace."""
-        resolution = self._resolver.resolve(phone_e164, _sender(config))
-        record = resolution.record
-        return replace(
-            session,
-            regarding_table=record.table if record else None,
-            regarding_id=record.id if record else None,
-            match_trace=resolution.trace.to_json(),
-        )
-
     def _lead_written(self, lead: NewLead) -> None:
         """Tell the resolver; a failure only means the next message from the number creates
         the lead again (a 412, then written without it)."""
@@ -448,18 +274,7 @@ class InboundService:
         if session.regarding_table is None or session.regarding_id is None:
             return None
         record = RecordRef(session.regarding_table, session.regarding_id)
-        return self._resolver.new_lead(phone_e164, _sender(config), record)
-
-    def _escalated(
-        self, session: SessionState, message: ReceivedMessage, config: Configuration
-    ) -> SessionState:
-        """``session`` with its wait escalated by ``message`` if the team is due an alert."""
-        if not config.owning_team_id or self._team_members is None or config.id is None:
-            return session
-        due = session.escalation_due(self._clock(), config.idle_timeout_minutes, float("inf"))
-        if not due or self._configs.is_blocked(config.id, message.from_number):
-            return session
-        return session.escalated(self._clock(), by=message.provider_id)
+        return self._resolver.new_lead(phone_e164, sender_context(config), record)
 
     def _recipients(
         self, session: SessionState, config: Configuration, message: ReceivedMessage
@@ -528,14 +343,3 @@ class InboundService:
             f"provider after {attempts} attempts: {reason}\n"
         )
         return MediaFile(f"{stem}-not-fetched.txt", "text/plain", text.encode("utf-8"))
-
-
-def _sender(config: Configuration) -> SenderContext:
-    """What the resolver needs to know of the configuration a number texts."""
-    assert config.id is not None
-    return SenderContext(
-        configuration_id=config.id,
-        owner_id=config.owner_id,
-        team_id=config.owning_team_id,
-        default_country=config.default_country,
-    )

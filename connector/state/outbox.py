@@ -56,7 +56,6 @@ from connector.domain.segments import Encoding
 from connector.domain.status import FailureCategory, MessageStatus
 from connector.errors import StateStoreError, UnprocessableError
 from connector.ports import Added, ClaimedSend, ClaimedSync, SessionChange
-from connector.state.caches import write_session
 from connector.state.db import StateStore, metadata
 from connector.state.group_commit import (
     GroupCommitter,
@@ -64,6 +63,7 @@ from connector.state.group_commit import (
     bookkeeping_engine,
     durable_engine,
 )
+from connector.state.session_mirror import write_session
 
 # send_state: where the hand-over to the provider stands
 WAITING = "waiting"  # not handed yet (due at due_at)

@@ -11,8 +11,9 @@ from sqlalchemy import event, text
 from connector.domain.conversation import SessionState
 from connector.domain.model import Configuration, Provider
 from connector.services.escalation import EscalationService
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache
 from connector.state.db import StateStore
+from connector.state.session_mirror import SessionCache
 from connector.testing.conversations import FakeConfigurationDirectory, FakeConversationWriter
 
 NOW = 1_000_000.0

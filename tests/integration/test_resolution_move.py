@@ -19,10 +19,10 @@ from connector.services.conversation_move import ConversationMover
 from connector.services.phone_sync import PhoneSync
 from connector.services.resolution import RecordResolutionService
 from connector.settings import load_settings
-from connector.state.caches import SessionCache
 from connector.state.db import StateStore
 from connector.state.phone_index import PhoneIndex
 from connector.state.resolution_ledger import ResolutionLedger
+from connector.state.session_mirror import SessionCache
 from connector.testing.phone_directory import FakePhoneDirectory
 from connector.testing.session_links import FakeConversationRelinker
 

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Engine, event
 
 from connector.domain.conversation import SessionState
-from connector.state.caches import SessionCache
 from connector.state.db import StateStore
+from connector.state.session_mirror import SessionCache
 
 CONFIG = "cfg-1"
 START = 1_700_000_000.0

@@ -12,9 +12,9 @@ from dataclasses import replace
 from sqlalchemy import text
 
 from connector.domain.conversation import SessionState
-from connector.state.caches import SessionCache
 from connector.state.db import StateStore
 from connector.state.journal import Journal
+from connector.state.session_mirror import SessionCache
 
 
 def test_concurrent_appends_dedupe_exactly(state_url: str) -> None:

@@ -18,9 +18,10 @@ from connector.services.bulk import BulkOrder, BulkService
 from connector.services.outbound import SendService
 from connector.services.outbox_sender import OutboxSender
 from connector.state.bulk import BulkJobs
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache
 from connector.state.db import StateStore
 from connector.state.outbox import Outbox
+from connector.state.session_mirror import SessionCache
 from connector.testing.conversations import FakeConfigurationDirectory, TableResolver
 from connector.testing.fake_sms import FakeSmsProvider
 from connector.testing.send_rate import FakeSendRate

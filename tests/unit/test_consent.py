@@ -35,10 +35,11 @@ from connector.errors import ConnectorError, InvalidInputError, UnprocessableErr
 from connector.services.consent import ConsentService
 from connector.services.outbound import SendOrder, SendOrigin, SendService
 from connector.services.outbox_sender import OutboxSender
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache
 from connector.state.consent import ConsentLedger
 from connector.state.db import StateStore
 from connector.state.outbox import Outbox
+from connector.state.session_mirror import SessionCache
 from connector.testing.conversations import FakeConfigurationDirectory, TableResolver
 from connector.testing.fake_sms import FakeSmsProvider
 from connector.testing.send_rate import FakeSendRate

@@ -14,8 +14,9 @@ from connector.errors import DataverseUnavailableError
 from connector.services.escalation import EscalationService
 from connector.services.inbound import InboundService
 from connector.services.sessions import SessionActions
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache
 from connector.state.db import StateStore
+from connector.state.session_mirror import SessionCache
 from connector.testing.conversations import (
     FakeConfigurationDirectory,
     FakeConversationWriter,

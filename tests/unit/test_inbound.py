@@ -13,8 +13,9 @@ from connector.domain.provider_messages import InboundMedia, InboundMessage
 from connector.domain.routing import RecordRef
 from connector.errors import ConfigurationError, DataverseUnavailableError, is_transient
 from connector.services.inbound import InboundOutcome, InboundService
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache
 from connector.state.db import StateStore
+from connector.state.session_mirror import SessionCache
 from connector.testing.conversations import (
     FakeConfigurationDirectory,
     FakeConversationWriter,

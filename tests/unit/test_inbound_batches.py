@@ -11,8 +11,9 @@ from connector.domain.provider_messages import InboundMessage
 from connector.domain.routing import RecordRef, SenderContext
 from connector.errors import ConfigurationError
 from connector.services.inbound import InboundService, PreparedInbound
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache
 from connector.state.db import StateStore
+from connector.state.session_mirror import SessionCache
 from connector.testing.conversations import (
     FakeConfigurationDirectory,
     FakeConversationWriter,

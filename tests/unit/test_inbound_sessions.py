@@ -13,8 +13,9 @@ from connector.domain.routing import RecordRef
 from connector.errors import NotFoundError
 from connector.services.inbound import InboundService
 from connector.services.sessions import SessionActions
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache
 from connector.state.db import StateStore
+from connector.state.session_mirror import SessionCache
 from connector.testing.conversations import (
     FakeConfigurationDirectory,
     FakeConversationWriter,

@@ -15,9 +15,10 @@ from connector.domain.model import Configuration, MessageCategory, Provider
 from connector.errors import NotFoundError, UnprocessableError
 from connector.services.conversation_move import ConversationMover
 from connector.services.inbox import InboxService
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache
 from connector.state.consent import ConsentLedger
 from connector.state.db import StateStore
+from connector.state.session_mirror import SessionCache
 from connector.testing.conversations import (
     FakeConfigurationDirectory,
     FakeConversationWriter,

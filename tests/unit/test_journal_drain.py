@@ -17,9 +17,10 @@ from connector.providers.twilio.webhook import SignatureTokens, TwilioWebhooks
 from connector.providers.webhooks import ProviderRegistry
 from connector.services.inbound import InboundService
 from connector.services.inbound_batch import JournalDrain
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache
 from connector.state.db import StateStore
 from connector.state.journal import Journal
+from connector.state.session_mirror import SessionCache
 from connector.testing.conversations import (
     FakeConfigurationDirectory,
     FakeConversationWriter,

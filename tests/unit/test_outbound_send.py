@@ -24,9 +24,10 @@ from connector.providers.twilio.errors import unreachable_error
 from connector.services.outbound import SendOrder, SendService
 from connector.services.outbound_sync import OutboundSync
 from connector.services.outbox_sender import OutboxSender
-from connector.state.caches import ConfigurationCache, SessionCache
+from connector.state.caches import ConfigurationCache
 from connector.state.db import StateStore
 from connector.state.outbox import Outbox
+from connector.state.session_mirror import SessionCache
 from connector.testing.conversations import (
     FakeConfigurationDirectory,
     FakeOutboundWriter,

@@ -13,9 +13,9 @@ from connector.domain.conversation import SessionState
 from connector.domain.outbound import Failure, OutboundMessage
 from connector.domain.status import FailureCategory, MessageStatus
 from connector.errors import UnprocessableError
-from connector.state.caches import SessionCache
 from connector.state.db import StateStore
 from connector.state.outbox import Outbox
+from connector.state.session_mirror import SessionCache
 
 
 @pytest.fixture
