@@ -353,60 +353,77 @@ class Phase:
     cpu: dict[str, float]
 
 
+@dataclass(frozen=True)
+class World:
+    """A standalone emulator seeded for a run, and the environment a connector uses it with."""
+
+    env: dict[str, str]
+    emulator: Service
+    known: int  # how many of the realistic numbers are on a CRM record
+
+
+@contextmanager
+def seeded_world(work: Path, *, numbers: bool = True) -> Iterator[World]:
+    """Run the emulator (its database on disk in ``work``) seeded with the demo data and, with
+    ``numbers``, the realistic run's 1,000 numbers; the environment points a connector (SQLite
+    state in ``work``) at it. ``CONNECTOR_WORKER__*`` settings of this process pass through."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    env |= {"CONNECTOR_STATE__URL": f"sqlite:///{work / 'state.db'}"}
+    env |= {"CONNECTOR_LOG__LEVEL": "WARNING"}
+    env |= {k: v for k, v in os.environ.items() if k.startswith("CONNECTOR_WORKER__")}
+    emu_args = ["emulator", "--port", "0", "--db", str(work / "dv.db"), "--no-auth"]
+    with cli(emu_args, env, work, "http") as emulator:
+        client = DataverseClient(
+            WebApi(emulator.url, StaticTokenProvider("bench"), requests.Session())
+        )
+        seed_demo(client, PUBLIC)
+        known = seed_numbers(client, REALISTIC_NUMBERS) if numbers else 0
+        client.api.close()
+        env |= {
+            "CONNECTOR_DATAVERSE__URL": emulator.url,
+            "CONNECTOR_DATAVERSE__TOKEN": "bench",
+            "CONNECTOR_PUBLIC_BASE_URL": PUBLIC,
+            "CONNECTOR_TWILIO__AUTH_TOKEN": TOKEN,
+        }
+        yield World(env, emulator, known)
+
+
 def realistic(args: argparse.Namespace) -> None:
     """The default run: production traffic against the default `connector serve`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
-        env |= {"CONNECTOR_STATE__URL": f"sqlite:///{work / 'state.db'}"}
-        env |= {"CONNECTOR_LOG__LEVEL": "WARNING"}
-        env |= {k: v for k, v in os.environ.items() if k.startswith("CONNECTOR_WORKER__")}
-        emu_args = ["emulator", "--port", "0", "--db", str(work / "dv.db"), "--no-auth"]
-        phases: list[Phase] = []
-        with cli(emu_args, env, work, "http") as emulator_process:
-            emulator = emulator_process.url
-            client = DataverseClient(
-                WebApi(emulator, StaticTokenProvider("bench"), requests.Session())
-            )
-            seed_demo(client, PUBLIC)
-            known = seed_numbers(client, REALISTIC_NUMBERS)
-            client.api.close()
-            env |= {
-                "CONNECTOR_DATAVERSE__URL": emulator,
-                "CONNECTOR_DATAVERSE__TOKEN": "bench",
-                "CONNECTOR_PUBLIC_BASE_URL": PUBLIC,
-                "CONNECTOR_TWILIO__AUTH_TOKEN": TOKEN,
-            }
-            senders = [number(n) for n in range(REALISTIC_NUMBERS)]
-            with cli(["serve", "--port", "0"], env, work, "listening on") as web:
-                worker = worker_child(web)
-                journal = Journal(open_journal_store(env["CONNECTOR_STATE__URL"]))
-                warm = signed(0, "warm-up")
-                requests.post(web.url + PATH, data=warm.body, headers=warm.headers, timeout=30)
-                wait_settled(journal, 1)
-                _, last_id = to_dataverse(journal, 0)
-                processes = {"web": web, "worker child": worker, "emulator": emulator_process}
-                settled = 1
-                for rate in args.rates:
-                    before = {name: p.cpu_ms() for name, p in processes.items()}
-                    requests_before = stats(emulator)
-                    sending = time.process_time()
-                    latencies = steady(web.url, rate, args.seconds, senders)
-                    sending = time.process_time() - sending
-                    settled += len(latencies)
-                    wait_settled(journal, settled)
-                    made = stats(emulator) - requests_before - 1  # less our own stats read
-                    cpu = {
-                        name: (p.cpu_ms() - before[name]) / len(latencies)
-                        for name, p in processes.items()
-                    }
-                    cpu["load generator (this benchmark)"] = sending * 1000 / len(latencies)
-                    delays, last_id = to_dataverse(journal, last_id)
-                    phases.append(
-                        Phase(rate, len(latencies), latencies, made / len(latencies), delays, cpu)
-                    )
-                journal.store.close()
-    report_realistic(args, phases, known)
+    phases: list[Phase] = []
+    with tempfile.TemporaryDirectory() as tmp, seeded_world(Path(tmp)) as world:
+        work, env, emulator_process = Path(tmp), world.env, world.emulator
+        emulator = emulator_process.url
+        senders = [number(n) for n in range(REALISTIC_NUMBERS)]
+        with cli(["serve", "--port", "0"], env, work, "listening on") as web:
+            worker = worker_child(web)
+            journal = Journal(open_journal_store(env["CONNECTOR_STATE__URL"]))
+            warm = signed(0, "warm-up")
+            requests.post(web.url + PATH, data=warm.body, headers=warm.headers, timeout=30)
+            wait_settled(journal, 1)
+            _, last_id = to_dataverse(journal, 0)
+            processes = {"web": web, "worker child": worker, "emulator": emulator_process}
+            settled = 1
+            for rate in args.rates:
+                before = {name: p.cpu_ms() for name, p in processes.items()}
+                requests_before = stats(emulator)
+                sending = time.process_time()
+                latencies = steady(web.url, rate, args.seconds, senders)
+                sending = time.process_time() - sending
+                settled += len(latencies)
+                wait_settled(journal, settled)
+                made = stats(emulator) - requests_before - 1  # less our own stats read
+                cpu = {
+                    name: (p.cpu_ms() - before[name]) / len(latencies)
+                    for name, p in processes.items()
+                }
+                cpu["load generator (this benchmark)"] = sending * 1000 / len(latencies)
+                delays, last_id = to_dataverse(journal, last_id)
+                phases.append(
+                    Phase(rate, len(latencies), latencies, made / len(latencies), delays, cpu)
+                )
+            journal.store.close()
+    report_realistic(args, phases, world.known)
 
 
 def report_realistic(args: argparse.Namespace, phases: list[Phase], known: int) -> None:

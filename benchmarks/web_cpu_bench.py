@@ -40,20 +40,15 @@ from rich.table import Table
 
 from benchmarks.inbound_bench import (
     PATH,
-    PUBLIC,
-    TOKEN,
     Service,
     _raw,
     _steady,
     cli,
     number,
     quantile,
+    seeded_world,
     signed,
 )
-from connector.bootstrap.local_mode import seed_demo
-from connector.dataverse.auth import StaticTokenProvider
-from connector.dataverse.client import DataverseClient
-from connector.dataverse.transport import WebApi
 from connector.log_config import configure_logging
 from connector.state.journal import Journal
 from connector.state.journal_file import open_journal_store
@@ -118,27 +113,11 @@ def profiler(
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
     """Run the phase; its figures."""
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
-        env |= {"CONNECTOR_STATE__URL": f"sqlite:///{work / 'state.db'}"}
-        env |= {"CONNECTOR_LOG__LEVEL": "WARNING"}
-        emu_args = ["emulator", "--port", "0", "--db", str(work / "dv.db"), "--no-auth"]
-        with cli(emu_args, env, work, "http") as emulator:
-            client = DataverseClient(
-                WebApi(emulator.url, StaticTokenProvider("bench"), requests.Session())
-            )
-            seed_demo(client, PUBLIC)
-            client.api.close()
-            env |= {
-                "CONNECTOR_DATAVERSE__URL": emulator.url,
-                "CONNECTOR_DATAVERSE__TOKEN": "bench",
-                "CONNECTOR_PUBLIC_BASE_URL": PUBLIC,
-                "CONNECTOR_TWILIO__AUTH_TOKEN": TOKEN,
-            }
-            serve = ["serve", "--port", "0", "--no-worker"]
-            with cli(serve, env, work, "listening on") as web:
-                return _phase(args, web, env)
+    with tempfile.TemporaryDirectory() as tmp, seeded_world(Path(tmp), numbers=False) as world:
+        work, env = Path(tmp), world.env
+        serve = ["serve", "--port", "0", "--no-worker"]
+        with cli(serve, env, work, "listening on") as web:
+            return _phase(args, web, env)
 
 
 def _phase(args: argparse.Namespace, web: Service, env: dict[str, str]) -> dict[str, float]:

@@ -29,26 +29,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
 from rich.console import Console
 from rich.table import Table
 
 from benchmarks.inbound_bench import (
-    PUBLIC,
     REALISTIC_NUMBERS,
-    TOKEN,
     cli,
     number,
-    seed_numbers,
+    seeded_world,
     stats,
     steady,
 )
-from connector.bootstrap.local_mode import seed_demo
 from connector.bootstrap.process import warm
 from connector.bootstrap.root import build
-from connector.dataverse.auth import StaticTokenProvider
-from connector.dataverse.client import DataverseClient
-from connector.dataverse.transport import WebApi
 from connector.log_config import configure_logging
 from connector.settings import load_settings
 
@@ -116,27 +109,10 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, help="Print the N costliest calls.")
     args = parser.parse_args()
     configure_logging("WARNING")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
-        env |= {"CONNECTOR_STATE__URL": f"sqlite:///{work / 'state.db'}"}
-        env |= {"CONNECTOR_LOG__LEVEL": "WARNING"}
-        emu_args = ["emulator", "--port", "0", "--db", str(work / "dv.db"), "--no-auth"]
-        with cli(emu_args, env, work, "http") as emulator:
-            client = DataverseClient(
-                WebApi(emulator.url, StaticTokenProvider("bench"), requests.Session())
-            )
-            seed_demo(client, PUBLIC)
-            seed_numbers(client, REALISTIC_NUMBERS)
-            client.api.close()
-            env |= {
-                "CONNECTOR_DATAVERSE__URL": emulator.url,
-                "CONNECTOR_DATAVERSE__TOKEN": "bench",
-                "CONNECTOR_PUBLIC_BASE_URL": PUBLIC,
-                "CONNECTOR_TWILIO__AUTH_TOKEN": TOKEN,
-            }
-            journal_webhooks(env, work, args.messages, args.rate)
-            figures = drain(env, args.batch, args.warm, args.profile)
+    with tempfile.TemporaryDirectory() as tmp, seeded_world(Path(tmp)) as world:
+        work, env = Path(tmp), world.env
+        journal_webhooks(env, work, args.messages, args.rate)
+        figures = drain(env, args.batch, args.warm, args.profile)
     table = Table(
         title=f"Worker CPU: {args.messages:,} webhooks from {REALISTIC_NUMBERS:,} numbers, "
         f"claims of {args.batch}" + (" (under cProfile)" if args.profile else "")

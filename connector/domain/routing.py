@@ -23,7 +23,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from connector.domain.model import Configuration
 
 RECENT_CONVERSATION = "recent_conversation"
 SENDER_OWNER = "sender_owner"
@@ -107,6 +110,18 @@ class SenderContext:
     team_member_ids: frozenset[str] = frozenset()
     table_priority: tuple[str, ...] = ()
     default_country: str | None = None
+
+    @classmethod
+    def of(cls, config: Configuration) -> SenderContext:
+        """What the resolver needs to know of the (stored) configuration a number texts."""
+        if config.id is None:
+            raise ValueError("a configuration not stored yet has no sender context")
+        return cls(
+            configuration_id=config.id,
+            owner_id=config.owner_id,
+            team_id=config.owning_team_id,
+            default_country=config.default_country,
+        )
 
 
 @dataclass(frozen=True, slots=True)

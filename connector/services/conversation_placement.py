@@ -205,7 +205,7 @@ class ConversationPlacer:
             if len(numbers) < 2:
                 continue
             try:
-                self._resolver.prefetch(numbers, sender_context(config))
+                self._resolver.prefetch(numbers, SenderContext.of(config))
             except Exception as exc:  # resolve looks each number up itself
                 log.warning("inbound.prefetch_failed", error=type(exc).__name__)
 
@@ -213,7 +213,7 @@ class ConversationPlacer:
         self, session: SessionState, phone_e164: str, config: Configuration
     ) -> SessionState:
         """``session`` linked to the record the number resolves to, with the match trace."""
-        resolution = self._resolver.resolve(phone_e164, sender_context(config))
+        resolution = self._resolver.resolve(phone_e164, SenderContext.of(config))
         record = resolution.record
         return replace(
             session,
@@ -232,14 +232,3 @@ class ConversationPlacer:
         if not due or self._configs.is_blocked(config.id, message.from_number):
             return session
         return session.escalated(self._clock(), by=message.provider_id)
-
-
-def sender_context(config: Configuration) -> SenderContext:
-    """What the resolver needs to know of the configuration a number texts."""
-    assert config.id is not None
-    return SenderContext(
-        configuration_id=config.id,
-        owner_id=config.owner_id,
-        team_id=config.owning_team_id,
-        default_country=config.default_country,
-    )

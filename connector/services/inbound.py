@@ -37,7 +37,7 @@ from connector.domain.conversation import (
 )
 from connector.domain.model import Configuration
 from connector.domain.provider_messages import InboundMedia, InboundMessage
-from connector.domain.routing import RecordRef
+from connector.domain.routing import RecordRef, SenderContext
 from connector.errors import (
     ConfigurationError,
     ConnectorError,
@@ -55,7 +55,7 @@ from connector.ports import (
     SessionStore,
 )
 from connector.services.consent import KeywordOutcome
-from connector.services.conversation_placement import ConversationPlacer, sender_context
+from connector.services.conversation_placement import ConversationPlacer
 
 log = get_logger(__name__)
 MEDIA_ATTEMPTS = 3  # attempts of a message before a failing attachment is given up
@@ -274,7 +274,7 @@ class InboundService:
         if session.regarding_table is None or session.regarding_id is None:
             return None
         record = RecordRef(session.regarding_table, session.regarding_id)
-        return self._resolver.new_lead(phone_e164, sender_context(config), record)
+        return self._resolver.new_lead(phone_e164, SenderContext.of(config), record)
 
     def _recipients(
         self, session: SessionState, config: Configuration, message: ReceivedMessage

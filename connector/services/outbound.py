@@ -339,7 +339,7 @@ class SendService:
             )
 
     def _compliance_column(self, config: Configuration, table: str) -> str | None:
-        for spec in self.record_types(_context(config)):
+        for spec in self.record_types(SenderContext.of(config)):
             if spec.table == table:
                 return spec.compliance_column.lower() if spec.compliance_column else None
         return None
@@ -386,7 +386,7 @@ class SendService:
         in record-type order, over every active configuration."""
         fields: list[str] = []
         for config in self._active():
-            specs = {s.table: s for s in self.record_types(_context(config))}
+            specs = {s.table: s for s in self.record_types(SenderContext.of(config))}
             spec = specs.get(table)
             if spec is None:
                 continue
@@ -643,16 +643,6 @@ def _check_shape(order: SendOrder) -> None:
             raise InvalidInputError(
                 "media URLs must be https", code="media_url_invalid", details={"url": url[:200]}
             )
-
-
-def _context(config: Configuration) -> SenderContext:
-    assert config.id is not None
-    return SenderContext(
-        configuration_id=config.id,
-        owner_id=config.owner_id,
-        team_id=config.owning_team_id,
-        default_country=config.default_country,
-    )
 
 
 def _regions(config: Configuration | None, active: Sequence[Configuration]) -> tuple[str, ...]:
