@@ -220,9 +220,9 @@ class SessionCache:
         try:
             if previous is not None and previous.id == session.id:
                 with self._books.begin() as conn:  # one statement (autocommit on SQLite)
-                    return self._write(conn, session, previous)
+                    return write_session(conn, session, previous)
             with atomic(self._books) as conn:  # a new session: its row and the pointer
-                return self._write(conn, session, previous)
+                return write_session(conn, session, previous)
         except (IntegrityError, _ConflictError):
             return False
         except SQLAlchemyError as exc:
@@ -239,7 +239,7 @@ class SessionCache:
         try:
             with atomic(self._books) as conn:
                 for session, previous in changes:
-                    if not self._write(conn, session, previous):
+                    if not write_session(conn, session, previous):
                         raise _ConflictError
         except (IntegrityError, _ConflictError):
             return False
@@ -287,9 +287,6 @@ class SessionCache:
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot save the sessions: {type(exc).__name__}") from exc
         return [self.save_many(group) if group else True for group in groups]
-
-    def _write(self, conn: Any, session: SessionState, previous: SessionState | None) -> bool:
-        return write_session(conn, session, previous)
 
     def awaiting_escalation(
         self, configuration_id: str, waiting_since_before: float, limit: int
