@@ -163,11 +163,12 @@ class JournalDrain:
             count, oldest, pressing = self.depth(self.batch_size, urgent)
             if count == 0 or count >= self.batch_size or oldest is None:
                 return False
-            if oldest + self.linger_seconds - self.clock() <= 0:
+            left = oldest + self.linger_seconds - self.clock()  # read once: it keeps moving
+            if left <= 0:
                 return False
             if pressing:
                 return pressing < count  # all urgent: a plain claim takes the same rows
-            self.sleep(min(oldest + self.linger_seconds - self.clock(), self.poll_seconds))
+            self.sleep(min(left, self.poll_seconds))
 
     def process(self, batch: Sequence[JournalRow]) -> tuple[int, int]:
         """Parse and prepare every row, write them in ONE request, settle each; (done, failed).

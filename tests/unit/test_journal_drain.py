@@ -248,6 +248,36 @@ def test_a_full_batch_or_an_empty_journal_does_not_linger(parts: Parts) -> None:
     assert clock.sleeps == []
 
 
+def test_the_window_closing_between_two_clock_reads_never_sleeps_a_negative_time(
+    parts: Parts,
+) -> None:
+    """Found in the inbound benchmark: the window was read twice, once to decide to wait and
+    once for how long; when it closed in between, time.sleep got a negative length and the
+    drain task died with "sleep length must be non-negative"."""
+    journal, _, _, _ = parts
+    journal_message(journal, "m")
+    _, oldest, _ = journal.due_depth(50)
+    assert oldest is not None
+
+    class Ticking(Clock):
+        """Each reading is 0.2 s later than the one before (a slow, busy machine)."""
+
+        def __call__(self) -> float:
+            self.now += 0.2
+            return self.now
+
+    clock = Ticking(oldest)
+
+    def real_sleep(seconds: float) -> None:
+        time.sleep(seconds)  # raises ValueError on a negative length, as in production
+        clock.sleep(seconds)
+
+    drain = lingering(parts, clock)
+    drain.sleep = real_sleep
+    assert drain.drain().done == 1
+    assert all(0 < seconds <= 0.25 for seconds in clock.sleeps)
+
+
 def test_a_row_older_than_the_window_is_claimed_at_once(parts: Parts) -> None:
     journal, _, _, _ = parts
     journal_message(journal, "late")
