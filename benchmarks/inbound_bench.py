@@ -88,6 +88,16 @@ class Service:
             return 0.0
         return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
+    def written_kb(self) -> float:
+        """KB this process has sent to storage so far (Linux ``write_bytes``: pages it dirtied,
+        counted once each until written back); 0 where /proc is absent."""
+        try:
+            lines = Path(f"/proc/{self.pid}/io").read_text().splitlines()
+        except OSError:
+            return 0.0
+        fields = dict(line.split(": ", 1) for line in lines)
+        return int(fields.get("write_bytes", "0")) / 1024
+
 
 @contextmanager
 def cli(
@@ -351,6 +361,7 @@ class Phase:
     per_message: float
     delays: list[float]
     cpu: dict[str, float]
+    disk: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -406,6 +417,7 @@ def realistic(args: argparse.Namespace) -> None:
             settled = 1
             for rate in args.rates:
                 before = {name: p.cpu_ms() for name, p in processes.items()}
+                written = {name: p.written_kb() for name, p in processes.items()}
                 requests_before = stats(emulator)
                 sending = time.process_time()
                 latencies = steady(web.url, rate, args.seconds, senders)
@@ -418,9 +430,13 @@ def realistic(args: argparse.Namespace) -> None:
                     for name, p in processes.items()
                 }
                 cpu["load generator (this benchmark)"] = sending * 1000 / len(latencies)
+                disk = {
+                    name: (p.written_kb() - written[name]) / len(latencies)
+                    for name, p in processes.items()
+                }
                 delays, last_id = to_dataverse(journal, last_id)
                 phases.append(
-                    Phase(rate, len(latencies), latencies, made / len(latencies), delays, cpu)
+                    Phase(rate, len(latencies), latencies, made / len(latencies), delays, cpu, disk)
                 )
             journal.store.close()
     report_realistic(args, phases, world.known)
@@ -461,6 +477,8 @@ def report_realistic(args: argparse.Namespace, phases: list[Phase], known: int) 
         )
         for name, ms in phase.cpu.items():
             table.add_row(f"CPU per message at {rate}, {name}", f"{ms:.2f} ms", "-", "-")
+        for name, kb in phase.disk.items():
+            table.add_row(f"disk writes per message at {rate}, {name}", f"{kb:.1f} KB", "-", "-")
     Console().print(table)
 
 
