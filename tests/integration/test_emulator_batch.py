@@ -207,3 +207,49 @@ def test_truncated_batch_is_refused_and_writes_nothing(
     assert response.status_code == 400
     assert "closing delimiter" in response.json()["error"]["message"]
     assert _count(session, root, "Truncated") == 0
+
+
+def test_each_change_set_commits_or_rolls_back_on_its_own(
+    api: tuple[requests.Session, str, str],
+) -> None:
+    """The batch shares one transaction; its change sets are savepoints of it. A failing
+    change set takes only its own writes back: the ones before it stay, with or without
+    continue-on-error, and with it the ones after it are written too."""
+    session, root, _ = api
+    bad = {"mobilephone": "1" * 80}  # longer than the column allows: the create fails
+
+    def change_set(name: str, *bodies: dict[str, object]) -> str:
+        ops = [_op("POST", root + "contacts", b, str(i)) for i, b in enumerate(bodies, 1)]
+        return _changeset(name, ops)
+
+    body, headers = _batch(
+        [
+            change_set("cs_a", {"lastname": "KeptBefore"}),
+            change_set("cs_b", {"lastname": "RolledBack"}, bad),
+            change_set("cs_c", {"lastname": "KeptAfter"}),
+        ]
+    )
+    headers["Prefer"] = "odata.continue-on-error"
+    response = session.post(root + "$batch", data=body, headers=headers)
+    assert response.status_code == 200
+    assert [
+        _status(p) if p.get_content_type() == "application/http" else "set"
+        for p in _parts(response)
+    ] == ["set", 400, "set"]
+    assert [_count(session, root, n) for n in ("KeptBefore", "RolledBack", "KeptAfter")] == [
+        1,
+        0,
+        1,
+    ]
+
+    body, headers = _batch(
+        [
+            change_set("cs_d", {"lastname": "StaysBeforeStop"}),
+            change_set("cs_e", bad),
+            change_set("cs_f", {"lastname": "NeverReached"}),
+        ]
+    )
+    response = session.post(root + "$batch", data=body, headers=headers)
+    assert response.status_code == 400
+    assert _count(session, root, "StaysBeforeStop") == 1
+    assert _count(session, root, "NeverReached") == 0

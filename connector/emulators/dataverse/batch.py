@@ -1,8 +1,9 @@
 """``POST $batch``: multipart/mixed requests with atomic change sets.
 
 Parsing uses :mod:`connector.multipart` (the standard library's MIME parser took a third of
-the emulator's CPU under load, compiling a pattern per change-set boundary). A change set
-runs in one SQLite transaction and rolls back entirely when one of its operations fails;
+the emulator's CPU under load, compiling a pattern per change-set boundary). The batch runs
+in one SQLite transaction; a change set is a savepoint of it and rolls back entirely when one
+of its operations fails (the others stay);
 ``Content-ID`` values let later operations refer to earlier creates as ``$n`` (in URLs and
 ``@odata.bind`` values). Without ``Prefer: odata.continue-on-error`` the batch stops at the
 first failure and answers 400 with that failure as its only part; with it, every part is
@@ -158,16 +159,23 @@ def handle(emulator: BatchHost, req: EmuRequest) -> EmuResponse:
     content_ids: dict[str, str] = {}
     parts: list[str] = []
     failed = False
-    for item, members in items:
-        if members is not None:
-            text, ok = _change_set(emulator, req, members, content_ids)
-        else:
-            response = _single(emulator, req, item, content_ids)
-            text, ok = render_part(response, item.get("Content-ID")), response.status < 400
-        if not ok and not keep_going:
-            parts, failed = [text], True
-            break
-        parts.append(text)
+    # One SQLite transaction for the whole batch, each change set a savepoint of it: a failed
+    # change set still rolls back alone, and the pages every message touches (the version
+    # counter, the right-hand leaves of the modifiedon and versionnumber indexes...) reach
+    # the WAL once per batch, not once per change set. Per change set, a 50-message batch
+    # wrote about 56 pages (224 KB) per message and the emulator's checkpoints flushed 20
+    # MB/s at 50 messages/s, on the disk the connector's journal waits on.
+    with emulator.store.transaction():
+        for item, members in items:
+            if members is not None:
+                text, ok = _change_set(emulator, req, members, content_ids)
+            else:
+                response = _single(emulator, req, item, content_ids)
+                text, ok = render_part(response, item.get("Content-ID")), response.status < 400
+            if not ok and not keep_going:
+                parts, failed = [text], True
+                break
+            parts.append(text)
     boundary = f"batchresponse_{uuid.uuid4()}"
     body = "".join(f"--{boundary}{CRLF}{part}{CRLF}" for part in parts) + f"--{boundary}--{CRLF}"
     headers = {"Content-Type": f"multipart/mixed; boundary={boundary}", "OData-Version": "4.0"}
