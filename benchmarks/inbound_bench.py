@@ -170,8 +170,13 @@ async def exchange(
     return int(status_line.split()[1]), await reader.readexactly(length)
 
 
-async def _steady(base: str, rate: float, prepared: list[bytes]) -> list[float]:
-    """Open loop on keep-alive connections; latency from each request's scheduled time."""
+async def _steady(
+    base: str, rate: float, prepared: list[bytes], late: list[float] | None = None
+) -> list[float]:
+    """Open loop on keep-alive connections; latency from each request's scheduled time.
+
+    ``late``, when given, receives how late (ms) each request was written: the load
+    generator's own share of its latency (its timer's resolution, the CPU it waited for)."""
     host, port = base.removeprefix("http://").split(":")
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     latencies = [0.0] * len(prepared)
@@ -186,6 +191,8 @@ async def _steady(base: str, rate: float, prepared: list[bytes]) -> list[float]:
     async def one(index: int) -> None:
         scheduled = start + index / rate
         conn = idle.pop() if idle else await asyncio.open_connection(host, int(port))
+        if late is not None:
+            late.append((loop.time() - scheduled) * 1000)
         try:
             status, _ = await exchange(*conn, prepared[index])
         except (IndexError, ConnectionError, asyncio.IncompleteReadError):
@@ -216,17 +223,31 @@ async def _steady(base: str, rate: float, prepared: list[bytes]) -> list[float]:
 
 
 def steady(
-    base: str, rate: float, seconds: float, senders: Sequence[str] = (DEMO_CUSTOMER,)
+    base: str,
+    rate: float,
+    seconds: float,
+    senders: Sequence[str] = (DEMO_CUSTOMER,),
+    late: list[float] | None = None,
 ) -> list[float]:
     """Latencies (ms) of webhooks sent open-loop at ``rate`` per second, each from a sender
-    drawn at random (fixed seed) from ``senders``."""
+    drawn at random (fixed seed) from ``senders`` (``late``: see :func:`_steady`)."""
     host = base.removeprefix("http://")
     draw = random.Random(f"{rate}-{seconds}")
     prepared = [
         _raw(signed(n, f"steady-{rate}", draw.choice(senders)), host)
         for n in range(int(rate * seconds))
     ]
-    return asyncio.run(_steady(base, rate, prepared))
+    return asyncio.run(_steady(base, rate, prepared, late))
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(stolen, total) CPU ticks of the machine so far (Linux /proc/stat; zeros elsewhere).
+    Stolen ticks are time the hypervisor ran something else while this VM wanted the CPU."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0, 0
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
 
 
 def stats(emulator: str) -> int:
@@ -362,6 +383,8 @@ class Phase:
     delays: list[float]
     cpu: dict[str, float]
     disk: dict[str, float]
+    late: list[float]  # ms each request was written after its scheduled time
+    stolen: float  # share of the machine's CPU time the hypervisor took meanwhile
 
 
 @dataclass(frozen=True)
@@ -419,9 +442,11 @@ def realistic(args: argparse.Namespace) -> None:
                 before = {name: p.cpu_ms() for name, p in processes.items()}
                 written = {name: p.written_kb() for name, p in processes.items()}
                 requests_before = stats(emulator)
-                sending = time.process_time()
-                latencies = steady(web.url, rate, args.seconds, senders)
+                sending, ticks = time.process_time(), cpu_ticks()
+                late: list[float] = []
+                latencies = steady(web.url, rate, args.seconds, senders, late)
                 sending = time.process_time() - sending
+                stolen = [after - before for before, after in zip(ticks, cpu_ticks(), strict=True)]
                 settled += len(latencies)
                 wait_settled(journal, settled)
                 made = stats(emulator) - requests_before - 1  # less our own stats read
@@ -436,7 +461,17 @@ def realistic(args: argparse.Namespace) -> None:
                 }
                 delays, last_id = to_dataverse(journal, last_id)
                 phases.append(
-                    Phase(rate, len(latencies), latencies, made / len(latencies), delays, cpu, disk)
+                    Phase(
+                        rate,
+                        len(latencies),
+                        latencies,
+                        made / len(latencies),
+                        delays,
+                        cpu,
+                        disk,
+                        late,
+                        stolen[0] / max(stolen[1], 1),
+                    )
                 )
             journal.store.close()
     report_realistic(args, phases, world.known)
@@ -466,6 +501,16 @@ def report_realistic(args: argparse.Namespace, phases: list[Phase], known: int) 
         table.add_row(f"webhook p50 at {rate}", f"{p50:.2f} ms", "-", "-")
         table.add_row(f"webhook p99 at {rate}", f"{p99:.2f} ms", "< 10 ms", f"{p99 / 10:.2f}")
         table.add_row(f"webhook max at {rate}", f"{top:.2f} ms", "< 30 ms", f"{top / 30:.2f}")
+        late99, late_top = quantile(phase.late, 0.99), max(phase.late)
+        table.add_row(
+            f"of which the load generator's own lateness at {rate}, p99 / max",
+            f"{late99:.2f} / {late_top:.2f} ms",
+            "-",
+            "-",
+        )
+        table.add_row(
+            f"CPU time taken by the host (steal) at {rate}", f"{phase.stolen:.1%}", "-", "-"
+        )
         if len(phase.delays) >= 2:
             d50, d99 = quantile(phase.delays, 0.5), quantile(phase.delays, 0.99)
             table.add_row(f"time to Dataverse p50 at {rate}", f"{d50 * 1000:.0f} ms", "-", "-")
