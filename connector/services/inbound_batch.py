@@ -101,6 +101,8 @@ class JournalDrain:
         self.sleep = sleep
         self.clock = clock
         self.poll_seconds = 0.025
+        self._lingering = threading.Lock()
+        """Held by the worker thread whose drain is lingering (see :meth:`drain`)."""
         self._held: list[JournalRow] = []
         self._held_lock = threading.Lock()
         """Rows of a batch cut short by the state store failing: still leased to this worker,
@@ -115,12 +117,23 @@ class JournalDrain:
         usual backoff; rows already settled are untouched (a settle needs the claim's token),
         and rows written meanwhile are written again idempotently. Raises
         :class:`StateStoreError` while the store is still unreachable.
+
+        One worker thread lingers at a time. A drain that finds another lingering returns at
+        once, with nothing done and no follow-up: the lingering one claims after its wait,
+        so it takes every row committed before then (and keeps draining until none is due).
+        Two lingering drains split a batch in two and polled the depth twice as often.
         """
         self._give_back_held()
         done = failed = 0
         started = time.monotonic()
         while time.monotonic() - started < self.time_budget:
-            only = self._urgent if self.linger() else None
+            if not self._lingering.acquire(blocking=False):
+                return DrainResult(done, failed, None)  # the lingering drain goes on
+            try:
+                urgent_only = self.linger()
+            finally:
+                self._lingering.release()
+            only = self._urgent if urgent_only else None
             batch = self.journal.claim(
                 self.batch_size, lease_seconds=self.lease_seconds, journals=only
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from connector.errors import ProviderError, StateStoreError
 from connector.providers.twilio.webhook import SignatureTokens, TwilioWebhooks
 from connector.providers.webhooks import ProviderRegistry
 from connector.services.inbound import InboundService
-from connector.services.inbound_batch import JournalDrain
+from connector.services.inbound_batch import DrainResult, JournalDrain
 from connector.state.caches import ConfigurationCache
 from connector.state.db import StateStore
 from connector.state.journal import Journal
@@ -373,3 +374,45 @@ def test_a_batch_cut_short_by_the_state_store_is_given_back_when_it_answers_agai
     assert (result.done, result.failed) == (3, 0)
     assert journal.counts().done == 3
     assert set(writer.messages) == set(sids)
+
+
+def test_one_drain_lingers_at_a_time_and_takes_the_rows_of_a_drain_that_found_it(
+    parts: Parts,
+) -> None:
+    """Two worker threads each running a drain used to linger side by side, polling the depth
+    twice as often and splitting the batch. The second returns at once, writing nothing and
+    asking for no follow-up; the lingering one writes both threads' rows in one batch."""
+    journal, writer, _, _ = parts
+    first = journal_message(journal, "first")
+    _, oldest, _ = journal.due_depth(50)
+    assert oldest is not None
+    clock = Clock(oldest)
+    in_window, go_on = threading.Event(), threading.Event()
+    calls: list[int] = []
+    write_many = writer.write_inbound_many
+
+    def counted(writes: Sequence[InboundWrite]) -> list[Exception | None]:
+        calls.append(len(writes))
+        return write_many(writes)
+
+    writer.write_inbound_many = counted  # type: ignore[method-assign]
+
+    def held_sleep(seconds: float) -> None:
+        in_window.set()
+        assert go_on.wait(10)
+        clock.sleep(seconds)
+
+    drain = lingering(parts, clock)
+    drain.sleep = held_sleep
+    results: list[DrainResult] = []
+    lingerer = threading.Thread(target=lambda: results.append(drain.drain()))
+    lingerer.start()
+    assert in_window.wait(10)
+    second = journal_message(journal, "second, whose drain finds the first lingering")
+    skipped = drain.drain()
+    assert (skipped.done, skipped.failed, skipped.next_due) == (0, 0, None)
+    assert journal.counts().pending == 2  # nothing claimed by the drain that returned
+    go_on.set()
+    lingerer.join(10)
+    assert results[0].done == 2 and {first, second} <= set(writer.messages)
+    assert calls == [2]  # one write for both
