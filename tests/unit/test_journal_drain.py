@@ -215,12 +215,8 @@ def lingering(parts: Parts, clock: Clock, batch_size: int = 50) -> JournalDrain:
     )
 
 
-def test_a_shallow_journal_lingers_then_writes_everything_in_one_batch(parts: Parts) -> None:
-    journal, writer, _, _ = parts
-    sids = [journal_message(journal, f"m{n}") for n in range(3)]
-    _, oldest, _ = journal.due_depth(50)
-    assert oldest is not None
-    clock = Clock(oldest)
+def count_writes(writer: FakeConversationWriter) -> list[int]:
+    """The sizes of the writer's ``write_inbound_many`` calls, as they happen."""
     calls: list[int] = []
     write_many = writer.write_inbound_many
 
@@ -229,6 +225,16 @@ def test_a_shallow_journal_lingers_then_writes_everything_in_one_batch(parts: Pa
         return write_many(writes)
 
     writer.write_inbound_many = counted  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_shallow_journal_lingers_then_writes_everything_in_one_batch(parts: Parts) -> None:
+    journal, writer, _, _ = parts
+    sids = [journal_message(journal, f"m{n}") for n in range(3)]
+    _, oldest, _ = journal.due_depth(50)
+    assert oldest is not None
+    clock = Clock(oldest)
+    calls = count_writes(writer)
     drain = lingering(parts, clock)
     journal_message(journal, "arrives while the drain lingers")
     result = drain.drain()
@@ -388,14 +394,7 @@ def test_one_drain_lingers_at_a_time_and_takes_the_rows_of_a_drain_that_found_it
     assert oldest is not None
     clock = Clock(oldest)
     in_window, go_on = threading.Event(), threading.Event()
-    calls: list[int] = []
-    write_many = writer.write_inbound_many
-
-    def counted(writes: Sequence[InboundWrite]) -> list[Exception | None]:
-        calls.append(len(writes))
-        return write_many(writes)
-
-    writer.write_inbound_many = counted  # type: ignore[method-assign]
+    calls = count_writes(writer)
 
     def held_sleep(seconds: float) -> None:
         in_window.set()
