@@ -216,7 +216,9 @@ def test_each_change_set_commits_or_rolls_back_on_its_own(
     change set takes only its own writes back: the ones before it stay, with or without
     continue-on-error, and with it the ones after it are written too."""
     session, root, _ = api
-    bad = {"mobilephone": "1" * 80}  # longer than the column allows: the create fails
+    bad: dict[str, object] = {
+        "mobilephone": "1" * 80
+    }  # longer than the column allows: the create fails
 
     def change_set(name: str, *bodies: dict[str, object]) -> str:
         ops = [_op("POST", root + "contacts", b, str(i)) for i, b in enumerate(bodies, 1)]
