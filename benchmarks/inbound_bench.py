@@ -183,9 +183,12 @@ async def _steady(
     loop = asyncio.get_running_loop()
     # The load generator's own full collections walked everything this process imported
     # and kept (about 150 ms on this machine, in the second phase): every request due
-    # meanwhile was measured that late. Frozen, a collection walks only what the phase made.
+    # meanwhile was measured that late. Frozen, a collection still walks what the phase made,
+    # which grows with its finished tasks; the collector is off for the phase (a minute of
+    # requests is a few MB), so the generator's own pauses are not the server's latency.
     gc.collect()
     gc.freeze()
+    gc.disable()
     start = loop.time() + 0.05
 
     async def one(index: int) -> None:
@@ -216,6 +219,7 @@ async def _steady(
     try:
         await asyncio.gather(*tasks)
     finally:
+        gc.enable()
         gc.unfreeze()
     for _, writer in idle:
         writer.close()
