@@ -450,7 +450,7 @@ def realistic(args: argparse.Namespace) -> None:
                 late: list[float] = []
                 latencies = steady(web.url, rate, args.seconds, senders, late)
                 sending = time.process_time() - sending
-                stolen = [after - before for before, after in zip(ticks, cpu_ticks(), strict=True)]
+                stolen = [end - begin for begin, end in zip(ticks, cpu_ticks(), strict=True)]
                 settled += len(latencies)
                 wait_settled(journal, settled)
                 made = stats(emulator) - requests_before - 1  # less our own stats read
