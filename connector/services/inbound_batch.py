@@ -118,21 +118,19 @@ class JournalDrain:
         and rows written meanwhile are written again idempotently. Raises
         :class:`StateStoreError` while the store is still unreachable.
 
-        One worker thread lingers at a time. A drain that finds another lingering returns at
-        once, with nothing done and no follow-up: the lingering one claims after its wait,
-        so it takes every row committed before then (and keeps draining until none is due).
-        Two lingering drains split a batch in two and polled the depth twice as often.
+        With a linger window, one worker thread lingers at a time: a drain that finds another
+        lingering returns at once, with nothing done and no follow-up; the lingering one
+        claims after its wait, so it takes every row committed before then (and keeps
+        draining until none is due). Two lingering drains split a batch in two and polled the
+        depth twice as often.
         """
         self._give_back_held()
         done = failed = 0
         started = time.monotonic()
         while time.monotonic() - started < self.time_budget:
-            if not self._lingering.acquire(blocking=False):
+            urgent_only = self._linger_alone()
+            if urgent_only is None:
                 return DrainResult(done, failed, None)  # the lingering drain goes on
-            try:
-                urgent_only = self.linger()
-            finally:
-                self._lingering.release()
             only = self._urgent if urgent_only else None
             batch = self.journal.claim(
                 self.batch_size, lease_seconds=self.lease_seconds, journals=only
@@ -163,6 +161,18 @@ class JournalDrain:
     def _urgent(self) -> frozenset[str]:
         """The journals whose rows never linger (status callbacks, other journals' events)."""
         return self.status_journals | frozenset(self.sinks)
+
+    def _linger_alone(self) -> bool | None:
+        """:meth:`linger`, unless another worker thread is lingering already: None then.
+        Without a linger window there is nothing to wait for, and no guard."""
+        if self.depth is None or self.linger_seconds <= 0:
+            return False
+        if not self._lingering.acquire(blocking=False):
+            return None
+        try:
+            return self.linger()
+        finally:
+            self._lingering.release()
 
     def linger(self) -> bool:
         """While fewer rows than a batch are due, wait until ``linger_seconds`` after the
