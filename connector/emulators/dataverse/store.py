@@ -87,8 +87,10 @@ class Store:
             self.conn.execute("PRAGMA temp_store=MEMORY")
         self.conn.executescript(_META)
         self.lock = threading.RLock()
-        self._depth = 0
-        self._after: list[tuple[int, Callable[[], None]]] = []
+        # Actions to run after the outermost commit, one list per open (nested) level: a
+        # released savepoint hands its list to the level around it, a rolled-back one drops
+        # it (each release touches only its own actions, however many the batch has asked).
+        self._after: list[list[Callable[[], None]]] = []
         self._saved: dict[str, str] = {}  # table definitions as last stored (skip unchanged)
 
     def close(self) -> None:
@@ -99,38 +101,36 @@ class Store:
     def transaction(self) -> Iterator[None]:
         """One transaction; nested calls become savepoints that roll back on their own."""
         with self.lock:
-            self._depth += 1
-            savepoint = f"sp{self._depth}"
-            self.conn.execute("BEGIN IMMEDIATE" if self._depth == 1 else f"SAVEPOINT {savepoint}")
+            depth = len(self._after) + 1
+            savepoint = f"sp{depth}"
+            self.conn.execute("BEGIN IMMEDIATE" if depth == 1 else f"SAVEPOINT {savepoint}")
+            self._after.append([])
             try:
                 yield
+                self.conn.execute("COMMIT" if depth == 1 else f"RELEASE {savepoint}")
             except BaseException:
-                if self._depth == 1:
-                    self.conn.execute("ROLLBACK")
-                else:
+                self._after.pop()
+                if depth > 1:
                     self.conn.execute(f"ROLLBACK TO {savepoint}")
                     self.conn.execute(f"RELEASE {savepoint}")
-                self._after = [(d, f) for d, f in self._after if d < self._depth]
+                elif self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 self._saved.clear()  # what is stored is no longer known: save in full next time
                 raise
-            else:
-                self.conn.execute("COMMIT" if self._depth == 1 else f"RELEASE {savepoint}")
-                depth = self._depth - 1
-                self._after = [(min(d, depth), f) for d, f in self._after]
-            finally:
-                self._depth -= 1
-            if self._depth == 0 and self._after:
-                ready, self._after = self._after, []
-                for _, action in ready:
-                    action()
+            ready = self._after.pop()
+            if self._after:
+                self._after[-1].extend(ready)
+                return
+            for action in ready:
+                action()
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the current transaction commits (now, outside one); dropped
         when the savepoint or transaction it was asked in rolls back."""
-        if self._depth == 0:
-            action()
+        if self._after:
+            self._after[-1].append(action)
         else:
-            self._after.append((self._depth, action))
+            action()
 
     # -- metadata ---------------------------------------------------------------------------
 
