@@ -39,7 +39,12 @@ from connector.domain.conversation import (
 )
 from connector.domain.model import Configuration, Keyword
 from connector.domain.phone import to_key_value
-from connector.errors import ConnectorError, DataverseError, DataverseUnavailableError
+from connector.errors import (
+    ConnectorError,
+    DataverseError,
+    DataverseUnavailableError,
+    is_transient,
+)
 from connector.log_config import get_logger
 
 log = get_logger(__name__)
@@ -256,6 +261,17 @@ def run_change_sets(client: DataverseClient, sets: Sequence[ChangeSet]) -> list[
     return errors
 
 
+def _lead_makers(writes: Sequence[InboundWrite]) -> list[int | None]:
+    """For each write, which write of ``writes`` creates its new lead: the first one that
+    needs it (None: it needs none). A second create-only write of one lead in a ``$batch``
+    would fail with 412 and cost another request."""
+    first: dict[str, int] = {}
+    return [
+        None if write.new_lead is None else first.setdefault(write.new_lead.lead_id, index)
+        for index, write in enumerate(writes)
+    ]
+
+
 class DataverseConversations:
     """Conversation writes and configuration reads through the Web API client."""
 
@@ -272,22 +288,30 @@ class DataverseConversations:
         """ONE ``$batch`` request, a change set per message, continuing past a failed one.
 
         A failure of the whole request (Dataverse unreachable, throttled) is every write's.
-        A change set that failed only because its new lead exists already (another worker,
-        or an earlier attempt whose answer was lost, created it) is written again without the
-        lead, all such in one more ``$batch``.
+        Several messages needing one new lead (a new number that texted twice) create it
+        in the first one's change set only; the later ones are bound to it (change sets run
+        in order, so it exists by then), and are written again with it should that first
+        change set fail. A change set that failed only because its new lead exists already
+        (another worker, or an earlier attempt whose answer was lost, created it) is written
+        again without the lead. Whatever is written again goes in one more ``$batch``.
         """
-        errors = self._run([inbound_change_set(write) for write in writes])
-        again = [
-            i
-            for i, (write, error) in enumerate(zip(writes, errors, strict=True))
-            if write.new_lead is not None
-            and isinstance(error, DataverseError)
-            and is_duplicate(error)
+        makers = _lead_makers(writes)
+        sent = [
+            write if makers[i] in (i, None) else replace(write, new_lead=None)
+            for i, write in enumerate(writes)
         ]
+        errors = self._run([inbound_change_set(write) for write in sent])
+        again: dict[int, InboundWrite] = {}
+        for i, (write, error) in enumerate(zip(writes, errors, strict=True)):
+            maker = makers[i]
+            if maker is None or not isinstance(error, DataverseError):
+                continue
+            if maker == i and is_duplicate(error):
+                again[i] = replace(write, new_lead=None)  # it exists: bound to it
+            elif maker != i and errors[maker] is not None and not is_transient(error):
+                again[i] = write  # the write that was to create it failed: create it here
         if again:
-            retried = self._run(
-                [inbound_change_set(replace(writes[i], new_lead=None)) for i in again]
-            )
+            retried = self.write_inbound_many(list(again.values()))
             for i, error in zip(again, retried, strict=True):
                 errors[i] = error
         return errors

@@ -1,10 +1,12 @@
-"""Three first messages from an unknown number, resolved and written at once, make one lead.
+"""First messages from an unknown number, resolved and written at once, make one lead.
 
 Runs the resolver on a SQLite file and on a real PostgreSQL server, and writes each message's
 change set to the Dataverse emulator from its own thread at the same moment. Nothing in the
 state store arbitrates: the lead's id is derived from (configuration, number), every message
 creates it create-only (``If-None-Match: *``) in its own change set, one wins, and the others'
-412 makes them write again without the lead, bound to the same row.
+412 makes them write again without the lead, bound to the same row. Two first messages in
+ONE ``$batch`` (a new number that texted twice) create the lead once, in one request; should
+the first one's change set fail, the second still creates it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,22 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import requests
 
 from connector.bootstrap.local_mode import DEMO_SENDER, seed_demo
 from connector.crm.conversations import DataverseConversations
 from connector.crm.phone_directory import DataversePhoneDirectory
 from connector.dataverse.client import DataverseClient
-from connector.domain.conversation import InboundWrite, ReceivedMessage, lead_id, open_session
+from connector.domain.conversation import (
+    InboundWrite,
+    NewLead,
+    ReceivedMessage,
+    lead_id,
+    open_session,
+)
 from connector.domain.phone import lookup_key, search_variants
 from connector.domain.record_types import default_specs
 from connector.domain.routing import RecordRef, SenderContext
@@ -96,3 +108,65 @@ def test_three_simultaneous_messages_create_exactly_one_lead(
     index.close()
     store.close()
     setup.api.close()
+
+
+def _first_messages(url: str, count: int) -> tuple[DataverseClient, str, list[InboundWrite]]:
+    """The emulator's client, the demo configuration and ``count`` first messages from the
+    unknown ``PHONE``, each prepared as the worker prepares it (its new lead included)."""
+    client = emulator_client(url)
+    config_id = seed_demo(client, None)
+    owner = str(client.retrieve("smsc_configurations", config_id)["_ownerid_value"])
+    lead = RecordRef("lead", lead_id(config_id, PHONE))
+    writes = []
+    for n in range(count):
+        message = ReceivedMessage(f"SMtwice{n}", "AC", PHONE, DEMO_SENDER, "hi", time.time())
+        session = open_session(message, config_id, 30, None, (owner, False))
+        new_lead = NewLead(lead.id, PHONE, owner)
+        writes.append(InboundWrite(session, message, lead.table, lead.id, new_lead=new_lead))
+    return client, config_id, writes
+
+
+def _requests(url: str) -> int:
+    stats: dict[str, Any] = requests.get(f"{url}/_emulator/stats", timeout=10).json()
+    return int(stats["requests"])
+
+
+def _written(client: DataverseClient) -> tuple[list[str], dict[str, str | None]]:
+    """The leads with ``PHONE``, and each SMtwice message's regarding row."""
+    leads = [
+        str(r["leadid"])
+        for r in client.query("leads", select=["leadid", "mobilephone"])
+        if r["mobilephone"] == PHONE
+    ]
+    messages = {
+        str(m["smsc_providermessageid"]): m["_regardingobjectid_value"]
+        for m in client.query("smsc_messages")
+        if str(m["smsc_providermessageid"]).startswith("SMtwice")
+    }
+    return leads, messages
+
+
+def test_two_first_messages_in_one_batch_create_the_lead_once_in_one_request(
+    installed_emulator_url: str,
+) -> None:
+    client, config_id, writes = _first_messages(installed_emulator_url, 2)
+    before = _requests(installed_emulator_url)
+    errors = DataverseConversations(client).write_inbound_many(writes)
+    assert errors == [None, None]
+    assert _requests(installed_emulator_url) - before == 1  # no 412, no second $batch
+    derived = lead_id(config_id, PHONE)
+    assert _written(client) == ([derived], {"SMtwice0": derived, "SMtwice1": derived})
+    client.api.close()
+
+
+def test_when_the_first_message_fails_the_second_still_creates_the_lead(
+    installed_emulator_url: str,
+) -> None:
+    client, config_id, writes = _first_messages(installed_emulator_url, 2)
+    missing_user = "00000000-0000-4000-8000-00000000dead"
+    writes[0] = replace(writes[0], notify=(missing_user,))  # its change set fails: no user
+    errors = DataverseConversations(client).write_inbound_many(writes)
+    assert errors[0] is not None and errors[1] is None
+    derived = lead_id(config_id, PHONE)
+    assert _written(client) == ([derived], {"SMtwice1": derived})
+    client.api.close()
