@@ -2,7 +2,8 @@
 
 Each state module (``journal``, ``caches``, ``phone_index``...) declares its tables on the
 shared :data:`metadata`; :meth:`StateStore.create_all` makes whatever is missing: tables, and
-in tables an earlier version made, the nullable columns and indexes declared since. SQLite runs in
+in tables an earlier version made, the nullable columns and indexes declared since (and
+without the indexes a table retired). SQLite runs in
 WAL mode with ``synchronous=FULL`` so a row committed before a webhook is answered survives a
 crash of the process or the machine; PostgreSQL is used as is.
 """
@@ -117,7 +118,8 @@ class StateStore:
 
     def _add_missing(self, table: Table) -> None:
         """Nullable columns and indexes declared since ``table`` was made (another process
-        adding them at the same moment is fine: what exists afterwards is what counts)."""
+        adding them at the same moment is fine: what exists afterwards is what counts), and
+        without the indexes its ``info["retired_indexes"]`` names."""
         present = self._names(table)
         for column in table.columns:
             if column.nullable and column.name not in present:
@@ -127,6 +129,10 @@ class StateStore:
         for index in table.indexes:
             if index.name and index.name not in present:
                 self._apply(lambda conn, ix=index: ix.create(conn), table, index.name)
+        for name in table.info.get("retired_indexes", ()):
+            if name in present:  # an index an earlier version made, that misleads the planner
+                with self.engine.begin() as conn:
+                    conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
 
     def _names(self, table: Table) -> set[str]:
         """The table's column and index names as the database has them."""

@@ -82,7 +82,13 @@ journal_table = Table(
     Column("done_at", Float, nullable=True),
     Column("request_id", String(64), nullable=True),  # added after the first release
     UniqueConstraint("provider", "event_id", name="uq_ingress_journal_event"),
-    Index("ix_ingress_journal_due", "status", "next_attempt_at"),
+    # Rows of a status in arrival order (the claim's oldest due rows: no sort of the whole
+    # backlog) and done rows by when they were done (the minutely prune finds the week-old
+    # ones without reading the week). The earlier index on (status, next_attempt_at) is
+    # dropped: beside it SQLite's planner sorted every due row to claim the first 50.
+    Index("ix_ingress_journal_queue", "status", "id"),
+    Index("ix_ingress_journal_done", "status", "done_at"),
+    info={"retired_indexes": ("ix_ingress_journal_due",)},
 )
 
 
@@ -239,16 +245,17 @@ class Journal:
             select(c.id).where(due).order_by(c.id).limit(limit).with_for_update(skip_locked=True)
         )
         try:
-            with self._books.begin() as conn:  # one UPDATE: the only statement holding the lock
-                conn.execute(
-                    update(journal_table)
-                    .where(c.id.in_(oldest_due.scalar_subquery()), due)
-                    .values(claim_token=token, lease_until=at + lease_seconds)
-                )
+            # One UPDATE, the only statement holding the lock, returns the rows it leased (read
+            # back by their token instead, they were looked for in every row of the table:
+            # 30 ms a claim beside a week of done rows).
+            with self._books.begin() as conn:
                 rows = conn.execute(
-                    select(journal_table).where(c.claim_token == token).order_by(c.id)
+                    update(journal_table)
+                    .where(c.id.in_(oldest_due.scalar_subquery()))
+                    .values(claim_token=token, lease_until=at + lease_seconds)
+                    .returning(*journal_table.c)
                 ).mappings()
-                return [_entry(row) for row in rows]
+                return sorted((_entry(row) for row in rows), key=lambda entry: entry.id)
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot claim journal rows: {type(exc).__name__}") from exc
 

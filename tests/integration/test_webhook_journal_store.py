@@ -9,7 +9,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from connector.domain.conversation import SessionState
 from connector.state.db import StateStore
@@ -178,6 +178,35 @@ def test_a_journal_made_before_the_request_id_column_gains_it(state_url: str) ->
         another = StateStore.from_url(state_url)  # a second process: nothing left to add
         Journal(another).close()
         another.close()
+    finally:
+        journal.close()
+        reopened.close()
+
+
+def test_an_earlier_journal_trades_its_due_index_for_the_queue_and_done_ones(
+    state_url: str,
+) -> None:
+    """Beside the earlier (status, next_attempt_at) index SQLite's planner sorted every due
+    row to claim the first 50; it is dropped at start-up, the two indexes that replace it
+    are made."""
+    store = StateStore.from_url(state_url)
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS ingress_journal"))
+    Journal(store).close()
+    with store.engine.begin() as conn:  # as an earlier version left it
+        conn.execute(text("DROP INDEX ix_ingress_journal_queue"))
+        conn.execute(
+            text("CREATE INDEX ix_ingress_journal_due ON ingress_journal (status, next_attempt_at)")
+        )
+    store.close()
+    reopened = StateStore.from_url(state_url)
+    journal = Journal(reopened)
+    try:
+        names = {ix["name"] for ix in inspect(reopened.engine).get_indexes("ingress_journal")}
+        assert {"ix_ingress_journal_queue", "ix_ingress_journal_done"} <= names
+        assert "ix_ingress_journal_due" not in names
+        journal.append("twilio", "SM-after", {"Body": "hi"}, now=1.0)
+        assert [entry.event_id for entry in journal.claim(now=2.0)] == ["SM-after"]
     finally:
         journal.close()
         reopened.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from connector.state.db import StateStore
 from connector.state.journal import ERROR, PENDING, Journal
@@ -133,3 +135,28 @@ def test_the_request_id_survives_a_retry(journal: Journal) -> None:
     journal.mark_failed(entry, {"code": "x"}, transient=True, now=100.0)
     (again,) = journal.claim(now=200.0)
     assert again.request_id == "req-1" and again.attempts == 1
+
+
+def test_a_claim_walks_the_backlog_in_order_and_reads_back_nothing() -> None:
+    """Claiming the oldest due rows reads them in id order from an index (no sort of every
+    due row) and gets them from the UPDATE itself (no search of the table for its token):
+    with 100,000 rows waiting, or a week of done ones, a claim took 30-56 ms, holding the
+    lock every webhook's append waits for."""
+    store = StateStore.from_url("sqlite://")
+    journal = Journal(store)
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        statements.append((sql, params))
+
+    for n in range(3):
+        journal.append("twilio", f"SM{n}", {"n": str(n)}, now=100.0)
+    event.listen(store.engine, "before_cursor_execute", seen)
+    claimed = journal.claim(limit=2, now=101.0)
+    event.remove(store.engine, "before_cursor_execute", seen)
+    assert [entry.event_id for entry in claimed] == ["SM0", "SM1"]
+    ((sql, params),) = [(s, p) for s, p in statements if not s.startswith(("BEGIN", "COMMIT"))]
+    with store.engine.connect() as conn:
+        plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+    assert not any("TEMP B-TREE" in step or step.startswith("SCAN") for step in plan), plan
+    assert any("ix_ingress_journal_queue" in step for step in plan), plan
