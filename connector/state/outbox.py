@@ -337,19 +337,16 @@ class Outbox:
             .with_for_update(skip_locked=True)
         )
         try:
-            with self._books.begin() as conn:
-                conn.execute(
+            with self._books.begin() as conn:  # the leased rows come back from the UPDATE
+                leased = conn.execute(  # (read by their token, every row of the table was read)
                     update(outbox_table)
                     .where(c.id.in_(oldest.scalar_subquery()), due)
                     .values(claim_token=token, lease_until=at + lease_seconds)
-                )
-                rows = conn.execute(
-                    select(c.message, c.attempts, c.attempt_at)
-                    .where(c.claim_token == token)
-                    .order_by(c.due_at, c.created_at)
+                    .returning(c.message, c.attempts, c.attempt_at, c.due_at, c.created_at)
                 ).all()
         except SQLAlchemyError as exc:
             raise _store_error("claim outbox rows", exc) from exc
+        rows = sorted(leased, key=lambda row: (row.due_at, row.created_at))
         return [
             ClaimedSend(
                 message_from_json(str(row.message)),
