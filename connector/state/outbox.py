@@ -43,6 +43,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -98,8 +99,16 @@ outbox_table = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Index("ix_outbox_send", "send_state", "configuration_id", "due_at"),
-    Index("ix_outbox_sync", "synced_version", "version"),
+    # Messages whose latest version Dataverse lacks, by last change: the sync claims walk
+    # only those (beside 300,000 synced messages a claim read them all, 200 ms).
+    Index(
+        "ix_outbox_unsynced",
+        "updated_at",
+        sqlite_where=text("version > synced_version"),
+        postgresql_where=text("version > synced_version"),
+    ),
     Index("ix_outbox_pair", "to_number", "created_at"),
+    info={"retired_indexes": ("ix_outbox_sync",)},
 )
 
 
@@ -496,19 +505,18 @@ class Outbox:
             select(c.id).where(due).order_by(c.updated_at).limit(limit)
         ).with_for_update(skip_locked=True)
         try:
-            with self._books.begin() as conn:
-                conn.execute(
+            with self._books.begin() as conn:  # the leased rows come back from the UPDATE
+                leased = conn.execute(
                     update(outbox_table)
                     .where(c.id.in_(oldest.scalar_subquery()), due)
                     .values(sync_token=token, sync_lease_until=at + lease_seconds)
-                )
-                rows = conn.execute(
-                    select(c.message, c.version, c.synced_version, c.sync_attempts)
-                    .where(c.sync_token == token)
-                    .order_by(c.updated_at)
+                    .returning(
+                        c.message, c.version, c.synced_version, c.sync_attempts, c.updated_at
+                    )
                 ).all()
         except SQLAlchemyError as exc:
             raise _store_error("claim outbox rows", exc) from exc
+        rows = sorted(leased, key=lambda row: row.updated_at)
         return [
             ClaimedSync(
                 message_from_json(str(row.message)),
