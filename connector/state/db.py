@@ -2,10 +2,10 @@
 
 Each state module (``journal``, ``caches``, ``phone_index``...) declares its tables on the
 shared :data:`metadata`; :meth:`StateStore.create_all` makes whatever is missing: tables, and
-in tables an earlier version made, the nullable columns and indexes declared since (and
-without the indexes a table retired). SQLite runs in
-WAL mode with ``synchronous=FULL`` so a row committed before a webhook is answered survives a
-crash of the process or the machine; PostgreSQL is used as is.
+in tables an earlier version made, the nullable columns and indexes declared since (dropping
+the indexes a table retired). SQLite runs in WAL mode with ``synchronous=FULL`` so a row
+committed before a webhook is answered survives a crash of the process or the machine;
+PostgreSQL is used as is.
 """
 
 from __future__ import annotations

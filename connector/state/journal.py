@@ -245,9 +245,10 @@ class Journal:
             select(c.id).where(due).order_by(c.id).limit(limit).with_for_update(skip_locked=True)
         )
         try:
-            # One UPDATE, the only statement holding the lock, returns the rows it leased (read
-            # back by their token instead, they were looked for in every row of the table:
-            # 30 ms a claim beside a week of done rows).
+            # One UPDATE, the only statement holding the lock, returns the rows it leased
+            # (read back by their token, they were searched for in every row of the table:
+            # 27 ms a claim beside 300,000 done rows). The rows its subquery picks are locked
+            # (PostgreSQL) or nobody else writes (SQLite): they are still due.
             with self._books.begin() as conn:
                 rows = conn.execute(
                     update(journal_table)

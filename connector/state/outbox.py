@@ -347,10 +347,13 @@ class Outbox:
             .with_for_update(skip_locked=True)
         )
         try:
-            with self._books.begin() as conn:  # the leased rows come back from the UPDATE
-                leased = conn.execute(  # (read by their token, every row of the table was read)
+            # The rows the subquery picks are locked (PostgreSQL) or nobody else writes
+            # (SQLite); the leased ones come back from the UPDATE (read back by their token,
+            # every row the outbox keeps was read).
+            with self._books.begin() as conn:
+                leased = conn.execute(
                     update(outbox_table)
-                    .where(c.id.in_(oldest.scalar_subquery()), due)
+                    .where(c.id.in_(oldest.scalar_subquery()))
                     .values(claim_token=token, lease_until=at + lease_seconds)
                     .returning(c.message, c.attempts, c.attempt_at, c.due_at, c.created_at)
                 ).all()
@@ -506,10 +509,10 @@ class Outbox:
             select(c.id).where(due).order_by(c.updated_at).limit(limit)
         ).with_for_update(skip_locked=True)
         try:
-            with self._books.begin() as conn:  # the leased rows come back from the UPDATE
+            with self._books.begin() as conn:  # as in claim_sends
                 leased = conn.execute(
                     update(outbox_table)
-                    .where(c.id.in_(oldest.scalar_subquery()), due)
+                    .where(c.id.in_(oldest.scalar_subquery()))
                     .values(sync_token=token, sync_lease_until=at + lease_seconds)
                     .returning(
                         c.message, c.version, c.synced_version, c.sync_attempts, c.updated_at
