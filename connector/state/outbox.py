@@ -109,6 +109,19 @@ outbox_table = Table(
         postgresql_where=text("version > synced_version"),
     ),
     Index("ix_outbox_pair", "to_number", "created_at"),
+    # The messages leased now, by their claim's token (the claims read them back through it).
+    Index(
+        "ix_outbox_claim",
+        "claim_token",
+        sqlite_where=text("claim_token IS NOT NULL"),
+        postgresql_where=text("claim_token IS NOT NULL"),
+    ),
+    Index(
+        "ix_outbox_sync_claim",
+        "sync_token",
+        sqlite_where=text("sync_token IS NOT NULL"),
+        postgresql_where=text("sync_token IS NOT NULL"),
+    ),
     info={"retired_indexes": ("ix_outbox_send", "ix_outbox_sync")},
 )
 
@@ -347,19 +360,22 @@ class Outbox:
             .with_for_update(skip_locked=True)
         )
         try:
-            # The rows the subquery picks are locked (PostgreSQL) or nobody else writes
-            # (SQLite); the leased ones come back from the UPDATE (read back by their token,
-            # every row the outbox keeps was read).
+            # As in Journal.claim: one UPDATE, its lock released inside one step (never held
+            # while Python fetches rows), then the leased rows read back by their token
+            # through an index of the leased ones.
             with self._books.begin() as conn:
-                leased = conn.execute(
+                conn.execute(
                     update(outbox_table)
                     .where(c.id.in_(oldest.scalar_subquery()))
                     .values(claim_token=token, lease_until=at + lease_seconds)
-                    .returning(c.message, c.attempts, c.attempt_at, c.due_at, c.created_at)
+                )
+                rows = conn.execute(
+                    select(c.message, c.attempts, c.attempt_at)
+                    .where(c.claim_token == token)
+                    .order_by(c.due_at, c.created_at)
                 ).all()
         except SQLAlchemyError as exc:
             raise _store_error("claim outbox rows", exc) from exc
-        rows = sorted(leased, key=lambda row: (row.due_at, row.created_at))
         return [
             ClaimedSend(
                 message_from_json(str(row.message)),
@@ -510,17 +526,18 @@ class Outbox:
         ).with_for_update(skip_locked=True)
         try:
             with self._books.begin() as conn:  # as in claim_sends
-                leased = conn.execute(
+                conn.execute(
                     update(outbox_table)
                     .where(c.id.in_(oldest.scalar_subquery()))
                     .values(sync_token=token, sync_lease_until=at + lease_seconds)
-                    .returning(
-                        c.message, c.version, c.synced_version, c.sync_attempts, c.updated_at
-                    )
+                )
+                rows = conn.execute(
+                    select(c.message, c.version, c.synced_version, c.sync_attempts)
+                    .where(c.sync_token == token)
+                    .order_by(c.updated_at)
                 ).all()
         except SQLAlchemyError as exc:
             raise _store_error("claim outbox rows", exc) from exc
-        rows = sorted(leased, key=lambda row: row.updated_at)
         return [
             ClaimedSync(
                 message_from_json(str(row.message)),
