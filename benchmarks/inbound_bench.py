@@ -212,7 +212,7 @@ async def _steady(
     # late by up to a quarter of a second before anything was sent.
     # The end waits for the unfinished tasks only: ``gather`` over all of them (12,000 at
     # 200/s) took 20-30 ms of this loop right after the last request was made, and that
-    # request was measured that late (the phase's max at 200/s in most runs).
+    # request was measured that late (in a traced run, the phase's max at 200/s).
     tasks: list[asyncio.Task[None]] = []
     unfinished: set[asyncio.Task[None]] = set()
     for index in range(len(prepared)):
