@@ -451,6 +451,10 @@ def realistic(args: argparse.Namespace) -> None:
             warm = signed(0, "warm-up")
             requests.post(web.url + PATH, data=warm.body, headers=warm.headers, timeout=30)
             wait_settled(journal, 1)
+            # The set-up's writes (the seed, the worker's phone sync) reach the disk now: left
+            # to the kernel's writeback they landed in the first phase, and the journal's
+            # flushes waited behind them (webhooks answered 120-250 ms late, all at once).
+            os.sync()
             _, last_id = to_dataverse(journal, 0)
             processes = {"web": web, "worker child": worker, "emulator": emulator_process}
             settled = 1
