@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, event, inspect, text
+from sqlalchemy import Engine, Index, MetaData, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -24,6 +24,14 @@ from connector.errors import StateStoreError
 metadata = MetaData()
 
 SCHEMA_LOCK_KEY = 0x736D73635F646C  # PostgreSQL advisory lock taken while tables are made
+
+
+def partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index of the rows ``where`` holds for (SQL, the same on SQLite and PostgreSQL). A
+    query uses it when its own condition says as much: ``where`` itself, or for ``x IS NOT
+    NULL`` a comparison such as ``x = ?``."""
+    return Index(name, *columns, sqlite_where=text(where), postgresql_where=text(where))
+
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",

@@ -43,7 +43,6 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -53,7 +52,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import StateStoreError
 from connector.ports import JOURNAL_PARKED
-from connector.state.db import StateStore, metadata
+from connector.state.db import StateStore, metadata, partial_index
 from connector.state.driver_statement import DriverStatement
 from connector.state.group_commit import (
     Checkpointer,
@@ -90,12 +89,7 @@ journal_table = Table(
     Index("ix_ingress_journal_queue", "status", "id"),
     Index("ix_ingress_journal_done", "status", "done_at"),
     # The rows leased now, by their claim's token (a claim reads its rows back through it).
-    Index(
-        "ix_ingress_journal_claim",
-        "claim_token",
-        sqlite_where=text("claim_token IS NOT NULL"),
-        postgresql_where=text("claim_token IS NOT NULL"),
-    ),
+    partial_index("ix_ingress_journal_claim", "claim_token", where="claim_token IS NOT NULL"),
     info={"retired_indexes": ("ix_ingress_journal_due",)},
 )
 

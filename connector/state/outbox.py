@@ -43,7 +43,6 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -57,7 +56,7 @@ from connector.domain.segments import Encoding
 from connector.domain.status import FailureCategory, MessageStatus
 from connector.errors import StateStoreError, UnprocessableError
 from connector.ports import Added, ClaimedSend, ClaimedSync, SessionChange
-from connector.state.db import StateStore, metadata
+from connector.state.db import StateStore, metadata, partial_index
 from connector.state.group_commit import (
     GroupCommitter,
     append_engine,
@@ -102,26 +101,11 @@ outbox_table = Table(
     Index("ix_outbox_due", "send_state", "configuration_id", "due_at", "created_at"),
     # Messages whose latest version Dataverse lacks, by last change: the sync claims walk
     # only those (beside 300,000 synced messages a claim read them all, 200 ms).
-    Index(
-        "ix_outbox_unsynced",
-        "updated_at",
-        sqlite_where=text("version > synced_version"),
-        postgresql_where=text("version > synced_version"),
-    ),
+    partial_index("ix_outbox_unsynced", "updated_at", where="version > synced_version"),
     Index("ix_outbox_pair", "to_number", "created_at"),
     # The messages leased now, by their claim's token (the claims read them back through it).
-    Index(
-        "ix_outbox_claim",
-        "claim_token",
-        sqlite_where=text("claim_token IS NOT NULL"),
-        postgresql_where=text("claim_token IS NOT NULL"),
-    ),
-    Index(
-        "ix_outbox_sync_claim",
-        "sync_token",
-        sqlite_where=text("sync_token IS NOT NULL"),
-        postgresql_where=text("sync_token IS NOT NULL"),
-    ),
+    partial_index("ix_outbox_claim", "claim_token", where="claim_token IS NOT NULL"),
+    partial_index("ix_outbox_sync_claim", "sync_token", where="sync_token IS NOT NULL"),
     info={"retired_indexes": ("ix_outbox_send", "ix_outbox_sync")},
 )
 

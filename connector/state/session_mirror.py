@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import (
     Column,
     Float,
-    Index,
     Integer,
     String,
     Table,
@@ -28,7 +27,6 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -39,7 +37,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from connector.domain.conversation import Acceptance, SessionState
 from connector.errors import StateStoreError
 from connector.log_config import get_logger
-from connector.state.db import StateStore, metadata
+from connector.state.db import StateStore, metadata, partial_index
 from connector.state.group_commit import atomic, bookkeeping_engine
 
 log = get_logger(__name__)
@@ -54,19 +52,13 @@ sessions_table = Table(
     Column("data", Text, nullable=False),
     Column("escalation_pending_since", Float, nullable=True),
     Column("close_due_at", Float, nullable=True),  # NULL once closed (or saved before it)
-    Index(
+    partial_index(
         "ix_session_cache_escalation",
         "configuration_id",
         "escalation_pending_since",
-        sqlite_where=text("escalation_pending_since IS NOT NULL"),
-        postgresql_where=text("escalation_pending_since IS NOT NULL"),
+        where="escalation_pending_since IS NOT NULL",
     ),
-    Index(
-        "ix_session_cache_close_due",
-        "close_due_at",
-        sqlite_where=text("close_due_at IS NOT NULL"),
-        postgresql_where=text("close_due_at IS NOT NULL"),
-    ),
+    partial_index("ix_session_cache_close_due", "close_due_at", where="close_due_at IS NOT NULL"),
 )
 latest_table = Table(
     "session_latest",
