@@ -272,6 +272,12 @@ def _lead_makers(writes: Sequence[InboundWrite]) -> list[int | None]:
     ]
 
 
+def _lead_left_unmade(error: Exception | None) -> bool:
+    """Whether the write that was to create a lead failed without it existing (a 412 means it
+    exists: a later write bound to it failed for a reason of its own)."""
+    return error is not None and not (isinstance(error, DataverseError) and is_duplicate(error))
+
+
 class DataverseConversations:
     """Conversation writes and configuration reads through the Web API client."""
 
@@ -291,9 +297,10 @@ class DataverseConversations:
         Several messages needing one new lead (a new number that texted twice) create it
         in the first one's change set only; the later ones are bound to it (change sets run
         in order, so it exists by then), and are written again with it should that first
-        change set fail. A change set that failed only because its new lead exists already
-        (another worker, or an earlier attempt whose answer was lost, created it) is written
-        again without the lead. Whatever is written again goes in one more ``$batch``.
+        change set fail without the lead existing. A change set that failed only because its
+        new lead exists already (another worker, or an earlier attempt whose answer was lost,
+        created it) is written again without the lead. Whatever is written again goes in one
+        more ``$batch``.
         """
         makers = _lead_makers(writes)
         sent = [
@@ -308,7 +315,7 @@ class DataverseConversations:
                 continue
             if maker == i and is_duplicate(error):
                 again[i] = replace(write, new_lead=None)  # it exists: bound to it
-            elif maker != i and errors[maker] is not None and not is_transient(error):
+            elif maker != i and _lead_left_unmade(errors[maker]) and not is_transient(error):
                 again[i] = write  # the write that was to create it failed: create it here
         if again:
             retried = self.write_inbound_many(list(again.values()))

@@ -170,3 +170,22 @@ def test_when_the_first_message_fails_the_second_still_creates_the_lead(
     derived = lead_id(config_id, PHONE)
     assert _written(client) == ([derived], {"SMtwice1": derived})
     client.api.close()
+
+
+def test_a_later_message_failing_on_its_own_is_not_written_again_for_a_lead_that_exists(
+    installed_emulator_url: str,
+) -> None:
+    """The lead exists already (an earlier attempt made it): the first message's create-only
+    write of it fails with 412 and is written again without it; the second message, bound to
+    it and failing for a reason of its own, is not written again for the lead's sake."""
+    client, config_id, writes = _first_messages(installed_emulator_url, 2)
+    derived = lead_id(config_id, PHONE)
+    client.create("leads", {"leadid": derived, "lastname": "Earlier", "mobilephone": PHONE})
+    missing_user = "00000000-0000-4000-8000-00000000dead"
+    writes[1] = replace(writes[1], notify=(missing_user,))  # its change set fails: no user
+    before = _requests(installed_emulator_url)
+    errors = DataverseConversations(client).write_inbound_many(writes)
+    assert errors[0] is None and errors[1] is not None
+    assert _requests(installed_emulator_url) - before == 2  # the batch, the first one again
+    assert _written(client) == ([derived], {"SMtwice0": derived})
+    client.api.close()
