@@ -21,7 +21,12 @@ counts), then the benchmark waits until the journal has them all done. Per rate 
 - time to Dataverse p50 / p99: from each webhook's journal append to its ``done`` mark
   (written and confirmed by Dataverse);
 - CPU ms per message of each process (web, worker child, emulator) over the same span, and
-  of this benchmark's own load generator while it sends (it shares the machine).
+  of this benchmark's own load generator while it sends (it shares the machine);
+- for each webhook slower than the max goal, what overlapped it (the machine paused, the
+  load generator late, a disk wait; see :mod:`benchmarks.stall_watch`).
+
+``--emulator-in-ram`` puts the emulator's database in RAM (/dev/shm) for comparison: a real
+Dataverse does not write on the connector's disk.
 
 ``--friendly`` runs the earlier set-up instead, for comparison: every message from one
 number, ``serve --no-worker`` then a separate ``connector worker`` draining the backlog in full
@@ -49,7 +54,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -57,6 +62,15 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from benchmarks.stall_watch import (
+    CAUSES,
+    Sample,
+    Slow,
+    StallWatch,
+    blame,
+    longest_disk_wait,
+    watching,
+)
 from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_SENDER, seed_demo
 from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.batch import BatchItem, BatchOperation
@@ -170,13 +184,21 @@ async def exchange(
     return int(status_line.split()[1]), await reader.readexactly(length)
 
 
-async def _steady(
-    base: str, rate: float, prepared: list[bytes], late: list[float] | None = None
-) -> list[float]:
-    """Open loop on keep-alive connections; latency from each request's scheduled time.
+@dataclass
+class Schedule:
+    """Filled in by :func:`_steady`: when its first request was due (the monotonic clock, as
+    its loop's) and how late (ms) each request was written, the load generator's own share
+    of its latency (its timer's resolution, the CPU it waited for)."""
 
-    ``late``, when given, receives how late (ms) each request was written: the load
-    generator's own share of its latency (its timer's resolution, the CPU it waited for)."""
+    start: float = 0.0
+    late: list[float] = field(default_factory=list)
+
+
+async def _steady(
+    base: str, rate: float, prepared: list[bytes], schedule: Schedule | None = None
+) -> list[float]:
+    """Open loop on keep-alive connections; latency from each request's scheduled time
+    (``schedule``, when given, receives when each was due and written)."""
     host, port = base.removeprefix("http://").split(":")
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     latencies = [0.0] * len(prepared)
@@ -190,12 +212,14 @@ async def _steady(
     gc.freeze()
     gc.disable()
     start = loop.time() + 0.05
+    if schedule is not None:
+        schedule.start, schedule.late = start, [0.0] * len(prepared)
 
     async def one(index: int) -> None:
         scheduled = start + index / rate
         conn = idle.pop() if idle else await asyncio.open_connection(host, int(port))
-        if late is not None:
-            late.append((loop.time() - scheduled) * 1000)
+        if schedule is not None:
+            schedule.late[index] = (loop.time() - scheduled) * 1000
         try:
             status, _ = await exchange(*conn, prepared[index])
         except (IndexError, ConnectionError, asyncio.IncompleteReadError):
@@ -241,17 +265,17 @@ def steady(
     rate: float,
     seconds: float,
     senders: Sequence[str] = (DEMO_CUSTOMER,),
-    late: list[float] | None = None,
+    schedule: Schedule | None = None,
 ) -> list[float]:
     """Latencies (ms) of webhooks sent open-loop at ``rate`` per second, each from a sender
-    drawn at random (fixed seed) from ``senders`` (``late``: see :func:`_steady`)."""
+    drawn at random (fixed seed) from ``senders`` (``schedule``: see :func:`_steady`)."""
     host = base.removeprefix("http://")
     draw = random.Random(f"{rate}-{seconds}")
     prepared = [
         _raw(signed(n, f"steady-{rate}", draw.choice(senders)), host)
         for n in range(int(rate * seconds))
     ]
-    return asyncio.run(_steady(base, rate, prepared, late))
+    return asyncio.run(_steady(base, rate, prepared, schedule))
 
 
 def cpu_ticks() -> tuple[int, int]:
@@ -399,8 +423,17 @@ class Phase:
     delays: list[float]
     cpu: dict[str, float]
     disk: dict[str, float]
-    late: list[float]  # ms each request was written after its scheduled time
+    schedule: Schedule  # when each request was due, and how late it was written
     stolen: float  # share of the machine's CPU time the hypervisor took meanwhile
+    samples: list[Sample]  # what the machine did meanwhile (see stall_watch)
+
+    def slow(self, over_ms: float) -> list[Slow]:
+        """The requests answered more than ``over_ms`` after they were due."""
+        return [
+            Slow(self.schedule.start + index / self.rate, latency, self.schedule.late[index])
+            for index, latency in enumerate(self.latencies)
+            if latency > over_ms
+        ]
 
 
 @dataclass(frozen=True)
@@ -413,15 +446,19 @@ class World:
 
 
 @contextmanager
-def seeded_world(work: Path, *, numbers: bool = True) -> Iterator[World]:
-    """Run the emulator (its database on disk in ``work``) seeded with the demo data and, with
-    ``numbers``, the realistic run's 1,000 numbers; the environment points a connector (SQLite
-    state in ``work``) at it. ``CONNECTOR_WORKER__*`` settings of this process pass through."""
+def seeded_world(
+    work: Path, *, numbers: bool = True, emulator_dir: Path | None = None
+) -> Iterator[World]:
+    """Run the emulator (its database on disk in ``work``, or in ``emulator_dir``) seeded with
+    the demo data and, with ``numbers``, the realistic run's 1,000 numbers; the environment
+    points a connector (SQLite state in ``work``) at it. ``CONNECTOR_WORKER__*`` settings of
+    this process pass through."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     env |= {"CONNECTOR_STATE__URL": f"sqlite:///{work / 'state.db'}"}
     env |= {"CONNECTOR_LOG__LEVEL": "WARNING"}
     env |= {k: v for k, v in os.environ.items() if k.startswith("CONNECTOR_WORKER__")}
-    emu_args = ["emulator", "--port", "0", "--db", str(work / "dv.db"), "--no-auth"]
+    emulator_db = (emulator_dir or work) / "dv.db"
+    emu_args = ["emulator", "--port", "0", "--db", str(emulator_db), "--no-auth"]
     with cli(emu_args, env, work, "http") as emulator:
         client = DataverseClient(
             WebApi(emulator.url, StaticTokenProvider("bench"), requests.Session())
@@ -441,12 +478,16 @@ def seeded_world(work: Path, *, numbers: bool = True) -> Iterator[World]:
 def realistic(args: argparse.Namespace) -> None:
     """The default run: production traffic against the default `connector serve`."""
     phases: list[Phase] = []
-    with tempfile.TemporaryDirectory() as tmp, seeded_world(Path(tmp)) as world:
-        work, env, emulator_process = Path(tmp), world.env, world.emulator
-        emulator = emulator_process.url
-        senders = [number(n) for n in range(REALISTIC_NUMBERS)]
+    ram = Path("/dev/shm")  # noqa: S108 - only a parent for a private TemporaryDirectory
+    in_ram = str(ram) if args.emulator_in_ram and ram.is_dir() else None
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryDirectory(dir=in_ram) as remote,
+        seeded_world(Path(tmp), emulator_dir=Path(remote) if in_ram else None) as world,
+        watching(Path(tmp)) as watch,
+    ):
+        work, env = Path(tmp), world.env
         with cli(["serve", "--port", "0"], env, work, "listening on") as web:
-            worker = worker_child(web)
             journal = Journal(open_journal_store(env["CONNECTOR_STATE__URL"]))
             warm = signed(0, "warm-up")
             requests.post(web.url + PATH, data=warm.body, headers=warm.headers, timeout=30)
@@ -455,54 +496,70 @@ def realistic(args: argparse.Namespace) -> None:
             # to the kernel's writeback they landed in the first phase, and the journal's
             # flushes waited behind them (webhooks answered 120-250 ms late, all at once).
             os.sync()
-            _, last_id = to_dataverse(journal, 0)
-            processes = {"web": web, "worker child": worker, "emulator": emulator_process}
-            settled = 1
+            processes = {"web": web, "worker child": worker_child(web), "emulator": world.emulator}
+            last_id = to_dataverse(journal, 0)[1]
             for rate in args.rates:
-                before = {name: p.cpu_ms() for name, p in processes.items()}
-                written = {name: p.written_kb() for name, p in processes.items()}
-                requests_before = stats(emulator)
-                sending, ticks = time.process_time(), cpu_ticks()
-                late: list[float] = []
-                latencies = steady(web.url, rate, args.seconds, senders, late)
-                sending = time.process_time() - sending
-                stolen = [end - begin for begin, end in zip(ticks, cpu_ticks(), strict=True)]
-                settled += len(latencies)
-                wait_settled(journal, settled)
-                made = stats(emulator) - requests_before - 1  # less our own stats read
-                cpu = {
-                    name: (p.cpu_ms() - before[name]) / len(latencies)
-                    for name, p in processes.items()
-                }
-                cpu["load generator (this benchmark)"] = sending * 1000 / len(latencies)
-                disk = {
-                    name: (p.written_kb() - written[name]) / len(latencies)
-                    for name, p in processes.items()
-                }
-                delays, last_id = to_dataverse(journal, last_id)
-                phases.append(
-                    Phase(
-                        rate,
-                        len(latencies),
-                        latencies,
-                        made / len(latencies),
-                        delays,
-                        cpu,
-                        disk,
-                        late,
-                        stolen[0] / max(stolen[1], 1),
-                    )
+                phase, last_id = run_phase(
+                    args, rate, processes=processes, journal=journal, last_id=last_id, watch=watch
                 )
+                phases.append(phase)
             journal.store.close()
     report_realistic(args, phases, world.known)
+
+
+def run_phase(
+    args: argparse.Namespace,
+    rate: float,
+    *,
+    processes: dict[str, Service],
+    journal: Journal,
+    last_id: int,
+    watch: StallWatch,
+) -> tuple[Phase, int]:
+    """Offer ``rate`` for ``args.seconds``, wait until every message is settled; the phase's
+    figures and the journal's last id."""
+    emulator = processes["emulator"].url
+    senders = [number(n) for n in range(REALISTIC_NUMBERS)]
+    before = {name: p.cpu_ms() for name, p in processes.items()}
+    written = {name: p.written_kb() for name, p in processes.items()}
+    requests_before = stats(emulator)
+    counts = journal.counts()
+    settled = counts.done + counts.error  # the phase before settled in full
+    sending, ticks = time.process_time(), cpu_ticks()
+    schedule = Schedule()
+    latencies = steady(processes["web"].url, rate, args.seconds, senders, schedule)
+    sending = time.process_time() - sending
+    stolen = [end - begin for begin, end in zip(ticks, cpu_ticks(), strict=True)]
+    samples = watch.between(schedule.start - 1, time.monotonic())
+    wait_settled(journal, settled + len(latencies))
+    made = stats(emulator) - requests_before - 1  # less our own stats read
+    count = len(latencies)
+    cpu = {name: (p.cpu_ms() - before[name]) / count for name, p in processes.items()}
+    cpu["load generator (this benchmark)"] = sending * 1000 / count
+    disk = {name: (p.written_kb() - written[name]) / count for name, p in processes.items()}
+    delays, last_id = to_dataverse(journal, last_id)
+    phase = Phase(
+        rate,
+        count,
+        latencies,
+        made / count,
+        delays,
+        cpu,
+        disk,
+        schedule,
+        stolen[0] / max(stolen[1], 1),
+        samples,
+    )
+    return phase, last_id
 
 
 def report_realistic(args: argparse.Namespace, phases: list[Phase], known: int) -> None:
     """Print each rate's figures and their ratio to the goals."""
     unknown_share = 1 - known / REALISTIC_NUMBERS
+    where = "in RAM (--emulator-in-ram)" if args.emulator_in_ram else "on disk"
     title = (
         f"Inbound, default `connector serve` (worker child), {REALISTIC_NUMBERS:,} numbers "
-        f"({unknown_share:.0%} unknown), emulator on disk, {args.seconds:g} s per rate"
+        f"({unknown_share:.0%} unknown), emulator {where}, {args.seconds:g} s per rate"
     )
     table = Table(title=title)
     for column in ("figure", "value", "goal", "ratio to goal"):
@@ -521,7 +578,8 @@ def report_realistic(args: argparse.Namespace, phases: list[Phase], known: int) 
         table.add_row(f"webhook p50 at {rate}", f"{p50:.2f} ms", "-", "-")
         table.add_row(f"webhook p99 at {rate}", f"{p99:.2f} ms", "< 10 ms", f"{p99 / 10:.2f}")
         table.add_row(f"webhook max at {rate}", f"{top:.2f} ms", "< 30 ms", f"{top / 30:.2f}")
-        late99, late_top = quantile(phase.late, 0.99), max(phase.late)
+        late = phase.schedule.late
+        late99, late_top = quantile(late, 0.99), max(late)
         table.add_row(
             f"of which the load generator's own lateness at {rate}, p99 / max",
             f"{late99:.2f} / {late_top:.2f} ms",
@@ -531,6 +589,7 @@ def report_realistic(args: argparse.Namespace, phases: list[Phase], known: int) 
         table.add_row(
             f"CPU time taken by the host (steal) at {rate}", f"{phase.stolen:.1%}", "-", "-"
         )
+        add_stalls(table, phase, rate)
         if len(phase.delays) >= 2:
             d50, d99 = quantile(phase.delays, 0.5), quantile(phase.delays, 0.99)
             table.add_row(f"time to Dataverse p50 at {rate}", f"{d50 * 1000:.0f} ms", "-", "-")
@@ -545,6 +604,27 @@ def report_realistic(args: argparse.Namespace, phases: list[Phase], known: int) 
         for name, kb in phase.disk.items():
             table.add_row(f"disk writes per message at {rate}, {name}", f"{kb:.1f} KB", "-", "-")
     Console().print(table)
+
+
+def add_stalls(table: Table, phase: Phase, rate: str) -> None:
+    """Rows saying what overlapped the webhooks slower than the max goal, and how long the
+    machine waited for its disk or was stopped (see :mod:`benchmarks.stall_watch`)."""
+    slow = phase.slow(30.0)
+    found = blame(slow, phase.samples)
+    causes = ", ".join(f"{cause} {found[cause]}" for cause in CAUSES if found[cause])
+    table.add_row(
+        f"webhooks over 30 ms at {rate}, by what overlapped them",
+        f"{len(slow)}" + (f": {causes}" if causes else ""),
+        "-",
+        "-",
+    )
+    paused = max((sample.late_ms for sample in phase.samples), default=0.0)
+    table.add_row(
+        f"longest disk wait / machine pause at {rate}",
+        f"{longest_disk_wait(phase.samples):.0f} / {paused:.0f} ms",
+        "-",
+        "-",
+    )
 
 
 def friendly(args: argparse.Namespace, rate: float) -> None:
@@ -627,6 +707,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--worker-nice", type=int, default=0, help="with --friendly: niceness of the worker"
+    )
+    parser.add_argument(
+        "--emulator-in-ram",
+        action="store_true",
+        help="the default run with the emulator's database in RAM (/dev/shm), for comparison: "
+        "its disk writes, which a real Dataverse does not make on the connector's disk, out of "
+        "the journal's way",
     )
     parser.add_argument(
         "--emulator-on-our-disk",
