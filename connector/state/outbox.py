@@ -63,7 +63,7 @@ from connector.state.group_commit import (
     bookkeeping_engine,
     durable_engine,
 )
-from connector.state.session_mirror import write_session
+from connector.state.session_writes import write_session
 
 # send_state: where the hand-over to the provider stands
 WAITING = "waiting"  # not handed yet (due at due_at)
