@@ -77,8 +77,9 @@ from connector.dataverse.batch import BatchItem, BatchOperation
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.transport import WebApi
 from connector.log_config import configure_logging
-from connector.state.journal import Journal, journal_table
+from connector.state.journal import Journal
 from connector.state.journal_file import open_journal_store
+from connector.state.journal_table import journal_table
 from connector.testing.signing import SignedRequest, inbound_fields, signed_form
 
 PUBLIC = "https://sms.example.com"

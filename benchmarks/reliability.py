@@ -67,8 +67,9 @@ from connector.dataverse.auth import StaticTokenProvider
 from connector.dataverse.client import DataverseClient
 from connector.dataverse.transport import WebApi
 from connector.log_config import configure_logging
-from connector.state.journal import Journal, journal_table
+from connector.state.journal import Journal
 from connector.state.journal_file import open_journal_store
+from connector.state.journal_table import journal_table
 from connector.testing.postgres import PostgresServer, start_postgres
 from connector.testing.redis import RedisServer, start_redis
 from connector.testing.signing import inbound_fields, signed_form

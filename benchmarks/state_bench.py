@@ -31,7 +31,8 @@ from rich.table import Table
 
 from connector.domain.outbound import OutboundMessage
 from connector.state.db import StateStore
-from connector.state.journal import DONE, PENDING, Journal
+from connector.state.journal import Journal
+from connector.state.journal_table import DONE, PENDING
 from connector.state.outbox import Outbox
 
 GOAL_MS = 5.0

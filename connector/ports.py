@@ -294,7 +294,7 @@ class IngressJournal(Protocol):
 
 
 class JournalRow(Protocol):
-    """A claimed journal row (``connector.state.journal.JournalEntry``)."""
+    """A claimed journal row (``connector.state.journal_claims.JournalEntry``)."""
 
     @property
     def id(self) -> int: ...

@@ -39,7 +39,7 @@ from connector.domain.bulk import BulkJob, Outcome, Recipient, RecipientState, m
 from connector.domain.status import FailureCategory, MessageStatus
 from connector.errors import StateStoreError
 from connector.state.db import StateStore, metadata
-from connector.state.outbox import WAITING, message_from_json, outbox_table
+from connector.state.outbox_table import WAITING, message_from_json, outbox_table
 
 jobs_table = Table(
     "bulk_jobs",

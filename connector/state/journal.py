@@ -17,104 +17,34 @@ unless ``max_attempts`` is set. Portable SQL (SQLAlchemy Core) for SQLite and Po
 Each row keeps the request id the webhook logged it under (``request_id``, nullable: rows
 from before the column, and appends without one, have none), so the worker that takes the row
 can log under the same id (see :func:`connector.log_config.correlation`).
+
+:class:`Journal` is the journal's whole interface and its retry policy; the table is declared
+in :mod:`connector.state.journal_table`, the append path's statements are in
+:mod:`connector.state.journal_appends` and the claims' in :mod:`connector.state.journal_claims`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    Column,
-    Float,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    and_,
-    bindparam,
-    case,
-    func,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import StateStoreError
-from connector.ports import JOURNAL_PARKED
-from connector.state.db import StateStore, metadata, partial_index
-from connector.state.driver_statement import DriverStatement
+from connector.state.db import StateStore
 from connector.state.group_commit import (
     Checkpointer,
     GroupCommitter,
     append_engine,
     bookkeeping_engine,
 )
-
-PENDING = "pending"
-DONE = "done"
-ERROR = JOURNAL_PARKED  # the port names the parked status; the column stores it
-
-journal_table = Table(
-    "ingress_journal",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("provider", String(32), nullable=False),
-    Column("event_id", String(64), nullable=False),
-    Column("received_at", Float, nullable=False),
-    Column("payload", Text, nullable=False),
-    Column("status", String(16), nullable=False, default=PENDING),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", Float, nullable=False),
-    Column("claim_token", String(32), nullable=True),
-    Column("lease_until", Float, nullable=True),
-    Column("last_error", Text, nullable=True),
-    Column("done_at", Float, nullable=True),
-    Column("request_id", String(64), nullable=True),  # added after the first release
-    UniqueConstraint("provider", "event_id", name="uq_ingress_journal_event"),
-    # Rows of a status in arrival order (the claim's oldest due rows: no sort of the whole
-    # backlog) and done rows by when they were done (the minutely prune finds the week-old
-    # ones without reading the week). The earlier index on (status, next_attempt_at) is
-    # dropped: beside it SQLite's planner sorted every due row to claim the first 50.
-    Index("ix_ingress_journal_queue", "status", "id"),
-    Index("ix_ingress_journal_done", "status", "done_at"),
-    # The rows leased now, by their claim's token (a claim reads its rows back through it).
-    partial_index("ix_ingress_journal_claim", "claim_token", where="claim_token IS NOT NULL"),
-    info={"retired_indexes": ("ix_ingress_journal_due",)},
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    """The outcome of :meth:`Journal.append`: the row id and whether it was already there."""
-
-    id: int
-    duplicate: bool
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One claimed event: its payload (form fields), how often it was tried before, and the
-    request id it was appended under (None if it had none)."""
-
-    id: int
-    provider: str
-    event_id: str
-    received_at: float
-    payload: dict[str, Any]
-    attempts: int
-    claim_token: str
-    request_id: str | None = None
+from connector.state.journal_appends import Appended, JournalInsert, journal_row
+from connector.state.journal_claims import JournalClaims, JournalEntry
+from connector.state.journal_table import DONE, ERROR, PENDING, journal_table
 
 
 class JournalDepth(NamedTuple):
@@ -151,22 +81,11 @@ class Journal:
         self.base_delay = base_delay
         self.max_delay = max_delay
         store.create_all()
-        make = sqlite_insert if store.dialect == "sqlite" else pg_insert
-        c = journal_table.c
-        insert = (
-            make(journal_table)
-            .on_conflict_do_nothing(index_elements=["provider", "event_id"])
-            .returning(c.id)
-        )
-        find = select(c.id).where(
-            c.provider == bindparam("provider"), c.event_id == bindparam("event_id")
-        )
         self._books = bookkeeping_engine(store)
         self._appends = append_engine(store)
-        dialect = self._appends.dialect
-        self._insert = DriverStatement(insert, dialect, _ROW_KEYS)
-        self._find = DriverStatement(find, dialect)
-        self._appender = GroupCommitter(self._appends, self._insert_batch)
+        insert = JournalInsert(store.dialect, self._appends)
+        self._appender = GroupCommitter(self._appends, insert.insert_batch)
+        self._claims = JournalClaims(self._books)
         self._checkpointer = Checkpointer(store)
 
     def close(self) -> None:
@@ -176,21 +95,6 @@ class Journal:
         for engine in (self._books, self._appends):
             if engine is not self.store.engine:
                 engine.dispose()
-
-    def _insert_batch(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Appended]:
-        """Insert ``rows`` in the caller's transaction; a known event id is a duplicate.
-
-        The statements are compiled once for the driver (:class:`DriverStatement`): building,
-        or even executing, a Core statement per row cost more CPU than SQLite's insert."""
-        results = []
-        for row in rows:
-            inserted = self._insert.execute(conn, row)
-            if inserted is not None:
-                results.append(Appended(id=int(inserted[0]), duplicate=False))
-                continue
-            found = self._find.execute(conn, row)
-            results.append(Appended(id=int(found[0]) if found else 0, duplicate=True))
-        return results
 
     def append(
         self,
@@ -205,7 +109,7 @@ class Journal:
 
         ``request_id`` is kept with the row (at most 64 characters); a repeat keeps the
         first append's."""
-        return self._appender.submit(_journal_row(provider, event_id, payload, now, request_id))
+        return self._appender.submit(journal_row(provider, event_id, payload, now, request_id))
 
     async def append_async(
         self,
@@ -218,7 +122,7 @@ class Journal:
     ) -> Appended:
         """:meth:`append` awaited on the event loop (no thread per waiting webhook); raises
         :class:`StateStoreError` when the row is not committed within ``timeout`` seconds."""
-        row = _journal_row(provider, event_id, payload, None, request_id)
+        row = journal_row(provider, event_id, payload, None, request_id)
         return await self._appender.submit_async(row, timeout)
 
     def claim(
@@ -231,41 +135,7 @@ class Journal:
     ) -> list[JournalEntry]:
         """Lease up to ``limit`` due rows (oldest first) to the caller, atomically per row;
         only rows whose provider (journal name) is in ``journals``, when given."""
-        at = time.time() if now is None else now
-        token = uuid.uuid4().hex
-        c = journal_table.c
-        due = and_(
-            c.status == PENDING,
-            c.next_attempt_at <= at,
-            or_(c.lease_until.is_(None), c.lease_until < at),
-        )
-        if journals is not None:
-            due = and_(due, c.provider.in_(sorted(journals)))
-        # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): racing workers take the
-        # next free rows instead of waiting for each other's and then finding them taken.
-        oldest_due = (
-            select(c.id).where(due).order_by(c.id).limit(limit).with_for_update(skip_locked=True)
-        )
-        try:
-            # One UPDATE, the only statement holding the lock (taken and released inside one
-            # step: with RETURNING it was held until Python had fetched every row, across
-            # the GIL handoffs of a worker thread at low priority, and appends waited up to
-            # half a second). The rows its subquery picks are locked (PostgreSQL) or nobody
-            # else writes (SQLite): they are still due. They are read back by their token
-            # through an index of the leased rows (without it every row of the table was
-            # read: 27 ms a claim beside 300,000 done rows).
-            with self._books.begin() as conn:
-                conn.execute(
-                    update(journal_table)
-                    .where(c.id.in_(oldest_due.scalar_subquery()))
-                    .values(claim_token=token, lease_until=at + lease_seconds)
-                )
-                rows = conn.execute(
-                    select(journal_table).where(c.claim_token == token).order_by(c.id)
-                ).mappings()
-                return [_entry(row) for row in rows]
-        except SQLAlchemyError as exc:
-            raise StateStoreError(f"cannot claim journal rows: {type(exc).__name__}") from exc
+        return self._claims.claim(limit, lease_seconds=lease_seconds, journals=journals, now=now)
 
     def due_depth(
         self, limit: int, urgent: Collection[str] = (), *, now: float | None = None
@@ -295,7 +165,7 @@ class Journal:
     def mark_done(self, entry: JournalEntry, *, now: float | None = None) -> bool:
         """Record that Dataverse confirmed ``entry``; False if the lease was lost meanwhile."""
         values = {"status": DONE, "done_at": time.time() if now is None else now}
-        return self._settle(entry, values)
+        return self._claims.settle(entry, values)
 
     def mark_done_many(self, entries: Sequence[JournalEntry], *, now: float | None = None) -> int:
         """:meth:`mark_done` for several rows; how many were still held.
@@ -303,24 +173,7 @@ class Journal:
         One ``UPDATE`` per claim (rows claimed together share their token), so the write lock
         is held for a single statement (see :mod:`connector.state.group_commit`).
         """
-        at = time.time() if now is None else now
-        c = journal_table.c
-        by_claim: dict[str, list[int]] = {}
-        for entry in entries:
-            by_claim.setdefault(entry.claim_token, []).append(entry.id)
-        marked = 0
-        try:
-            with self._books.begin() as conn:
-                for token, ids in by_claim.items():
-                    query = (
-                        update(journal_table)
-                        .where(c.id.in_(ids), c.claim_token == token)
-                        .values(claim_token=None, lease_until=None, status=DONE, done_at=at)
-                    )
-                    marked += conn.execute(query).rowcount
-        except SQLAlchemyError as exc:
-            raise StateStoreError(f"cannot update the journal: {type(exc).__name__}") from exc
-        return marked
+        return self._claims.mark_done_many(entries, now=now)
 
     def mark_failed(
         self,
@@ -337,26 +190,13 @@ class Journal:
         text = json.dumps(dict(error), default=str)[:4000]
         gave_up = self.max_attempts is not None and attempts >= self.max_attempts
         if not transient or gave_up:
-            self._settle(entry, {"status": ERROR, "attempts": attempts, "last_error": text})
+            self._claims.settle(entry, {"status": ERROR, "attempts": attempts, "last_error": text})
             return ERROR
         delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
         delay = max(delay, retry_after or 0.0)
         values = {"attempts": attempts, "last_error": text, "next_attempt_at": at + delay}
-        self._settle(entry, values)
+        self._claims.settle(entry, values)
         return PENDING
-
-    def _settle(self, entry: JournalEntry, values: Mapping[str, Any]) -> bool:
-        c = journal_table.c
-        query = (
-            update(journal_table)
-            .where(c.id == entry.id, c.claim_token == entry.claim_token)
-            .values(claim_token=None, lease_until=None, **values)
-        )
-        try:
-            with self._books.begin() as conn:
-                return conn.execute(query).rowcount == 1
-        except SQLAlchemyError as exc:
-            raise StateStoreError(f"cannot update the journal: {type(exc).__name__}") from exc
 
     def replay(self, ids: Sequence[int] | None = None) -> int:
         """Make ``error`` rows (all, or these ids) pending again; returns how many."""
@@ -416,50 +256,3 @@ class Journal:
             deleted += count
             if count < batch:
                 return deleted
-
-
-_ROW_KEYS = (
-    "provider",
-    "event_id",
-    "received_at",
-    "payload",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "request_id",
-)
-
-
-def _journal_row(
-    provider: str,
-    event_id: str,
-    payload: Mapping[str, Any],
-    now: float | None,
-    request_id: str | None,
-) -> dict[str, Any]:
-    """The insert's parameters: the columns of :data:`_ROW_KEYS` (``request_id`` even when
-    None), which the insert was compiled for."""
-    at = time.time() if now is None else now
-    return {
-        "provider": provider,
-        "event_id": event_id,
-        "received_at": at,
-        "payload": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
-        "status": PENDING,
-        "attempts": 0,
-        "next_attempt_at": at,
-        "request_id": request_id,
-    }
-
-
-def _entry(row: Any) -> JournalEntry:
-    return JournalEntry(
-        id=int(row["id"]),
-        provider=str(row["provider"]),
-        event_id=str(row["event_id"]),
-        received_at=float(row["received_at"]),
-        payload=json.loads(row["payload"]),
-        attempts=int(row["attempts"]),
-        claim_token=str(row["claim_token"]),
-        request_id=None if row["request_id"] is None else str(row["request_id"]),
-    )

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connector.errors import StateStoreError
 from connector.state.db import StateStore
-from connector.state.journal import journal_table
+from connector.state.journal_table import journal_table
 
 
 def journal_url(state_url: str) -> str:

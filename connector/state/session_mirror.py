@@ -7,68 +7,28 @@ so the escalation sweep reads only sessions that may be due), and the timeout of
 not closed yet (indexed the same way for the closing sweep). A claimed batch's sessions are
 read in one query per configuration and stored in one transaction
 (:meth:`SessionCache.current_many`, :meth:`SessionCache.save_groups`).
+
+The tables and a session's stored form are in :mod:`connector.state.session_tables`; the
+writes, which other modules' transactions run too, in :mod:`connector.state.session_writes`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
-from dataclasses import fields
-from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Float,
-    Integer,
-    String,
-    Table,
-    Text,
-    bindparam,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from connector.domain.conversation import Acceptance, SessionState
+from connector.domain.conversation import SessionState
 from connector.errors import StateStoreError
 from connector.log_config import get_logger
-from connector.state.db import StateStore, metadata, partial_index
+from connector.state.db import StateStore
 from connector.state.group_commit import atomic, bookkeeping_engine
+from connector.state.session_tables import latest_table, load_session, sessions_table
+from connector.state.session_writes import Change, write_session, write_sessions
 
 log = get_logger(__name__)
-
-sessions_table = Table(
-    "session_cache",
-    metadata,
-    Column("session_id", String(36), primary_key=True),
-    Column("configuration_id", String(36), nullable=False),
-    Column("phone", String(32), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("data", Text, nullable=False),
-    Column("escalation_pending_since", Float, nullable=True),
-    Column("close_due_at", Float, nullable=True),  # NULL once closed (or saved before it)
-    partial_index(
-        "ix_session_cache_escalation",
-        "configuration_id",
-        "escalation_pending_since",
-        where="escalation_pending_since IS NOT NULL",
-    ),
-    partial_index("ix_session_cache_close_due", "close_due_at", where="close_due_at IS NOT NULL"),
-)
-latest_table = Table(
-    "session_latest",
-    metadata,
-    Column("configuration_id", String(36), primary_key=True),
-    Column("phone", String(32), primary_key=True),
-    Column("session_id", String(36), nullable=False),
-    Column("updated_at", Float, nullable=False),
-)
-
 
 _CURRENT = (
     select(sessions_table.c.data, sessions_table.c.version)
@@ -95,70 +55,10 @@ _CURRENT_MANY = (
     )
 )
 _READ_CHUNK = 500  # phones per read (well under any driver's limit on bound parameters)
-# The mirror's writes, built once (building a Core statement per call cost more CPU than
-# SQLite's write itself); ``write_session`` and ``SessionCache.save_groups`` bind them.
-_BUMP = (
-    update(sessions_table)
-    .where(
-        sessions_table.c.session_id == bindparam("b_id"),
-        sessions_table.c.version == bindparam("b_version"),
-    )
-    .values(
-        version=bindparam("b_next"),
-        data=bindparam("b_data"),
-        escalation_pending_since=bindparam("b_pending"),
-        close_due_at=bindparam("b_close_due"),
-    )
-)
-_MOVE = (
-    update(latest_table)
-    .where(
-        latest_table.c.configuration_id == bindparam("b_configuration"),
-        latest_table.c.phone == bindparam("b_phone"),
-        latest_table.c.session_id == bindparam("b_previous"),
-    )
-    .values(session_id=bindparam("b_id"), updated_at=bindparam("b_at"))
-)
-_POINT_IF_NONE = {  # a row when inserted (rowcount is -1 on psycopg)
-    "sqlite": sqlite_insert(latest_table)
-    .on_conflict_do_nothing()
-    .returning(latest_table.c.session_id),
-    "postgresql": pg_insert(latest_table)
-    .on_conflict_do_nothing()
-    .returning(latest_table.c.session_id),
-}
-_POINT = insert(latest_table)
-_ADD = insert(sessions_table)
-
-
-Change = tuple[SessionState, SessionState | None]
-"""A session to store and the pair's latest session as read (None: there was none)."""
 
 
 class _ConflictError(Exception):
     """Another worker moved the pair's latest session first."""
-
-
-_FIELDS = tuple(field.name for field in fields(SessionState))
-
-
-def _dump(session: SessionState) -> str:
-    """The session as stored (its fields in declaration order; no nested dataclasses, so
-    no :func:`dataclasses.asdict` deep copy)."""
-    data = {name: getattr(session, name) for name in _FIELDS}
-    data["acceptance"] = session.acceptance.value
-    data["dismissed_by"] = sorted(session.dismissed_by)
-    data["counted"] = sorted(session.counted)
-    return json.dumps(data)
-
-
-def _load(text: str, version: int) -> SessionState:
-    data: dict[str, Any] = json.loads(text)
-    data["acceptance"] = Acceptance(data["acceptance"])
-    data["dismissed_by"] = frozenset(data.get("dismissed_by", ()))
-    data["counted"] = frozenset(data.get("counted", ()))  # rows saved before it existed: none
-    data["version"] = version
-    return SessionState(**data)
 
 
 class SessionCache:
@@ -197,7 +97,7 @@ class SessionCache:
         query = select(c.data, c.version).where(c.session_id == session_id)
         with self.store.engine.connect() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _load(row[0], int(row[1]))
+        return None if row is None else load_session(row[0], int(row[1]))
 
     def current(self, configuration_id: str, phone: str) -> SessionState | None:
         """The latest session of (configuration, phone) (every send reads it: the query is
@@ -205,7 +105,7 @@ class SessionCache:
         params = {"configuration_id": configuration_id, "phone": phone}
         with self.store.engine.connect() as conn:
             row = conn.execute(_CURRENT, params).first()
-        return None if row is None else _load(row[0], int(row[1]))
+        return None if row is None else load_session(row[0], int(row[1]))
 
     def save(self, session: SessionState, previous: SessionState | None) -> bool:
         """Optimistic write: False when another worker changed the pair since ``previous``."""
@@ -252,7 +152,7 @@ class SessionCache:
                         "phones": wanted[first : first + _READ_CHUNK],
                     }
                     for phone, data, version in conn.execute(_CURRENT_MANY, params):
-                        found[str(phone)] = _load(data, int(version))
+                        found[str(phone)] = load_session(data, int(version))
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot read the sessions: {type(exc).__name__}") from exc
         return found
@@ -297,7 +197,7 @@ class SessionCache:
             .limit(limit)
         )
         with self.store.engine.connect() as conn:
-            return [_load(d, int(v)) for d, v in conn.execute(query)]
+            return [load_session(d, int(v)) for d, v in conn.execute(query)]
 
     def due_for_closing(self, now: float, limit: int) -> list[SessionState]:
         """Sessions not closed yet whose timeout is at or before ``now``, oldest first (an
@@ -310,100 +210,4 @@ class SessionCache:
             .limit(limit)
         )
         with self.store.engine.connect() as conn:
-            return [_load(d, int(v)) for d, v in conn.execute(query)]
-
-
-def write_session(conn: Connection, session: SessionState, previous: SessionState | None) -> bool:
-    """Write ``session`` on ``conn`` if the pair's latest is still ``previous`` (as read);
-    False, with nothing written, when another writer moved it first.
-
-    The same session again is one versioned ``UPDATE``; a new session moves the pair's
-    pointer first (``previous`` None: inserts it, any pointer already there is a conflict)
-    and then inserts its row. A caller's transaction may so hold other writes too: the
-    outbox commits a send's row and its session in one transaction.
-    """
-    if previous is not None and previous.id == session.id:
-        return bool(conn.execute(_BUMP, _bump(session, previous)).rowcount == 1)
-    if previous is None:
-        point = _POINT_IF_NONE["sqlite" if conn.dialect.name == "sqlite" else "postgresql"]
-        moved = conn.execute(point, _pointer(session)).first() is not None
-    else:
-        moved = conn.execute(_MOVE, _move(session, previous)).rowcount == 1
-    if not moved:
-        return False
-    conn.execute(_ADD, _row(session))
-    return True
-
-
-def write_sessions(conn: Connection, changes: Sequence[Change]) -> bool:
-    """:func:`write_session` for every change (in order), each kind of write in one
-    ``executemany``; False when any of them found the pair moved (raises
-    :class:`IntegrityError` for a pointer or row already there). Nothing is undone here:
-    the caller's transaction is rolled back on False or an error.
-
-    The kinds are independent rows (a session's row, a pair's pointer), so writing all
-    version bumps, then every new pointer, every pointer move (in order: a batch may open
-    two sessions of a pair, the second moving the pointer from the first) and every new row
-    leaves what the changes one by one would leave.
-    """
-    bumps, points, moves, rows = [], [], [], []
-    for session, previous in changes:
-        if previous is not None and previous.id == session.id:
-            bumps.append(_bump(session, previous))
-            continue
-        if previous is None:
-            points.append(_pointer(session))
-        else:
-            moves.append(_move(session, previous))
-        rows.append(_row(session))
-    if bumps and conn.execute(_BUMP, bumps).rowcount != len(bumps):
-        return False
-    if points:
-        conn.execute(_POINT, points)
-    if moves and conn.execute(_MOVE, moves).rowcount != len(moves):
-        return False
-    if rows:
-        conn.execute(_ADD, rows)
-    return True
-
-
-def _bump(session: SessionState, previous: SessionState) -> dict[str, Any]:
-    return {
-        "b_id": session.id,
-        "b_version": previous.version,
-        "b_next": previous.version + 1,
-        "b_data": _dump(session),
-        "b_pending": session.escalation_pending_since,
-        "b_close_due": session.close_due_at,
-    }
-
-
-def _pointer(session: SessionState) -> dict[str, Any]:
-    return {
-        "configuration_id": session.configuration_id,
-        "phone": session.phone,
-        "session_id": session.id,
-        "updated_at": time.time(),
-    }
-
-
-def _move(session: SessionState, previous: SessionState) -> dict[str, Any]:
-    return {
-        "b_configuration": session.configuration_id,
-        "b_phone": session.phone,
-        "b_previous": previous.id,
-        "b_id": session.id,
-        "b_at": time.time(),
-    }
-
-
-def _row(session: SessionState) -> dict[str, Any]:
-    return {
-        "session_id": session.id,
-        "configuration_id": session.configuration_id,
-        "phone": session.phone,
-        "version": 1,
-        "data": _dump(session),
-        "escalation_pending_since": session.escalation_pending_since,
-        "close_due_at": session.close_due_at,
-    }
+            return [load_session(d, int(v)) for d, v in conn.execute(query)]

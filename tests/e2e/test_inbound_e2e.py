@@ -30,8 +30,9 @@ from sqlalchemy import func, select
 from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_ROWS, DEMO_SENDER
 from connector.dataverse.client import DataverseClient
 from connector.providers.twilio.endpoints import LOCAL_AUTH_TOKEN
-from connector.state.journal import PENDING, Journal, journal_table
+from connector.state.journal import Journal
 from connector.state.journal_file import open_journal_store
+from connector.state.journal_table import PENDING, journal_table
 from connector.testing.signing import inbound_fields, signed_form
 from tests.e2e.conftest import PUBLIC, Emulator, connector_env, run_cli
 

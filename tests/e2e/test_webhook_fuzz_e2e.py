@@ -40,8 +40,9 @@ from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_SENDER, seed_demo
 from connector.dataverse.client import DataverseClient
 from connector.providers.twilio.endpoints import LOCAL_ACCOUNT_SID, TWILIO_INBOUND_PATH
 from connector.state.db import StateStore
-from connector.state.journal import Journal, journal_table
+from connector.state.journal import Journal
 from connector.state.journal_file import open_journal_store
+from connector.state.journal_table import journal_table
 from connector.testing.signing import inbound_fields, signed_form
 from tests.e2e.conftest import PUBLIC, Emulator, connector_env
 from tests.integration.test_installer_emulator import make_client

@@ -13,8 +13,9 @@ from sqlalchemy import inspect, select
 from connector.bootstrap import build
 from connector.settings import load_settings
 from connector.state.db import StateStore
-from connector.state.journal import Journal, journal_table
+from connector.state.journal import Journal
 from connector.state.journal_file import journal_url, open_journal_store, take_over
+from connector.state.journal_table import journal_table
 
 
 def state_url(tmp_path: Path) -> str:

@@ -117,7 +117,7 @@ class World:
         with self.outbox.store.engine.connect() as conn:
             from sqlalchemy import select
 
-            from connector.state.outbox import message_from_json, outbox_table
+            from connector.state.outbox_table import message_from_json, outbox_table
 
             rows = conn.execute(select(outbox_table.c.message)).scalars()
             return [message_from_json(str(r)) for r in rows]

@@ -8,7 +8,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connector.state.driver_statement import DriverStatement
-from connector.state.journal import journal_table
+from connector.state.journal_table import journal_table
 
 ROW = {"provider": "twilio", "event_id": "SM1", "received_at": 1.5, "payload": "{}"}
 ROW |= {"status": "pending", "attempts": 0, "next_attempt_at": 1.5, "request_id": None}

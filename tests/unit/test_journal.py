@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import event
 
 from connector.state.db import StateStore
-from connector.state.journal import ERROR, PENDING, Journal
+from connector.state.journal import Journal
+from connector.state.journal_table import ERROR, PENDING
 
 
 @pytest.fixture

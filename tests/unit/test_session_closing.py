@@ -13,7 +13,8 @@ from connector.services.session_closing import SessionClosing
 from connector.services.sessions import SessionActions
 from connector.state.caches import ConfigurationCache
 from connector.state.db import StateStore
-from connector.state.session_mirror import SessionCache, sessions_table
+from connector.state.session_mirror import SessionCache
+from connector.state.session_tables import sessions_table
 from connector.testing.conversations import FakeConfigurationDirectory, FakeConversationWriter
 
 START = 1_000_000.0
