@@ -64,12 +64,22 @@ class Slow:
     late_ms: float
 
 
-CAUSES = ("machine paused", "load generator late", "disk wait", "none of these")
+AFTER_DISK_WAIT = 1.0  # s: requests due this soon after a disk wait meet its backlog
+
+CAUSES = (
+    "machine paused",
+    "load generator late",
+    "disk wait",
+    "just after a disk wait",
+    "none of these",
+)
 
 
 def blame(slow: Sequence[Slow], samples: Sequence[Sample]) -> Counter[str]:
     """How many slow requests overlapped each cause, the first that applies in
-    :data:`CAUSES` order ("none of these": the code under test, as far as this can tell)."""
+    :data:`CAUSES` order ("just after a disk wait": due within a second after one ended, so
+    queued behind the requests it held up; "none of these": the code under test, or the
+    machine's CPUs, as far as this can tell)."""
     found: Counter[str] = Counter()
     for request in slow:
         end = request.due + request.latency_ms / 1000
@@ -85,6 +95,11 @@ def blame(slow: Sequence[Slow], samples: Sequence[Sample]) -> Counter[str]:
             found["load generator late"] += 1
         elif any(sample.disk_wait for sample in during):
             found["disk wait"] += 1
+        elif any(
+            sample.disk_wait and request.due - AFTER_DISK_WAIT < sample.time <= request.due
+            for sample in samples
+        ):
+            found["just after a disk wait"] += 1  # answered behind the wait's backlog
         else:
             found["none of these"] += 1
     return found

@@ -1,0 +1,43 @@
+"""The inbound benchmark's stall watch: each slow request is put down to what overlapped it,
+the first cause that applies, so a reader can tell the machine's stalls from the code's."""
+
+from __future__ import annotations
+
+from benchmarks.stall_watch import Sample, Slow, blame, longest_disk_wait
+
+
+def _samples() -> list[Sample]:
+    """Two seconds of 50 ms readings: a disk wait from 0.45 to 0.70 s, and at 1.50 s the
+    watcher itself woke 30 ms late."""
+    return [
+        Sample(0.05 * i, 30.0 if i == 30 else 0.0, 5 if 10 <= i <= 14 else 0, 0, 10)
+        for i in range(40)
+    ]
+
+
+def test_each_slow_request_is_put_down_to_the_first_cause_that_overlapped_it() -> None:
+    slow = [
+        Slow(due=0.52, latency_ms=100, late_ms=1),  # inside the disk wait
+        Slow(due=0.80, latency_ms=40, late_ms=1),  # due 0.1 s after it ended
+        Slow(due=1.45, latency_ms=40, late_ms=1),  # the machine stopped meanwhile
+        Slow(due=1.70, latency_ms=40, late_ms=30),  # written 30 ms late by the generator
+        Slow(due=1.85, latency_ms=40, late_ms=1),  # nothing seen: the code's own
+    ]
+    assert blame(slow, _samples()) == {
+        "disk wait": 1,
+        "just after a disk wait": 1,
+        "machine paused": 1,
+        "load generator late": 1,
+        "none of these": 1,
+    }
+
+
+def test_a_disk_wait_needs_30_percent_of_the_cpu_time_in_iowait() -> None:
+    assert Sample(1.0, 0.0, 3, 0, 10).disk_wait
+    assert not Sample(1.0, 0.0, 2, 0, 10).disk_wait
+    assert not Sample(1.0, 0.0, 0, 0, 0).disk_wait  # no ticks counted: no evidence
+
+
+def test_the_longest_disk_wait_spans_its_consecutive_readings() -> None:
+    assert round(longest_disk_wait(_samples())) == 250  # from the reading at 0.45 to 0.70 s
+    assert longest_disk_wait(_samples()[:5]) == 0
