@@ -2,15 +2,17 @@
 
 A latency benchmark on a shared two-core virtual machine sees stalls that are not the code's:
 the whole machine stopped by its host (every process late at once), or the disk taking a
-hundred milliseconds or more to write what a flush waits for (the CPUs idle "in iowait").
-:class:`StallWatch` runs a small separate process that reads ``/proc/stat`` every 50 ms and
-records, per sample, the CPU ticks spent in iowait and in steal, and how late the watcher
-itself woke up (when it is late too, the machine was stopped or every CPU taken). After a
-phase, :func:`blame` sorts each slow request by what overlapped it.
+hundred milliseconds or more to write what a flush waits for. :class:`StallWatch` runs a
+small separate process that reads ``/proc/stat`` and ``/proc/diskstats`` every 50 ms and
+records, per sample, the CPU ticks spent in iowait and in steal, the writes the disk completed
+and how long they took, the requests it had in flight, and how late the watcher itself woke
+up (when it is late too, the machine was stopped or every CPU taken). After a phase,
+:func:`blame` sorts each slow request by what overlapped it.
 
-Run alone (``python -m benchmarks.stall_watch FILE``) it is the watcher process: it appends
-``time late_ms iowait steal total`` lines to FILE until killed (time on the monotonic clock,
-which the benchmarks' event loops share).
+Run alone (``python -m benchmarks.stall_watch FILE [--disk-of PATH]``) it is the watcher
+process: it appends ``time late_ms iowait steal total writes write_ms in_flight`` lines to
+FILE until killed (time on the monotonic clock, which the benchmarks' event loops share),
+watching the disk that holds PATH (the temporary directory's by default).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -30,23 +33,34 @@ from pathlib import Path
 INTERVAL = 0.05
 PAUSED_MS = 20.0  # the watcher woke this much later than asked: the machine was stopped
 DISK_SHARE = 0.3  # a sample with this share of its CPU ticks in iowait is a disk wait
+SLOW_WRITE_MS = 20.0  # ... or whose disk writes took this long on average
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One reading: at ``time`` (monotonic s), the watcher ``late_ms`` late, and the CPU ticks
-    of the machine since the reading before."""
+    """One reading: at ``time`` (monotonic s), the watcher ``late_ms`` late; since the reading
+    before, the machine's CPU ticks, and the writes its disk completed and the ms they took
+    (``/proc/diskstats``); and the requests the disk had in flight at the reading."""
 
     time: float
     late_ms: float
     iowait: int
     steal: int
     total: int
+    writes: int = 0
+    write_ms: int = 0
+    in_flight: int = 0
 
     @property
     def disk_wait(self) -> bool:
-        """Much of this interval's CPU time was idle waiting for the disk."""
-        return self.total > 0 and self.iowait / self.total >= DISK_SHARE
+        """The disk held its writers up: much of the CPU time idle waiting for it, its writes
+        slow on average, or requests in flight and none completed (with both CPUs busy,
+        iowait alone shows no wait)."""
+        if self.total > 0 and self.iowait / self.total >= DISK_SHARE:
+            return True
+        if self.writes:
+            return self.write_ms / self.writes >= SLOW_WRITE_MS
+        return self.in_flight > 0
 
     @property
     def paused(self) -> bool:
@@ -129,7 +143,7 @@ class StallWatch:
         samples = []
         for line in self.path.read_text().splitlines():
             fields = line.split()
-            if len(fields) != 5:
+            if len(fields) != 8:
                 continue  # a line being written
             sample = Sample(float(fields[0]), float(fields[1]), *(int(v) for v in fields[2:]))
             if start <= sample.time <= end:
@@ -161,24 +175,41 @@ def _top_priority() -> None:
         return  # an unprivileged run: the watcher stays at normal priority
 
 
-def _ticks() -> tuple[int, int, int]:
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return fields[4], fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+def _counters(device: str) -> tuple[int, ...]:
+    """(iowait, steal, all) CPU ticks and the disk's (writes completed, ms writing) so far,
+    and its requests in flight now."""
+    cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    disk = (0, 0, 0)
+    for line in Path("/proc/diskstats").read_text().splitlines():
+        fields = line.split()
+        if f"{fields[0]}:{fields[1]}" == device:
+            disk = (int(fields[7]), int(fields[10]), int(fields[11]))
+            break
+    return cpu[4], cpu[7] if len(cpu) > 7 else 0, sum(cpu[:8]), *disk
+
+
+def _disk_of(path: str) -> str:
+    """``major:minor`` of the disk holding ``path``."""
+    device = os.stat(path).st_dev
+    return f"{os.major(device)}:{os.minor(device)}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path)
+    parser.add_argument("--disk-of", default=tempfile.gettempdir(), help="watch this disk")
     args = parser.parse_args()
-    previous = _ticks()
+    device = _disk_of(args.disk_of)
+    previous = _counters(device)
     due = time.monotonic() + INTERVAL
     with args.file.open("a", buffering=1) as out:
         while True:
             time.sleep(max(0.0, due - time.monotonic()))
             now = time.monotonic()
-            current = _ticks()
-            iowait, steal, total = (a - b for a, b in zip(current, previous, strict=True))
-            out.write(f"{now:.4f} {(now - due) * 1000:.1f} {iowait} {steal} {total}\n")
+            current = _counters(device)
+            changes = [a - b for a, b in zip(current[:5], previous[:5], strict=True)]
+            figures = " ".join(str(v) for v in (*changes, current[5]))
+            out.write(f"{now:.4f} {(now - due) * 1000:.1f} {figures}\n")
             previous = current
             due = due + INTERVAL if now - due < INTERVAL else now + INTERVAL
 

@@ -32,7 +32,7 @@ def test_each_slow_request_is_put_down_to_the_first_cause_that_overlapped_it() -
     }
 
 
-def test_a_disk_wait_needs_30_percent_of_the_cpu_time_in_iowait() -> None:
+def test_a_disk_wait_is_30_percent_of_the_cpu_time_in_iowait() -> None:
     assert Sample(1.0, 0.0, 3, 0, 10).disk_wait
     assert not Sample(1.0, 0.0, 2, 0, 10).disk_wait
     assert not Sample(1.0, 0.0, 0, 0, 0).disk_wait  # no ticks counted: no evidence
@@ -41,3 +41,15 @@ def test_a_disk_wait_needs_30_percent_of_the_cpu_time_in_iowait() -> None:
 def test_the_longest_disk_wait_spans_its_consecutive_readings() -> None:
     assert round(longest_disk_wait(_samples())) == 250  # from the reading at 0.45 to 0.70 s
     assert longest_disk_wait(_samples()[:5]) == 0
+
+
+def _busy(writes: int = 0, write_ms: int = 0, in_flight: int = 0) -> Sample:
+    """A reading with no CPU idle (so no iowait) and the disk's figures given."""
+    return Sample(1.0, 0.0, 0, 0, 10, writes, write_ms, in_flight)
+
+
+def test_a_disk_wait_is_also_slow_or_stuck_writes_when_no_cpu_is_idle() -> None:
+    assert _busy(writes=4, write_ms=100).disk_wait  # 25 ms a write on average
+    assert not _busy(writes=40, write_ms=100).disk_wait  # 2.5 ms: a busy disk
+    assert _busy(in_flight=3).disk_wait  # 50 ms and nothing completed
+    assert not _busy().disk_wait  # nothing asked of the disk
