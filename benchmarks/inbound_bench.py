@@ -281,16 +281,6 @@ def steady(
     return asyncio.run(_steady(base, rate, prepared, schedule))
 
 
-def cpu_ticks() -> tuple[int, int]:
-    """(stolen, total) CPU ticks of the machine so far (Linux /proc/stat; zeros elsewhere).
-    Stolen ticks are time the hypervisor ran something else while this VM wanted the CPU."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:
-        return 0, 0
-    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
-
-
 def stats(emulator: str) -> int:
     return int(requests.get(f"{emulator}/_emulator/stats", timeout=10).json()["requests"])
 
@@ -427,8 +417,15 @@ class Phase:
     cpu: dict[str, float]
     disk: dict[str, float]
     schedule: Schedule  # when each request was due, and how late it was written
-    stolen: float  # share of the machine's CPU time the hypervisor took meanwhile
-    samples: list[Sample]  # what the machine did meanwhile (see stall_watch)
+    samples: list[Sample]  # what the machine did meanwhile, from a second before (stall_watch)
+
+    @property
+    def stolen(self) -> float:
+        """The share of the machine's CPU time the hypervisor took while the phase sent
+        (steal: it ran something else while this VM wanted the CPU)."""
+        sending = [sample for sample in self.samples if sample.time > self.schedule.start]
+        total = sum(sample.total for sample in sending)
+        return sum(sample.steal for sample in sending) / max(total, 1)
 
     def slow(self, over_ms: float) -> list[Slow]:
         """The requests answered more than ``over_ms`` after they were due."""
@@ -533,11 +530,10 @@ def run_phase(
     requests_before = stats(emulator)
     counts = journal.counts()
     settled = counts.done + counts.error  # the phase before settled in full
-    sending, ticks = time.process_time(), cpu_ticks()
+    sending = time.process_time()
     schedule = Schedule()
     latencies = steady(processes["web"].url, rate, args.seconds, senders, schedule)
     sending = time.process_time() - sending
-    stolen = [end - begin for begin, end in zip(ticks, cpu_ticks(), strict=True)]
     samples = watch.between(schedule.start - 1, time.monotonic())
     wait_settled(journal, settled + len(latencies))
     made = stats(emulator) - requests_before - 1  # less our own stats read
@@ -555,7 +551,6 @@ def run_phase(
         cpu,
         disk,
         schedule,
-        stolen[0] / max(stolen[1], 1),
         samples,
     )
     return phase, last_id
