@@ -23,7 +23,9 @@ counts), then the benchmark waits until the journal has them all done. Per rate 
 - CPU ms per message of each process (web, worker child, emulator) over the same span, and
   of this benchmark's own load generator while it sends (it shares the machine);
 - for each webhook slower than the max goal, what overlapped it (the machine paused, the
-  load generator late, a disk wait; see :mod:`benchmarks.stall_watch`).
+  load generator late, a disk wait; see :mod:`benchmarks.stall_watch`);
+- with ``--trace-flushes`` (root), the journal's flushes over 30 ms from the kernel's trace,
+  and what each process sent to the disk around them (see :mod:`benchmarks.flush_trace`).
 
 ``--emulator-in-ram`` puts the emulator's database in RAM (/dev/shm) for comparison: a real
 Dataverse does not write on the connector's disk. ``--state-in-ram`` puts the connector's
@@ -54,8 +56,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +67,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from benchmarks.flush_trace import FlushFigures, FlushTracer, available, flush_tracing
 from benchmarks.stall_watch import (
     CAUSES,
     Sample,
@@ -418,6 +422,7 @@ class Phase:
     disk: dict[str, float]
     schedule: Schedule  # when each request was due, and how late it was written
     samples: list[Sample]  # what the machine did meanwhile, from a second before (stall_watch)
+    flushes: FlushFigures | None = None  # the journal's slow flushes (--trace-flushes)
 
     @property
     def stolen(self) -> float:
@@ -483,6 +488,7 @@ def realistic(args: argparse.Namespace) -> None:
         tempfile.TemporaryDirectory(dir=_ram_if(args.emulator_in_ram)) as remote,
         seeded_world(Path(tmp), emulator_dir=Path(remote)) as world,
         watching(Path(tmp)) as watch,
+        flush_tracing(Path(tmp)) if args.trace_flushes else nullcontext() as tracer,
     ):
         work, env = Path(tmp), world.env
         with cli(["serve", "--port", "0"], env, work, "listening on") as web:
@@ -498,7 +504,13 @@ def realistic(args: argparse.Namespace) -> None:
             last_id = to_dataverse(journal, 0)[1]
             for rate in args.rates:
                 phase, last_id = run_phase(
-                    args, rate, processes=processes, journal=journal, last_id=last_id, watch=watch
+                    args,
+                    rate,
+                    processes=processes,
+                    journal=journal,
+                    last_id=last_id,
+                    watch=watch,
+                    tracer=tracer,
                 )
                 phases.append(phase)
             journal.store.close()
@@ -520,6 +532,7 @@ def run_phase(
     journal: Journal,
     last_id: int,
     watch: StallWatch,
+    tracer: FlushTracer | None = None,
 ) -> tuple[Phase, int]:
     """Offer ``rate`` for ``args.seconds``, wait until every message is settled; the phase's
     figures and the journal's last id."""
@@ -532,7 +545,10 @@ def run_phase(
     settled = counts.done + counts.error  # the phase before settled in full
     sending = time.process_time()
     schedule = Schedule()
+    if tracer is not None:
+        tracer.clear()
     latencies = steady(processes["web"].url, rate, args.seconds, senders, schedule)
+    flushes = _journal_flushes(tracer, processes, journal, args.seconds)
     sending = time.process_time() - sending
     samples = watch.between(schedule.start - 1, time.monotonic())
     wait_settled(journal, settled + len(latencies))
@@ -552,8 +568,25 @@ def run_phase(
         disk,
         schedule,
         samples,
+        flushes,
     )
     return phase, last_id
+
+
+def _journal_flushes(
+    tracer: FlushTracer | None, processes: dict[str, Service], journal: Journal, seconds: float
+) -> FlushFigures | None:
+    """With --trace-flushes, the phase's slow flushes of the journal's WAL file (the
+    webhook's wait) and what each process sent to the disk around them."""
+    if tracer is None:
+        return None
+    database = journal.store.engine.url.database
+    if not database:
+        return None
+    wal = Path(f"{database}-wal")
+    names = {service.pid: name for name, service in processes.items()}
+    names[os.getpid()] = "load generator"
+    return FlushFigures.of(tracer.read(), {wal.stat().st_ino}, names, seconds)
 
 
 def report_realistic(args: argparse.Namespace, phases: list[Phase], known: int) -> None:
@@ -629,6 +662,34 @@ def add_stalls(table: Table, phase: Phase, rate: str) -> None:
         f"{longest_disk_wait(phase.samples):.0f} / {paused:.0f} ms",
         "-",
         "-",
+    )
+    if phase.flushes is not None:
+        add_flushes(table, phase.flushes, rate)
+
+
+def add_flushes(table: Table, flushes: FlushFigures, rate: str) -> None:
+    """Rows of the journal's slow flushes and who sent the disk data meanwhile (see
+    :mod:`benchmarks.flush_trace`)."""
+    table.add_row(
+        f"journal flushes over 30 ms at {rate} (kernel trace)",
+        f"{len(flushes.slow)} of {flushes.count}, longest {flushes.longest_ms:.0f} ms",
+        "-",
+        "-",
+    )
+
+    def by_process(sent: Counter[str], unit: str) -> str:
+        top = sent.most_common(4)
+        return ", ".join(f"{name} {size / 1e6:.1f} {unit}" for name, size in top) or "-"
+
+    if flushes.slow:
+        table.add_row(
+            f"sent to the disk around them (from 100 ms before) at {rate}",
+            by_process(flushes.around, "MB"),
+            "-",
+            "-",
+        )
+    table.add_row(
+        f"sent to the disk per second at {rate}", by_process(flushes.per_second, "MB/s"), "-", "-"
     )
 
 
@@ -714,6 +775,12 @@ def main() -> None:
         "--worker-nice", type=int, default=0, help="with --friendly: niceness of the worker"
     )
     parser.add_argument(
+        "--trace-flushes",
+        action="store_true",
+        help="record the kernel's trace of disk writes and flushes (root) and say which "
+        "processes sent the disk data while the journal's flushes were slow",
+    )
+    parser.add_argument(
         "--emulator-in-ram",
         action="store_true",
         help="the default run with the emulator's database in RAM (/dev/shm), for comparison: "
@@ -733,6 +800,8 @@ def main() -> None:
         help="with --friendly: keep the emulator's database on disk rather than in RAM",
     )
     args = parser.parse_args()
+    if args.trace_flushes and not available():
+        parser.error("--trace-flushes needs the kernel's trace (tracefs) and root")
     configure_logging("WARNING")
     if not args.friendly:
         realistic(args)
