@@ -110,10 +110,10 @@ def who(write: Write, names: Mapping[int, str]) -> str:
 
 def around_slow_flushes(
     trace: Trace, inodes: set[int], names: Mapping[int, str], over_ms: float = 30.0
-) -> tuple[list[Flush], Counter[str]]:
-    """The flushes of ``inodes`` slower than ``over_ms``, and the bytes each process sent to
-    the disk from :data:`BEFORE` before one of them began until it ended (overlapping windows
-    counted once)."""
+) -> tuple[list[Flush], Counter[str], float]:
+    """The flushes of ``inodes`` slower than ``over_ms``, the bytes each process sent to the
+    disk from :data:`BEFORE` before one of them began until it ended (overlapping windows
+    counted once), and how many seconds those windows span."""
     slow = [f for f in trace.flushes if f.inode in inodes and f.ms > over_ms]
     windows: list[list[float]] = []
     for flush in sorted(slow, key=lambda f: f.start):
@@ -125,7 +125,7 @@ def around_slow_flushes(
     for write in trace.writes:
         if any(start <= write.time <= end for start, end in windows):
             sent[who(write, names)] += write.size
-    return slow, sent
+    return slow, sent, sum(end - start for start, end in windows)
 
 
 def sent_per_second(trace: Trace, names: Mapping[int, str], seconds: float) -> Counter[str]:
@@ -143,6 +143,7 @@ class FlushFigures:
 
     slow: list[Flush]
     around: Counter[str]
+    around_seconds: float  # how long the windows around the slow flushes last in all
     per_second: Counter[str]
     count: int  # flushes of the watched file in all
     longest_ms: float
@@ -152,11 +153,12 @@ class FlushFigures:
         trace: Trace, inodes: set[int], names: Mapping[int, str], seconds: float
     ) -> FlushFigures:
         """The figures of one phase's trace."""
-        slow, around = around_slow_flushes(trace, inodes, names)
+        slow, around, around_seconds = around_slow_flushes(trace, inodes, names)
         watched = [flush.ms for flush in trace.flushes if flush.inode in inodes]
         return FlushFigures(
             slow,
             around,
+            around_seconds,
             sent_per_second(trace, names, seconds),
             len(watched),
             max(watched, default=0.0),

@@ -682,9 +682,11 @@ def add_flushes(table: Table, flushes: FlushFigures, rate: str) -> None:
         return ", ".join(f"{name} {size / 1e6:.1f} {unit}" for name, size in top) or "-"
 
     if flushes.slow:
+        seconds = max(flushes.around_seconds, 1e-9)
+        rates = Counter({name: int(size / seconds) for name, size in flushes.around.items()})
         table.add_row(
-            f"sent to the disk around them (from 100 ms before) at {rate}",
-            by_process(flushes.around, "MB"),
+            f"sent to the disk around them (from 100 ms before, {seconds:.1f} s) at {rate}",
+            by_process(rates, "MB/s"),
             "-",
             "-",
         )

@@ -78,8 +78,9 @@ def test_slow_flushes_count_what_was_sent_from_shortly_before_each_until_it_ende
             Flush(1.00, 1.20, EMULATOR, OTHER),  # slow, but not the journal
         ],
     )
-    slow, around = around_slow_flushes(trace, {JOURNAL}, NAMES)
+    slow, around, seconds = around_slow_flushes(trace, {JOURNAL}, NAMES)
     assert [flush.start for flush in slow] == [1.00, 1.05]
+    assert seconds == pytest.approx(0.19)  # 0.90 to 1.09: one window
     assert around == {"emulator": 4_000_000, "kernel": 500_000, "web": 8_192, "other": 7}
 
     figures = FlushFigures.of(trace, {JOURNAL}, NAMES, seconds=2.0)
@@ -90,7 +91,7 @@ def test_slow_flushes_count_what_was_sent_from_shortly_before_each_until_it_ende
 
 def test_no_slow_flush_counts_nothing() -> None:
     trace = Trace([Write(1.0, EMULATOR, "python", 10)], [Flush(1.0, 1.01, WEB, JOURNAL)])
-    assert around_slow_flushes(trace, {JOURNAL}, NAMES) == ([], {})
+    assert around_slow_flushes(trace, {JOURNAL}, NAMES) == ([], {}, 0)
 
 
 def test_tracing_switches_the_events_on_and_puts_the_settings_back(tmp_path: Path) -> None:
