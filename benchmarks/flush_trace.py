@@ -145,6 +145,7 @@ class FlushFigures:
     around: Counter[str]
     around_seconds: float  # how long the windows around the slow flushes last in all
     per_second: Counter[str]
+    bursts: Counter[str]  # the most each process sent within one 100 ms step
     count: int  # flushes of the watched file in all
     longest_ms: float
 
@@ -160,9 +161,22 @@ class FlushFigures:
             around,
             around_seconds,
             sent_per_second(trace, names, seconds),
+            largest_bursts(trace, names),
             len(watched),
             max(watched, default=0.0),
         )
+
+
+def largest_bursts(trace: Trace, names: Mapping[int, str], span: float = BEFORE) -> Counter[str]:
+    """The most bytes each process sent to the disk within one ``span`` of time (in fixed
+    steps of ``span``): how bursty its writes are, whatever the disk did."""
+    buckets: Counter[tuple[str, int]] = Counter()
+    for write in trace.writes:
+        buckets[who(write, names), int(write.time // span)] += write.size
+    largest: Counter[str] = Counter()
+    for (name, _), size in buckets.items():
+        largest[name] = max(largest[name], size)
+    return largest
 
 
 def device_of(path: Path) -> str:

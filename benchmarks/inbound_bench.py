@@ -693,6 +693,12 @@ def add_flushes(table: Table, flushes: FlushFigures, rate: str) -> None:
     table.add_row(
         f"sent to the disk per second at {rate}", by_process(flushes.per_second, "MB/s"), "-", "-"
     )
+    table.add_row(
+        f"largest burst sent to the disk in 100 ms at {rate}",
+        by_process(flushes.bursts, "MB"),
+        "-",
+        "-",
+    )
 
 
 def friendly(args: argparse.Namespace, rate: float) -> None:

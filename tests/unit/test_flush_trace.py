@@ -15,6 +15,7 @@ from benchmarks.flush_trace import (
     Write,
     around_slow_flushes,
     flush_tracing,
+    largest_bursts,
     parse,
     sent_per_second,
 )
@@ -85,6 +86,8 @@ def test_slow_flushes_count_what_was_sent_from_shortly_before_each_until_it_ende
 
     figures = FlushFigures.of(trace, {JOURNAL}, NAMES, seconds=2.0)
     assert (figures.count, round(figures.longest_ms)) == (3, 80)
+    assert figures.bursts["emulator"] == 4_000_000  # alone in its 100 ms step
+    assert largest_bursts(trace, NAMES, span=1.0)["emulator"] == 4_001_000
     per_second = sent_per_second(trace, NAMES, 2.0)
     assert per_second["emulator"] == (1_000 + 4_000_000 + 9_999) // 2
 
