@@ -3,8 +3,13 @@ them run once, after the outermost commit, unless their own level rolled back.""
 
 from __future__ import annotations
 
+import time
+import uuid
+from pathlib import Path
+
 import pytest
 
+from connector.emulators.dataverse.metadata import new_id
 from connector.emulators.dataverse.store import Store
 
 
@@ -47,3 +52,30 @@ def test_a_rolled_back_transaction_runs_nothing_and_leaves_the_store_usable() ->
         store.after_commit(lambda: ran.append("next"))
     assert ran == ["next"]
     assert _rows(store) == ["next"]
+
+
+def test_new_ids_are_guids_that_sort_in_the_order_they_were_minted() -> None:
+    minted = []
+    for _ in range(5):
+        minted.append(new_id())
+        time.sleep(0.002)  # the order is the millisecond's; within one it is random
+    minted += [new_id() for _ in range(1000)]
+    assert minted[:5] == sorted(minted[:5])
+    assert len(set(minted)) == len(minted)
+    for value in minted:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value  # lowercase, hyphenated
+        assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
+
+
+def test_a_file_store_keeps_its_wal_short(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "dv.db"))
+    store.conn.execute("CREATE TABLE t (name TEXT)")
+    for n in range(300):  # a commit each, as the emulator's requests
+        with store.transaction():
+            store.conn.execute("INSERT INTO t VALUES (?)", [f"{n:04d}" * 500])
+    wal = tmp_path / "dv.db-wal"
+    # SQLite's default (1,000 pages before a checkpoint) let it grow past 600 frames.
+    assert wal.stat().st_size < 120 * (4096 + 24)
+    assert len(_rows(store)) == 300
+    store.close()

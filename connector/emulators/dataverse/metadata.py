@@ -10,6 +10,8 @@ restart.
 from __future__ import annotations
 
 import dataclasses
+import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +23,18 @@ DECIMAL_TYPES = frozenset({"Decimal", "Double", "Money"})
 
 
 def new_id() -> str:
-    """A fresh lowercase GUID string."""
-    return str(uuid.uuid4())
+    """A fresh lowercase GUID string that sorts after those minted before it (the UUID
+    version 7 layout: the time in ms, then random bits).
+
+    SQL Server gives rows sequential GUIDs so that its indexes grow at their end; with random
+    ones, each new record of the emulator's wrote a random page of every index over its id
+    (its own primary key, the activity pointer's, the activity parties' ``activityid``): a
+    fifth to a quarter of what the emulator wrote under the inbound benchmark (114-123 KB a
+    message before, 88-92 KB after)."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | secrets.randbits(76)
+    value = value & ~(0x3 << 62) | 0x2 << 62  # the RFC 4122 variant
+    return str(uuid.UUID(int=value))
 
 
 def label(text: str, code: int = 1033) -> dict[str, Any]:
