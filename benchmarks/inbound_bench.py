@@ -24,6 +24,8 @@ counts), then the benchmark waits until the journal has them all done. Per rate 
   of this benchmark's own load generator while it sends (it shares the machine);
 - for each webhook slower than the max goal, what overlapped it (the machine paused, the
   load generator late, a disk wait; see :mod:`benchmarks.stall_watch`);
+- before the phases, the disk's own flush latency with everything idle (``--disk-probe``
+  seconds of 4 KB flushed every 5 ms), the floor under a webhook answered once on disk;
 - with ``--trace-flushes`` (root), the journal's flushes over 30 ms from the kernel's trace,
   and what each process sent to the disk around them (see :mod:`benchmarks.flush_trace`).
 
@@ -67,7 +69,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from benchmarks.flush_trace import FlushFigures, FlushTracer, available, flush_tracing
+from benchmarks.flush_trace import (
+    FlushFigures,
+    FlushTracer,
+    available,
+    flush_tracing,
+    probe_disk,
+)
 from benchmarks.stall_watch import (
     CAUSES,
     Sample,
@@ -500,6 +508,7 @@ def realistic(args: argparse.Namespace) -> None:
             # to the kernel's writeback they landed in the first phase, and the journal's
             # flushes waited behind them (webhooks answered 120-250 ms late, all at once).
             os.sync()
+            probe = probe_disk(work, args.disk_probe)  # the disk alone, everything idle
             processes = {"web": web, "worker child": worker_child(web), "emulator": world.emulator}
             last_id = to_dataverse(journal, 0)[1]
             for rate in args.rates:
@@ -514,7 +523,7 @@ def realistic(args: argparse.Namespace) -> None:
                 )
                 phases.append(phase)
             journal.store.close()
-    report_realistic(args, phases, world.known)
+    report_realistic(args, phases, world.known, probe)
 
 
 def _ram_if(wanted: bool) -> str | None:
@@ -589,8 +598,11 @@ def _journal_flushes(
     return FlushFigures.of(tracer.read(), {wal.stat().st_ino}, names, seconds)
 
 
-def report_realistic(args: argparse.Namespace, phases: list[Phase], known: int) -> None:
-    """Print each rate's figures and their ratio to the goals."""
+def report_realistic(
+    args: argparse.Namespace, phases: list[Phase], known: int, probe: list[float]
+) -> None:
+    """Print each rate's figures and their ratio to the goals, after the disk's own flush
+    latency (``probe``)."""
     unknown_share = 1 - known / REALISTIC_NUMBERS
     where = "in RAM (--emulator-in-ram)" if args.emulator_in_ram else "on disk"
     if args.state_in_ram:
@@ -602,6 +614,15 @@ def report_realistic(args: argparse.Namespace, phases: list[Phase], known: int) 
     table = Table(title=title)
     for column in ("figure", "value", "goal", "ratio to goal"):
         table.add_column(column)
+    if probe:
+        table.add_row(
+            f"the disk alone before the phases, {args.disk_probe:g} s of 4 KB flushed every "
+            "5 ms: p50 / p99 / max (flushes over 30 ms)",
+            f"{quantile(probe, 0.5):.2f} / {quantile(probe, 0.99):.2f} / {max(probe):.1f} ms "
+            f"({sum(ms > 30 for ms in probe)} of {len(probe)})",
+            "-",
+            "-",
+        )
     for phase in phases:
         rate = f"{phase.rate:g}/s"
         goal = 0.2 if phase.rate <= 50 else None
@@ -781,6 +802,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--worker-nice", type=int, default=0, help="with --friendly: niceness of the worker"
+    )
+    parser.add_argument(
+        "--disk-probe",
+        type=float,
+        default=30.0,
+        help="seconds of the disk's own flush latency measured before the phases, with "
+        "everything idle (4 KB flushed every 5 ms; 0: none)",
     )
     parser.add_argument(
         "--trace-flushes",

@@ -17,6 +17,7 @@ from benchmarks.flush_trace import (
     flush_tracing,
     largest_bursts,
     parse,
+    probe_disk,
     sent_per_second,
 )
 
@@ -123,3 +124,10 @@ def test_tracing_switches_the_events_on_and_puts_the_settings_back(tmp_path: Pat
     assert (root / "options/record-tgid").read_text() == "0"
     assert (root / "buffer_size_kb").read_text() == "1408"
     assert all((root / f"events/{event}/enable").read_text() == "0" for event in EVENTS)
+
+
+def test_the_disk_probe_times_flushes_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    latencies = probe_disk(tmp_path, 0.05, interval=0.001)
+    assert len(latencies) >= 5
+    assert all(ms > 0 for ms in latencies)
+    assert list(tmp_path.iterdir()) == []
