@@ -557,8 +557,8 @@ def run_phase(
     if tracer is not None:
         tracer.clear()
     latencies = steady(processes["web"].url, rate, args.seconds, senders, schedule)
-    flushes = _journal_flushes(tracer, processes, journal, args.seconds)
     sending = time.process_time() - sending
+    flushes = _journal_flushes(tracer, processes, journal, args.seconds)
     samples = watch.between(schedule.start - 1, time.monotonic())
     wait_settled(journal, settled + len(latencies))
     made = stats(emulator) - requests_before - 1  # less our own stats read
@@ -614,7 +614,7 @@ def report_realistic(
     table = Table(title=title)
     for column in ("figure", "value", "goal", "ratio to goal"):
         table.add_column(column)
-    if probe:
+    if len(probe) > 1:
         table.add_row(
             f"the disk alone before the phases, {args.disk_probe:g} s of 4 KB flushed every "
             "5 ms: p50 / p99 / max (flushes over 30 ms)",
