@@ -130,6 +130,12 @@ def around_slow_flushes(
     return slow, sent, sum(end - start for start, end in windows)
 
 
+def overlaps(flushes: Iterable[Flush], start: float, end: float) -> bool:
+    """Whether something that lasted from ``start`` to ``end`` (monotonic s) overlapped one of
+    ``flushes``."""
+    return any(flush.start < end and flush.end > start for flush in flushes)
+
+
 def sent_per_second(trace: Trace, names: Mapping[int, str], seconds: float) -> Counter[str]:
     """The bytes each process sent to the disk per second over ``seconds``."""
     sent: Counter[str] = Counter()

@@ -16,6 +16,7 @@ from benchmarks.flush_trace import (
     around_slow_flushes,
     flush_tracing,
     largest_bursts,
+    overlaps,
     parse,
     probe_disk,
     sent_per_second,
@@ -131,3 +132,13 @@ def test_the_disk_probe_times_flushes_and_leaves_nothing_behind(tmp_path: Path) 
     assert len(latencies) >= 5
     assert all(ms > 0 for ms in latencies)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_request_overlaps_a_flush_only_when_their_times_cross() -> None:
+    flushes = [Flush(1.0, 1.1, WEB, JOURNAL), Flush(2.0, 2.05, WEB, JOURNAL)]
+    assert overlaps(flushes, 0.95, 1.01)  # answered while the flush ran
+    assert overlaps(flushes, 1.05, 1.2)  # arrived while it ran
+    assert overlaps(flushes, 1.99, 2.1)
+    assert not overlaps(flushes, 1.1, 1.5)  # arrived as it ended
+    assert not overlaps(flushes, 0.5, 1.0)  # answered as it began
+    assert not overlaps([], 0.0, 10.0)
