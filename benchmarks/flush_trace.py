@@ -18,11 +18,14 @@ from __future__ import annotations
 import os
 import re
 import time
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchmarks.stall_watch import disk_of
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = ("block/block_bio_queue", "ext4/ext4_sync_file_enter", "ext4/ext4_sync_file_exit")
@@ -123,9 +126,10 @@ def around_slow_flushes(
             windows[-1][1] = max(windows[-1][1], flush.end)
         else:
             windows.append([flush.start - BEFORE, flush.end])
+    times = [write.time for write in trace.writes]  # in time order, as the trace prints them
     sent: Counter[str] = Counter()
-    for write in trace.writes:
-        if any(start <= write.time <= end for start, end in windows):
+    for start, end in windows:  # disjoint: each write counted once
+        for write in trace.writes[bisect_left(times, start) : bisect_right(times, end)]:
             sent[who(write, names)] += write.size
     return slow, sent, sum(end - start for start, end in windows)
 
@@ -212,8 +216,7 @@ def probe_disk(folder: Path, seconds: float, interval: float = 0.005) -> list[fl
 
 def device_of(path: Path) -> str:
     """``major,minor`` of the disk holding ``path``, as the trace writes it."""
-    device = os.stat(path).st_dev
-    return f"{os.major(device)},{os.minor(device)}"
+    return disk_of(str(path)).replace(":", ",")
 
 
 def available(root: Path = TRACEFS) -> bool:

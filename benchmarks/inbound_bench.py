@@ -447,17 +447,21 @@ class Phase:
         (all of them, untraced)."""
         if self.flushes is None:
             return self.latencies
-        kept = []
-        for index, latency in enumerate(self.latencies):
-            due = self.schedule.start + index / self.rate
-            if not overlaps(self.flushes.slow, due, due + latency / 1000):
-                kept.append(latency)
-        return kept
+        slow = self.flushes.slow
+        return [
+            latency
+            for index, latency in enumerate(self.latencies)
+            if not overlaps(slow, self.due(index), self.due(index) + latency / 1000)
+        ]
+
+    def due(self, index: int) -> float:
+        """When request ``index`` was due (monotonic s)."""
+        return self.schedule.start + index / self.rate
 
     def slow(self, over_ms: float) -> list[Slow]:
         """The requests answered more than ``over_ms`` after they were due."""
         return [
-            Slow(self.schedule.start + index / self.rate, latency, self.schedule.late[index])
+            Slow(self.due(index), latency, self.schedule.late[index])
             for index, latency in enumerate(self.latencies)
             if latency > over_ms
         ]

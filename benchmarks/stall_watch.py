@@ -188,7 +188,7 @@ def _counters(device: str) -> tuple[int, ...]:
     return cpu[4], cpu[7] if len(cpu) > 7 else 0, sum(cpu[:8]), *disk
 
 
-def _disk_of(path: str) -> str:
+def disk_of(path: str) -> str:
     """``major:minor`` of the disk holding ``path``."""
     device = os.stat(path).st_dev
     return f"{os.major(device)}:{os.minor(device)}"
@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("file", type=Path)
     parser.add_argument("--disk-of", default=tempfile.gettempdir(), help="watch this disk")
     args = parser.parse_args()
-    device = _disk_of(args.disk_of)
+    device = disk_of(args.disk_of)
     previous = _counters(device)
     due = time.monotonic() + INTERVAL
     with args.file.open("a", buffering=1) as out:
