@@ -8,6 +8,7 @@ others.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -42,11 +43,15 @@ def second(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionCache]:
 
 @contextmanager
 def counted_statements() -> Iterator[list[str]]:
-    """The SQL statements any engine sends meanwhile (an ``executemany`` counts once)."""
+    """The SQL statements any engine sends meanwhile from this thread (an ``executemany``
+    counts once). Other threads are left out: a checkpointer or a store left by an earlier
+    test may run a statement meanwhile, and none of those is the save's."""
     seen: list[str] = []
+    here = threading.get_ident()
 
     def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
+        if threading.get_ident() == here:
+            seen.append(statement)
 
     event.listen(Engine, "before_cursor_execute", note)
     try:
