@@ -23,7 +23,8 @@ counts), then the benchmark waits until the journal has them all done. Per rate 
 - CPU ms per message of each process (web, worker child, emulator) over the same span, and
   of this benchmark's own load generator while it sends (it shares the machine);
 - for each webhook slower than the max goal, what overlapped it (the machine paused, the
-  load generator late, a disk wait; see :mod:`benchmarks.stall_watch`);
+  load generator late, a disk wait, the web process waiting for a CPU; see
+  :mod:`benchmarks.stall_watch`), and how long the web process waited for a CPU in all;
 - before the phases, the disk's own flush latency with everything idle (``--disk-probe``
   seconds of 4 KB flushed every 5 ms), the floor under a webhook answered once on disk;
 - with ``--trace-flushes`` (root), the journal's flushes over 30 ms from the kernel's trace,
@@ -518,6 +519,7 @@ def realistic(args: argparse.Namespace) -> None:
     ):
         work, env = Path(tmp), world.env
         with cli(["serve", "--port", "0"], env, work, "listening on") as web:
+            watch.follow(web.pid)  # how long the web process waits for a CPU
             journal = Journal(open_journal_store(env["CONNECTOR_STATE__URL"]))
             warm = signed(0, "warm-up")
             requests.post(web.url + PATH, data=warm.body, headers=warm.headers, timeout=30)
@@ -696,6 +698,14 @@ def add_stalls(table: Table, phase: Phase, rate: str) -> None:
         "-",
     )
     paused = max((sample.late_ms for sample in phase.samples), default=0.0)
+    waits = [sample.cpu_wait_ms for sample in phase.samples]
+    table.add_row(
+        f"web process's wait for a CPU at {rate} (its threads runnable, both CPUs taken): "
+        "all told / most in one 50 ms reading",
+        f"{sum(waits):.0f} / {max(waits, default=0.0):.1f} ms",
+        "-",
+        "-",
+    )
     table.add_row(
         f"longest disk wait / machine pause at {rate}",
         f"{longest_disk_wait(phase.samples):.0f} / {paused:.0f} ms",

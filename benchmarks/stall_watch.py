@@ -5,14 +5,17 @@ the whole machine stopped by its host (every process late at once), or the disk 
 hundred milliseconds or more to write what a flush waits for. :class:`StallWatch` runs a
 small separate process that reads ``/proc/stat`` and ``/proc/diskstats`` every 50 ms and
 records, per sample, the CPU ticks spent in iowait and in steal, the writes the disk completed
-and how long they took, the requests it had in flight, and how late the watcher itself woke
-up (when it is late too, the machine was stopped or every CPU taken). After a phase,
-:func:`blame` sorts each slow request by what overlapped it.
+and how long they took, the requests it had in flight, how late the watcher itself woke up
+(when it is late too, the machine was stopped or every CPU taken), and, once told which
+process serves the requests (:meth:`StallWatch.follow`), how long that process's threads
+waited for a CPU while runnable (the kernel's ``schedstat`` run delay: the other processes
+had both CPUs). After a phase, :func:`blame` sorts each slow request by what overlapped it.
 
 Run alone (``python -m benchmarks.stall_watch FILE [--disk-of PATH]``) it is the watcher
-process: it appends ``time late_ms iowait steal total writes write_ms in_flight`` lines to
-FILE until killed (time on the monotonic clock, which the benchmarks' event loops share),
-watching the disk that holds PATH (the temporary directory's by default).
+process: it appends ``time late_ms iowait steal total writes write_ms in_flight cpu_wait_ms``
+lines to FILE until killed (time on the monotonic clock, which the benchmarks' event loops
+share), watching the disk that holds PATH (the temporary directory's by default) and the
+process whose id is in ``FILE.pid`` once that file is written.
 """
 
 from __future__ import annotations
@@ -34,13 +37,16 @@ INTERVAL = 0.05
 PAUSED_MS = 20.0  # the watcher woke this much later than asked: the machine was stopped
 DISK_SHARE = 0.3  # a sample with this share of its CPU ticks in iowait is a disk wait
 SLOW_WRITE_MS = 20.0  # ... or whose disk writes took this long on average
+CPU_WAIT_MS = 10.0  # the served process's threads waited this long for a CPU, all told
 
 
 @dataclass(frozen=True)
 class Sample:
     """One reading: at ``time`` (monotonic s), the watcher ``late_ms`` late; since the reading
-    before, the machine's CPU ticks, and the writes its disk completed and the ms they took
-    (``/proc/diskstats``); and the requests the disk had in flight at the reading."""
+    before, the machine's CPU ticks, the writes its disk completed and the ms they took
+    (``/proc/diskstats``), and the ms the followed process's threads were runnable but not
+    running (summed over its threads); and the requests the disk had in flight at the
+    reading."""
 
     time: float
     late_ms: float
@@ -50,6 +56,7 @@ class Sample:
     writes: int = 0
     write_ms: int = 0
     in_flight: int = 0
+    cpu_wait_ms: float = 0.0
 
     @property
     def disk_wait(self) -> bool:
@@ -85,6 +92,7 @@ CAUSES = (
     "load generator late",
     "disk wait",
     "just after a disk wait",
+    "waited for a CPU",
     "none of these",
 )
 
@@ -92,8 +100,10 @@ CAUSES = (
 def blame(slow: Sequence[Slow], samples: Sequence[Sample]) -> Counter[str]:
     """How many slow requests overlapped each cause, the first that applies in
     :data:`CAUSES` order ("just after a disk wait": due within a second after one ended, so
-    queued behind the requests it held up; "none of these": the code under test, or the
-    machine's CPUs, as far as this can tell)."""
+    queued behind the requests it held up; "waited for a CPU": the serving process's threads
+    were runnable but not running for :data:`CPU_WAIT_MS` or more in the readings that
+    overlapped it, the other processes holding both CPUs; "none of these": the code under
+    test, as far as this can tell)."""
     found: Counter[str] = Counter()
     for request in slow:
         end = request.due + request.latency_ms / 1000
@@ -114,6 +124,8 @@ def blame(slow: Sequence[Slow], samples: Sequence[Sample]) -> Counter[str]:
             for sample in samples
         ):
             found["just after a disk wait"] += 1  # answered behind the wait's backlog
+        elif sum(sample.cpu_wait_ms for sample in during) >= CPU_WAIT_MS:
+            found["waited for a CPU"] += 1
         else:
             found["none of these"] += 1
     return found
@@ -138,14 +150,31 @@ class StallWatch:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    def follow(self, pid: int) -> None:
+        """From now on, also record how long process ``pid``'s threads wait for a CPU."""
+        pid_file = self.path.with_suffix(".pid")
+        pid_file.with_suffix(".tmp").write_text(str(pid))
+        pid_file.with_suffix(".tmp").replace(pid_file)  # never read half-written
+
     def between(self, start: float, end: float) -> list[Sample]:
         """The samples taken from ``start`` to ``end`` (monotonic s)."""
         samples = []
         for line in self.path.read_text().splitlines():
             fields = line.split()
-            if len(fields) != 8:
+            if len(fields) != 9:
                 continue  # a line being written
-            sample = Sample(float(fields[0]), float(fields[1]), *(int(v) for v in fields[2:]))
+            iowait, steal, total, writes, write_ms, in_flight = (int(v) for v in fields[2:8])
+            sample = Sample(
+                float(fields[0]),
+                float(fields[1]),
+                iowait,
+                steal,
+                total,
+                writes,
+                write_ms,
+                in_flight,
+                float(fields[8]),
+            )
             if start <= sample.time <= end:
                 samples.append(sample)
         return samples
@@ -188,6 +217,29 @@ def _counters(device: str) -> tuple[int, ...]:
     return cpu[4], cpu[7] if len(cpu) > 7 else 0, sum(cpu[:8]), *disk
 
 
+def run_delay_ms(pid: int) -> float:
+    """The ms process ``pid``'s threads have spent runnable but not running, all told (the
+    second figure of each thread's ``schedstat``, in ns); 0 when it is gone."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e6
+
+
+def _followed(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def disk_of(path: str) -> str:
     """``major:minor`` of the disk holding ``path``."""
     device = os.stat(path).st_dev
@@ -201,6 +253,9 @@ def main() -> None:
     args = parser.parse_args()
     device = disk_of(args.disk_of)
     previous = _counters(device)
+    pid_file = args.file.with_suffix(".pid")
+    pid: int | None = None
+    waited = 0.0
     due = time.monotonic() + INTERVAL
     with args.file.open("a", buffering=1) as out:
         while True:
@@ -208,8 +263,14 @@ def main() -> None:
             now = time.monotonic()
             current = _counters(device)
             changes = [a - b for a, b in zip(current[:5], previous[:5], strict=True)]
+            if pid is None and (pid := _followed(pid_file)) is not None:
+                waited = run_delay_ms(pid)
+            cpu_wait = 0.0
+            if pid is not None:
+                now_waited = run_delay_ms(pid)
+                cpu_wait, waited = now_waited - waited, now_waited
             figures = " ".join(str(v) for v in (*changes, current[5]))
-            out.write(f"{now:.4f} {(now - due) * 1000:.1f} {figures}\n")
+            out.write(f"{now:.4f} {(now - due) * 1000:.1f} {figures} {max(cpu_wait, 0):.2f}\n")
             previous = current
             due = due + INTERVAL if now - due < INTERVAL else now + INTERVAL
 

@@ -3,7 +3,11 @@ the first cause that applies, so a reader can tell the machine's stalls from the
 
 from __future__ import annotations
 
-from benchmarks.stall_watch import Sample, Slow, blame, longest_disk_wait
+import os
+import threading
+import time
+
+from benchmarks.stall_watch import Sample, Slow, blame, longest_disk_wait, run_delay_ms
 
 
 def _samples() -> list[Sample]:
@@ -53,3 +57,30 @@ def test_a_disk_wait_is_also_slow_or_stuck_writes_when_no_cpu_is_idle() -> None:
     assert not _busy(writes=40, write_ms=100).disk_wait  # 2.5 ms: a busy disk
     assert _busy(in_flight=3).disk_wait  # 50 ms and nothing completed
     assert not _busy().disk_wait  # nothing asked of the disk
+
+
+def test_a_slow_request_whose_process_waited_10_ms_for_a_cpu_is_put_down_to_that() -> None:
+    readings = [
+        Sample(0.05 * i, 0.0, 0, 0, 10, cpu_wait_ms=6.0 if i in (3, 4) else 1.0) for i in range(10)
+    ]
+    assert blame([Slow(due=0.12, latency_ms=60, late_ms=1)], readings) == {"waited for a CPU": 1}
+    assert blame([Slow(due=0.32, latency_ms=40, late_ms=1)], readings) == {"none of these": 1}
+
+
+def test_the_run_delay_of_a_process_is_what_its_threads_waited_for_a_cpu() -> None:
+    ours = run_delay_ms(os.getpid())
+    spinners = [
+        threading.Thread(target=_spin, args=(0.3,)) for _ in range((os.cpu_count() or 1) + 2)
+    ]
+    for spinner in spinners:
+        spinner.start()
+    for spinner in spinners:
+        spinner.join()
+    assert run_delay_ms(os.getpid()) > ours  # more runnable threads than CPUs: some waited
+    assert run_delay_ms(2**22 + 1) == 0.0  # no such process
+
+
+def _spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
