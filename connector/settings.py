@@ -240,6 +240,21 @@ class ServerSettings(BaseModel):
         description="Log the event loop's stack (and the garbage collection meanwhile) when "
         "it is held longer than this; off by default (the lag histogram is always measured)",
     )
+    cpu_slice_ms: float = Field(
+        default=0.1,
+        ge=0,
+        le=100,
+        description="The CPU slice `connector serve` asks Linux for (kernel 6.12 and later): "
+        "short, so a webhook's thread runs as soon as it wakes when the CPUs are busy; 0 "
+        "keeps the kernel's default (the kernel takes 0.1-100 ms)",
+    )
+
+    @field_validator("cpu_slice_ms")
+    @classmethod
+    def _kernel_range(cls, value: float) -> float:
+        if 0 < value < 0.1:
+            raise ValueError("a CPU slice is 0 (the kernel's default) or 0.1-100 ms")
+        return value
 
 
 class WorkerSettings(BaseModel):

@@ -11,6 +11,7 @@ import uvicorn
 from rich.console import Console
 
 from connector.bootstrap import build, openapi_document, start_serve
+from connector.bootstrap.cpu_slice import request_slice
 from connector.bootstrap.heap import settle
 from connector.bootstrap.http_protocol import header_timeout_protocol
 from connector.bootstrap.local_mode import local_file, private_token
@@ -43,6 +44,7 @@ def serve(
 ) -> None:
     """Run the connector: web service and worker (local mode with no Dataverse URL)."""
     settings = settings_or_exit()
+    request_slice(settings.server.cpu_slice_ms)  # before any thread starts: they inherit it
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     try:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.bootstrap import Connector, build, warm
+from connector.bootstrap.cpu_slice import request_slice
 from connector.bootstrap.heap import settle
 from connector.bootstrap.process import follow_parent
 from connector.cli.common import settings_or_exit
@@ -36,6 +37,7 @@ def worker(
     """Process inbound messages from the journal (no web server)."""
     follow_parent()
     settings = settings_or_exit()
+    request_slice(0)  # the kernel's default slice, not the one a serve parent asked for
     connector = build(settings, shared_pacing=True)
     try:
         _ = connector.dataverse  # fails early when no Dataverse (or local mode) is reachable

@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from connector.bootstrap.cpu_slice import slice_ns
 from tests.e2e.conftest import connector_env, run_cli
 
 URL_LINE = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
@@ -149,3 +151,47 @@ def test_local_mode_starts_again_in_the_same_folder(tmp_path: Path) -> None:
         text = "".join(seen) + output
         assert "outside the Web API base" not in text, f"start {start + 1}:\n{text}"
         assert _stored_delta_links(tmp_path / "state.db"), f"start {start + 1}:\n{text}"
+
+
+def _worker_children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue  # ended meanwhile
+            if int(stat[1]) == pid and b"worker" in command:
+                found.append(int(entry.name))
+    return found
+
+
+def _slices(pid: int) -> set[int | None]:
+    return {slice_ns(int(task.name), pid=pid) for task in Path(f"/proc/{pid}/task").iterdir()}
+
+
+def test_serve_runs_on_short_cpu_slices_and_its_worker_child_on_the_default(
+    tmp_path: Path,
+) -> None:
+    default = slice_ns()
+    if default is None or not Path("/proc/self/task").is_dir():
+        pytest.skip("the kernel does not show a task's slice")
+    process, _, _ = _start_serve(connector_env(tmp_path), tmp_path)
+    try:
+        serving = _slices(process.pid)
+        if serving == {default}:
+            pytest.skip("this kernel takes no custom slice (Linux 6.12 and later do)")
+        assert serving == {100_000}  # every thread of the web process: 0.1 ms
+        deadline = time.monotonic() + 60
+        worker: set[int | None] = set()
+        while time.monotonic() < deadline:
+            children = _worker_children(process.pid)
+            worker = _slices(children[0]) if children else set()
+            if worker == {default}:
+                break  # the worker gave the inherited slice back once it started
+            time.sleep(0.2)
+        assert worker == {default}
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
