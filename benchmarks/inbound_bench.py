@@ -31,7 +31,9 @@ counts), then the benchmark waits until the journal has them all done. Per rate 
   what each process sent to the disk around them (see :mod:`benchmarks.flush_trace`), and the
   webhook max over the webhooks that overlapped none of those flushes.
 
-``--emulator-in-ram`` puts the emulator's database in RAM (/dev/shm) for comparison: a real
+``--kernel-slice`` runs ``connector serve`` on the kernel's default CPU slice instead of the
+short one it asks for (``CONNECTOR_SERVER__CPU_SLICE_MS=0``), to see what the short slice
+does. ``--emulator-in-ram`` puts the emulator's database in RAM (/dev/shm) for comparison: a real
 Dataverse does not write on the connector's disk. ``--state-in-ram`` puts the connector's
 state (its journal) there too: not durable, a diagnostic of the latency with no disk flush
 on the webhook's path, never a figure to quote as the connector's.
@@ -518,6 +520,8 @@ def realistic(args: argparse.Namespace) -> None:
         flush_tracing(Path(tmp)) if args.trace_flushes else nullcontext() as tracer,
     ):
         work, env = Path(tmp), world.env
+        if args.kernel_slice:
+            env = env | {"CONNECTOR_SERVER__CPU_SLICE_MS": "0"}
         with cli(["serve", "--port", "0"], env, work, "listening on") as web:
             watch.follow(web.pid)  # how long the web process waits for a CPU
             journal = Journal(open_journal_store(env["CONNECTOR_STATE__URL"]))
@@ -627,6 +631,8 @@ def report_realistic(
     where = "in RAM (--emulator-in-ram)" if args.emulator_in_ram else "on disk"
     if args.state_in_ram:
         where += ", the connector's state in RAM (--state-in-ram: NOT durable)"
+    if args.kernel_slice:
+        where += ", serve on the kernel's CPU slice (--kernel-slice)"
     title = (
         f"Inbound, default `connector serve` (worker child), {REALISTIC_NUMBERS:,} numbers "
         f"({unknown_share:.0%} unknown), emulator {where}, {args.seconds:g} s per rate"
@@ -866,6 +872,12 @@ def main() -> None:
         help="the default run with the connector's SQLite state (its journal) in RAM "
         "(/dev/shm), NOT durable: a diagnostic only, to see the webhook latency with no "
         "disk flush on its path",
+    )
+    parser.add_argument(
+        "--kernel-slice",
+        action="store_true",
+        help="the default run with `connector serve` on the kernel's default CPU slice "
+        "(CONNECTOR_SERVER__CPU_SLICE_MS=0) rather than its own short one, for comparison",
     )
     parser.add_argument(
         "--emulator-on-our-disk",
