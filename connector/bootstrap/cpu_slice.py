@@ -4,10 +4,10 @@ Every webhook is answered by the web process's event loop and its journal's flus
 When both CPUs are busy (the worker child, and on a small machine anything else it runs),
 a thread that wakes for a webhook waits in the run queue until a running task's slice ends.
 Measured by the inbound benchmark (the kernel's ``schedstat`` run delay of the web
-process's threads), the web process waited 7.1-7.4 s for a CPU in 60 s at 200 messages/s,
-up to 33-45 ms within one 50 ms reading, and every webhook over 30 ms in a run with no disk
-stall was one of those waits. Renicing the worker did not change it (the waits were behind
-every other process, not the worker alone).
+process's threads, read every 50 ms), the web process waited 6.4-7.4 s for a CPU in a minute
+at 200 messages/s, up to 25-45 ms within one 50 ms reading; webhooks over 30 ms that no disk
+stall explains were such waits. Renicing the worker child changed nothing (the web process
+waited behind every other process, not the worker alone).
 
 Linux's EEVDF scheduler (kernel 6.12 and later) lets a task ask for a shorter slice than the
 default (``sched_attr.sched_runtime`` of a normal task; 0.1-100 ms; no privilege needed):
@@ -15,7 +15,9 @@ its deadline comes sooner, so when it wakes it preempts the task running. That i
 latency-bound thread should ask for, and it costs the others no share of the CPU (the slice
 sets when a task runs, not how much). :func:`request_slice` asks it for every thread of this
 process; threads and processes started afterwards inherit it, so ``connector worker`` asks
-for the kernel's default again (its work is throughput, not latency). Older kernels ignore
+for the kernel's default again (its work is throughput, not latency; with ``serve
+--worker-in-process`` the worker's threads keep the short slice). With it the web process
+waited 3.9-5.9 s a minute at 200/s, at most 18-28 ms in one reading. Older kernels ignore
 the request; other systems are left as they are.
 """
 
