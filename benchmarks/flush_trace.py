@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.disk_floor import flush_steadily
 from benchmarks.stall_watch import disk_of
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -194,24 +194,7 @@ def largest_bursts(trace: Trace, names: Mapping[int, str], span: float = BEFORE)
 def probe_disk(folder: Path, seconds: float, interval: float = 0.005) -> list[float]:
     """The disk's own flush latency (ms), the connector not involved: 4 KB written in place
     in a file in ``folder`` and ``fdatasync``-ed every ``interval`` s for ``seconds``."""
-    path = folder / "disk-probe.bin"
-    block = os.urandom(4096)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    latencies: list[float] = []
-    try:
-        os.pwrite(fd, block, 0)
-        os.fsync(fd)  # allocated once: later flushes write data only, no file metadata
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            os.pwrite(fd, block, 0)
-            began = time.perf_counter()
-            os.fdatasync(fd)
-            latencies.append((time.perf_counter() - began) * 1000)
-            time.sleep(interval)
-    finally:
-        os.close(fd)
-        path.unlink()
-    return latencies
+    return [flush.ms for flush in flush_steadily(folder / "disk-probe.bin", 1 / interval, seconds)]
 
 
 def device_of(path: Path) -> str:
