@@ -75,20 +75,27 @@ def flush_in_parallel(
     """:func:`flush_steadily` on ``files`` files at once, one thread each, their flushes
     staggered evenly over the interval."""
     results: list[list[FlushTime]] = [[] for _ in range(files)]
+    failures: list[BaseException] = []
 
     def run(index: int) -> None:
         path = folder / f"disk-floor-{index}.bin"
-        results[index] = flush_steadily(path, rate, seconds, delay=index / (rate * files))
+        try:
+            results[index] = flush_steadily(path, rate, seconds, delay=index / (rate * files))
+        except OSError as error:
+            failures.append(error)
 
     threads = [threading.Thread(target=run, args=(index,)) for index in range(files)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise failures[0]
     return results
 
 
 def stalls(flushes: Sequence[FlushTime], goal_ms: float = GOAL_MS) -> list[FlushTime]:
+    """The flushes slower than ``goal_ms``."""
     return [flush for flush in flushes if flush.ms > goal_ms]
 
 
@@ -168,8 +175,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=2, help="files flushed at once")
     parser.add_argument("--folder", type=Path, default=Path.cwd(), help="where the files go")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.rate <= 0 or args.files < 1:
-        parser.error("--seconds and --rate must be positive, --files at least 1")
+    if not (0 < args.rate <= 10_000 and 1 <= args.files <= 64 and args.seconds * args.rate >= 2):
+        parser.error("--rate must be 0-10000, --files 1-64, and each file flushed twice or more")
+    if not args.folder.is_dir():
+        parser.error(f"--folder {args.folder} is not a folder")
     with tempfile.TemporaryDirectory(dir=args.folder, prefix="disk-floor-") as folder:
         runs = flush_in_parallel(Path(folder), args.files, args.rate, args.seconds)
     for line in report(runs, args.rate, args.seconds):

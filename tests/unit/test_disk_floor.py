@@ -88,5 +88,14 @@ def test_the_command_runs_and_refuses_nonsense(
     assert [line.split()[0] for line in printed[2:4]] == ["0", "1"]
     assert printed[4].startswith("slowest flush ")
     assert list(tmp_path.iterdir()) == []
+    for nonsense in (["--seconds", "0"], ["--rate", "100", "--seconds", "0.01"], ["--files", "0"]):
+        with pytest.raises(SystemExit):
+            main([*nonsense, "--folder", str(tmp_path)])
     with pytest.raises(SystemExit):
-        main(["--seconds", "0", "--folder", str(tmp_path)])
+        main(["--folder", str(tmp_path / "missing")])
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_a_file_that_cannot_be_written_is_an_error_not_an_empty_figure(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        flush_in_parallel(tmp_path / "missing", files=2, rate=100, seconds=0.05)
