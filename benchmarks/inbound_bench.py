@@ -88,6 +88,7 @@ from benchmarks.stall_watch import (
     StallWatch,
     blame,
     longest_disk_wait,
+    steal_while_slow,
     watching,
 )
 from connector.bootstrap.local_mode import DEMO_CUSTOMER, DEMO_SENDER, seed_demo
@@ -703,6 +704,13 @@ def add_stalls(table: Table, phase: Phase, rate: str) -> None:
         "-",
         "-",
     )
+    if slow:
+        table.add_row(
+            f"CPU time taken by the host (steal) while the webhooks over 30 ms ran at {rate}",
+            f"{steal_while_slow(slow, phase.samples):.1%} (the phase: {phase.stolen:.1%})",
+            "-",
+            "-",
+        )
     paused = max((sample.late_ms for sample in phase.samples), default=0.0)
     waits = [sample.cpu_wait_ms for sample in phase.samples]
     table.add_row(

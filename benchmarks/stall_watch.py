@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
@@ -106,13 +106,7 @@ def blame(slow: Sequence[Slow], samples: Sequence[Sample]) -> Counter[str]:
     test, as far as this can tell)."""
     found: Counter[str] = Counter()
     for request in slow:
-        end = request.due + request.latency_ms / 1000
-        # A sample covers (its predecessor's time, its time]; keep those overlapping the request.
-        during = [
-            sample
-            for before, sample in pairwise(samples)
-            if sample.time > request.due and before.time < end
-        ]
+        during = overlapping(request, samples)
         if any(sample.paused for sample in during):
             found["machine paused"] += 1
         elif request.late_ms >= request.latency_ms / 2:
@@ -129,6 +123,30 @@ def blame(slow: Sequence[Slow], samples: Sequence[Sample]) -> Counter[str]:
         else:
             found["none of these"] += 1
     return found
+
+
+def overlapping(request: Slow, samples: Sequence[Sample]) -> list[Sample]:
+    """The samples whose span overlaps ``request`` (a sample covers the time since the one
+    before it)."""
+    end = request.due + request.latency_ms / 1000
+    return [
+        sample
+        for before, sample in pairwise(samples)
+        if sample.time > request.due and before.time < end
+    ]
+
+
+def steal_share(samples: Iterable[Sample]) -> float:
+    """The share of the machine's CPU time that its host took (steal) in ``samples``, each
+    counted once."""
+    unique = {sample.time: sample for sample in samples}.values()
+    return sum(sample.steal for sample in unique) / max(sum(sample.total for sample in unique), 1)
+
+
+def steal_while_slow(slow: Sequence[Slow], samples: Sequence[Sample]) -> float:
+    """:func:`steal_share` over the samples that overlapped the slow requests: set beside
+    the whole phase's, it says whether the host took the CPU while they waited."""
+    return steal_share(sample for request in slow for sample in overlapping(request, samples))
 
 
 def longest_disk_wait(samples: Sequence[Sample]) -> float:

@@ -7,7 +7,15 @@ import os
 import threading
 import time
 
-from benchmarks.stall_watch import Sample, Slow, blame, longest_disk_wait, run_delay_ms
+from benchmarks.stall_watch import (
+    Sample,
+    Slow,
+    blame,
+    longest_disk_wait,
+    run_delay_ms,
+    steal_share,
+    steal_while_slow,
+)
 
 
 def _samples() -> list[Sample]:
@@ -84,3 +92,15 @@ def _spin(seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pass
+
+
+def test_steal_while_slow_counts_each_overlapping_reading_once() -> None:
+    # Readings every 50 ms, 10 ticks each; the host took 5 ticks in the reading at 0.50 s.
+    samples = [Sample(0.05 * i, 0.0, 0, 5 if i == 10 else 0, 10) for i in range(40)]
+    inside = [Slow(due=0.46, latency_ms=40, late_ms=0), Slow(due=0.47, latency_ms=30, late_ms=0)]
+    assert steal_while_slow(inside, samples) == 0.5  # both overlap the one reading at 0.50 s
+    wider = [Slow(due=0.46, latency_ms=100, late_ms=0)]  # the readings at 0.50, 0.55 and 0.60
+    assert steal_while_slow(wider, samples) == 5 / 30
+    assert steal_while_slow([Slow(due=1.2, latency_ms=40, late_ms=0)], samples) == 0.0
+    assert steal_while_slow([], samples) == 0.0
+    assert steal_share(samples) == 5 / 400
