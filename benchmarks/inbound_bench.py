@@ -88,6 +88,7 @@ from benchmarks.stall_watch import (
     StallWatch,
     blame,
     longest_disk_wait,
+    steal_share,
     steal_while_slow,
     watching,
 )
@@ -442,9 +443,7 @@ class Phase:
     def stolen(self) -> float:
         """The share of the machine's CPU time the hypervisor took while the phase sent
         (steal: it ran something else while this VM wanted the CPU)."""
-        sending = [sample for sample in self.samples if sample.time > self.schedule.start]
-        total = sum(sample.total for sample in sending)
-        return sum(sample.steal for sample in sending) / max(total, 1)
+        return steal_share(sample for sample in self.samples if sample.time > self.schedule.start)
 
     def clear_of_slow_flushes(self) -> list[float]:
         """The latencies of the webhooks that did not overlap a journal flush over 30 ms
