@@ -398,7 +398,11 @@ def worker_child(web: Service, timeout: float = 60) -> Service:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for pid in children(web.pid):
-            if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue  # ended meanwhile
+            if b"worker" in command:
                 return Service("", pid)
         time.sleep(0.1)
     raise RuntimeError("connector serve started no worker child")

@@ -170,7 +170,7 @@ class StallWatch:
 
     def follow(self, pid: int) -> None:
         """From now on, also record how long process ``pid``'s threads wait for a CPU."""
-        pid_file = self.path.with_suffix(".pid")
+        pid_file = followed_file(self.path)
         pid_file.with_suffix(".tmp").write_text(str(pid))
         pid_file.with_suffix(".tmp").replace(pid_file)  # never read half-written
 
@@ -182,16 +182,9 @@ class StallWatch:
             if len(fields) != 9:
                 continue  # a line being written
             iowait, steal, total, writes, write_ms, in_flight = (int(v) for v in fields[2:8])
+            at, late_ms, cpu_wait_ms = float(fields[0]), float(fields[1]), float(fields[8])
             sample = Sample(
-                float(fields[0]),
-                float(fields[1]),
-                iowait,
-                steal,
-                total,
-                writes,
-                write_ms,
-                in_flight,
-                float(fields[8]),
+                at, late_ms, iowait, steal, total, writes, write_ms, in_flight, cpu_wait_ms
             )
             if start <= sample.time <= end:
                 samples.append(sample)
@@ -251,6 +244,11 @@ def run_delay_ms(pid: int) -> float:
     return total / 1e6
 
 
+def followed_file(path: Path) -> Path:
+    """Where the watcher writing ``path`` finds the id of the process to follow."""
+    return path.with_suffix(".pid")
+
+
 def _followed(pid_file: Path) -> int | None:
     try:
         return int(pid_file.read_text())
@@ -271,7 +269,7 @@ def main() -> None:
     args = parser.parse_args()
     device = disk_of(args.disk_of)
     previous = _counters(device)
-    pid_file = args.file.with_suffix(".pid")
+    pid_file = followed_file(args.file)
     pid: int | None = None
     waited = 0.0
     due = time.monotonic() + INTERVAL

@@ -14,6 +14,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from benchmarks.inbound_bench import Service, worker_child
 from connector.bootstrap.cpu_slice import slice_ns
 from tests.e2e.conftest import connector_env, run_cli
 
@@ -153,20 +154,6 @@ def test_local_mode_starts_again_in_the_same_folder(tmp_path: Path) -> None:
         assert _stored_delta_links(tmp_path / "state.db"), f"start {start + 1}:\n{text}"
 
 
-def _worker_children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                command = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue  # ended meanwhile
-            if int(stat[1]) == pid and b"worker" in command:
-                found.append(int(entry.name))
-    return found
-
-
 def _slices(pid: int) -> set[int | None]:
     return {slice_ns(int(task.name), pid=pid) for task in Path(f"/proc/{pid}/task").iterdir()}
 
@@ -183,14 +170,12 @@ def test_serve_runs_on_short_cpu_slices_and_its_worker_child_on_the_default(
         if serving == {default}:
             pytest.skip("this kernel takes no custom slice (Linux 6.12 and later do)")
         assert serving == {100_000}  # every thread of the web process: 0.1 ms
+        child = worker_child(Service("", process.pid)).pid
         deadline = time.monotonic() + 60
-        worker: set[int | None] = set()
-        while time.monotonic() < deadline:
-            children = _worker_children(process.pid)
-            worker = _slices(children[0]) if children else set()
-            if worker == {default}:
-                break  # the worker gave the inherited slice back once it started
-            time.sleep(0.2)
+        worker = _slices(child)
+        while worker != {default} and time.monotonic() < deadline:
+            time.sleep(0.2)  # the worker gives the inherited slice back once it starts
+            worker = _slices(child)
         assert worker == {default}
     finally:
         process.terminate()

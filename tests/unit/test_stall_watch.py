@@ -6,15 +6,18 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 from benchmarks.stall_watch import (
     Sample,
     Slow,
     blame,
+    followed_file,
     longest_disk_wait,
     run_delay_ms,
     steal_share,
     steal_while_slow,
+    watching,
 )
 
 
@@ -77,15 +80,20 @@ def test_a_slow_request_whose_process_waited_10_ms_for_a_cpu_is_put_down_to_that
 
 def test_the_run_delay_of_a_process_is_what_its_threads_waited_for_a_cpu() -> None:
     ours = run_delay_ms(os.getpid())
+    _crowd_the_cpus(0.3)
+    assert run_delay_ms(os.getpid()) > ours  # more runnable threads than CPUs: some waited
+    assert run_delay_ms(2**22 + 1) == 0.0  # no such process
+
+
+def _crowd_the_cpus(seconds: float) -> None:
+    """Spin more threads than there are CPUs for ``seconds``, so some wait for one."""
     spinners = [
-        threading.Thread(target=_spin, args=(0.3,)) for _ in range((os.cpu_count() or 1) + 2)
+        threading.Thread(target=_spin, args=(seconds,)) for _ in range((os.cpu_count() or 1) + 2)
     ]
     for spinner in spinners:
         spinner.start()
     for spinner in spinners:
         spinner.join()
-    assert run_delay_ms(os.getpid()) > ours  # more runnable threads than CPUs: some waited
-    assert run_delay_ms(2**22 + 1) == 0.0  # no such process
 
 
 def _spin(seconds: float) -> None:
@@ -104,3 +112,18 @@ def test_steal_while_slow_counts_each_overlapping_reading_once() -> None:
     assert steal_while_slow([Slow(due=1.2, latency_ms=40, late_ms=0)], samples) == 0.0
     assert steal_while_slow([], samples) == 0.0
     assert steal_share(samples) == 5 / 400
+
+
+def test_the_watcher_process_records_readings_and_the_followed_process_waits(
+    tmp_path: Path,
+) -> None:
+    with watching(tmp_path) as watch:
+        began = time.monotonic()
+        watch.follow(os.getpid())
+        _crowd_the_cpus(0.4)
+        time.sleep(0.2)
+        readings = watch.between(began, time.monotonic())
+    assert len(readings) >= 8  # one every 50 ms
+    assert all(reading.total > 0 for reading in readings)  # CPU ticks counted
+    assert sum(reading.cpu_wait_ms for reading in readings) > 0  # our spinners waited
+    assert followed_file(watch.path).read_text() == str(os.getpid())
